@@ -1,0 +1,54 @@
+/* safetensors: reader (mmap, validated header, single file or sharded through
+ * model.safetensors.index.json) and HF-compatible atomic writer (sharded above a size
+ * threshold, with an index, like save_pretrained). Format: 8-byte little-endian header
+ * length N, N bytes of JSON {name: {dtype, shape, data_offsets:[b,e]}, "__metadata__": {...}},
+ * then the byte buffer. Every error names the file and tensor. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+#define ST_MAX_DIMS 8
+
+struct st_tensor {
+    const char *name;
+    const char *file; /* path of the file holding it */
+    enum dtype dtype;
+    int n_dims;
+    int64_t shape[ST_MAX_DIMS];
+    int64_t numel;
+    const void *data; /* into the mmap */
+    size_t nbytes;
+};
+
+struct safetensors; /* opaque: one or more mmapped files */
+
+/* path: a .safetensors file, a model.safetensors.index.json, or a folder holding either
+ * (the index wins when both exist). */
+int safetensors_open(struct safetensors **out, const char *path);
+void safetensors_close(struct safetensors *st);
+int safetensors_count(const struct safetensors *st);
+const struct st_tensor *safetensors_at(const struct safetensors *st, int i);
+/* NULL if absent (not an error by itself). */
+const struct st_tensor *safetensors_find(const struct safetensors *st, const char *name);
+/* Copies tensor `name` into dst as float32, converting F32/BF16/F16; fails (naming file and
+ * tensor) if absent or its shape differs from shape[0..n_dims). */
+int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                         int n_dims);
+
+/* One tensor to write: float32 source converted to dtype (F32, BF16 or F16) on the way out. */
+struct st_entry {
+    const char *name;
+    int n_dims;
+    int64_t shape[ST_MAX_DIMS];
+    const float *data;
+    enum dtype dtype;
+};
+
+/* Writes entries into folder dir as <stem>.safetensors, or, when the total exceeds
+ * max_shard_bytes (0 = never shard), as <stem>-0000k-of-0000n.safetensors plus
+ * <stem>.safetensors.index.json. Each file is written atomically; header carries
+ * "__metadata__": {"format": "pt"}. Tensors are laid out in the order given. */
+int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
+                     size_t max_shard_bytes);
