@@ -1,0 +1,46 @@
+/* matmul: linear layers on the CPU through oneDNN's sgemm (row-major), measured faster than
+ * OpenBLAS on this hardware (see bench/). Contract in kernels.h; reference in kernels/ref.c. */
+#include "kernels/cpu/cpu.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <string.h>
+
+#include "core/err.h"
+
+/* C (M,Nn) = alpha op(A) op(B) + beta C, row-major. */
+void cpu_sgemm(int transa, int transb, int64_t M, int64_t Nn, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M == 0 || Nn == 0) return;
+    if (K == 0) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < Nn; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
+    dnnl_status_t st = dnnl_sgemm(transa ? 'T' : 'N', transb ? 'T' : 'N', M, Nn, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    CHECK(st == dnnl_success, "dnnl_sgemm failed with status %d (M=%ld N=%ld K=%ld)", (int)st, (long)M, (long)Nn,
+          (long)K);
+}
+
+void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias, int64_t N, int IC, int OC,
+                        float alpha, int acc) {
+    cpu_sgemm(0, 1, N, OC, IC, alpha, inp, IC, weight, IC, acc ? 1.0f : 0.0f, out, OC);
+    if (bias) {
+#pragma omp parallel for
+        for (int64_t n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[n * OC + o] += bias[o];
+    }
+}
+
+void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int64_t N, int IC, int OC, float alpha, int acc) {
+    if (dinp) cpu_sgemm(0, 0, N, IC, OC, alpha, dout, OC, weight, IC, acc ? 1.0f : 0.0f, dinp, IC);
+    if (dweight) cpu_sgemm(1, 0, OC, IC, N, alpha, dout, OC, inp, IC, 1.0f, dweight, IC);
+    if (dbias) {
+#pragma omp parallel for
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) s += dout[n * OC + o];
+            dbias[o] += alpha * (float)s;
+        }
+    }
+}

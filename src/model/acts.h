@@ -1,0 +1,18 @@
+/* acts: the activation buffers of model.c, shared with generate.c (its KV-cache prefill
+ * reads the saved k/v). Private to src/model. */
+#pragma once
+#include <stdint.h>
+
+struct acts {
+    int64_t cap; /* tokens the buffers hold */
+    int32_t *ids, *pos;
+    /* saved for backward, one slice per layer */
+    float *x;                       /* (L+1, N, C) residual stream entering each layer */
+    float *ln1, *rstd1, *xmid, *ln2, *rstd2;
+    float *q, *k, *v, *qpre, *kpre, *qrstd, *krstd, *att, *lse;
+    float *gate, *up, *h;
+    float *xa;                      /* (L, N_LIN, N, R) LoRA A outputs */
+    float *lnf, *rstdf;
+    /* backward scratch, shared by all layers */
+    float *dx, *dln, *dq, *dk, *dv, *dq2, *dk2, *datt, *dgate, *dup, *dh, *dxa, *tmp1, *tmp2, *ce_scratch;
+};

@@ -1,0 +1,384 @@
+/* model: the decoder's parameter table, forward, backward and generation; see model.h.
+ * Mirrors transformers' modeling_{qwen2,qwen3,llama,mistral}.py in float32 (docs/model.md). */
+#include "model/model.h"
+#include "model/acts.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/rng.h"
+#include "core/util.h"
+#include "io/safetensors.h"
+
+const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+const char *const lin_short[N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+
+#define CE_CHUNK 64
+
+
+
+/* ---- parameter table ---- */
+
+static void add_param(struct model *m, int *cap, const char *name, int n_dims, int64_t d0, int64_t d1, int decay) {
+    if (m->n_params == *cap) m->params = xrealloc(m->params, sizeof(struct param) * (*cap = *cap ? *cap * 2 : 64));
+    struct param *p = &m->params[m->n_params++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->n_dims = n_dims;
+    p->shape[0] = d0;
+    p->shape[1] = d1;
+    p->numel = n_dims == 1 ? d0 : d0 * d1;
+    p->decay = decay;
+}
+
+/* Lays out every base tensor in HF state_dict order and points the layer structs into
+ * one flat buffer (and one flat gradient buffer when the base is trained). */
+static void build_params(struct model *m, int train_base) {
+    const struct model_config *c = &m->cfg;
+    int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
+    int qd = c->n_heads * HS, kvd = c->n_kv_heads * HS;
+    char nm[160];
+    add_param(m, &cap, "model.embed_tokens.weight", 2, c->vocab_size, C, 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        const int outs[N_LIN] = {qd, kvd, kvd, C, F, F, C}, ins[N_LIN] = {C, C, C, qd, C, C, F};
+        for (int i = 0; i < N_LIN; i++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin_names[i]);
+            add_param(m, &cap, nm, 2, outs[i], ins[i], 1);
+            int bias = i <= LIN_V ? c->qkv_bias : i == LIN_O ? c->o_bias : c->mlp_bias;
+            if (bias) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.bias", l, lin_names[i]);
+                add_param(m, &cap, nm, 1, outs[i], 0, 0);
+            }
+            if (i == LIN_O && c->qk_norm) {
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_norm.weight", l);
+                add_param(m, &cap, nm, 1, HS, 0, 0);
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_norm.weight", l);
+                add_param(m, &cap, nm, 1, HS, 0, 0);
+            }
+        }
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        add_param(m, &cap, nm, 1, C, 0, 0);
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        add_param(m, &cap, nm, 1, C, 0, 0);
+    }
+    add_param(m, &cap, "model.norm.weight", 1, C, 0, 0);
+    if (!c->tie_word_embeddings) add_param(m, &cap, "lm_head.weight", 2, c->vocab_size, C, 1);
+
+    m->n_base = 0;
+    for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
+    m->base = xcalloc((size_t)m->n_base, sizeof(float));
+    m->dbase = train_base ? xcalloc((size_t)m->n_base, sizeof(float)) : NULL;
+    int64_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].data = m->base + off;
+        m->params[i].grad = m->dbase ? m->dbase + off : NULL;
+        off += m->params[i].numel;
+    }
+    /* Point the structs at the table, in the same order it was built. */
+    m->layers = xcalloc((size_t)c->n_layers, sizeof(struct layer));
+    struct param *p = m->params;
+    m->wte = p->data, m->dwte = p->grad, p++;
+    for (int l = 0; l < c->n_layers; l++) {
+        struct layer *ly = &m->layers[l];
+        for (int i = 0; i < N_LIN; i++) {
+            struct linear *L = &ly->lin[i];
+            L->out = (int)p->shape[0], L->in = (int)p->shape[1];
+            L->w = p->data, L->dw = p->grad, p++;
+            if (strstr(p->name, ".bias") && strstr(p->name, lin_names[i])) L->b = p->data, L->db = p->grad, p++;
+            if (i == LIN_O && c->qk_norm) {
+                ly->q_norm = p->data, ly->dq_norm = p->grad, p++;
+                ly->k_norm = p->data, ly->dk_norm = p->grad, p++;
+            }
+        }
+        ly->ln1 = p->data, ly->dln1 = p->grad, p++;
+        ly->ln2 = p->data, ly->dln2 = p->grad, p++;
+    }
+    m->norm = p->data, m->dnorm = p->grad, p++;
+    if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
+    else m->lm_head = p->data, m->dlm_head = p->grad, p++;
+    CHECK(p == m->params + m->n_params, "parameter table walk out of step");
+    m->inv_freq = xmalloc(sizeof(float) * (size_t)(HS / 2));
+    model_config_rope_inv_freq(c, m->inv_freq);
+    m->k = &kernels_cpu;
+}
+
+int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+    memset(m, 0, sizeof *m);
+    if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
+    build_params(m, train_base);
+    struct safetensors *st;
+    if (safetensors_open(&st, dir)) {
+        model_free(m);
+        return -1;
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        struct param *p = &m->params[i];
+        if (safetensors_read_f32(st, p->name, p->data, p->shape, p->n_dims)) {
+            safetensors_close(st);
+            model_free(m);
+            return err_wrap("%s", dir);
+        }
+    }
+    safetensors_close(st);
+    return 0;
+}
+
+int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    build_params(m, train_base);
+    uint64_t s = seed;
+    for (int i = 0; i < m->n_params; i++) {
+        struct param *p = &m->params[i];
+        int is_norm = strstr(p->name, "norm") != NULL;
+        for (int64_t j = 0; j < p->numel; j++)
+            p->data[j] = is_norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * rng_normal(&s);
+    }
+    return 0;
+}
+
+static void acts_free(struct acts *a) {
+    if (!a) return;
+    float **fs[] = {&a->x,   &a->ln1,  &a->rstd1, &a->xmid, &a->ln2,   &a->rstd2, &a->q,    &a->k,    &a->v,
+                    &a->qpre, &a->kpre, &a->qrstd, &a->krstd, &a->att, &a->lse,   &a->gate, &a->up,   &a->h,
+                    &a->xa,  &a->lnf,  &a->rstdf, &a->dx,   &a->dln,   &a->dq,    &a->dk,   &a->dv,   &a->dq2,
+                    &a->dk2, &a->datt, &a->dgate, &a->dup,  &a->dh,    &a->dxa,   &a->tmp1, &a->tmp2, &a->ce_scratch};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(*fs[i]);
+    free(a->ids);
+    free(a->pos);
+    free(a);
+}
+
+void model_free(struct model *m) {
+    acts_free(m->acts);
+    free(m->params);
+    free(m->base);
+    free(m->dbase);
+    free(m->layers);
+    free(m->inv_freq);
+    free(m->lora_params);
+    free(m->lora_mem);
+    free(m->dlora_mem);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- activations ---- */
+
+void model_set_batch(struct model *m, int B, int T) {
+    int64_t N = (int64_t)B * T;
+    m->B = B, m->T = T;
+    if (m->acts && m->acts->cap >= N) return;
+    acts_free(m->acts);
+    const struct model_config *c = &m->cfg;
+    int64_t L = c->n_layers, C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads;
+    int64_t qd = H * c->head_dim, kvd = KVH * c->head_dim, R = m->has_lora ? m->lora.rank : 0;
+    int64_t wide = F > C ? F : C;
+    if (qd > wide) wide = qd;
+    struct acts *a = xcalloc(1, sizeof *a);
+    a->cap = N;
+#define A(field, count) a->field = xcalloc((size_t)(count), sizeof(float))
+    a->ids = xcalloc((size_t)N, sizeof(int32_t));
+    a->pos = xcalloc((size_t)N, sizeof(int32_t));
+    A(x, (L + 1) * N * C);
+    A(ln1, L * N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, L * N * C), A(rstd2, L * N);
+    A(q, L * N * qd), A(k, L * N * kvd), A(v, L * N * kvd), A(att, L * N * qd), A(lse, L * N * H);
+    if (c->qk_norm) A(qpre, L * N * qd), A(kpre, L * N * kvd), A(qrstd, L * N * H), A(krstd, L * N * KVH);
+    A(gate, L * N * F), A(up, L * N * F), A(h, L * N * F);
+    if (R) A(xa, L * N_LIN * N * R), A(dxa, N * R);
+    A(lnf, N * C), A(rstdf, N);
+    A(dx, N * C), A(dln, N * C), A(dq, N * qd), A(dk, N * kvd), A(dv, N * kvd), A(dq2, N * qd), A(dk2, N * kvd);
+    A(datt, N * qd), A(dgate, N * F), A(dup, N * F), A(dh, N * F), A(tmp1, N * wide), A(tmp2, N * wide);
+    A(ce_scratch, (int64_t)CE_CHUNK * (c->vocab_size + 2 * C));
+#undef A
+    m->acts = a;
+}
+
+/* ---- LoRA-aware linear layer ---- */
+
+/* Dropout on the adapter input (PEFT's lora_dropout): the mask is a hash of (seed, layer,
+ * linear, index), regenerated in backward instead of stored. */
+static int dropout_on(const struct model *m) { return m->has_lora && m->training && m->lora.dropout > 0; }
+
+static void dropout_apply(const struct model *m, float *out, const float *x, int64_t n, int l, int li) {
+    float p = m->lora.dropout, keep_scale = 1.0f / (1.0f - p);
+    uint64_t base = rng_hash(m->dropout_seed ^ ((uint64_t)(l * N_LIN + li + 1) << 40));
+    uint64_t thresh = (uint64_t)((double)p * 18446744073709551615.0);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) out[i] = rng_hash(base + (uint64_t)i) < thresh ? 0.0f : x[i] * keep_scale;
+}
+
+/* y (N,out) = (acc ? y : 0) + x W^T + b [+ s * drop(x) A^T B^T, saving xa = drop(x) A^T] */
+static void lin_forward(struct model *m, int l, int li, float *y, const float *x, int64_t N, int acc, float *xa) {
+    const struct kernels *K = m->k;
+    struct linear *L = &m->layers[l].lin[li];
+    K->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
+    if (!L->lora_a) return;
+    const float *xin = x;
+    if (dropout_on(m)) {
+        dropout_apply(m, m->acts->tmp1, x, N * L->in, l, li);
+        xin = m->acts->tmp1;
+    }
+    int R = m->lora.rank;
+    K->matmul_forward(xa, xin, L->lora_a, NULL, N, L->in, R, 1.0f, 0);
+    K->matmul_forward(y, xa, L->lora_b, NULL, N, R, L->out, m->lora_scaling, 1);
+}
+
+/* dx (N,in) (= or += by acc) from dy (N,out); weight and adapter gradients accumulate. */
+static void lin_backward(struct model *m, int l, int li, float *dx, int acc, const float *dy, const float *x,
+                         const float *xa, int64_t N) {
+    const struct kernels *K = m->k;
+    struct acts *a = m->acts;
+    struct linear *L = &m->layers[l].lin[li];
+    K->matmul_backward(dx, L->dw, L->db, dy, x, L->w, N, L->in, L->out, 1.0f, acc);
+    if (!L->lora_a) return;
+    int R = m->lora.rank;
+    K->matmul_backward(a->dxa, L->dlora_b, NULL, dy, xa, L->lora_b, N, R, L->out, m->lora_scaling, 0);
+    if (!dropout_on(m)) {
+        K->matmul_backward(dx, L->dlora_a, NULL, a->dxa, x, L->lora_a, N, L->in, R, 1.0f, 1);
+        return;
+    }
+    int64_t n = N * L->in;
+    dropout_apply(m, a->tmp1, x, n, l, li);
+    K->matmul_backward(a->tmp2, L->dlora_a, NULL, a->dxa, a->tmp1, L->lora_a, N, L->in, R, 1.0f, 0);
+    /* d drop(x)/dx is the same mask and scale: apply it to a vector of ones */
+    float ones_scale = 1.0f;
+    for (int64_t i = 0; i < n; i++) a->tmp1[i] = ones_scale;
+    dropout_apply(m, a->tmp1, a->tmp1, n, l, li);
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) dx[i] += a->tmp2[i] * a->tmp1[i];
+}
+
+/* ---- forward / backward ---- */
+
+#define SL(field, l, width) (a->field + (int64_t)(l) * N * (width))
+
+void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
+    model_set_batch(m, B, T);
+    const struct model_config *c = &m->cfg;
+    const struct kernels *K = m->k;
+    struct acts *a = m->acts;
+    int64_t N = (int64_t)B * T;
+    int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
+    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
+    float eps = c->rms_norm_eps;
+    memcpy(a->ids, ids, sizeof(int32_t) * N);
+    memcpy(a->pos, pos, sizeof(int32_t) * N);
+    K->embedding_forward(a->x, ids, m->wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct layer *ly = &m->layers[l];
+        float *x = SL(x, l, C), *ln1 = SL(ln1, l, C), *q = SL(q, l, qd), *k = SL(k, l, kvd), *v = SL(v, l, kvd);
+        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
+#define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
+        K->rmsnorm_forward(ln1, SL(rstd1, l, 1), x, ly->ln1, N, C, eps);
+        lin_forward(m, l, LIN_Q, q, ln1, N, 0, XA(LIN_Q));
+        lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
+        lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
+        if (c->qk_norm) {
+            memcpy(SL(qpre, l, qd), q, sizeof(float) * N * qd);
+            memcpy(SL(kpre, l, kvd), k, sizeof(float) * N * kvd);
+            K->rmsnorm_forward(q, SL(qrstd, l, H), SL(qpre, l, qd), ly->q_norm, N * H, HS, eps);
+            K->rmsnorm_forward(k, SL(krstd, l, KVH), SL(kpre, l, kvd), ly->k_norm, N * KVH, HS, eps);
+        }
+        K->rope_apply(q, pos, m->inv_freq, N, H, HS, 1);
+        K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
+        K->attention_forward(SL(att, l, qd), SL(lse, l, H), q, k, v, pos, B, T, H, KVH, HS);
+        float *xmid = SL(xmid, l, C);
+        memcpy(xmid, x, sizeof(float) * N * C);
+        lin_forward(m, l, LIN_O, xmid, SL(att, l, qd), N, 1, XA(LIN_O));
+        float *ln2 = SL(ln2, l, C), *gate = SL(gate, l, F), *up = SL(up, l, F), *h = SL(h, l, F);
+        K->rmsnorm_forward(ln2, SL(rstd2, l, 1), xmid, ly->ln2, N, C, eps);
+        lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
+        lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
+        K->swiglu_forward(h, gate, up, N * F);
+        float *xnext = SL(x, l + 1, C);
+        memcpy(xnext, xmid, sizeof(float) * N * C);
+        lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
+#undef XA
+    }
+    K->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, eps);
+}
+
+void model_logits(struct model *m, float *logits) {
+    int64_t N = (int64_t)m->B * m->T;
+    m->k->matmul_forward(logits, m->acts->lnf, m->lm_head, NULL, N, m->cfg.hidden_size, m->cfg.vocab_size, 1.0f, 0);
+}
+
+double model_loss(struct model *m, const int32_t *targets) {
+    int64_t N = (int64_t)m->B * m->T;
+    return m->k->lm_head_ce(NULL, NULL, m->acts->lnf, m->lm_head, targets, N, m->cfg.hidden_size, m->cfg.vocab_size,
+                            1.0f, m->acts->ce_scratch, CE_CHUNK);
+}
+
+double model_backward(struct model *m, const int32_t *targets, float grad_scale) {
+    const struct model_config *c = &m->cfg;
+    const struct kernels *K = m->k;
+    struct acts *a = m->acts;
+    int B = m->B, T = m->T;
+    int64_t N = (int64_t)B * T;
+    int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
+    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
+    double loss = K->lm_head_ce(a->dln, m->dlm_head, a->lnf, m->lm_head, targets, N, C, c->vocab_size, grad_scale,
+                                a->ce_scratch, CE_CHUNK);
+    K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        struct layer *ly = &m->layers[l];
+        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
+#define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
+        /* x[l+1] = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm(xmid) */
+        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, SL(h, l, F), XA(LIN_DOWN), N);
+        K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, l, F), SL(up, l, F), N * F);
+        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, SL(ln2, l, C), XA(LIN_GATE), N);
+        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, SL(ln2, l, C), XA(LIN_UP), N);
+        K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, l, C), ly->ln2, SL(rstd2, l, 1), N, C, 1);
+        /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v = proj(norm(x)) */
+        lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, l, qd), XA(LIN_O), N);
+        K->attention_backward(a->dq, a->dk, a->dv, a->datt, SL(att, l, qd), SL(lse, l, H), SL(q, l, qd),
+                              SL(k, l, kvd), SL(v, l, kvd), a->pos, B, T, H, KVH, HS);
+        K->rope_apply(a->dq, a->pos, m->inv_freq, N, H, HS, -1);
+        K->rope_apply(a->dk, a->pos, m->inv_freq, N, KVH, HS, -1);
+        float *dq = a->dq, *dk = a->dk;
+        if (c->qk_norm) {
+            K->rmsnorm_backward(a->dq2, ly->dq_norm, a->dq, SL(qpre, l, qd), ly->q_norm, SL(qrstd, l, H), N * H, HS, 0);
+            K->rmsnorm_backward(a->dk2, ly->dk_norm, a->dk, SL(kpre, l, kvd), ly->k_norm, SL(krstd, l, KVH), N * KVH,
+                                HS, 0);
+            dq = a->dq2, dk = a->dk2;
+        }
+        float *ln1 = SL(ln1, l, C);
+        lin_backward(m, l, LIN_Q, a->dln, 0, dq, ln1, XA(LIN_Q), N);
+        lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
+        lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
+        K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, l, 1), N, C, 1);
+#undef XA
+    }
+    if (m->dwte) K->embedding_backward(m->dwte, a->dx, a->ids, N, C);
+    return loss;
+}
+
+void model_zero_grad(struct model *m) {
+    if (m->dbase) memset(m->dbase, 0, sizeof(float) * (size_t)m->n_base);
+    if (m->dlora_mem) memset(m->dlora_mem, 0, sizeof(float) * (size_t)m->n_lora);
+}
+
+int64_t model_shift_labels(int32_t *targets, const int32_t *labels, int B, int T) {
+    int64_t n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t y = t + 1 < T ? labels[(int64_t)b * T + t + 1] : -100;
+            targets[(int64_t)b * T + t] = y < 0 ? -100 : y;
+            n += y >= 0;
+        }
+    return n;
+}
+
+struct param *model_trainable(struct model *m, int *n) {
+    if (m->has_lora) {
+        *n = m->n_lora_params;
+        return m->lora_params;
+    }
+    *n = m->dbase ? m->n_params : 0;
+    return m->params;
+}

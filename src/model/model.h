@@ -1,0 +1,109 @@
+/* model: the one decoder implementation (Qwen2/Qwen3/Llama/Mistral), its parameter table,
+ * activations, forward, backward and greedy generation, running on a kernel backend.
+ * Weights live in flat float32 buffers (frozen base, trainable LoRA), gradients beside them.
+ * Loss follows HF: logits at t predict labels[t+1], -100 ignored; the caller passes the
+ * per-step token count so accumulated micro-batches give one big batch's gradient. */
+#pragma once
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "model/model_config.h"
+
+enum lin { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, N_LIN };
+extern const char *const lin_names[N_LIN];  /* "self_attn.q_proj", ... (HF module names) */
+extern const char *const lin_short[N_LIN];  /* "q_proj", ... */
+extern const char *const lin_aliases[N_LIN]; /* MindSpore Transformers: "wq", "wk", "wv", "wo", "w1", "w3", "w2" */
+
+struct linear {
+    int in, out;
+    float *w, *b;   /* (out,in), (out) or NULL */
+    float *dw, *db; /* gradients, NULL when frozen */
+    /* LoRA (PEFT semantics): y += scaling * dropout(x) A^T B^T */
+    float *lora_a, *lora_b;   /* (R,in), (out,R) or NULL */
+    float *dlora_a, *dlora_b; /* gradients */
+};
+
+struct layer {
+    float *ln1, *ln2, *q_norm, *k_norm; /* (C), (C), (HS), (HS) */
+    float *dln1, *dln2, *dq_norm, *dk_norm;
+    struct linear lin[N_LIN];
+};
+
+/* One named tensor of the model: a base weight (HF name) or a LoRA matrix (PEFT name). */
+struct param {
+    char name[160];
+    int n_dims;
+    int64_t shape[2];
+    int64_t numel;
+    float *data, *grad; /* grad NULL when frozen */
+    int decay;          /* weight decay applies (2+ dims) */
+};
+
+struct lora_config {
+    int rank;
+    float alpha, dropout;
+    int use_rslora;
+    int targets[N_LIN]; /* which linears of every layer carry an adapter */
+    int layer_mask_all;
+};
+
+struct acts; /* activations, private to model.c */
+
+struct model {
+    struct model_config cfg;
+    const struct kernels *k;
+    float *inv_freq; /* (HS/2) */
+    /* base weights */
+    struct param *params;
+    int n_params;
+    float *base, *dbase; /* flat; dbase NULL unless the base is trained */
+    int64_t n_base;
+    float *wte, *dwte, *norm, *dnorm, *lm_head, *dlm_head; /* lm_head == wte when tied */
+    struct layer *layers;
+    /* LoRA */
+    int has_lora;
+    struct lora_config lora;
+    float lora_scaling;
+    struct param *lora_params;
+    int n_lora_params;
+    float *lora_mem, *dlora_mem;
+    int64_t n_lora;
+    uint64_t dropout_seed; /* set per micro-batch; dropout masks are regenerated, not stored */
+    int training;          /* dropout on */
+    /* activations for the current (B, T) */
+    struct acts *acts;
+    int B, T;
+};
+
+/* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
+ * first N layers. train_base: allocate base gradients (full fine-tuning). */
+int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base);
+/* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
+int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
+void model_free(struct model *m);
+/* Writes the base weights (HF names) as a safetensors model folder with config.json. */
+int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
+
+/* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
+void model_set_batch(struct model *m, int B, int T);
+/* Forward through the final norm. ids, pos (B*T). */
+void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T);
+/* Logits (B*T, V) of the last forward. */
+void model_logits(struct model *m, float *logits);
+/* Loss and gradients of the last forward. targets (B*T) are already shifted (targets[t] =
+ * labels[t+1], -100 ignored). Gradients accumulate (+=) scaled by grad_scale (1 / trained
+ * tokens of the whole step). Returns the summed loss of this micro-batch. */
+double model_backward(struct model *m, const int32_t *targets, float grad_scale);
+/* Loss sum only (no gradients) of the last forward. */
+double model_loss(struct model *m, const int32_t *targets);
+/* Zeroes all gradients (base and LoRA). */
+void model_zero_grad(struct model *m);
+/* HF-style shift: targets[b,t] = labels[b,t+1], last = -100. Returns the trained-token count. */
+int64_t model_shift_labels(int32_t *targets, const int32_t *labels, int B, int T);
+
+/* The trainable tensors: LoRA matrices if an adapter is attached, else the base weights. */
+struct param *model_trainable(struct model *m, int *n);
+/* Greedy (temperature 0) or sampled generation with a KV cache, for one sequence.
+ * Writes up to max_new tokens to out, stops after an eos id; returns the count. */
+int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t *out, int max_new,
+                   const int32_t *eos_ids, int n_eos, float temperature, int top_k, float top_p, uint64_t seed);

@@ -1,0 +1,46 @@
+/* model_config: the decoder's hyper-parameters, read from a Hugging Face config.json.
+ * One model implementation covers Qwen2, Qwen3, Llama (1/2/3/3.1) and Mistral: their
+ * differences are fields here (biases, q/k norm, tied head, RoPE). Accepts transformers 4
+ * (`rope_theta`, `rope_scaling`) and 5 (`rope_parameters`) spellings. */
+#pragma once
+#include <stdint.h>
+
+enum model_arch { ARCH_QWEN2, ARCH_QWEN3, ARCH_LLAMA, ARCH_MISTRAL };
+
+enum rope_type { ROPE_DEFAULT, ROPE_LLAMA3, ROPE_LINEAR };
+
+struct model_config {
+    enum model_arch arch;
+    char model_type[32];
+    int vocab_size;        /* V */
+    int hidden_size;       /* C */
+    int intermediate_size; /* F */
+    int n_layers;          /* L */
+    int n_heads;           /* H */
+    int n_kv_heads;        /* KVH */
+    int head_dim;          /* HS */
+    int max_position_embeddings;
+    float rms_norm_eps;
+    double rope_theta;
+    enum rope_type rope_type;
+    double rope_factor; /* llama3 / linear */
+    double rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int tie_word_embeddings;
+    int qkv_bias; /* q/k/v projections have biases */
+    int o_bias;   /* o_proj has a bias */
+    int mlp_bias; /* gate/up/down have biases */
+    int qk_norm;  /* Qwen3: RMSNorm over each head of q and k, before RoPE */
+    int bos_token_id;
+    int n_eos;
+    int eos_token_ids[8];
+    char torch_dtype[16]; /* as stored: float32, bfloat16, float16 */
+};
+
+/* path: a model folder or its config.json. n_layers_keep > 0 keeps only the first N layers. */
+int model_config_load(struct model_config *cfg, const char *path, int n_layers_keep);
+/* Writes cfg as an HF config.json (transformers 4 spelling, readable by 4 and 5). */
+char *model_config_to_json(const struct model_config *cfg);
+/* Fills the RoPE inverse frequencies (HS/2 floats), as transformers computes them. */
+void model_config_rope_inv_freq(const struct model_config *cfg, float *inv_freq);
+const char *model_arch_name(enum model_arch a);
