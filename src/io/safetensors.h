@@ -52,3 +52,7 @@ struct st_entry {
  * "__metadata__": {"format": "pt"}. Tensors are laid out in the order given. */
 int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
                      size_t max_shard_bytes);
+
+/* Tensor `name` as a malloc'd float32 array of its own shape (F32/BF16/F16); *info (if not
+ * NULL) gets its descriptor. NULL + err (naming file and tensor) if absent or not a float. */
+float *safetensors_load_f32(const struct safetensors *st, const char *name, const struct st_tensor **info);
