@@ -514,9 +514,45 @@ static void test_failed_save_keeps_old(void) {
     free(old);
 }
 
+/* Every safetensors file shipped with the fixtures opens and every float tensor converts. */
+static void test_all_fixture_files(void) {
+    const char *files[] = {
+        "llama-tiny/model.safetensors",
+        "llama-tiny/reference_full.safetensors",
+        "llama-tiny/reference_lora.safetensors",
+        "llama-tiny/lora_adapter/adapter_model.safetensors",
+        "qwen3-tiny/model.safetensors",
+        "qwen3-tiny/reference_full.safetensors",
+        "qwen2-tiny/reference_lora.safetensors",
+        "mistral-tiny-bf16-sharded/lora_adapter/adapter_model.safetensors",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *p = xasprintf("tests/fixtures/hf/%s", files[i]);
+        struct safetensors *st;
+        EXPECT(safetensors_open(&st, p) == 0 && safetensors_count(st) > 0, "%s", err_msg());
+        for (int k = 0; st && k < safetensors_count(st); k++) {
+            const struct st_tensor *info;
+            float *v = safetensors_load_f32(st, safetensors_at(st, k)->name, &info);
+            EXPECT(v && info == safetensors_at(st, k), "%s", err_msg());
+            free(v);
+        }
+        safetensors_close(st);
+        free(p);
+    }
+    struct safetensors *st;
+    EXPECT(safetensors_open(&st, "tests/fixtures/hf/qwen2-tiny/reference_full.safetensors") == 0, "%s",
+           err_msg());
+    const struct st_tensor *lg = st ? safetensors_find(st, "logits") : NULL;
+    EXPECT(lg && lg->n_dims == 3 && lg->shape[0] == 2 && lg->shape[1] == 24 && lg->shape[2] == 512,
+           "logits shape");
+    EXPECT(st && safetensors_find(st, "grad.model.embed_tokens.weight"), "grad present");
+    safetensors_close(st);
+}
+
 int main(void) {
     RUN(test_read_qwen2);
     RUN(test_read_mistral_sharded);
+    RUN(test_all_fixture_files);
     RUN(test_round_trip);
     RUN(test_round_trip_sharded);
     RUN(test_malformed);
