@@ -49,6 +49,14 @@ struct st_entry {
 /* Writes entries into folder dir as <stem>.safetensors, or, when the total exceeds
  * max_shard_bytes (0 = never shard), as <stem>-0000k-of-0000n.safetensors plus
  * <stem>.safetensors.index.json. Each file is written atomically; header carries
- * "__metadata__": {"format": "pt"}. Tensors are laid out in the order given. */
+ * "__metadata__": {"format": "pt"}. Tensors are laid out in the order given. dir is created
+ * if missing; stem NULL means "model". All shards are written (temp, fsync) before any is
+ * renamed, and the index last; on failure no temp file is left and existing files are
+ * untouched. A single-file save removes a stale <stem>.safetensors.index.json (it would
+ * shadow the new file when the folder is opened); stale shards are left alone. */
 int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
                      size_t max_shard_bytes);
+
+/* Tensor `name` as a malloc'd float32 array of its own shape (F32/BF16/F16); *info (if not
+ * NULL) gets its descriptor. NULL + err (naming file and tensor) if absent or not a float. */
+float *safetensors_load_f32(const struct safetensors *st, const char *name, const struct st_tensor **info);
