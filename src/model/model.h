@@ -4,6 +4,7 @@
  * Loss follows HF: logits at t predict labels[t+1], -100 ignored; the caller passes the
  * per-step token count so accumulated micro-batches give one big batch's gradient. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
