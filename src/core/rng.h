@@ -21,3 +21,6 @@ static inline float rng_normal(uint64_t *state) {
     double u1 = ((rng_next(state) >> 11) + 1.0) * (1.0 / 9007199254740993.0), u2 = (rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
+
+/* Seed of micro-batch i following seed s (dropout masks differ per micro-batch and step). */
+static inline uint64_t rng_step_seed(uint64_t s, int i) { return rng_hash(s ^ (0x5851f42d4c957f2dull * (uint64_t)(i + 1))); }

@@ -153,6 +153,11 @@ static void acts_free(struct acts *a) {
     free(a);
 }
 
+void model_drop_acts(struct model *m) {
+    acts_free(m->acts);
+    m->acts = NULL;
+}
+
 void model_free(struct model *m) {
     acts_free(m->acts);
     free(m->params);

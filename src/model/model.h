@@ -87,6 +87,8 @@ int model_save(const struct model *m, const char *dir, int bf16, size_t max_shar
 
 /* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
 void model_set_batch(struct model *m, int B, int T);
+/* Frees the activations (the next batch reallocates them, e.g. after the LoRA rank changed). */
+void model_drop_acts(struct model *m);
 /* Forward through the final norm. ids, pos (B*T). */
 void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T);
 /* Logits (B*T, V) of the last forward. */

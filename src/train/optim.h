@@ -1,0 +1,42 @@
+/* optim: AdamW with torch.optim.AdamW's semantics (decoupled decay, bias correction),
+ * global gradient-norm clipping as torch.nn.utils.clip_grad_norm_, and the learning-rate
+ * schedules of transformers.optimization (constant, linear, cosine, warmup-stable-decay). */
+#pragma once
+#include <stdint.h>
+
+#include "model/model.h"
+
+struct adamw {
+    float beta1, beta2, eps, weight_decay;
+    int64_t step;   /* optimizer steps taken */
+    int64_t n;      /* elements of state */
+    float *m, *v;   /* first and second moments, concatenated in param-table order */
+};
+
+void adamw_init(struct adamw *o, const struct param *params, int n_params, float beta1, float beta2, float eps,
+                float weight_decay);
+void adamw_free(struct adamw *o);
+/* One update of every param with its grad at learning rate lr (decay only where p->decay). */
+void adamw_step(struct adamw *o, struct param *params, int n_params, float lr);
+
+/* L2 norm of all gradients together (float64 accumulation). */
+double grad_global_norm(const struct param *params, int n_params);
+/* torch clip_grad_norm_: scale grads by min(1, max_norm / (norm + 1e-6)). */
+void grad_clip(struct param *params, int n_params, double norm, double max_norm);
+
+enum lr_schedule_type { LR_SCHEDULE_CONSTANT, LR_SCHEDULE_LINEAR, LR_SCHEDULE_COSINE, LR_SCHEDULE_WSD };
+
+struct lr_schedule {
+    enum lr_schedule_type type;
+    double lr;           /* peak */
+    int64_t warmup_steps;
+    int64_t total_steps;
+    int64_t decay_steps; /* WSD: the final decay phase */
+    double min_lr_ratio; /* cosine / WSD floor as a fraction of lr */
+};
+
+/* The lr used by optimizer step `step` (1-based), HF convention: lambda(step - 1), so the
+ * first warmup step runs at lr 0. */
+double lr_at(const struct lr_schedule *s, int64_t step);
+/* Parses "constant", "linear", "cosine", "wsd" (also "warmup_stable_decay"); -1 if unknown. */
+int lr_schedule_parse(const char *name, enum lr_schedule_type *out);

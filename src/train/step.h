@@ -1,0 +1,34 @@
+/* step: one optimizer step over one or more micro-batches (gradient accumulation). The
+ * trained tokens of the whole step are counted first, so the loss is the mean over all of
+ * them and accumulated micro-batches give the same gradient as one big batch (HF's
+ * num_items_in_batch rule). Then global-norm clipping and AdamW. */
+#pragma once
+#include <stdint.h>
+
+#include "model/model.h"
+#include "train/optim.h"
+
+struct micro_batch {
+    const int32_t *ids, *labels, *pos; /* (B*T) each; labels unshifted, -100 ignored */
+    int B, T;
+};
+
+struct step_result {
+    double loss;      /* mean over the step's trained tokens */
+    double grad_norm; /* before clipping */
+    int64_t n_tokens; /* trained tokens */
+};
+
+/* Hook for data parallelism: sums n values across ranks in place (NULL = one process). */
+struct step_comm {
+    void (*allreduce_sum_f64)(double *x, int n, void *ctx);
+    void (*allreduce_grads)(struct param *params, int n_params, void *ctx);
+    void *ctx;
+};
+
+/* Returns -1 (with err) if the loss or gradient norm is not finite; the weights are then
+ * left unchanged. max_grad_norm <= 0 disables clipping. */
+int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs, int n_mb, double lr,
+               double max_grad_norm, const struct step_comm *comm, struct step_result *res);
+/* Mean loss over the trained tokens of the micro-batches, without gradients. */
+double eval_loss(struct model *m, const struct micro_batch *mbs, int n_mb, int64_t *n_tokens);
