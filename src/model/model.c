@@ -387,3 +387,27 @@ struct param *model_trainable(struct model *m, int *n) {
     *n = m->dbase ? m->n_params : 0;
     return m->params;
 }
+
+int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes) {
+    if (dir_create(dir)) return -1;
+    struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct param *p = &m->params[i];
+        e[i].name = p->name;
+        e[i].n_dims = p->n_dims;
+        e[i].shape[0] = p->shape[0];
+        e[i].shape[1] = p->shape[1];
+        e[i].data = p->data;
+        e[i].dtype = bf16 ? DTYPE_BF16 : DTYPE_F32;
+    }
+    int rc = safetensors_save(dir, "model", e, m->n_params, max_shard_bytes);
+    free(e);
+    if (rc) return -1;
+    struct model_config c = m->cfg;
+    snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
+    char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
+    rc = file_write_atomic(path, json, strlen(json));
+    free(json);
+    free(path);
+    return rc;
+}
