@@ -1,0 +1,257 @@
+/* Tests for src/model and src/train: config parsing (both transformers spellings, refusals),
+ * LoRA targeting (list, regex, aliases), adapter save/load, merge, gradient accumulation,
+ * packed sequences, save/load round trip, schedules. Numbers come from the HF fixtures. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "train/step.h"
+#include "test.h"
+
+#define QWEN2 "tests/fixtures/hf/qwen2-tiny"
+
+static void write_config(const char *path, const char *json) { file_write_atomic(path, json, strlen(json)); }
+
+static void test_config_spellings(void) {
+    struct model_config c;
+    EXPECT(model_config_load(&c, QWEN2, 0) == 0, "%s", err_msg());
+    EXPECT(c.arch == ARCH_QWEN2 && c.qkv_bias && !c.o_bias && c.tie_word_embeddings, "qwen2 flags");
+    EXPECT(c.rope_theta == 1e6 && c.head_dim == 16 && c.n_kv_heads == 2, "qwen2 shape");
+    /* transformers 4 spelling + llama3 rope scaling */
+    write_config("/tmp/csft_cfg_llama31.json",
+                 "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
+                 "\"intermediate_size\":128,\"num_hidden_layers\":3,\"num_attention_heads\":4,\"num_key_value_heads\":1,"
+                 "\"rope_theta\":500000.0,\"rope_scaling\":{\"factor\":8.0,\"low_freq_factor\":1.0,"
+                 "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
+                 "\"attention_bias\":true,\"mlp_bias\":true,\"hidden_act\":\"silu\"}");
+    EXPECT(model_config_load(&c, "/tmp/csft_cfg_llama31.json", 2) == 0, "%s", err_msg());
+    EXPECT(c.rope_type == ROPE_LLAMA3 && c.rope_factor == 8 && c.n_layers == 2, "llama3 rope, layers kept");
+    EXPECT(c.qkv_bias && c.o_bias && c.mlp_bias, "attention_bias/mlp_bias");
+    float inv[8];
+    model_config_rope_inv_freq(&c, inv);
+    /* HS = 16: i=0 wavelen 2pi < 2048 (high) -> unchanged; i=7: theta^(-14/16) = 1/97356: wavelen 6.1e5 > 8192 -> /8 */
+    EXPECT_NEAR(inv[0], 1.0, 1e-7);
+    EXPECT_NEAR(inv[7], pow(500000.0, -14.0 / 16) / 8, 1e-6);
+}
+
+static void test_config_refusals(void) {
+    struct model_config c;
+    write_config("/tmp/csft_cfg_bad1.json", "{\"architectures\":[\"GPT2LMHeadModel\"],\"vocab_size\":1}");
+    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad1.json", 0) != 0, "gpt2 refused");
+    EXPECT_ERR("GPT2LMHeadModel");
+    EXPECT_ERR("Qwen2ForCausalLM");
+    write_config("/tmp/csft_cfg_bad2.json",
+                 "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
+                 "\"intermediate_size\":128,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"hidden_act\":\"gelu\"}");
+    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad2.json", 0) != 0, "gelu refused");
+    EXPECT_ERR("hidden_act");
+    write_config("/tmp/csft_cfg_bad3.json",
+                 "{\"architectures\":[\"MistralForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
+                 "\"intermediate_size\":128,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"sliding_window\":4096}");
+    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad3.json", 0) != 0, "sliding window refused");
+    EXPECT_ERR("sliding");
+    write_config("/tmp/csft_cfg_bad4.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128}");
+    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad4.json", 0) != 0, "missing key");
+    EXPECT_ERR("hidden_size");
+    EXPECT(model_config_load(&c, QWEN2, 3) != 0, "too many layers");
+    EXPECT_ERR("num_layers");
+}
+
+static int count_adapters(const struct model *m) {
+    int n = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int i = 0; i < N_LIN; i++) n += m->layers[l].lin[i].lora_a != NULL;
+    return n;
+}
+
+static void test_lora_targets(void) {
+    struct model m;
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "%s", err_msg());
+    const char *list[] = {"q_proj", "v_proj"};
+    struct lora_spec s = {.rank = 2, .alpha = 4, .targets = list, .n_targets = 2};
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 4 && m.layers[1].lin[LIN_V].lora_a && !m.layers[0].lin[LIN_K].lora_a, "list");
+    EXPECT(m.lora_scaling == 2.0f, "alpha/r");
+    /* PEFT init: B zero, A within 1/sqrt(in) */
+    float mx = 0;
+    for (int64_t i = 0; i < m.lora_params[0].numel; i++) mx = fmaxf(mx, fabsf(m.lora_params[0].data[i]));
+    EXPECT(mx > 0 && mx <= 1.0f / 8, "A bound %g", mx);
+    EXPECT(m.lora_params[1].data[0] == 0, "B zero");
+    model_free(&m);
+
+    model_load(&m, QWEN2, 0, 0);
+    const char *alias[] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .use_rslora = 1, .targets = alias, .n_targets = 7};
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 14, "aliases select all 7 x 2");
+    EXPECT_NEAR(m.lora_scaling, 4 / sqrt(2.0), 1e-6);
+    model_free(&m);
+
+    model_load(&m, QWEN2, 0, 0);
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .target_regex = ".*layers\\.1\\..*(q_proj|down_proj)"};
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 2 && m.layers[1].lin[LIN_DOWN].lora_a && !m.layers[0].lin[LIN_Q].lora_a, "regex");
+    model_free(&m);
+
+    model_load(&m, QWEN2, 0, 0);
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .target_regex = ".*wq|.*wv"}; /* MindSpore-style regex */
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 4, "mindspore regex");
+    model_free(&m);
+
+    model_load(&m, QWEN2, 0, 0);
+    const char *none[] = {"c_attn"};
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .targets = none, .n_targets = 1};
+    EXPECT(lora_attach(&m, &s, 1) != 0, "no match");
+    EXPECT_ERR("matches no linear");
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .target_regex = "(unclosed"};
+    EXPECT(lora_attach(&m, &s, 1) != 0, "bad regex");
+    EXPECT_ERR("(unclosed");
+    model_free(&m);
+}
+
+static double batch_loss(struct model *m, const int32_t *ids, const int32_t *labels, const int32_t *pos, int B, int T) {
+    struct micro_batch mb = {ids, labels, pos, B, T};
+    return eval_loss(m, &mb, 1, NULL);
+}
+
+/* Fixture batch 0 of qwen2-tiny (B=2, T=24), from reference.json. */
+static void fixture_batch(int32_t *ids, int32_t *labels) {
+    char *t = file_read_all(QWEN2 "/reference.json", NULL);
+    const char *p = strstr(t, "\"batch_input_ids\"");
+    p = strchr(p, '[') + 1;
+    for (int i = 0; i < 48; i++) {
+        p = strpbrk(p, "-0123456789");
+        ids[i] = (int32_t)strtol(p, (char **)&p, 10);
+    }
+    p = strstr(t, "\"batch_labels\"");
+    p = strchr(p, '[') + 1;
+    for (int i = 0; i < 48; i++) {
+        p = strpbrk(p, "-0123456789");
+        labels[i] = (int32_t)strtol(p, (char **)&p, 10);
+    }
+    free(t);
+}
+
+static void test_adapter_roundtrip_and_merge(void) {
+    struct model m;
+    int32_t ids[48], labels[48], pos[48];
+    fixture_batch(ids, labels);
+    for (int i = 0; i < 48; i++) pos[i] = i % 24;
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0 && lora_load_adapter(&m, QWEN2 "/lora_adapter") == 0, "%s", err_msg());
+    double l0 = batch_loss(&m, ids, labels, pos, 2, 24);
+    EXPECT_NEAR(l0, 6.2846808433532715, 1e-5);
+    EXPECT(lora_save_adapter(&m, "/tmp/csft_adapter_rt", "qwen2-tiny") == 0, "%s", err_msg());
+    struct model m2;
+    EXPECT(model_load(&m2, QWEN2, 0, 0) == 0 && lora_load_adapter(&m2, "/tmp/csft_adapter_rt") == 0, "%s", err_msg());
+    EXPECT(batch_loss(&m2, ids, labels, pos, 2, 24) == l0, "reloaded adapter gives the identical loss");
+    lora_merge(&m2);
+    EXPECT_NEAR(batch_loss(&m2, ids, labels, pos, 2, 24), l0, 1e-5);
+    /* merged model saved and reloaded */
+    EXPECT(model_save(&m2, "/tmp/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
+    struct model m3;
+    EXPECT(model_load(&m3, "/tmp/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
+    EXPECT(batch_loss(&m3, ids, labels, pos, 2, 24) == batch_loss(&m2, ids, labels, pos, 2, 24), "save/load exact");
+    model_free(&m), model_free(&m2), model_free(&m3);
+    /* broken adapter folder */
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "load");
+    EXPECT(lora_load_adapter(&m, "/tmp/csft_no_such_adapter") != 0, "missing adapter");
+    EXPECT_ERR("csft_no_such_adapter/adapter_config.json");
+    model_free(&m);
+}
+
+/* Two micro-batches of one row each give the same gradient as one batch of two rows. */
+static void test_accumulation_equals_big_batch(void) {
+    int32_t ids[48], labels[48], pos[48];
+    fixture_batch(ids, labels);
+    for (int i = 0; i < 48; i++) pos[i] = i % 24;
+    struct model a, b;
+    model_load(&a, QWEN2, 0, 1);
+    model_load(&b, QWEN2, 0, 1);
+    struct adamw oa, ob;
+    int na, nb;
+    struct param *pa = model_trainable(&a, &na), *pb = model_trainable(&b, &nb);
+    adamw_init(&oa, pa, na, 0.9f, 0.95f, 1e-8f, 0.1f);
+    adamw_init(&ob, pb, nb, 0.9f, 0.95f, 1e-8f, 0.1f);
+    struct micro_batch big = {ids, labels, pos, 2, 24};
+    struct micro_batch two[2] = {{ids, labels, pos, 1, 24}, {ids + 24, labels + 24, pos + 24, 1, 24}};
+    struct step_result ra, rb;
+    EXPECT(train_step(&a, &oa, &big, 1, 1e-3, 1.0, NULL, &ra) == 0, "step");
+    EXPECT(train_step(&b, &ob, two, 2, 1e-3, 1.0, NULL, &rb) == 0, "step");
+    EXPECT_NEAR(rb.loss, ra.loss, 1e-6);
+    EXPECT_NEAR(rb.grad_norm, ra.grad_norm, 1e-5);
+    EXPECT(ra.n_tokens == rb.n_tokens && ra.n_tokens == 16 + 9, "trained tokens %lld", (long long)ra.n_tokens);
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < a.n_base; i++) d += fabs(a.base[i] - b.base[i]), r += fabs(a.base[i]);
+    EXPECT(d / r < 1e-6, "weights after one step differ: %g", d / r);
+    adamw_free(&oa), adamw_free(&ob);
+    model_free(&a), model_free(&b);
+}
+
+/* Two documents packed in one row, positions restarting, give each document's own loss. */
+static void test_packed_equals_unpacked(void) {
+    int32_t ids[48], labels[48], pos[48];
+    fixture_batch(ids, labels);
+    struct model m;
+    model_load(&m, QWEN2, 0, 0);
+    int32_t t[48];
+    /* unpacked: rows separately */
+    for (int i = 0; i < 48; i++) pos[i] = i % 24;
+    model_forward(&m, ids, pos, 2, 24);
+    model_shift_labels(t, labels, 2, 24);
+    double sum_unpacked = model_loss(&m, t);
+    /* packed: one row of 48 with positions 0..23, 0..23; the label at each document's first
+     * token is ignored by the shift of the previous document, so set it to -100 there */
+    int32_t lab2[48];
+    memcpy(lab2, labels, sizeof lab2);
+    lab2[24] = -100;
+    model_forward(&m, ids, pos, 1, 48);
+    model_shift_labels(t, lab2, 1, 48);
+    double sum_packed = model_loss(&m, t);
+    EXPECT_NEAR(sum_packed, sum_unpacked, 1e-5);
+    model_free(&m);
+}
+
+static void test_schedules(void) {
+    struct lr_schedule s = {.type = LR_SCHEDULE_COSINE, .lr = 1e-3, .warmup_steps = 2, .total_steps = 6};
+    double want[] = {0.0, 0.0005, 0.001, 0.0008535533905932737, 0.0005, 0.00014644660940672628};
+    for (int i = 0; i < 6; i++) EXPECT_NEAR(lr_at(&s, i + 1), want[i], 1e-12);
+    s.type = LR_SCHEDULE_LINEAR;
+    EXPECT_NEAR(lr_at(&s, 4), 1e-3 * 3.0 / 4, 1e-12);
+    s = (struct lr_schedule){.type = LR_SCHEDULE_WSD, .lr = 1.0, .warmup_steps = 2, .total_steps = 10, .decay_steps = 4};
+    EXPECT_NEAR(lr_at(&s, 5), 1.0, 1e-12);
+    EXPECT_NEAR(lr_at(&s, 7), 1.0, 1e-12);
+    EXPECT_NEAR(lr_at(&s, 9), 0.5, 1e-12);
+    enum lr_schedule_type ty;
+    EXPECT(lr_schedule_parse("cosine", &ty) == 0 && ty == LR_SCHEDULE_COSINE, "parse");
+    EXPECT(lr_schedule_parse("polynomial", &ty) != 0, "unknown schedule");
+}
+
+static void test_generate_stops_at_eos(void) {
+    struct model m;
+    model_load(&m, QWEN2, 0, 0);
+    int32_t prompt[8] = {409, 191, 80, 91, 337, 439, 269, 332}, out[12], eos = 138;
+    int n = model_generate(&m, prompt, 8, out, 12, &eos, 1, 0, 0, 0, 0);
+    EXPECT(n == 1 && out[0] == 138, "stops after eos: n=%d", n);
+    n = model_generate(&m, prompt, 8, out, 12, NULL, 0, 1.0f, 50, 0.9f, 7);
+    EXPECT(n == 12, "sampling fills max_new");
+    for (int i = 0; i < n; i++) EXPECT(out[i] >= 0 && out[i] < 512, "token in vocab");
+    model_free(&m);
+}
+
+int main(void) {
+    RUN(test_config_spellings);
+    RUN(test_config_refusals);
+    RUN(test_lora_targets);
+    RUN(test_adapter_roundtrip_and_merge);
+    RUN(test_accumulation_equals_big_batch);
+    RUN(test_packed_equals_unpacked);
+    RUN(test_schedules);
+    RUN(test_generate_stops_at_eos);
+    return TEST_SUMMARY("model");
+}
