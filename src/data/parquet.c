@@ -340,7 +340,7 @@ fail:
 
 void parquet_close(struct parquet *p) {
     if (!p) return;
-    for (int k = 0; k < p->n_cols; k++) pq_column_free(&p->cols[k]);
+    for (int k = 0; p->cols && k < p->n_cols; k++) pq_column_free(&p->cols[k]);
     free(p->cols);
     for (int k = 0; k < p->n_nodes; k++) {
         free(p->nodes[k].name);
