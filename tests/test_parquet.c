@@ -37,7 +37,8 @@ static cJSON **jsonl_load(const char *path, int *n_out) {
 }
 
 static void jsonl_free(cJSON **recs, int n) {
-    for (int i = 0; i < n; i++) cJSON_Delete(recs[i]);
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(recs[i]);
     free(recs);
 }
 
@@ -56,7 +57,8 @@ static int check_file(const char *path, cJSON **truth, int n_truth) {
     cJSON *rec;
     while ((rc = parquet_next(p, &rec)) == 1) {
         if (row < n_truth) {
-            EXPECT(cJSON_GetArraySize(rec) == n_cols, "%s row %d: %d keys", path, row, cJSON_GetArraySize(rec));
+            EXPECT(cJSON_GetArraySize(rec) == n_cols, "%s row %d: %d keys", path, row,
+                   cJSON_GetArraySize(rec));
             for (int c = 0; c < n_cols; c++) {
                 const char *name = parquet_column_name(p, c);
                 cJSON *want = cJSON_GetObjectItemCaseSensitive(truth[row], name);
@@ -64,7 +66,8 @@ static int check_file(const char *path, cJSON **truth, int n_truth) {
                 if (!want || !got || !cJSON_Compare(want, got, 1)) {
                     if (mismatches++ < 3) {
                         char *g = got ? cJSON_PrintUnformatted(got) : NULL;
-                        EXPECT(0, "%s row %d column %s differs: got %.200s", path, row, name, g ? g : "(missing)");
+                        EXPECT(0, "%s row %d column %s differs: got %.200s", path, row, name,
+                               g ? g : "(missing)");
                         free(g);
                     }
                 }
@@ -145,6 +148,8 @@ static void test_open_errors(void) {
     struct parquet *p;
     EXPECT(parquet_open(&p, DIR_DS "/missing.parquet") == -1 && !p, "missing file");
     EXPECT_ERR("missing.parquet: cannot open");
+    EXPECT(parquet_open(&p, DIR_DS) == -1, "a directory");
+    EXPECT_ERR("not a regular file");
     size_t len;
     uint8_t *buf = fixture_read("alpaca.pw.snappy.dict.parquet", &len);
     int64_t rows;
@@ -334,8 +339,8 @@ struct sel {
 };
 
 /* Writes the file to TMP. codec / value encoding / type of the first column are overridable. */
-static void build_file(const struct sel *schema, int n_schema, const struct tcol *cols, int n_cols, int n_rows,
-                       int codec, int encoding0, int type0) {
+static void build_file(const struct sel *schema, int n_schema, const struct tcol *cols, int n_cols,
+                       int n_rows, int codec, int encoding0, int type0) {
     struct buf b = {0};
     b_put(&b, "PAR1", 4);
     int64_t off[8], size[8];
@@ -389,7 +394,8 @@ static void build_file(const struct sel *schema, int n_schema, const struct tcol
             b_zz(&b, 0);
             b_zz(&b, 3);
             int parts = 1;
-            for (const char *q = cols[c].path; *q; q++) parts += *q == '.';
+            for (const char *q = cols[c].path; *q; q++)
+                parts += *q == '.';
             t_list(&b, &lm, 3, 8, parts);
             const char *q = cols[c].path;
             for (int k = 0; k < parts; k++) {
@@ -422,10 +428,35 @@ static void build_file(const struct sel *schema, int n_schema, const struct tcol
  *       optional group matrix (LIST) { repeated group list { optional group element (LIST) {
  *         repeated group list { optional int32 element }}}}} */
 static const struct sel SCHEMA[] = {
-    {"schema", -1, 0, 5, -1},  {"id", 1, 0, 0, -1},       {"score", 5, 1, 0, -1},   {"flag", 0, 1, 0, -1},
-    {"big", 2, 0, 0, -1},      {"matrix", -1, 1, 1, 3},   {"list", -1, 2, 1, -1},   {"element", -1, 1, 1, 3},
-    {"list", -1, 2, 1, -1},    {"element", 1, 1, 0, -1},
+    {"schema", -1, 0, 5, -1}, {"id", 1, 0, 0, -1},      {"score", 5, 1, 0, -1}, {"flag", 0, 1, 0, -1},
+    {"big", 2, 0, 0, -1},     {"matrix", -1, 1, 1, 3},  {"list", -1, 2, 1, -1}, {"element", -1, 1, 1, 3},
+    {"list", -1, 2, 1, -1},   {"element", 1, 1, 0, -1},
 };
+
+/* DELTA_BINARY_PACKED with one block of 4 miniblocks, every width 64 (n <= 33 values). */
+static size_t dbp_encode(uint8_t *out, const int64_t *v, int n) {
+    struct buf b = {0};
+    b_varint(&b, 128);
+    b_varint(&b, 4);
+    b_varint(&b, (uint64_t)n);
+    b_zz(&b, v[0]);
+    if (n > 1) {
+        int64_t min = INT64_MAX;
+        for (int i = 1; i < n; i++)
+            min = v[i] - v[i - 1] < min ? v[i] - v[i - 1] : min;
+        b_zz(&b, min);
+        for (int m = 0; m < 4; m++)
+            b_u8(&b, 64);
+        for (int i = 1; i <= 32; i++) {
+            uint64_t d = i < n ? (uint64_t)(v[i] - v[i - 1]) - (uint64_t)min : 0;
+            b_put(&b, &d, 8);
+        }
+    }
+    memcpy(out, b.p, b.n);
+    size_t len = b.n;
+    free(b.p);
+    return len;
+}
 
 static void synthetic_write(int codec, int encoding0, int type0) {
     static const int32_t id[] = {1, -7, 3, 4};
@@ -438,8 +469,12 @@ static void synthetic_write(int codec, int encoding0, int type0) {
     static const int m_rep[] = {0, 2, 1, 0, 0, 1, 1, 2, 0};
     static const int m_def[] = {5, 5, 5, 0, 3, 2, 4, 5, 1};
     static const int32_t m_vals[] = {1, 2, 3, 4};
+    uint8_t id_dbp[512];
+    const int64_t id64[] = {1, -7, 3, 4};
+    size_t id_dbp_len = dbp_encode(id_dbp, id64, 4);
+    int dbp = encoding0 == 5;
     const struct tcol cols[] = {
-        {"id", 1, 0, 0, 4, NULL, NULL, id, sizeof id},
+        {"id", 1, 0, 0, 4, NULL, NULL, dbp ? (const void *)id_dbp : id, dbp ? id_dbp_len : sizeof id},
         {"score", 5, 1, 0, 4, NULL, score_def, score, sizeof score},
         {"flag", 0, 1, 0, 4, NULL, flag_def, flag, sizeof flag},
         {"big", 2, 0, 0, 4, NULL, NULL, big, sizeof big},
@@ -448,14 +483,8 @@ static void synthetic_write(int codec, int encoding0, int type0) {
     build_file(SCHEMA, 10, cols, 5, 4, codec, encoding0, type0);
 }
 
-static void test_synthetic(void) {
-    const char *want[] = {
-        "{\"id\":1,\"score\":1.5,\"flag\":true,\"big\":1099511627776,\"matrix\":[[1,2],[3]]}",
-        "{\"id\":-7,\"score\":null,\"flag\":false,\"big\":-5,\"matrix\":null}",
-        "{\"id\":3,\"score\":-0.25,\"flag\":null,\"big\":0,\"matrix\":[[],null,[null,4]]}",
-        "{\"id\":4,\"score\":2,\"flag\":true,\"big\":1,\"matrix\":[]}",
-    };
-    synthetic_write(0, 0, -1);
+static void synthetic_check(const char **want, int encoding0) {
+    synthetic_write(0, encoding0, -1);
     struct parquet *p;
     EXPECT(parquet_open(&p, TMP) == 0, "%s", err_msg());
     if (!p) return;
@@ -467,13 +496,24 @@ static void test_synthetic(void) {
         if (!rec) break;
         cJSON *w = cJSON_Parse(want[i]);
         char *got = cJSON_PrintUnformatted(rec);
-        EXPECT(cJSON_Compare(w, rec, 1), "row %d: got %s", i, got);
+        EXPECT(cJSON_Compare(w, rec, 1), "encoding %d row %d: got %s", encoding0, i, got);
         free(got);
         cJSON_Delete(w);
         cJSON_Delete(rec);
     }
     EXPECT(parquet_next(p, &rec) == 0, "end");
     parquet_close(p);
+}
+
+static void test_synthetic(void) {
+    const char *want[] = {
+        "{\"id\":1,\"score\":1.5,\"flag\":true,\"big\":1099511627776,\"matrix\":[[1,2],[3]]}",
+        "{\"id\":-7,\"score\":null,\"flag\":false,\"big\":-5,\"matrix\":null}",
+        "{\"id\":3,\"score\":-0.25,\"flag\":null,\"big\":0,\"matrix\":[[],null,[null,4]]}",
+        "{\"id\":4,\"score\":2,\"flag\":true,\"big\":1,\"matrix\":[]}",
+    };
+    for (int variant = 0; variant < 2; variant++)
+        synthetic_check(want, variant ? 5 : 0); /* PLAIN, then DELTA_BINARY_PACKED ids */
 
     int64_t rows;
     synthetic_write(5, 0, -1); /* LZ4 (hadoop framing) */
@@ -481,7 +521,8 @@ static void test_synthetic(void) {
     EXPECT_ERR("column 'id', row group 0: unsupported compression codec LZ4");
     synthetic_write(0, 7, -1); /* DELTA_BYTE_ARRAY on an INT32 column */
     EXPECT(read_all(&rows) == -1, "encoding");
-    EXPECT_ERR("column 'id', row group 0, page at byte 4: unsupported encoding DELTA_BYTE_ARRAY for physical type INT32");
+    EXPECT_ERR("column 'id', row group 0, page at byte 4: unsupported encoding DELTA_BYTE_ARRAY for physical "
+               "type INT32");
     synthetic_write(0, 0, 3); /* INT96 */
     EXPECT(read_all(&rows) == -1, "int96");
     EXPECT_ERR("column 'id': unsupported physical type INT96");

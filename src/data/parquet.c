@@ -58,8 +58,8 @@ struct parquet {
     int n_cols;
     struct pq_row_group *rgs;
     int n_rgs;
-    int rg;                /* current row group, -1 before the first */
-    int64_t rg_row, row;   /* next row inside the row group / in the file */
+    int rg;              /* current row group, -1 before the first */
+    int64_t rg_row, row; /* next row inside the row group / in the file */
     int failed;
     char *scratch;
     size_t scratch_cap;
@@ -73,8 +73,10 @@ static int node_read(struct thrift *t, struct pq_node *n) {
     n->type = -1;
     n->converted = -1;
     while (thrift_field(t, &last, &ft, &id)) {
-        if (id == 1) n->type = thrift_i32(t, ft);
-        else if (id == 3) n->repetition = thrift_i32(t, ft);
+        if (id == 1)
+            n->type = thrift_i32(t, ft);
+        else if (id == 3)
+            n->repetition = thrift_i32(t, ft);
         else if (id == 4) {
             uint32_t len;
             const uint8_t *s = thrift_binary(t, ft, &len);
@@ -82,8 +84,10 @@ static int node_read(struct thrift *t, struct pq_node *n) {
             n->name = xmalloc(len + 1);
             if (len) memcpy(n->name, s, len);
             n->name[len] = 0;
-        } else if (id == 5) n->n_children = thrift_i32(t, ft);
-        else if (id == 6) n->converted = thrift_i32(t, ft);
+        } else if (id == 5)
+            n->n_children = thrift_i32(t, ft);
+        else if (id == 6)
+            n->converted = thrift_i32(t, ft);
         else if (id == 10 && ft == THRIFT_STRUCT) { /* LogicalType: a union, the field id says which */
             int16_t l2 = 0, id2;
             int ft2;
@@ -91,7 +95,8 @@ static int node_read(struct thrift *t, struct pq_node *n) {
                 n->logical = id2;
                 thrift_skip(t, ft2);
             }
-        } else thrift_skip(t, ft);
+        } else
+            thrift_skip(t, ft);
     }
     if (!n->name) n->name = xstrdup("");
     return t->why ? -1 : 0;
@@ -101,7 +106,8 @@ static void chunk_meta_read(struct thrift *t, struct pq_chunk *c) {
     int16_t last = 0, id;
     int ft;
     while (thrift_field(t, &last, &ft, &id)) {
-        if (id == 1) c->type = thrift_i32(t, ft);
+        if (id == 1)
+            c->type = thrift_i32(t, ft);
         else if (id == 3) {
             int et;
             int32_t n = thrift_list(t, ft, &et);
@@ -119,12 +125,18 @@ static void chunk_meta_read(struct thrift *t, struct pq_chunk *c) {
             }
             free(c->path);
             c->path = path;
-        } else if (id == 4) c->codec = thrift_i32(t, ft);
-        else if (id == 5) c->n_values = thrift_i64(t, ft);
-        else if (id == 7) c->size = thrift_i64(t, ft);
-        else if (id == 9) c->data_off = thrift_i64(t, ft);
-        else if (id == 11) c->dict_off = thrift_i64(t, ft);
-        else thrift_skip(t, ft);
+        } else if (id == 4)
+            c->codec = thrift_i32(t, ft);
+        else if (id == 5)
+            c->n_values = thrift_i64(t, ft);
+        else if (id == 7)
+            c->size = thrift_i64(t, ft);
+        else if (id == 9)
+            c->data_off = thrift_i64(t, ft);
+        else if (id == 11)
+            c->dict_off = thrift_i64(t, ft);
+        else
+            thrift_skip(t, ft);
     }
 }
 
@@ -136,8 +148,10 @@ static int chunk_read(struct thrift *t, struct pq_chunk *c, int *external) {
         if (id == 1 && ft == THRIFT_BINARY) {
             *external = 1;
             thrift_skip(t, ft);
-        } else if (id == 3 && ft == THRIFT_STRUCT) chunk_meta_read(t, c);
-        else thrift_skip(t, ft);
+        } else if (id == 3 && ft == THRIFT_STRUCT)
+            chunk_meta_read(t, c);
+        else
+            thrift_skip(t, ft);
     }
     return t->why ? -1 : 0;
 }
@@ -152,11 +166,15 @@ static int row_group_read(struct thrift *t, struct pq_row_group *rg, int *extern
             rg->chunks = xcalloc((size_t)n + 1, sizeof *rg->chunks);
             rg->n_chunks = n;
             for (int32_t k = 0; k < n && !t->why; k++) {
-                if (et != THRIFT_STRUCT) thrift_skip(t, et);
-                else chunk_read(t, &rg->chunks[k], external);
+                if (et != THRIFT_STRUCT)
+                    thrift_skip(t, et);
+                else
+                    chunk_read(t, &rg->chunks[k], external);
             }
-        } else if (id == 3) rg->n_rows = thrift_i64(t, ft);
-        else thrift_skip(t, ft);
+        } else if (id == 3)
+            rg->n_rows = thrift_i64(t, ft);
+        else
+            thrift_skip(t, ft);
     }
     return t->why ? -1 : 0;
 }
@@ -174,10 +192,13 @@ static int footer_read(struct parquet *p, const uint8_t *buf, size_t len) {
             p->nodes = xcalloc((size_t)n + 1, sizeof *p->nodes);
             p->n_nodes = n;
             for (int32_t k = 0; k < n && !t.why; k++) {
-                if (et != THRIFT_STRUCT) thrift_skip(&t, et);
-                else node_read(&t, &p->nodes[k]);
+                if (et != THRIFT_STRUCT)
+                    thrift_skip(&t, et);
+                else
+                    node_read(&t, &p->nodes[k]);
             }
-        } else if (id == 3) p->n_rows = thrift_i64(&t, ft);
+        } else if (id == 3)
+            p->n_rows = thrift_i64(&t, ft);
         else if (id == 4 && !have_rgs) {
             int et;
             int32_t n = thrift_list(&t, ft, &et);
@@ -185,22 +206,28 @@ static int footer_read(struct parquet *p, const uint8_t *buf, size_t len) {
             p->rgs = xcalloc((size_t)n + 1, sizeof *p->rgs);
             p->n_rgs = n;
             for (int32_t k = 0; k < n && !t.why; k++) {
-                if (et != THRIFT_STRUCT) thrift_skip(&t, et);
-                else row_group_read(&t, &p->rgs[k], &external);
+                if (et != THRIFT_STRUCT)
+                    thrift_skip(&t, et);
+                else
+                    row_group_read(&t, &p->rgs[k], &external);
             }
-        } else thrift_skip(&t, ft);
+        } else
+            thrift_skip(&t, ft);
     }
     if (t.why) return err_set("%s: corrupt Parquet footer (FileMetaData): %s", p->path, t.why);
     if (!have_schema || p->n_nodes < 1) return err_set("%s: Parquet footer has no schema", p->path);
-    if (external) return err_set("%s: unsupported feature: column chunks stored in other files (file_path)", p->path);
+    if (external)
+        return err_set("%s: unsupported feature: column chunks stored in other files (file_path)", p->path);
     return 0;
 }
 
 /* ---- schema ---- */
 
-static int schema_build(struct parquet *p, int i, int *next, int depth, int def, int rep, const char *parent) {
+static int schema_build(struct parquet *p, int i, int *next, int depth, int def, int rep,
+                        const char *parent) {
     struct pq_node *n = &p->nodes[i];
-    if (depth > MAX_SCHEMA_DEPTH) return err_set("%s: schema nested deeper than %d levels", p->path, MAX_SCHEMA_DEPTH);
+    if (depth > MAX_SCHEMA_DEPTH)
+        return err_set("%s: schema nested deeper than %d levels", p->path, MAX_SCHEMA_DEPTH);
     if (i > 0) {
         if (n->repetition < REP_REQUIRED || n->repetition > REP_REPEATED)
             return err_set("%s: schema field '%s' has repetition type %d", p->path, n->name, n->repetition);
@@ -212,8 +239,8 @@ static int schema_build(struct parquet *p, int i, int *next, int depth, int def,
     n->rep_level = rep;
     n->first_leaf = p->n_cols;
     if (n->n_children < 0 || n->n_children > p->n_nodes - *next)
-        return err_set("%s: schema field '%s' claims %d children, the schema has %d elements left", p->path, n->name,
-                       n->n_children, p->n_nodes - *next);
+        return err_set("%s: schema field '%s' claims %d children, the schema has %d elements left", p->path,
+                       n->name, n->n_children, p->n_nodes - *next);
     if (n->n_children == 0) {
         if (i == 0) return err_set("%s: schema has no columns", p->path);
         if (n->type < 0) return err_set("%s: schema group '%s' has no fields", p->path, n->path);
@@ -235,13 +262,15 @@ static int schema_check(struct parquet *p) {
     int next = 1;
     if (schema_build(p, 0, &next, 0, 0, 0, NULL)) return -1;
     if (next != p->n_nodes)
-        return err_set("%s: schema has %d elements but the tree from the root covers %d", p->path, p->n_nodes, next);
+        return err_set("%s: schema has %d elements but the tree from the root covers %d", p->path, p->n_nodes,
+                       next);
     p->cols = xcalloc((size_t)p->n_cols, sizeof *p->cols);
     for (int k = 0; k < p->n_cols; k++) {
         const struct pq_node *n = &p->nodes[p->leaf_node[k]];
         if (n->type != PQ_BOOLEAN && n->type != PQ_INT32 && n->type != PQ_INT64 && n->type != PQ_FLOAT &&
             n->type != PQ_DOUBLE && n->type != PQ_BYTE_ARRAY)
-            return err_set("%s: column '%s': unsupported physical type %s", p->path, n->path, pq_type_name(n->type));
+            return err_set("%s: column '%s': unsupported physical type %s", p->path, n->path,
+                           pq_type_name(n->type));
         struct pq_column *c = &p->cols[k];
         c->file = p->path;
         c->base = p->map;
@@ -251,38 +280,41 @@ static int schema_check(struct parquet *p) {
         c->max_rep = n->rep_level;
     }
     /* Row groups: one chunk per leaf, in schema order, inside the file. */
-    size_t footer_start = p->size - 8 - ((size_t)p->map[p->size - 8] | (size_t)p->map[p->size - 7] << 8 |
-                                         (size_t)p->map[p->size - 6] << 16 | (size_t)p->map[p->size - 5] << 24);
+    size_t footer_start = p->size - 8 -
+                          ((size_t)p->map[p->size - 8] | (size_t)p->map[p->size - 7] << 8 |
+                           (size_t)p->map[p->size - 6] << 16 | (size_t)p->map[p->size - 5] << 24);
     int64_t total = 0;
     for (int r = 0; r < p->n_rgs; r++) {
         struct pq_row_group *rg = &p->rgs[r];
         if (rg->n_chunks != p->n_cols)
-            return err_set("%s: row group %d has %d column chunks, the schema has %d columns", p->path, r, rg->n_chunks,
-                           p->n_cols);
-        if (rg->n_rows < 0) return err_set("%s: row group %d has %lld rows", p->path, r, (long long)rg->n_rows);
+            return err_set("%s: row group %d has %d column chunks, the schema has %d columns", p->path, r,
+                           rg->n_chunks, p->n_cols);
+        if (rg->n_rows < 0)
+            return err_set("%s: row group %d has %lld rows", p->path, r, (long long)rg->n_rows);
         total += rg->n_rows;
         for (int k = 0; k < p->n_cols; k++) {
             struct pq_chunk *ch = &rg->chunks[k];
             const struct pq_column *c = &p->cols[k];
             if (ch->path && strcmp(ch->path, c->path) != 0)
-                return err_set("%s: row group %d: column chunk %d is '%s', the schema says '%s'", p->path, r, k,
-                               ch->path, c->path);
+                return err_set("%s: row group %d: column chunk %d is '%s', the schema says '%s'", p->path, r,
+                               k, ch->path, c->path);
             if (ch->type != c->type)
-                return err_set("%s: column '%s', row group %d: chunk type %s, schema type %s", p->path, c->path, r,
-                               pq_type_name(ch->type), pq_type_name(c->type));
-            if (ch->codec != PQ_CODEC_UNCOMPRESSED && ch->codec != PQ_CODEC_SNAPPY && ch->codec != PQ_CODEC_GZIP &&
-                ch->codec != PQ_CODEC_ZSTD)
-                return err_set("%s: column '%s', row group %d: unsupported compression codec %s", p->path, c->path, r,
-                               pq_codec_name(ch->codec));
+                return err_set("%s: column '%s', row group %d: chunk type %s, schema type %s", p->path,
+                               c->path, r, pq_type_name(ch->type), pq_type_name(c->type));
+            if (ch->codec != PQ_CODEC_UNCOMPRESSED && ch->codec != PQ_CODEC_SNAPPY &&
+                ch->codec != PQ_CODEC_GZIP && ch->codec != PQ_CODEC_ZSTD)
+                return err_set("%s: column '%s', row group %d: unsupported compression codec %s", p->path,
+                               c->path, r, pq_codec_name(ch->codec));
             /* The chunk starts at its dictionary page when there is one (some writers leave
              * dictionary_page_offset 0 or past the data page: ignore those). */
             int64_t start = ch->data_off;
             if (ch->dict_off > 0 && ch->dict_off < ch->data_off) start = ch->dict_off;
             if (start < 4 || ch->size < 0 || ch->n_values < 0 || (uint64_t)start > footer_start ||
                 (uint64_t)ch->size > footer_start - (uint64_t)start)
-                return err_set("%s: column '%s', row group %d: chunk at byte %lld of %lld bytes lies outside the data "
-                               "(file truncated or corrupt)",
-                               p->path, c->path, r, (long long)start, (long long)ch->size);
+                return err_set(
+                    "%s: column '%s', row group %d: chunk at byte %lld of %lld bytes lies outside the data "
+                    "(file truncated or corrupt)",
+                    p->path, c->path, r, (long long)start, (long long)ch->size);
             ch->data_off = start;
         }
     }
@@ -303,10 +335,15 @@ int parquet_open(struct parquet **out, const char *path) {
         close(fd);
         return err_set("%s: cannot stat: %s", path, strerror(errno));
     }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set("%s: not a Parquet file: not a regular file", path);
+    }
     size_t size = (size_t)st.st_size;
     if (size < 12) {
         close(fd);
-        return err_set("%s: not a Parquet file: %zu bytes, too short for the PAR1 header and footer", path, size);
+        return err_set("%s: not a Parquet file: %zu bytes, too short for the PAR1 header and footer", path,
+                       size);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
@@ -325,7 +362,8 @@ int parquet_open(struct parquet **out, const char *path) {
         err_set("%s: no PAR1 magic at the end of the file (truncated, or an encrypted PARE file)", path);
         goto fail;
     }
-    size_t flen = (size_t)m[size - 8] | (size_t)m[size - 7] << 8 | (size_t)m[size - 6] << 16 | (size_t)m[size - 5] << 24;
+    size_t flen = (size_t)m[size - 8] | (size_t)m[size - 7] << 8 | (size_t)m[size - 6] << 16 |
+                  (size_t)m[size - 5] << 24;
     if (flen > size - 12) {
         err_set("%s: footer length %zu exceeds the file (%zu bytes): truncated or corrupt", path, flen, size);
         goto fail;
@@ -340,7 +378,8 @@ fail:
 
 void parquet_close(struct parquet *p) {
     if (!p) return;
-    for (int k = 0; p->cols && k < p->n_cols; k++) pq_column_free(&p->cols[k]);
+    for (int k = 0; p->cols && k < p->n_cols; k++)
+        pq_column_free(&p->cols[k]);
     free(p->cols);
     for (int k = 0; k < p->n_nodes; k++) {
         free(p->nodes[k].name);
@@ -350,7 +389,8 @@ void parquet_close(struct parquet *p) {
     free(p->nodes);
     free(p->leaf_node);
     for (int r = 0; r < p->n_rgs; r++) {
-        for (int k = 0; k < p->rgs[r].n_chunks; k++) free(p->rgs[r].chunks[k].path);
+        for (int k = 0; k < p->rgs[r].n_chunks; k++)
+            free(p->rgs[r].chunks[k].path);
         free(p->rgs[r].chunks);
     }
     free(p->rgs);
@@ -369,7 +409,8 @@ const char *parquet_column_name(const struct parquet *p, int i) {
 
 /* ---- record assembly ---- */
 
-__attribute__((format(printf, 3, 4))) static int row_err(const struct parquet *p, int ni, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static int row_err(const struct parquet *p, int ni, const char *fmt,
+                                                         ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -398,7 +439,8 @@ static int skip_under(struct parquet *p, int ni, int below_def) {
         int rc = pq_column_peek(&p->cols[k], &rep, &def);
         if (rc < 0) return -1;
         if (rc == 0 || def >= below_def)
-            return row_err(p, ni, "column '%s' disagrees with its siblings' levels (corrupt file)", p->cols[k].path);
+            return row_err(p, ni, "column '%s' disagrees with its siblings' levels (corrupt file)",
+                           p->cols[k].path);
         const struct pq_value *v;
         if (pq_column_take(&p->cols[k], &v)) return -1;
     }
@@ -413,7 +455,8 @@ static cJSON *leaf_json(struct parquet *p, int ni) {
     switch (n->type) {
     case PQ_BOOLEAN: return cJSON_CreateBool(v->i != 0);
     case PQ_INT32:
-        if (n->converted >= CT_UINT_8 && n->converted < CT_UINT_64) return cJSON_CreateNumber((double)(uint32_t)v->i);
+        if (n->converted >= CT_UINT_8 && n->converted < CT_UINT_64)
+            return cJSON_CreateNumber((double)(uint32_t)v->i);
         return cJSON_CreateNumber((double)v->i);
     case PQ_INT64:
         if (n->converted == CT_UINT_64) return cJSON_CreateNumber((double)(uint64_t)v->i);
@@ -451,14 +494,17 @@ static cJSON *asm_repeated(struct parquet *p, int ri, int elem_child) {
         return arr;
     }
     for (;;) {
-        cJSON *item = elem_child ? asm_node(p, r->children[0]) : r->n_children ? asm_group(p, ri) : leaf_json(p, ri);
+        cJSON *item = elem_child      ? asm_node(p, r->children[0])
+                      : r->n_children ? asm_group(p, ri)
+                                      : leaf_json(p, ri);
         if (!item) goto fail;
         cJSON_AddItemToArray(arr, item);
         int rc = peek_first(p, ri, &rep, &def);
         if (rc < 0) goto fail;
         if (rc == 0 || rep < r->rep_level) break;
         if (rep > r->rep_level) {
-            row_err(p, ri, "repetition level %d after a complete element (expected at most %d)", rep, r->rep_level);
+            row_err(p, ri, "repetition level %d after a complete element (expected at most %d)", rep,
+                    r->rep_level);
             goto fail;
         }
     }
@@ -485,12 +531,11 @@ static cJSON *asm_group(struct parquet *p, int ni) {
 
 /* LogicalTypes.md backward compatibility: the element is the repeated field itself when it is
  * a primitive, has several fields, or is named `array` / `<list>_tuple`; else its one child. */
-static int list_elem_is_child(const struct parquet *p, const struct pq_node *list, const struct pq_node *r) {
+static int list_elem_is_child(const struct pq_node *list, const struct pq_node *r) {
     if (r->n_children != 1) return 0;
     if (strcmp(r->name, "array") == 0) return 0;
     size_t ln = strlen(list->name);
     if (strncmp(r->name, list->name, ln) == 0 && strcmp(r->name + ln, "_tuple") == 0) return 0;
-    (void)p;
     return 1;
 }
 
@@ -509,7 +554,7 @@ static cJSON *asm_node(struct parquet *p, int ni) {
     if ((is_list || is_map) && n->n_children == 1 && p->nodes[n->children[0]].repetition == REP_REPEATED) {
         const struct pq_node *r = &p->nodes[n->children[0]];
         /* A map becomes an array of {key, value} objects. */
-        return asm_repeated(p, n->children[0], is_list && list_elem_is_child(p, n, r));
+        return asm_repeated(p, n->children[0], is_list && list_elem_is_child(n, r));
     }
     return asm_group(p, ni);
 }
@@ -520,8 +565,8 @@ static int row_group_next(struct parquet *p) {
             int rep, def, rc = pq_column_peek(&p->cols[k], &rep, &def);
             if (rc < 0) return -1;
             if (rc > 0)
-                return err_set("%s: column '%s', row group %d: more values than the row group's %lld rows", p->path,
-                               p->cols[k].path, p->rg, (long long)p->rgs[p->rg].n_rows);
+                return err_set("%s: column '%s', row group %d: more values than the row group's %lld rows",
+                               p->path, p->cols[k].path, p->rg, (long long)p->rgs[p->rg].n_rows);
         }
     }
     p->rg++;

@@ -31,21 +31,16 @@ enum {
 #define MAX_PAGE_ENTRIES ((int32_t)1 << 28)
 
 const char *pq_codec_name(int codec) {
-    static const char *names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO", "BROTLI", "LZ4", "ZSTD", "LZ4_RAW"};
+    static const char *names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO",
+                                  "BROTLI",       "LZ4",    "ZSTD", "LZ4_RAW"};
     return codec >= 0 && codec < 8 ? names[codec] : "unknown codec";
 }
 
 const char *pq_encoding_name(int e) {
-    static const char *names[] = {"PLAIN",
-                                  "GROUP_VAR_INT",
-                                  "PLAIN_DICTIONARY",
-                                  "RLE",
-                                  "BIT_PACKED",
-                                  "DELTA_BINARY_PACKED",
-                                  "DELTA_LENGTH_BYTE_ARRAY",
-                                  "DELTA_BYTE_ARRAY",
-                                  "RLE_DICTIONARY",
-                                  "BYTE_STREAM_SPLIT"};
+    static const char *names[] = {
+        "PLAIN",          "GROUP_VAR_INT",       "PLAIN_DICTIONARY",        "RLE",
+        "BIT_PACKED",     "DELTA_BINARY_PACKED", "DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY",
+        "RLE_DICTIONARY", "BYTE_STREAM_SPLIT"};
     return e >= 0 && e < 10 ? names[e] : "unknown encoding";
 }
 
@@ -69,7 +64,8 @@ __attribute__((format(printf, 2, 3))) static int col_err(const struct pq_column 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return p;
     size_t n = *cap ? *cap : 64;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     *cap = n;
     return xrealloc(p, n * elem);
 }
@@ -135,8 +131,8 @@ static int uvarint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
 }
 
 /* The RLE / bit-packed hybrid: n values of bit width bw from [p, end). */
-static int rle_hybrid(const struct pq_column *c, const char *what, const uint8_t *p, const uint8_t *end, int bw,
-                      int32_t n, int32_t *out) {
+static int rle_hybrid(const struct pq_column *c, const char *what, const uint8_t *p, const uint8_t *end,
+                      int bw, int32_t n, int32_t *out) {
     if (bw < 0 || bw > 32) return col_err(c, "%s: bit width %d (at most 32)", what, bw);
     int vbytes = (bw + 7) / 8;
     int32_t i = 0;
@@ -152,17 +148,20 @@ static int rle_hybrid(const struct pq_column *c, const char *what, const uint8_t
             if ((take * bw + 7) / 8 > avail)
                 return col_err(c, "%s: bit-packed run needs %llu bytes, %llu left", what,
                                (unsigned long long)((take * bw + 7) / 8), (unsigned long long)avail);
-            for (uint64_t k = 0; k < take; k++) out[i + k] = (int32_t)bits_get(p, k * bw, bw);
+            for (uint64_t k = 0; k < take; k++)
+                out[i + k] = (int32_t)bits_get(p, k * bw, bw);
             uint64_t nbytes = count * bw;
             p += nbytes < avail ? nbytes : avail;
             i += (int32_t)take;
         } else { /* RLE: count copies of one value */
             if (end - p < vbytes) return col_err(c, "%s: truncated RLE run", what);
             uint32_t v = 0;
-            for (int k = 0; k < vbytes; k++) v |= (uint32_t)p[k] << (8 * k);
+            for (int k = 0; k < vbytes; k++)
+                v |= (uint32_t)p[k] << (8 * k);
             p += vbytes;
             uint64_t take = count < (uint64_t)(n - i) ? count : (uint64_t)(n - i);
-            for (uint64_t k = 0; k < take; k++) out[i + k] = (int32_t)v;
+            for (uint64_t k = 0; k < take; k++)
+                out[i + k] = (int32_t)v;
             i += (int32_t)take;
         }
     }
@@ -171,7 +170,8 @@ static int rle_hybrid(const struct pq_column *c, const char *what, const uint8_t
 
 static int bit_width(int max_level) {
     int w = 0;
-    while ((1 << w) <= max_level) w++;
+    while ((1 << w) <= max_level)
+        w++;
     return w;
 }
 
@@ -204,7 +204,8 @@ static int dbp_decode(const struct pq_column *c, const char *what, const uint8_t
             int w = widths[m];
             if (w > 64) return col_err(c, "%s: DELTA_BINARY_PACKED bit width %d", what, w);
             uint64_t mbytes = vpm * (uint64_t)w / 8;
-            if ((uint64_t)(end - p) < mbytes) return col_err(c, "%s: truncated DELTA_BINARY_PACKED miniblock", what);
+            if ((uint64_t)(end - p) < mbytes)
+                return col_err(c, "%s: truncated DELTA_BINARY_PACKED miniblock", what);
             for (uint64_t k = 0; k < vpm && i < n; k++, i++)
                 out[i] = (int64_t)((uint64_t)out[i - 1] + min_delta + (w ? bits_get(p, k * w, w) : 0));
             p += mbytes;
@@ -252,7 +253,8 @@ static int decompress(const struct pq_column *c, const uint8_t *src, size_t slen
         }
         size_t got = dlen - z.avail_out;
         inflateEnd(&z);
-        if (rc != Z_STREAM_END) return col_err(c, "corrupt GZIP data (zlib: %s)", z.msg ? z.msg : "truncated");
+        if (rc != Z_STREAM_END)
+            return col_err(c, "corrupt GZIP data (zlib: %s)", z.msg ? z.msg : "truncated");
         if (got != dlen) return col_err(c, "GZIP data gave %zu bytes, the page header says %zu", got, dlen);
         return 0;
     }
@@ -263,7 +265,7 @@ static int decompress(const struct pq_column *c, const uint8_t *src, size_t slen
 /* The page's bytes, decompressed into c->page_buf unless the codec is none. */
 static const uint8_t *page_bytes(struct pq_column *c, const uint8_t *src, size_t slen, size_t dlen,
                                  int compressed, uint8_t **buf, size_t *cap) {
-    if (!compressed || c->codec == PQ_CODEC_UNCOMPRESSED) {
+    if (!compressed || c->codec == PQ_CODEC_UNCOMPRESSED || (slen == 0 && dlen == 0)) {
         if (slen != dlen) {
             col_err(c, "uncompressed page of %zu bytes, the page header says %zu", slen, dlen);
             return NULL;
@@ -286,8 +288,10 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
     if (enc == ENC_PLAIN || (is_dict && enc == ENC_PLAIN_DICT)) {
         size_t width = t == PQ_INT32 || t == PQ_FLOAT ? 4 : t == PQ_INT64 || t == PQ_DOUBLE ? 8 : 0;
         if (t == PQ_BOOLEAN) {
-            if (((size_t)n + 7) / 8 > avail) return col_err(c, "%s: %d PLAIN booleans need more than %zu bytes", what, n, avail);
-            for (int32_t k = 0; k < n; k++) out[k].i = (p[k >> 3] >> (k & 7)) & 1;
+            if (((size_t)n + 7) / 8 > avail)
+                return col_err(c, "%s: %d PLAIN booleans need more than %zu bytes", what, n, avail);
+            for (int32_t k = 0; k < n; k++)
+                out[k].i = (p[k >> 3] >> (k & 7)) & 1;
         } else if (width) {
             if ((size_t)n * width > avail)
                 return col_err(c, "%s: %d PLAIN %s values need %zu bytes, %zu left", what, n, pq_type_name(t),
@@ -314,8 +318,8 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
                 memcpy(&len, p, 4);
                 p += 4;
                 if (len > (size_t)(end - p))
-                    return col_err(c, "%s: byte array %d of %d has length %u, only %zu bytes left", what, k, n, len,
-                                   (size_t)(end - p));
+                    return col_err(c, "%s: byte array %d of %d has length %u, only %zu bytes left", what, k,
+                                   n, len, (size_t)(end - p));
                 out[k].s.ptr = p;
                 out[k].s.len = len;
                 p += len;
@@ -327,7 +331,9 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
     }
     if (is_dict) return col_err(c, "unsupported dictionary page encoding %s", pq_encoding_name(enc));
     if (enc == ENC_RLE_DICT || enc == ENC_PLAIN_DICT) {
-        if (!c->dict) return col_err(c, "dictionary-encoded page (%s) but the chunk has no dictionary page", pq_encoding_name(enc));
+        if (!c->dict)
+            return col_err(c, "dictionary-encoded page (%s) but the chunk has no dictionary page",
+                           pq_encoding_name(enc));
         if (n == 0) return 0;
         if (avail < 1) return col_err(c, "dictionary indices: missing bit width");
         c->idx = grow(c->idx, &c->idx_cap, (size_t)n, sizeof *c->idx);
@@ -335,7 +341,8 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
         for (int32_t k = 0; k < n; k++) {
             uint32_t ix = (uint32_t)c->idx[k];
             if (ix >= (uint32_t)c->n_dict)
-                return col_err(c, "dictionary index %u out of range (dictionary has %d entries)", ix, c->n_dict);
+                return col_err(c, "dictionary index %u out of range (dictionary has %d entries)", ix,
+                               c->n_dict);
             out[k] = c->dict[ix];
         }
         return 0;
@@ -347,13 +354,15 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
         if (len > avail - 4) return col_err(c, "RLE booleans: length %u, %zu bytes left", len, avail - 4);
         c->idx = grow(c->idx, &c->idx_cap, (size_t)n, sizeof *c->idx);
         if (rle_hybrid(c, "RLE booleans", p + 4, p + 4 + len, 1, n, c->idx)) return -1;
-        for (int32_t k = 0; k < n; k++) out[k].i = c->idx[k];
+        for (int32_t k = 0; k < n; k++)
+            out[k].i = c->idx[k];
         return 0;
     }
     if (enc == ENC_DBP && (t == PQ_INT32 || t == PQ_INT64)) {
         c->tmp = grow(c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp);
         if (dbp_decode(c, "DELTA_BINARY_PACKED", &p, end, n, c->tmp)) return -1;
-        for (int32_t k = 0; k < n; k++) out[k].i = t == PQ_INT32 ? (int32_t)c->tmp[k] : c->tmp[k];
+        for (int32_t k = 0; k < n; k++)
+            out[k].i = t == PQ_INT32 ? (int32_t)c->tmp[k] : c->tmp[k];
         return 0;
     }
     if (enc == ENC_DLBA && t == PQ_BYTE_ARRAY) {
@@ -380,8 +389,9 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
         int64_t prev = 0;
         for (int32_t k = 0; k < n; k++) {
             if (pre[k] < 0 || pre[k] > prev || suf[k] < 0 || suf[k] > end - p)
-                return col_err(c, "DELTA_BYTE_ARRAY: value %d has prefix %lld (previous length %lld), suffix %lld", k,
-                               (long long)pre[k], (long long)prev, (long long)suf[k]);
+                return col_err(
+                    c, "DELTA_BYTE_ARRAY: value %d has prefix %lld (previous length %lld), suffix %lld", k,
+                    (long long)pre[k], (long long)prev, (long long)suf[k]);
             prev = pre[k] + suf[k];
             total += (size_t)prev;
             sufs += (size_t)suf[k];
@@ -402,10 +412,12 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
     }
     if (enc == ENC_BSS && (t == PQ_FLOAT || t == PQ_DOUBLE || t == PQ_INT32 || t == PQ_INT64)) {
         size_t w = t == PQ_FLOAT || t == PQ_INT32 ? 4 : 8;
-        if ((size_t)n * w > avail) return col_err(c, "BYTE_STREAM_SPLIT: %d values need more than %zu bytes", n, avail);
+        if ((size_t)n * w > avail)
+            return col_err(c, "BYTE_STREAM_SPLIT: %d values need more than %zu bytes", n, avail);
         for (int32_t k = 0; k < n; k++) {
             uint8_t b[8];
-            for (size_t j = 0; j < w; j++) b[j] = p[j * (size_t)n + (size_t)k];
+            for (size_t j = 0; j < w; j++)
+                b[j] = p[j * (size_t)n + (size_t)k];
             if (t == PQ_FLOAT) {
                 float f;
                 memcpy(&f, b, 4);
@@ -439,11 +451,16 @@ static void header_data_v1(struct thrift *t, struct page_header *h) {
     int16_t last = 0, id;
     int ft;
     while (thrift_field(t, &last, &ft, &id)) {
-        if (id == 1) h->n_values = thrift_i32(t, ft);
-        else if (id == 2) h->encoding = thrift_i32(t, ft);
-        else if (id == 3) h->def_enc = thrift_i32(t, ft);
-        else if (id == 4) h->rep_enc = thrift_i32(t, ft);
-        else thrift_skip(t, ft);
+        if (id == 1)
+            h->n_values = thrift_i32(t, ft);
+        else if (id == 2)
+            h->encoding = thrift_i32(t, ft);
+        else if (id == 3)
+            h->def_enc = thrift_i32(t, ft);
+        else if (id == 4)
+            h->rep_enc = thrift_i32(t, ft);
+        else
+            thrift_skip(t, ft);
     }
 }
 
@@ -451,9 +468,12 @@ static void header_dict(struct thrift *t, struct page_header *h) {
     int16_t last = 0, id;
     int ft;
     while (thrift_field(t, &last, &ft, &id)) {
-        if (id == 1) h->n_values = thrift_i32(t, ft);
-        else if (id == 2) h->encoding = thrift_i32(t, ft);
-        else thrift_skip(t, ft);
+        if (id == 1)
+            h->n_values = thrift_i32(t, ft);
+        else if (id == 2)
+            h->encoding = thrift_i32(t, ft);
+        else
+            thrift_skip(t, ft);
     }
 }
 
@@ -462,12 +482,18 @@ static void header_data_v2(struct thrift *t, struct page_header *h) {
     int ft;
     h->compressed = 1; /* the default of is_compressed */
     while (thrift_field(t, &last, &ft, &id)) {
-        if (id == 1) h->n_values = thrift_i32(t, ft);
-        else if (id == 4) h->encoding = thrift_i32(t, ft);
-        else if (id == 5) h->def_len = thrift_i32(t, ft);
-        else if (id == 6) h->rep_len = thrift_i32(t, ft);
-        else if (id == 7) h->compressed = thrift_bool(t, ft, 0);
-        else thrift_skip(t, ft);
+        if (id == 1)
+            h->n_values = thrift_i32(t, ft);
+        else if (id == 4)
+            h->encoding = thrift_i32(t, ft);
+        else if (id == 5)
+            h->def_len = thrift_i32(t, ft);
+        else if (id == 6)
+            h->rep_len = thrift_i32(t, ft);
+        else if (id == 7)
+            h->compressed = thrift_bool(t, ft, 0);
+        else
+            thrift_skip(t, ft);
     }
 }
 
@@ -479,13 +505,20 @@ static int header_read(struct pq_column *c, struct page_header *h, size_t *hlen)
     int16_t last = 0, id;
     int ft;
     while (thrift_field(&t, &last, &ft, &id)) {
-        if (id == 1) h->type = thrift_i32(&t, ft);
-        else if (id == 2) h->usize = thrift_i32(&t, ft);
-        else if (id == 3) h->csize = thrift_i32(&t, ft);
-        else if (id == 5 && ft == THRIFT_STRUCT) h->has_data = 1, header_data_v1(&t, h);
-        else if (id == 7 && ft == THRIFT_STRUCT) h->has_dict = 1, header_dict(&t, h);
-        else if (id == 8 && ft == THRIFT_STRUCT) h->has_v2 = 1, header_data_v2(&t, h);
-        else thrift_skip(&t, ft);
+        if (id == 1)
+            h->type = thrift_i32(&t, ft);
+        else if (id == 2)
+            h->usize = thrift_i32(&t, ft);
+        else if (id == 3)
+            h->csize = thrift_i32(&t, ft);
+        else if (id == 5 && ft == THRIFT_STRUCT)
+            h->has_data = 1, header_data_v1(&t, h);
+        else if (id == 7 && ft == THRIFT_STRUCT)
+            h->has_dict = 1, header_dict(&t, h);
+        else if (id == 8 && ft == THRIFT_STRUCT)
+            h->has_v2 = 1, header_data_v2(&t, h);
+        else
+            thrift_skip(&t, ft);
     }
     if (t.why) return col_err(c, "corrupt page header (%s)", t.why);
     *hlen = thrift_pos(&t);
@@ -527,7 +560,8 @@ static int dict_read(struct pq_column *c, const struct page_header *h, const uin
 
 static int levels_check(struct pq_column *c, const char *what, const int32_t *lv, int32_t n, int max) {
     for (int32_t k = 0; k < n; k++)
-        if (lv[k] < 0 || lv[k] > max) return col_err(c, "%s level %d at entry %d exceeds the maximum %d", what, lv[k], k, max);
+        if (lv[k] < 0 || lv[k] > max)
+            return col_err(c, "%s level %d at entry %d exceeds the maximum %d", what, lv[k], k, max);
     return 0;
 }
 
@@ -540,8 +574,10 @@ static int levels_v1(struct pq_column *c, const char *what, int enc, const uint8
     if (end - p < 4) return col_err(c, "truncated %s levels", what);
     memcpy(&len, p, 4);
     p += 4;
-    if (len > (size_t)(end - p)) return col_err(c, "%s levels of %u bytes, %zu left in the page", what, len, (size_t)(end - p));
-    if (rle_hybrid(c, what, p, p + len, bit_width(max), n, out) || levels_check(c, what, out, n, max)) return -1;
+    if (len > (size_t)(end - p))
+        return col_err(c, "%s levels of %u bytes, %zu left in the page", what, len, (size_t)(end - p));
+    if (rle_hybrid(c, what, p, p + len, bit_width(max), n, out) || levels_check(c, what, out, n, max))
+        return -1;
     *pp = p + len;
     return 0;
 }
@@ -549,7 +585,8 @@ static int levels_v1(struct pq_column *c, const char *what, int enc, const uint8
 static int data_page_read(struct pq_column *c, const struct page_header *h, const uint8_t *payload) {
     int32_t n = h->n_values;
     if (c->n_read + n > c->n_values)
-        return col_err(c, "pages hold more than the %lld values the column chunk declares", (long long)c->n_values);
+        return col_err(c, "pages hold more than the %lld values the column chunk declares",
+                       (long long)c->n_values);
     size_t cap = c->lv_cap; /* rep and def share one capacity */
     c->rep = grow(c->rep, &cap, (size_t)n, sizeof *c->rep);
     if (cap != c->lv_cap) {
@@ -566,8 +603,8 @@ static int data_page_read(struct pq_column *c, const struct page_header *h, cons
     } else {
         if (h->rep_len < 0 || h->def_len < 0 || (int64_t)h->rep_len + h->def_len > h->csize ||
             (int64_t)h->rep_len + h->def_len > h->usize)
-            return col_err(c, "DATA_PAGE_V2 level lengths %d + %d exceed the page (%d bytes)", h->rep_len, h->def_len,
-                           h->csize);
+            return col_err(c, "DATA_PAGE_V2 level lengths %d + %d exceed the page (%d bytes)", h->rep_len,
+                           h->def_len, h->csize);
         const uint8_t *lv = payload;
         if (c->max_rep) {
             if (rle_hybrid(c, "repetition", lv, lv + h->rep_len, bit_width(c->max_rep), n, c->rep) ||
@@ -588,11 +625,13 @@ static int data_page_read(struct pq_column *c, const struct page_header *h, cons
         end = p + (h->usize - skip);
     }
     if (c->max_rep && n > 0 && c->n_read == 0 && c->rep[0] != 0)
-        return col_err(c, "the first value of the column chunk has repetition level %d, expected 0", c->rep[0]);
+        return col_err(c, "the first value of the column chunk has repetition level %d, expected 0",
+                       c->rep[0]);
     int32_t nv = n;
     if (c->max_def) {
         nv = 0;
-        for (int32_t k = 0; k < n; k++) nv += c->def[k] == c->max_def;
+        for (int32_t k = 0; k < n; k++)
+            nv += c->def[k] == c->max_def;
     }
     c->vals = grow(c->vals, &c->vals_cap, (size_t)nv + 1, sizeof *c->vals);
     if (values_decode(c, h->encoding, p, end, nv, c->vals, 0)) return -1;
@@ -616,8 +655,10 @@ static int page_next(struct pq_column *c) {
         if (header_read(c, &h, &hlen)) return -1;
         const uint8_t *payload = c->pos + hlen;
         int rc = 0;
-        if (h.type == PAGE_DICT) rc = dict_read(c, &h, payload);
-        else if (h.type == PAGE_DATA || h.type == PAGE_DATA_V2) rc = data_page_read(c, &h, payload);
+        if (h.type == PAGE_DICT)
+            rc = dict_read(c, &h, payload);
+        else if (h.type == PAGE_DATA || h.type == PAGE_DATA_V2)
+            rc = data_page_read(c, &h, payload);
         if (rc) return -1;
         c->pos = payload + h.csize;
         if ((h.type == PAGE_DATA || h.type == PAGE_DATA_V2) && c->n_entries > 0) return 1;

@@ -46,8 +46,8 @@ struct pq_column {
     /* Set by the owner before pq_column_start; used in error messages and decoding. */
     const char *file;
     const uint8_t *base; /* start of the mapped file, for byte offsets in messages */
-    const char *path; /* dotted path in the schema, e.g. messages.list.element.content */
-    int type;         /* enum pq_type */
+    const char *path;    /* dotted path in the schema, e.g. messages.list.element.content */
+    int type;            /* enum pq_type */
     int max_def, max_rep;
 
     /* The chunk. */

@@ -128,8 +128,10 @@ int32_t thrift_list(struct thrift *t, int type, int *elem_type) {
 
 /* In lists and maps a boolean is one byte, not a bare type nibble. */
 static void skip_elem(struct thrift *t, int type) {
-    if (type == THRIFT_TRUE || type == THRIFT_FALSE) byte(t);
-    else thrift_skip(t, type);
+    if (type == THRIFT_TRUE || type == THRIFT_FALSE)
+        byte(t);
+    else
+        thrift_skip(t, type);
 }
 
 void thrift_skip(struct thrift *t, int type) {
@@ -146,8 +148,10 @@ void thrift_skip(struct thrift *t, int type) {
     case THRIFT_I32:
     case THRIFT_I64: varint(t); break;
     case THRIFT_DOUBLE:
-        if (t->end - t->p < 8) fail(t, "truncated double");
-        else t->p += 8;
+        if (t->end - t->p < 8)
+            fail(t, "truncated double");
+        else
+            t->p += 8;
         break;
     case THRIFT_BINARY: {
         uint32_t n;
@@ -158,7 +162,8 @@ void thrift_skip(struct thrift *t, int type) {
     case THRIFT_SET: {
         int et;
         int32_t n = thrift_list(t, type, &et);
-        for (int32_t i = 0; i < n && !t->why; i++) skip_elem(t, et);
+        for (int32_t i = 0; i < n && !t->why; i++)
+            skip_elem(t, et);
         break;
     }
     case THRIFT_MAP: {
@@ -178,7 +183,8 @@ void thrift_skip(struct thrift *t, int type) {
     case THRIFT_STRUCT: {
         int16_t last = 0, id;
         int ft;
-        while (thrift_field(t, &last, &ft, &id)) thrift_skip(t, ft);
+        while (thrift_field(t, &last, &ft, &id))
+            thrift_skip(t, ft);
         break;
     }
     default: fail(t, "unknown type"); break;
