@@ -569,6 +569,14 @@ static int row_group_next(struct parquet *p) {
                                p->path, p->cols[k].path, p->rg, (long long)p->rgs[p->rg].n_rows);
         }
     }
+    if (p->rg >= 0) { /* drop the finished chunks' pages from this process: RSS stays ~one row group */
+        long page = sysconf(_SC_PAGESIZE);
+        for (int k = 0; k < p->n_cols; k++) {
+            const struct pq_chunk *ch = &p->rgs[p->rg].chunks[k];
+            size_t lo = (size_t)ch->data_off / (size_t)page * (size_t)page;
+            madvise((void *)(p->map + lo), (size_t)ch->data_off + (size_t)ch->size - lo, MADV_DONTNEED);
+        }
+    }
     p->rg++;
     p->rg_row = 0;
     if (p->rg >= p->n_rgs) return 0;
