@@ -69,7 +69,7 @@ static int data_cat(int argc, char **argv) {
             break;
         }
         cJSON *rec;
-        int rc;
+        int rc = 0;
         while ((limit < 0 || printed < limit) && (rc = reader_next(r, &rec)) == 1) {
             if (seen++ >= offset) {
                 char *s = cJSON_PrintUnformatted(rec);

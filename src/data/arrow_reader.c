@@ -34,7 +34,8 @@ struct fbt { /* a table: absolute position, its vtable and their sizes */
 
 static uint64_t rd_le(const uint8_t *p, int size) {
     uint64_t v = 0;
-    for (int k = size - 1; k >= 0; k--) v = (v << 8) | p[k];
+    for (int k = size - 1; k >= 0; k--)
+        v = (v << 8) | p[k];
     return v;
 }
 
@@ -113,18 +114,29 @@ static int fb_vector_table(struct fb *fb, size_t first, uint32_t k, struct fbt *
 /* ---- schema -------------------------------------------------------------------------------- */
 
 enum {
-    AT_NULL = 1, AT_INT = 2, AT_FLOAT = 3, AT_BINARY = 4, AT_UTF8 = 5, AT_BOOL = 6, AT_LIST = 12,
-    AT_STRUCT = 13, AT_FIXED_LIST = 16, AT_LARGE_BINARY = 19, AT_LARGE_UTF8 = 20, AT_LARGE_LIST = 21,
+    AT_NULL = 1,
+    AT_INT = 2,
+    AT_FLOAT = 3,
+    AT_BINARY = 4,
+    AT_UTF8 = 5,
+    AT_BOOL = 6,
+    AT_LIST = 12,
+    AT_STRUCT = 13,
+    AT_FIXED_LIST = 16,
+    AT_LARGE_BINARY = 19,
+    AT_LARGE_UTF8 = 20,
+    AT_LARGE_LIST = 21,
 };
 enum { MSG_SCHEMA = 1, MSG_DICTIONARY = 2, MSG_RECORD_BATCH = 3 };
 
 static const char *type_name(int t) {
-    static const char *names[] = {"NONE",         "Null",       "Int",         "FloatingPoint", "Binary",
-                                  "Utf8",         "Bool",       "Decimal",     "Date",          "Time",
-                                  "Timestamp",    "Interval",   "List",        "Struct",        "Union",
-                                  "FixedSizeBinary", "FixedSizeList", "Map",   "Duration",      "LargeBinary",
-                                  "LargeUtf8",    "LargeList",  "RunEndEncoded", "BinaryView",  "Utf8View",
-                                  "ListView",     "LargeListView"};
+    static const char *names[] = {"NONE",          "Null",      "Int",           "FloatingPoint",
+                                  "Binary",        "Utf8",      "Bool",          "Decimal",
+                                  "Date",          "Time",      "Timestamp",     "Interval",
+                                  "List",          "Struct",    "Union",         "FixedSizeBinary",
+                                  "FixedSizeList", "Map",       "Duration",      "LargeBinary",
+                                  "LargeUtf8",     "LargeList", "RunEndEncoded", "BinaryView",
+                                  "Utf8View",      "ListView",  "LargeListView"};
     return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
 }
 
@@ -168,21 +180,24 @@ struct arrow_reader {
 };
 
 static void field_free(struct afield *f) {
-    for (int i = 0; i < f->n_children; i++) field_free(&f->children[i]);
+    for (int i = 0; i < f->n_children; i++)
+        field_free(&f->children[i]);
     free(f->children);
     free(f->name);
 }
 
 static void col_free(struct acol *c) {
     if (!c->f) return;
-    for (int i = 0; i < c->f->n_children; i++) col_free(&c->children[i]);
+    for (int i = 0; i < c->f->n_children; i++)
+        col_free(&c->children[i]);
     free(c->children);
 }
 
 static void col_init(struct acol *c, const struct afield *f) {
     c->f = f;
     c->children = f->n_children ? xcalloc((size_t)f->n_children, sizeof *c->children) : NULL;
-    for (int i = 0; i < f->n_children; i++) col_init(&c->children[i], &f->children[i]);
+    for (int i = 0; i < f->n_children; i++)
+        col_init(&c->children[i], &f->children[i]);
 }
 
 static int field_parse(struct arrow_reader *r, struct fb *fb, const struct fbt *t, struct afield *f,
@@ -231,9 +246,15 @@ static int field_parse(struct arrow_reader *r, struct fb *fb, const struct fbt *
             goto out;
         }
         break;
-    case AT_NULL: case AT_UTF8: case AT_LARGE_UTF8: case AT_BOOL: case AT_LIST: case AT_LARGE_LIST:
+    case AT_NULL:
+    case AT_UTF8:
+    case AT_LARGE_UTF8:
+    case AT_BOOL:
+    case AT_LIST:
+    case AT_LARGE_LIST:
     case AT_STRUCT: break;
-    case AT_BINARY: case AT_LARGE_BINARY:
+    case AT_BINARY:
+    case AT_LARGE_BINARY:
         err_set("%s: column '%s': Arrow type %s (raw bytes, e.g. images) is not supported by csft's readers",
                 r->path, path, type_name(f->type));
         goto out;
@@ -245,7 +266,9 @@ static int field_parse(struct arrow_reader *r, struct fb *fb, const struct fbt *
     size_t cp;
     uint32_t cn;
     fbt_vector(t, 5, 4, &cp, &cn);
-    int want = f->type == AT_STRUCT ? -1 : (f->type == AT_LIST || f->type == AT_LARGE_LIST || f->type == AT_FIXED_LIST);
+    int want = f->type == AT_STRUCT
+                   ? -1
+                   : (f->type == AT_LIST || f->type == AT_LARGE_LIST || f->type == AT_FIXED_LIST);
     if (want >= 0 && (int64_t)cn != want) {
         err_set("%s: column '%s': Arrow type %s with %u children", r->path, path, type_name(f->type), cn);
         goto out;
@@ -253,10 +276,10 @@ static int field_parse(struct arrow_reader *r, struct fb *fb, const struct fbt *
     f->n_children = (int)cn;
     f->children = cn ? xcalloc(cn, sizeof *f->children) : NULL;
     r->n_nodes++;
-    r->n_buffers += f->type == AT_NULL                                                       ? 0
-                    : f->type == AT_UTF8 || f->type == AT_LARGE_UTF8                         ? 3
-                    : f->type == AT_STRUCT || f->type == AT_FIXED_LIST                       ? 1
-                                                                                             : 2;
+    r->n_buffers += f->type == AT_NULL                                 ? 0
+                    : f->type == AT_UTF8 || f->type == AT_LARGE_UTF8   ? 3
+                    : f->type == AT_STRUCT || f->type == AT_FIXED_LIST ? 1
+                                                                       : 2;
     for (uint32_t k = 0; k < cn; k++) {
         struct fbt ct;
         fb_vector_table(fb, cp, k, &ct);
@@ -273,10 +296,11 @@ out:
 
 static int read_exact(struct arrow_reader *r, void *dst, size_t n, const char *what) {
     if (n > r->stop - r->pos || fread(dst, 1, n, r->f) != n) {
-        if (ferror(r->f)) return err_set("%s: read error at byte %llu: %s", r->path, (unsigned long long)r->pos,
-                                         strerror(errno));
-        return err_set("%s: truncated: %s at byte %llu needs %zu bytes, the stream has %llu left", r->path, what,
-                       (unsigned long long)r->pos, n, (unsigned long long)(r->stop - r->pos));
+        if (ferror(r->f))
+            return err_set("%s: read error at byte %llu: %s", r->path, (unsigned long long)r->pos,
+                           strerror(errno));
+        return err_set("%s: truncated: %s at byte %llu needs %zu bytes, the stream has %llu left", r->path,
+                       what, (unsigned long long)r->pos, n, (unsigned long long)(r->stop - r->pos));
     }
     r->pos += n;
     return 0;
@@ -286,6 +310,7 @@ static int read_exact(struct arrow_reader *r, void *dst, size_t n, const char *w
  * the end of the stream, -1 on error. */
 static int read_message(struct arrow_reader *r, struct fb *fb, struct fbt *msg, int *type) {
     if (r->pos == r->stop) return 0; /* no end-of-stream marker: accepted, as arrow does */
+    uint64_t at = r->pos;
     uint8_t w[4];
     if (read_exact(r, w, 4, "a message length")) return -1;
     uint32_t len = (uint32_t)rd_le(w, 4);
@@ -295,11 +320,11 @@ static int read_message(struct arrow_reader *r, struct fb *fb, struct fbt *msg, 
         len = (uint32_t)rd_le(w, 4);
     }
     if (len == 0) return 0; /* end-of-stream marker */
-    uint64_t at = r->pos;
     if (len > r->meta_cap) {
         if (len > r->stop - r->pos)
-            return err_set("%s: truncated: message at byte %llu claims %u metadata bytes, the stream has %llu left",
-                           r->path, (unsigned long long)at, len, (unsigned long long)(r->stop - r->pos));
+            return err_set(
+                "%s: truncated: message at byte %llu claims %u metadata bytes, the stream has %llu left",
+                r->path, (unsigned long long)at, len, (unsigned long long)(r->stop - r->pos));
         r->meta = xrealloc(r->meta, len);
         r->meta_cap = len;
     }
@@ -311,10 +336,12 @@ static int read_message(struct arrow_reader *r, struct fb *fb, struct fbt *msg, 
     fbt_at(fb, root, msg);
     *type = (int)fbt_int(msg, 1, 1, 0);
     int64_t body_len = fbt_int(msg, 3, 8, 0);
-    if (fb->bad || !msg->ok) return err_set("%s: corrupt Arrow message at byte %llu", r->path, (unsigned long long)at);
+    if (fb->bad || !msg->ok)
+        return err_set("%s: corrupt Arrow message at byte %llu", r->path, (unsigned long long)at);
     if (body_len < 0 || (uint64_t)body_len > r->stop - r->pos)
         return err_set("%s: truncated: message at byte %llu has a %lld-byte body, the stream has %llu left",
-                       r->path, (unsigned long long)at, (long long)body_len, (unsigned long long)(r->stop - r->pos));
+                       r->path, (unsigned long long)at, (long long)body_len,
+                       (unsigned long long)(r->stop - r->pos));
     if ((size_t)body_len > r->body_cap) {
         r->body = xrealloc(r->body, (size_t)body_len);
         r->body_cap = (size_t)body_len;
@@ -328,13 +355,14 @@ static int read_message(struct arrow_reader *r, struct fb *fb, struct fbt *msg, 
 struct batch_ctx {
     struct arrow_reader *r;
     struct fb *fb;
-    size_t nodes, bufs; /* vector positions */
+    size_t nodes, bufs;       /* vector positions */
     int node_i, buf_i, codec; /* codec: -1 none, 1 zstd */
     size_t body_len;
 };
 
 static void free_decomp(struct arrow_reader *r) {
-    for (int i = 0; i < r->n_decomp; i++) free(r->decomp[i]);
+    for (int i = 0; i < r->n_decomp; i++)
+        free(r->decomp[i]);
     r->n_decomp = 0;
 }
 
@@ -343,13 +371,14 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
     size_t q = b->bufs + 16 * (size_t)b->buf_i++;
     int64_t off = (int64_t)rd_le(b->fb->b + q, 8), len = (int64_t)rd_le(b->fb->b + q + 8, 8);
     if (off < 0 || len < 0 || (uint64_t)off > b->body_len || (uint64_t)len > b->body_len - (uint64_t)off)
-        return err_set("%s: column '%s': buffer [%lld, +%lld) outside the %zu-byte record batch body", r->path, col,
-                       (long long)off, (long long)len, b->body_len);
+        return err_set("%s: column '%s': buffer [%lld, +%lld) outside the %zu-byte record batch body",
+                       r->path, col, (long long)off, (long long)len, b->body_len);
     *p = r->body + off;
     *n = (size_t)len;
     if (b->codec < 0 || len == 0) return 0;
     /* Compressed buffer: int64 uncompressed length (-1: stored as is), then the frame. */
-    if (len < 8) return err_set("%s: column '%s': compressed buffer of %lld bytes", r->path, col, (long long)len);
+    if (len < 8)
+        return err_set("%s: column '%s': compressed buffer of %lld bytes", r->path, col, (long long)len);
     int64_t raw = (int64_t)rd_le(*p, 8);
     if (raw == -1) {
         *p += 8;
@@ -357,8 +386,10 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
         return 0;
     }
     unsigned long long fr = ZSTD_getFrameContentSize(*p + 8, *n - 8);
-    if (raw < 0 || (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr != (unsigned long long)raw) || raw > (int64_t)1 << 40)
-        return err_set("%s: column '%s': bad zstd buffer (declared %lld bytes)", r->path, col, (long long)raw);
+    if (raw < 0 || (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr != (unsigned long long)raw) ||
+        raw > (int64_t)1 << 40)
+        return err_set("%s: column '%s': bad zstd buffer (declared %lld bytes)", r->path, col,
+                       (long long)raw);
     uint8_t *out = xmalloc((size_t)raw);
     r->decomp = xrealloc(r->decomp, (size_t)(r->n_decomp + 1) * sizeof *r->decomp);
     r->decomp[r->n_decomp++] = out;
@@ -395,8 +426,8 @@ static int batch_assign(struct batch_ctx *b, struct acol *c, const char *parent)
     c->validity = c->offsets = c->data = NULL;
     c->data_len = 0;
     if (c->length < 0 || c->length > ((int64_t)1 << 40) || c->null_count < 0 || c->null_count > c->length) {
-        err_set("%s: column '%s': bad node (length %lld, null count %lld)", r->path, col, (long long)c->length,
-                (long long)c->null_count);
+        err_set("%s: column '%s': bad node (length %lld, null count %lld)", r->path, col,
+                (long long)c->length, (long long)c->null_count);
         goto out;
     }
     const uint8_t *p;
@@ -431,7 +462,9 @@ static int batch_assign(struct batch_ctx *b, struct acol *c, const char *parent)
         c->data = p;
         c->data_len = n;
         size_t need = f->type == AT_INT     ? (size_t)c->length * (size_t)(f->bit_width / 8)
-                      : f->type == AT_FLOAT ? (size_t)c->length * (f->precision == 0 ? 2u : f->precision == 1 ? 4u : 8u)
+                      : f->type == AT_FLOAT ? (size_t)c->length * (f->precision == 0   ? 2u
+                                                                   : f->precision == 1 ? 4u
+                                                                                       : 8u)
                       : f->type == AT_BOOL  ? (size_t)(c->length + 7) / 8
                                             : 0;
         if (n < need) {
@@ -443,14 +476,17 @@ static int batch_assign(struct batch_ctx *b, struct acol *c, const char *parent)
     for (int k = 0; k < f->n_children; k++)
         if (batch_assign(b, &c->children[k], col)) goto out;
     if (c->length > 0 && c->offsets) {
-        uint64_t limit = f->type == AT_UTF8 || f->type == AT_LARGE_UTF8 ? c->data_len : (uint64_t)c->children[0].length;
+        uint64_t limit =
+            f->type == AT_UTF8 || f->type == AT_LARGE_UTF8 ? c->data_len : (uint64_t)c->children[0].length;
         if (check_offsets(r, col, c->offsets, w, c->length, limit)) goto out;
     }
     for (int k = 0; k < f->n_children; k++) {
-        int64_t need = f->type == AT_STRUCT ? c->length : f->type == AT_FIXED_LIST ? c->length * f->list_size : 0;
+        int64_t need = f->type == AT_STRUCT       ? c->length
+                       : f->type == AT_FIXED_LIST ? c->length * f->list_size
+                                                  : 0;
         if (c->children[k].length < need) {
-            err_set("%s: column '%s': child '%s' has %lld values, needs %lld", r->path, col, f->children[k].name,
-                    (long long)c->children[k].length, (long long)need);
+            err_set("%s: column '%s': child '%s' has %lld values, needs %lld", r->path, col,
+                    f->children[k].name, (long long)c->children[k].length, (long long)need);
             goto out;
         }
     }
@@ -478,16 +514,18 @@ static int batch_load(struct arrow_reader *r, struct fb *fb, const struct fbt *m
                            r->path, (long long)r->row, codec == 0 ? "LZ4_FRAME" : "unknown");
         b.codec = 1;
     }
-    if (fb->bad || !rb.ok) return err_set("%s: corrupt record batch message after row %lld", r->path, (long long)r->row);
+    if (fb->bad || !rb.ok)
+        return err_set("%s: corrupt record batch message after row %lld", r->path, (long long)r->row);
     if (length < 0 || (int)n_nodes != r->n_nodes || (int)n_bufs != r->n_buffers)
-        return err_set("%s: record batch at row %lld has %u field nodes and %u buffers, the schema needs %d and %d",
-                       r->path, (long long)r->row, n_nodes, n_bufs, r->n_nodes, r->n_buffers);
+        return err_set(
+            "%s: record batch at row %lld has %u field nodes and %u buffers, the schema needs %d and %d",
+            r->path, (long long)r->row, n_nodes, n_bufs, r->n_nodes, r->n_buffers);
     for (int k = 0; k < r->root.n_children; k++) {
         struct acol *c = &r->root_col.children[k];
         if (batch_assign(&b, c, NULL)) return -1;
         if (c->length < length)
-            return err_set("%s: column '%s' has %lld values in a record batch of %lld rows", r->path, c->f->name,
-                           (long long)c->length, (long long)length);
+            return err_set("%s: column '%s' has %lld values in a record batch of %lld rows", r->path,
+                           c->f->name, (long long)c->length, (long long)length);
     }
     r->batch_len = length;
     return 0;
@@ -522,7 +560,8 @@ static cJSON *col_value(struct arrow_reader *r, const struct acol *c, int64_t i,
         return cJSON_CreateNumber(v);
     }
     case AT_FLOAT: {
-        if (f->precision == 0) return cJSON_CreateNumber(f16_to_f32((uint16_t)rd_le(c->data + 2 * (size_t)i, 2)));
+        if (f->precision == 0)
+            return cJSON_CreateNumber(f16_to_f32((uint16_t)rd_le(c->data + 2 * (size_t)i, 2)));
         if (f->precision == 1) {
             uint32_t u = (uint32_t)rd_le(c->data + 4 * (size_t)i, 4);
             float x;
@@ -542,13 +581,14 @@ static cJSON *col_value(struct arrow_reader *r, const struct acol *c, int64_t i,
         const char *s = (const char *)c->data + a;
         size_t bad = utf8_check(s, n);
         if (bad < n) {
-            err_set("%s: row %lld, column '%s': invalid UTF-8 (byte 0x%02x at byte %zu of the string)", r->path,
-                    (long long)r->row, top, (unsigned char)s[bad], bad);
+            err_set("%s: row %lld, column '%s': invalid UTF-8 (byte 0x%02x at byte %zu of the string)",
+                    r->path, (long long)r->row, top, (unsigned char)s[bad], bad);
             return NULL;
         }
         if (memchr(s, 0, n)) {
-            err_set("%s: row %lld, column '%s': a string holds U+0000 (NUL), which csft does not accept in text",
-                    r->path, (long long)r->row, top);
+            err_set(
+                "%s: row %lld, column '%s': a string holds U+0000 (NUL), which csft does not accept in text",
+                r->path, (long long)r->row, top);
             return NULL;
         }
         if (n + 1 > r->scratch_cap) {
@@ -563,8 +603,10 @@ static cJSON *col_value(struct arrow_reader *r, const struct acol *c, int64_t i,
     case AT_LARGE_LIST:
     case AT_FIXED_LIST: {
         int64_t a, e;
-        if (f->type == AT_FIXED_LIST) a = i * f->list_size, e = a + f->list_size;
-        else a = offset_at(c, i), e = offset_at(c, i + 1);
+        if (f->type == AT_FIXED_LIST)
+            a = i * f->list_size, e = a + f->list_size;
+        else
+            a = offset_at(c, i), e = offset_at(c, i + 1);
         cJSON *arr = cJSON_CreateArray();
         for (int64_t k = a; k < e; k++) {
             cJSON *v = col_value(r, &c->children[0], k, top);
@@ -645,7 +687,8 @@ static int file_footer(struct arrow_reader *r, struct fb *fb, struct fbt *schema
     for (uint32_t k = 0; k < bn; k++) {
         uint64_t off = rd_le(fb->b + bp + 24 * (size_t)k, 8);
         if (off >= r->stop)
-            return err_set("%s: record batch %u at byte %llu is outside the file", r->path, k, (unsigned long long)off);
+            return err_set("%s: record batch %u at byte %llu is outside the file", r->path, k,
+                           (unsigned long long)off);
         r->blocks[k] = off;
     }
     r->file_format = 1;
@@ -704,8 +747,10 @@ int arrow_reader_next(struct arrow_reader *r, cJSON **rec) {
             int ok = 1;
             for (int k = 0; k < r->root.n_children && ok; k++) {
                 cJSON *v = col_value(r, &r->root_col.children[k], r->batch_i, r->root.children[k].name);
-                if (v) cJSON_AddItemToObject(obj, r->root.children[k].name, v);
-                else ok = 0;
+                if (v)
+                    cJSON_AddItemToObject(obj, r->root.children[k].name, v);
+                else
+                    ok = 0;
             }
             r->batch_i++;
             r->row++;
@@ -742,7 +787,8 @@ int arrow_reader_next(struct arrow_reader *r, cJSON **rec) {
         } else if (type == MSG_DICTIONARY)
             return err_set("%s: dictionary batches (dictionary-encoded columns) are not supported", r->path);
         else
-            return err_set("%s: unexpected Arrow message type %d after row %lld", r->path, type, (long long)r->row);
+            return err_set("%s: unexpected Arrow message type %d after row %lld", r->path, type,
+                           (long long)r->row);
     }
 }
 

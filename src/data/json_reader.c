@@ -32,9 +32,12 @@ static int is_blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '
 
 /* "'x'", "byte 0xNN" or "end of file", for messages. */
 static const char *show_char(int c, char out[16]) {
-    if (c < 0) snprintf(out, 16, "end of file");
-    else if (c >= 0x20 && c < 0x7f) snprintf(out, 16, "'%c'", c);
-    else snprintf(out, 16, "byte 0x%02x", (unsigned)c);
+    if (c < 0)
+        snprintf(out, 16, "end of file");
+    else if (c >= 0x20 && c < 0x7f)
+        snprintf(out, 16, "'%c'", c);
+    else
+        snprintf(out, 16, "byte 0x%02x", (unsigned)c);
     return out;
 }
 
@@ -73,8 +76,10 @@ static int peek_nonblank(struct json_reader *r) {
     for (;;) {
         while (r->beg < r->end) {
             unsigned char c = (unsigned char)r->buf[r->beg];
-            if (c == '\n') r->line++;
-            else if (!is_blank(c)) return c;
+            if (c == '\n')
+                r->line++;
+            else if (!is_blank(c))
+                return c;
             r->beg++;
         }
         long n = fill(r);
@@ -106,11 +111,13 @@ static int scan_value(struct json_reader *r, size_t *len, int64_t *n_lines) {
                 continue;
             }
             const char *p = r->buf + i, *e = r->buf + r->end;
-            while (p < e && *p != '"' && *p != '\\') p++;
+            while (p < e && *p != '"' && *p != '\\')
+                p++;
             i = (size_t)(p - r->buf);
             if (p == e) continue;
             i++;
-            if (*p == '\\') esc = 1;
+            if (*p == '\\')
+                esc = 1;
             else {
                 in_str = 0;
                 if (depth == 0) break;
@@ -120,8 +127,10 @@ static int scan_value(struct json_reader *r, size_t *len, int64_t *n_lines) {
         unsigned char c = (unsigned char)r->buf[i];
         if (depth == 0 && i > r->beg && (c == ',' || c == ']' || c == '}' || is_blank(c))) break;
         i++;
-        if (c == '"') in_str = 1;
-        else if (c == '{' || c == '[') depth++;
+        if (c == '"')
+            in_str = 1;
+        else if (c == '{' || c == '[')
+            depth++;
         else if (c == '}' || c == ']') {
             if (--depth == 0) break;
         } else if (c == '\n')
@@ -145,7 +154,8 @@ static int has_nul_escape(const char *s, size_t len) {
     const char *p = s, *e = s + len;
     while ((p = memmem(p, (size_t)(e - p), "\\u0000", 6)) != NULL) {
         size_t n_bs = 0;
-        while (p - (ptrdiff_t)n_bs > s && p[-(ptrdiff_t)n_bs - 1] == '\\') n_bs++;
+        while (p - (ptrdiff_t)n_bs > s && p[-(ptrdiff_t)n_bs - 1] == '\\')
+            n_bs++;
         if (n_bs % 2 == 0) return 1;
         p += 6;
     }
@@ -173,7 +183,8 @@ static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
         what = 1;
     } else {
         size_t k = (size_t)(endp - p);
-        while (k < len && is_blank((unsigned char)p[k])) k++;
+        while (k < len && is_blank((unsigned char)p[k]))
+            k++;
         if (k < len) {
             err_off = k;
             what = 2;
@@ -190,7 +201,8 @@ static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
     cJSON_Delete(j);
     char near[40];
     size_t n = 0;
-    for (size_t k = err_off; k < len && n < 30 && p[k] != '\n' && p[k] != '\r'; k++) near[n++] = p[k];
+    for (size_t k = err_off; k < len && n < 30 && p[k] != '\n' && p[k] != '\r'; k++)
+        near[n++] = p[k];
     near[n] = 0;
     long long line = (long long)line_at(r, s, err_off), row = (long long)r->row;
     if (what == 1)
@@ -283,8 +295,8 @@ static int next_array(struct json_reader *r, cJSON **rec) {
                                (long long)r->row);
         }
         if (c == ',' || c == ']' || c == '}')
-            return err_set("%s:%lld: expected row %lld (a JSON object), found %s", r->path, (long long)r->line,
-                           (long long)r->row, show_char(c, shown));
+            return err_set("%s:%lld: expected row %lld (a JSON object), found %s", r->path,
+                           (long long)r->line, (long long)r->row, show_char(c, shown));
         size_t len;
         int64_t nl;
         int64_t start_line = r->line;
@@ -319,7 +331,8 @@ static int next_lines(struct json_reader *r, cJSON **rec) {
         size_t s = r->beg, len = nl ? (size_t)(nl - (r->buf + s)) : r->end - s;
         if (!nl && len == 0) return 0;
         size_t k = 0;
-        while (k < len && is_blank((unsigned char)r->buf[s + k])) k++;
+        while (k < len && is_blank((unsigned char)r->buf[s + k]))
+            k++;
         int rc = 0;
         if (k < len) rc = parse_row(r, s, len, rec);
         r->beg = s + len + (nl ? 1 : 0);

@@ -47,12 +47,17 @@ static int open_file(struct reader *r, const char *path) {
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
     int kind = RD_JSON;
-    if (got >= 4 && memcmp(head, "PAR1", 4) == 0) kind = RD_PARQUET;
-    else if ((got >= 4 && memcmp(head, "\xff\xff\xff\xff", 4) == 0) || (got >= 6 && memcmp(head, "ARROW1", 6) == 0))
+    if (got >= 4 && memcmp(head, "PAR1", 4) == 0)
+        kind = RD_PARQUET;
+    else if ((got >= 4 && memcmp(head, "\xff\xff\xff\xff", 4) == 0) ||
+             (got >= 6 && memcmp(head, "ARROW1", 6) == 0))
         kind = RD_ARROW;
-    else if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b) kind = RD_JSON;
-    else if (ends_with(path, ".parquet")) kind = RD_PARQUET;
-    else if (ends_with(path, ".arrow") || ends_with(path, ".feather") || ends_with(path, ".ipc")) kind = RD_ARROW;
+    else if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+        kind = RD_JSON;
+    else if (ends_with(path, ".parquet"))
+        kind = RD_PARQUET;
+    else if (ends_with(path, ".arrow") || ends_with(path, ".feather") || ends_with(path, ".ipc"))
+        kind = RD_ARROW;
     r->kind = kind;
     if (kind == RD_ARROW) return arrow_reader_open(&r->arrow, path, r->skip_bad);
     if (kind == RD_JSON) return json_reader_open(&r->json, path, r->skip_bad);
@@ -77,8 +82,8 @@ static int folder_list(struct reader *r, const char *dir) {
     int is_dict = file_exists(p);
     free(p);
     if (is_dict)
-        return err_set("%s: a DatasetDict folder (dataset_dict.json); pass one split's folder, e.g. %s/train", dir,
-                       dir);
+        return err_set("%s: a DatasetDict folder (dataset_dict.json); pass one split's folder, e.g. %s/train",
+                       dir, dir);
     p = path_join(dir, "state.json");
     if (file_exists(p)) {
         size_t n;
@@ -97,7 +102,8 @@ static int folder_list(struct reader *r, const char *dir) {
             const cJSON *fn = cJSON_GetObjectItemCaseSensitive(it, "filename");
             if (!cJSON_IsString(fn) || strchr(fn->valuestring, '/')) {
                 cJSON_Delete(st);
-                err_set("%s: \"_data_files\" entry %d: expected {\"filename\": \"data-....arrow\"}", p, r->n_files);
+                err_set("%s: \"_data_files\" entry %d: expected {\"filename\": \"data-....arrow\"}", p,
+                        r->n_files);
                 free(p);
                 return -1;
             }
@@ -164,15 +170,18 @@ int reader_next(struct reader *r, cJSON **rec) {
     *rec = NULL;
     for (;;) {
         int rc;
-        if (r->json) rc = json_reader_next(r->json, rec);
-        else if (r->arrow) rc = arrow_reader_next(r->arrow, rec);
+        if (r->json)
+            rc = json_reader_next(r->json, rec);
+        else if (r->arrow)
+            rc = arrow_reader_next(r->arrow, rec);
 #if HAVE_PARQUET
         else if (r->pq) {
             rc = parquet_next(r->pq, rec);
             if (rc == 1) r->pq_row++;
         }
 #endif
-        else return 0;
+        else
+            return 0;
         if (rc != 0) return rc;
         if (r->i_file + 1 >= r->n_files) return 0;
         r->row_base += cur_row(r);
@@ -188,7 +197,8 @@ int64_t reader_skipped(const struct reader *r) { return r->skipped_base + cur_sk
 void reader_close(struct reader *r) {
     if (!r) return;
     close_current(r);
-    for (int i = 0; i < r->n_files; i++) free(r->files[i]);
+    for (int i = 0; i < r->n_files; i++)
+        free(r->files[i]);
     free(r->files);
     free(r);
 }

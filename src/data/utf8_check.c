@@ -24,15 +24,20 @@ size_t utf8_check(const char *str, size_t n) {
         }
         size_t len;
         unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) len = 2;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2;
         else if (c >= 0xe0 && c <= 0xef) {
             len = 3;
-            if (c == 0xe0) lo = 0xa0;      /* no overlong */
-            else if (c == 0xed) hi = 0x9f; /* no surrogates */
+            if (c == 0xe0)
+                lo = 0xa0; /* no overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* no surrogates */
         } else if (c >= 0xf0 && c <= 0xf4) {
             len = 4;
-            if (c == 0xf0) lo = 0x90;      /* no overlong */
-            else if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
+            if (c == 0xf0)
+                lo = 0x90; /* no overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* <= U+10FFFF */
         } else
             return i;
         if (i + len > n) return i;
