@@ -14,13 +14,14 @@
 #include "test.h"
 
 #define FX "tests/fixtures/datasets/"
+#define FXT "tests/fixtures/arrow_types/"
 
 struct truth {
     cJSON **rec;
     int n;
 };
 
-static struct truth t_alpaca, t_messages, t_sharegpt;
+static struct truth t_alpaca, t_messages, t_sharegpt, t_types;
 
 /* Ground truth without our reader: split the JSONL file on '\n' and cJSON_Parse each line. */
 static struct truth truth_load(const char *path) {
@@ -191,6 +192,28 @@ static void test_arrow_fixtures(void) {
     expect_records(FX "alpaca_save_to_disk", &t_alpaca);
     expect_records(FX "alpaca.arrow_file.feather", &t_alpaca);
     expect_records(FX "messages.arrow", &t_messages);
+}
+
+/* Every supported Arrow type, nulls, LargeUtf8/LargeList, ZSTD bodies, the file format. */
+static void test_arrow_types(void) {
+    expect_records(FXT "types.arrow", &t_types);
+    expect_records(FXT "types.zstd.arrow", &t_types);
+    expect_records(FXT "types.feather", &t_types);
+    struct reader *r;
+    EXPECT(reader_open(&r, FXT "types.zstd.arrow") == 0, "%s", err_msg());
+    cJSON *rec[3] = {0};
+    for (int i = 0; i < 3; i++)
+        EXPECT(reader_next(r, &rec[i]) == 1, "row %d", i);
+    EXPECT(cJSON_GetObjectItem(rec[2], "id")->valuedouble == -9007199254740991.0, "int64 exact");
+    EXPECT(cJSON_GetObjectItem(rec[0], "u32")->valuedouble == 4000000000.0, "uint32");
+    EXPECT(cJSON_GetObjectItem(rec[0], "half")->valuedouble == 1.5, "float16");
+    EXPECT(cJSON_IsNull(cJSON_GetObjectItem(rec[1], "meta")), "null struct");
+    EXPECT(cJSON_IsNull(cJSON_GetObjectItem(rec[2], "meta")->child), "null inside a struct");
+    EXPECT(cJSON_IsNull(cJSON_GetObjectItem(rec[1], "tags")), "null large list");
+    EXPECT_STR(cJSON_GetStringValue(cJSON_GetObjectItem(rec[0], "text")), "h\xc3\xa9llo \xf0\x9f\x98\x80");
+    for (int i = 0; i < 3; i++)
+        cJSON_Delete(rec[i]);
+    reader_close(r);
 }
 
 /* A save_to_disk folder whose state.json lists two shards is read in that order. */
@@ -411,6 +434,7 @@ int main(void) {
     t_alpaca = truth_load(FX "alpaca.jsonl");
     t_messages = truth_load(FX "messages.jsonl");
     t_sharegpt = truth_load(FX "sharegpt.jsonl");
+    t_types = truth_load(FXT "types.jsonl");
     if (t_alpaca.n != 200 || t_messages.n != 200 || t_sharegpt.n != 200) {
         fprintf(stderr, "ground truth: %d %d %d records, expected 200 each\n", t_alpaca.n, t_messages.n,
                 t_sharegpt.n);
@@ -421,6 +445,7 @@ int main(void) {
     RUN(test_surrogate_pairs);
     RUN(test_gzip);
     RUN(test_arrow_fixtures);
+    RUN(test_arrow_types);
     RUN(test_save_to_disk_shards);
     RUN(test_parquet_dispatch);
     RUN(test_json_malformed);
@@ -432,5 +457,6 @@ int main(void) {
     truth_free(&t_alpaca);
     truth_free(&t_messages);
     truth_free(&t_sharegpt);
+    truth_free(&t_types);
     return TEST_SUMMARY("readers");
 }

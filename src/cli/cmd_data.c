@@ -1,9 +1,11 @@
 /* cmd_data: `csft data cat FILE...` prints every record of the given datasets (JSON, JSONL,
  * .gz, Parquet, Arrow IPC, save_to_disk folders) as one JSON object per line, with the
- * dataset's own columns in the file's order and UTF-8 kept raw. `csft data stats` needs the
+ * dataset's own columns in the file's order and UTF-8 kept raw (our printer, not cJSON's, so
+ * that 64-bit integers up to 2^53 print exactly). `csft data stats` needs the
  * tokenizer and a config; it is not part of this build yet. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,77 @@ static void data_usage(FILE *f) {
                "                   report how many were skipped (default: such a row is an error)\n"
                "stats  record count, token-count histogram, trained tokens, truncated and zero-trained\n"
                "       records of the configured dataset (needs --config for the tokenizer/template)\n");
+}
+
+/* Writes a number the way JSON.stringify / Python's json do for the values datasets hold:
+ * integers exactly (cJSON's printer rounds those past 15 digits), others in the shortest
+ * %g form that reads back to the same double; non-finite values as null. */
+static void print_number(FILE *f, double d) {
+    if (!isfinite(d)) {
+        fputs("null", f);
+        return;
+    }
+    if (d == 0) d = 0; /* -0 prints as 0 */
+    if (d == floor(d) && fabs(d) < 1e17) {
+        fprintf(f, "%.0f", d);
+        return;
+    }
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    fputs(buf, f);
+}
+
+/* Writes s as a JSON string: UTF-8 raw; escapes '"', '\\' and control characters. */
+static void print_string(FILE *f, const char *s) {
+    fputc('"', f);
+    const char *run = s;
+    for (;; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        fwrite(run, 1, (size_t)(s - run), f);
+        if (!c) break;
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\b': fputs("\\b", f); break;
+        case '\f': fputs("\\f", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default: fprintf(f, "\\u%04x", c);
+        }
+        run = s + 1;
+    }
+    fputc('"', f);
+}
+
+/* Writes a record compactly (no spaces), keys in the record's order. */
+static void print_json(FILE *f, const cJSON *j) {
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        int obj = cJSON_IsObject(j);
+        fputc(obj ? '{' : '[', f);
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (c != j->child) fputc(',', f);
+            if (obj) {
+                print_string(f, c->string ? c->string : "");
+                fputc(':', f);
+            }
+            print_json(f, c);
+        }
+        fputc(obj ? '}' : ']', f);
+    } else if (cJSON_IsString(j))
+        print_string(f, j->valuestring);
+    else if (cJSON_IsNumber(j))
+        print_number(f, j->valuedouble);
+    else if (cJSON_IsTrue(j))
+        fputs("true", f);
+    else if (cJSON_IsFalse(j))
+        fputs("false", f);
+    else
+        fputs("null", f);
 }
 
 static int parse_count(const char *flag, const char *s, long long *out) {
@@ -72,10 +145,8 @@ static int data_cat(int argc, char **argv) {
         int rc = 0;
         while ((limit < 0 || printed < limit) && (rc = reader_next(r, &rec)) == 1) {
             if (seen++ >= offset) {
-                char *s = cJSON_PrintUnformatted(rec);
-                fputs(s, stdout);
+                print_json(stdout, rec);
                 fputc('\n', stdout);
-                free(s);
                 printed++;
             }
             cJSON_Delete(rec);

@@ -177,6 +177,7 @@ struct arrow_reader {
     int64_t batch_len, batch_i, row, skipped;
     char *scratch;
     size_t scratch_cap;
+    ZSTD_DCtx *dctx;
 };
 
 static void field_free(struct afield *f) {
@@ -376,7 +377,9 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
     *p = r->body + off;
     *n = (size_t)len;
     if (b->codec < 0 || len == 0) return 0;
-    /* Compressed buffer: int64 uncompressed length (-1: stored as is), then the frame. */
+    /* Compressed buffer: int64 uncompressed length (-1: stored as is), then a zstd frame.
+     * The length is only a size hint: apache-arrow JS (21.x) writes the compressed length
+     * there, so the frame is decompressed as a stream; the batch's size checks follow. */
     if (len < 8)
         return err_set("%s: column '%s': compressed buffer of %lld bytes", r->path, col, (long long)len);
     int64_t raw = (int64_t)rd_le(*p, 8);
@@ -385,19 +388,44 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
         *n -= 8;
         return 0;
     }
+    const int64_t max_size = (int64_t)1 << 36;
     unsigned long long fr = ZSTD_getFrameContentSize(*p + 8, *n - 8);
-    if (raw < 0 || (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr != (unsigned long long)raw) ||
-        raw > (int64_t)1 << 40)
-        return err_set("%s: column '%s': bad zstd buffer (declared %lld bytes)", r->path, col,
+    if (raw < 0 || fr == ZSTD_CONTENTSIZE_ERROR ||
+        (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr > (uint64_t)max_size))
+        return err_set("%s: column '%s': not a zstd buffer (length prefix %lld)", r->path, col,
                        (long long)raw);
-    uint8_t *out = xmalloc((size_t)raw);
+    size_t cap = fr != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)fr : (size_t)(raw > 2 * len ? raw : 2 * len);
+    uint8_t *out = xmalloc(cap ? cap : 1);
+    if (!r->dctx) r->dctx = ZSTD_createDCtx();
+    CHECK(r->dctx, "ZSTD_createDCtx");
+    ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+    ZSTD_inBuffer in = {*p + 8, *n - 8, 0};
+    ZSTD_outBuffer o = {out, cap, 0};
+    for (;;) {
+        size_t ret = ZSTD_decompressStream(r->dctx, &o, &in);
+        if (ZSTD_isError(ret)) {
+            free(out);
+            return err_set("%s: column '%s': corrupt zstd buffer: %s", r->path, col, ZSTD_getErrorName(ret));
+        }
+        if (ret == 0) break; /* frame complete */
+        if (in.pos == in.size && o.pos < o.size) {
+            free(out);
+            return err_set("%s: column '%s': truncated zstd buffer", r->path, col);
+        }
+        if (o.pos == o.size) {
+            if ((int64_t)o.size >= max_size) {
+                free(out);
+                return err_set("%s: column '%s': zstd buffer expands past %lld bytes", r->path, col,
+                               (long long)max_size);
+            }
+            o.size *= 2;
+            o.dst = out = xrealloc(out, o.size);
+        }
+    }
     r->decomp = xrealloc(r->decomp, (size_t)(r->n_decomp + 1) * sizeof *r->decomp);
     r->decomp[r->n_decomp++] = out;
-    size_t got = ZSTD_decompress(out, (size_t)raw, *p + 8, *n - 8);
-    if (ZSTD_isError(got) || got != (size_t)raw)
-        return err_set("%s: column '%s': zstd buffer does not decompress to %lld bytes: %s", r->path, col,
-                       (long long)raw, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
     *p = out;
+    *n = o.pos;
     return 0;
 }
 
@@ -801,6 +829,7 @@ void arrow_reader_close(struct arrow_reader *r) {
     free_decomp(r);
     free(r->decomp);
     free(r->blocks);
+    ZSTD_freeDCtx(r->dctx);
     col_free(&r->root_col);
     field_free(&r->root);
     free(r->meta);
