@@ -33,22 +33,26 @@ static void test_defaults(void) {
     EXPECT_STR(c.output_dir, "./output");
     EXPECT_STR(c.load_checkpoint, "");
     EXPECT(!c.resume_training, "resume");
-    EXPECT(c.model.num_layers == 0 && c.model.compute_dtype == DTYPE_F32 && c.model.param_init_type == DTYPE_F32,
+    EXPECT(c.model.num_layers == 0 && c.model.compute_dtype == DTYPE_F32 &&
+               c.model.param_init_type == DTYPE_F32,
            "model");
-    EXPECT(c.model.pet.pet_type == PET_TYPE_NONE && c.model.pet.lora_rank == 8 && c.model.pet.lora_alpha == 16,
+    EXPECT(c.model.pet.pet_type == PET_TYPE_NONE && c.model.pet.lora_rank == 8 &&
+               c.model.pet.lora_alpha == 16,
            "pet");
     EXPECT(c.model.pet.n_target_modules == 4 && !c.model.pet.target_modules_regex, "targets");
     EXPECT_STR(c.model.pet.target_modules[3], "o_proj");
     EXPECT(c.train_dataset.n_data_files == 0 && c.train_dataset.seq_length == 2048, "dataset");
     EXPECT(c.train_dataset.shuffle && !c.eval_dataset.shuffle, "eval shuffle defaults to false");
-    EXPECT(c.train_dataset.format == DATA_FORMAT_AUTO && c.train_dataset.loss_on == LOSS_ON_ASSISTANT, "format");
+    EXPECT(c.train_dataset.format == DATA_FORMAT_AUTO && c.train_dataset.loss_on == LOSS_ON_ASSISTANT,
+           "format");
     EXPECT(c.runner_config.epochs == 1 && c.runner_config.batch_size == 1 && c.runner_config.max_steps == -1,
            "runner");
-    EXPECT(c.optimizer.learning_rate == 5e-5 && c.optimizer.betas[0] == 0.9 && c.optimizer.betas[1] == 0.999 &&
-               c.optimizer.eps == 1e-8,
+    EXPECT(c.optimizer.learning_rate == 5e-5 && c.optimizer.betas[0] == 0.9 &&
+               c.optimizer.betas[1] == 0.999 && c.optimizer.eps == 1e-8,
            "optimizer");
     EXPECT(c.lr_schedule.type == LR_SCHEDULE_COSINE && c.lr_schedule.decay_ratio == 0.1, "schedule");
-    EXPECT(c.max_grad_norm == 1.0 && c.save_steps == 500 && c.save_total_limit == 3 && c.logging_steps == 10, "misc");
+    EXPECT(c.max_grad_norm == 1.0 && c.save_steps == 500 && c.save_total_limit == 3 && c.logging_steps == 10,
+           "misc");
     EXPECT(c.parallel_config.data_parallel == 1 && c.parallel_config.model_parallel == 1, "parallel");
     EXPECT(c.predict.max_new_tokens == 256 && !c.predict.do_sample && c.predict.top_p == 1.0, "predict");
     char w[64];
@@ -61,11 +65,14 @@ static void test_example(void) {
     EXPECT(config_load(&c, "examples/qwen2_5_7b_lora.yaml", NULL, 0) == 0, "%s", err_msg());
     EXPECT_STR(c.load_checkpoint, "/path/to/Qwen2.5-7B/");
     EXPECT(c.runner_config.epochs == 2, "epochs");
-    EXPECT(c.optimizer.betas[1] == 0.95 && c.optimizer.eps == 1e-8 && c.optimizer.learning_rate == 1e-4, "optimizer");
+    EXPECT(c.optimizer.betas[1] == 0.95 && c.optimizer.eps == 1e-8 && c.optimizer.learning_rate == 1e-4,
+           "optimizer");
     EXPECT(c.optimizer.weight_decay == 0.01, "wd");
-    EXPECT(c.lr_schedule.type == LR_SCHEDULE_COSINE && c.lr_schedule.min_lr == 1e-6 && c.lr_schedule.warmup_ratio == 0.03,
+    EXPECT(c.lr_schedule.type == LR_SCHEDULE_COSINE && c.lr_schedule.min_lr == 1e-6 &&
+               c.lr_schedule.warmup_ratio == 0.03,
            "schedule");
-    EXPECT(c.model.pet.pet_type == PET_TYPE_LORA && c.model.pet.lora_rank == 16 && c.model.pet.lora_dropout == 0.05,
+    EXPECT(c.model.pet.pet_type == PET_TYPE_LORA && c.model.pet.lora_rank == 16 &&
+               c.model.pet.lora_dropout == 0.05,
            "lora");
     EXPECT(c.model.pet.target_modules_regex && c.model.pet.n_target_modules == 1, "regex");
     EXPECT_STR(c.model.pet.target_modules[0], ".*(q_proj|k_proj|v_proj|o_proj)");
@@ -120,7 +127,8 @@ static void test_full_yaml(void) {
     EXPECT(c.train_dataset.n_column_mapping == 1, "map");
     EXPECT_STR(c.train_dataset.column_mapping[0].key, "messages");
     EXPECT_STR(c.train_dataset.column_mapping[0].value, "conversation");
-    EXPECT(c.lr_schedule.type == LR_SCHEDULE_WSD && c.lr_schedule.min_lr == 1e-6 && c.lr_schedule.warmup_steps == 10,
+    EXPECT(c.lr_schedule.type == LR_SCHEDULE_WSD && c.lr_schedule.min_lr == 1e-6 &&
+               c.lr_schedule.warmup_steps == 10,
            "MindSpore spellings");
     config_free(&c);
 }
@@ -192,8 +200,10 @@ static void test_unknown_keys(void) {
     /* a key in the wrong section */
     EXPECT(load_text(&c, "learning_rate: 1e-4\n", NULL, 0) != 0, "misplaced");
     EXPECT_ERR(":1: unknown key 'learning_rate'; did you mean 'optimizer.learning_rate'?");
-    EXPECT(load_text(&c, "model:\n  model_config:\n    lora_rank: 4\n", NULL, 0) != 0, "missing pet_config level");
-    EXPECT_ERR(":3: unknown key 'model.model_config.lora_rank'; did you mean 'model.model_config.pet_config.lora_rank'?");
+    EXPECT(load_text(&c, "model:\n  model_config:\n    lora_rank: 4\n", NULL, 0) != 0,
+           "missing pet_config level");
+    EXPECT_ERR(":3: unknown key 'model.model_config.lora_rank'; did you mean "
+               "'model.model_config.pet_config.lora_rank'?");
     EXPECT(load_text(&c, "runner_config:\n  epoch: 2\n", NULL, 0) != 0, "sibling");
     EXPECT_ERR("did you mean 'runner_config.epochs'?");
     EXPECT(load_text(&c, "banana: 1\n", NULL, 0) != 0, "nothing close");
@@ -214,14 +224,17 @@ static void test_wrong_types(void) {
     EXPECT_ERR(":2: runner_config.batch_size: expected an integer >= 1, found 0");
     EXPECT(load_text(&c, "train_dataset:\n  packing: \"true\"\n", NULL, 0) != 0, "quoted bool");
     EXPECT_ERR(":2: train_dataset.packing: expected a boolean (true/false), found \"true\"");
-    EXPECT(load_text(&c, "train_dataset:\n  packing: True\n  shuffle: off\n", NULL, 0) == 0, "YAML 1.1 bools");
+    EXPECT(load_text(&c, "train_dataset:\n  packing: True\n  shuffle: off\n", NULL, 0) == 0,
+           "YAML 1.1 bools");
     EXPECT(c.train_dataset.packing && !c.train_dataset.shuffle, "values");
     config_free(&c);
     EXPECT(load_text(&c, "lr_schedule:\n  type: cosin\n", NULL, 0) != 0, "enum");
     EXPECT_ERR(":2: lr_schedule.type: expected one of constant, linear, cosine, wsd, found cosin");
-    EXPECT(load_text(&c, "model:\n  model_config:\n    pet_config:\n      pet_type: lora\n      lora_dropout: 1.0\n",
-                     NULL, 0) != 0,
-           "dropout range");
+    EXPECT(
+        load_text(&c,
+                  "model:\n  model_config:\n    pet_config:\n      pet_type: lora\n      lora_dropout: 1.0\n",
+                  NULL, 0) != 0,
+        "dropout range");
     EXPECT_ERR(":5: model.model_config.pet_config.lora_dropout: expected a number [0, 1), found 1.0");
     EXPECT(load_text(&c, "optimizer:\n  learning_rate: .nan\n", NULL, 0) != 0, "nan");
     EXPECT_ERR("optimizer.learning_rate: expected a number > 0, found .nan");
@@ -235,7 +248,9 @@ static void test_wrong_types(void) {
     EXPECT_ERR(":1: output_dir: expected a string, found a list");
     EXPECT(load_text(&c, "seed: 99999999999999999999\n", NULL, 0) != 0, "overflow");
     EXPECT_ERR("seed: expected an integer >= 0");
-    EXPECT(load_text(&c, "model:\n  model_config:\n    pet_config:\n      pet_type: lora\n      target_modules: '(q_proj'\n",
+    EXPECT(load_text(&c,
+                     "model:\n  model_config:\n    pet_config:\n      pet_type: lora\n      target_modules: "
+                     "'(q_proj'\n",
                      NULL, 0) != 0,
            "regex");
     EXPECT_ERR(":5: model.model_config.pet_config.target_modules: bad regex '(q_proj' at offset 7");
@@ -250,7 +265,8 @@ static void test_cross_checks(void) {
     EXPECT(load_text(&c, "lr_schedule:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n", NULL, 0) != 0, "warmup");
     EXPECT_ERR("lr_schedule.warmup_steps (");
     EXPECT_ERR(":2) and lr_schedule.warmup_ratio (");
-    EXPECT(load_text(&c, "model:\n  model_config:\n    pet_config:\n      lora_rank: 16\n", NULL, 0) != 0, "no pet_type");
+    EXPECT(load_text(&c, "model:\n  model_config:\n    pet_config:\n      lora_rank: 16\n", NULL, 0) != 0,
+           "no pet_type");
     EXPECT_ERR("model.model_config.pet_config.lora_rank (");
     EXPECT_ERR(":4) is set but model.model_config.pet_config.pet_type is none; add pet_type: lora");
     EXPECT(load_text(&c, "runner_config:\n  max_steps: 0\n", NULL, 0) != 0, "max_steps 0");
@@ -258,7 +274,8 @@ static void test_cross_checks(void) {
     EXPECT(load_text(&c, "train_dataset:\n  vocab_file: v.json\n", NULL, 0) != 0, "merges missing");
     EXPECT_ERR("train_dataset.vocab_file (");
     EXPECT_ERR(":2) is set but train_dataset.merges_file is not");
-    EXPECT(load_text(&c, "optimizer: {learning_rate: 1.0e-5}\nlr_schedule: {min_lr: 1.0e-4}\n", NULL, 0) != 0, "min_lr");
+    EXPECT(load_text(&c, "optimizer: {learning_rate: 1.0e-5}\nlr_schedule: {min_lr: 1.0e-4}\n", NULL, 0) != 0,
+           "min_lr");
     EXPECT_ERR("is above optimizer.learning_rate");
 
     EXPECT(config_load(&c, NULL, NULL, 0) == 0, "defaults");
@@ -271,7 +288,8 @@ static void test_cross_checks(void) {
     EXPECT_ERR("train_dataset.data_files is empty");
     config_free(&c);
     char *s2[] = {"load_checkpoint=/m", "run_mode=predict"};
-    EXPECT(config_load(&c, NULL, s2, 2) == 0 && config_check_run(&c) == 0, "predict needs no data: %s", err_msg());
+    EXPECT(config_load(&c, NULL, s2, 2) == 0 && config_check_run(&c) == 0, "predict needs no data: %s",
+           err_msg());
     config_free(&c);
     char *s3[] = {"resume_from_checkpoint=out/checkpoint-100"};
     EXPECT(config_load(&c, NULL, s3, 1) == 0 && c.resume_training, "resume_from_checkpoint implies resume");
@@ -298,7 +316,8 @@ static void test_bad_yaml(void) {
 
 static void test_parallel(void) {
     struct run_config c;
-    EXPECT(load_text(&c, "parallel_config:\n  data_parallel: 4\n  model_parallel: 1\n  pipeline_stage: 1\n", NULL, 0) == 0,
+    EXPECT(load_text(&c, "parallel_config:\n  data_parallel: 4\n  model_parallel: 1\n  pipeline_stage: 1\n",
+                     NULL, 0) == 0,
            "ones are fine: %s", err_msg());
     EXPECT(c.parallel_config.data_parallel == 4, "dp");
     config_free(&c);
@@ -316,13 +335,15 @@ static void test_parallel(void) {
 /* MindSpore's own config: every foreign key is named with where it lives in csft. */
 static void test_mindspore_config(void) {
     struct run_config c;
-    EXPECT(config_load(&c, "tests/fixtures/config/mindformers-finetune_qwen2_5_7b_8k.yaml", NULL, 0) != 0, "foreign");
-    EXPECT_ERR("mindformers-finetune_qwen2_5_7b_8k.yaml:4: unknown key 'auto_trans_ckpt' (MindSpore setting): csft loads");
+    EXPECT(config_load(&c, "tests/fixtures/config/mindformers-finetune_qwen2_5_7b_8k.yaml", NULL, 0) != 0,
+           "foreign");
+    EXPECT_ERR("mindformers-finetune_qwen2_5_7b_8k.yaml:4: unknown key 'auto_trans_ckpt' (MindSpore "
+               "setting): csft loads");
     EXPECT_ERR(":10: unknown key 'trainer' (MindSpore setting): csft picks the trainer from run_mode");
     EXPECT_ERR("unknown key 'runner_config.sink_mode' (MindSpore setting)");
     EXPECT_ERR("unknown key 'runner_wrapper' (MindSpore setting): gradient clipping is max_grad_norm");
     EXPECT_ERR("unknown key 'lr_schedule.learning_rate' (MindSpore setting): use optimizer.learning_rate");
-    EXPECT_ERR("(more errors not shown)");
+    EXPECT_ERR("more errors not shown)");
 }
 
 static char *dump_str(const struct run_config *c) {
@@ -384,7 +405,8 @@ static char *markdown(void) {
 static void test_docs(void) {
     char *md = markdown();
     char *doc = file_read_all("docs/config.md", NULL);
-    EXPECT(doc && strcmp(doc, md) == 0, "docs/config.md is out of date: run build/tests/test_config --write-docs");
+    EXPECT(doc && strcmp(doc, md) == 0,
+           "docs/config.md is out of date: run build/tests/test_config --write-docs");
     EXPECT(strstr(md, "| `lora_rank` | int | `8` | >= 1 |"), "a row");
     free(md);
     free(doc);

@@ -31,11 +31,13 @@ static void test_format(void) {
     char buf[512];
     metrics_format_line(buf, sizeof buf, &s, 0, 0);
     /* ETA: 880 steps left at 100 steps / 83 s */
-    EXPECT_STR(buf, "step 120/1000 | epoch 1.20/3 | loss 2.3457 | lr 1.000e-04 | grad_norm 0.873 | 12.3k tok/s | "
-                    "elapsed 01:23 | ETA 12:10");
+    EXPECT_STR(buf,
+               "step 120/1000 | epoch 1.20/3 | loss 2.3457 | lr 1.000e-04 | grad_norm 0.873 | 12.3k tok/s | "
+               "elapsed 01:23 | ETA 12:10");
     metrics_format_line(buf, sizeof buf, &s, 1, 120); /* exactly 120 columns */
-    EXPECT_STR(buf, "[###......................]  12% 120/1000 | ep 1.20/3 | loss 2.3457 | lr 1.00e-04 | gn 0.873 | "
-                    "12.3k tok/s | 01:23<12:10");
+    EXPECT_STR(
+        buf, "[###......................]  12% 120/1000 | ep 1.20/3 | loss 2.3457 | lr 1.00e-04 | gn 0.873 | "
+             "12.3k tok/s | 01:23<12:10");
     metrics_format_line(buf, sizeof buf, &s, 1, 105);
     EXPECT(strncmp(buf, "[#.........]  12%", 17) == 0 && strlen(buf) == 105, "narrow bar: %s", buf);
     metrics_format_line(buf, sizeof buf, &s, 1, 40);
@@ -66,7 +68,8 @@ static void test_progress(void) {
     metrics_progress_message(&p, "eval loss %.3f", 1.5);
     metrics_progress_end(&p);
     fflush(f);
-    EXPECT(strncmp(out, "step 120/1000 |", 15) == 0 && strstr(out, "ETA 12:10\neval loss 1.500\n") && !strchr(out, '\r'),
+    EXPECT(strncmp(out, "step 120/1000 |", 15) == 0 && strstr(out, "ETA 12:10\neval loss 1.500\n") &&
+               !strchr(out, '\r'),
            "plain: %s", out);
     fclose(f);
     free(out);
@@ -126,13 +129,14 @@ static void test_jsonl(void) {
     char *path = xstrdup(metrics_path(m));
     EXPECT(metrics_close(m) == 0, "%s", err_msg());
     char *t = file_read_all(path, NULL);
-    static const char first[] = "{\"step\":10,\"epoch\":1.2,\"loss\":3,\"lr\":0.0001,\"grad_norm\":0.8734,\"tokens\":999,"
-                           "\"tokens_per_sec\":12345,\"skipped_steps\":0,\"elapsed\":83,\"wall_time\":";
-    EXPECT(t && strncmp(t, first, strlen(first)) == 0,
-           "first line: %s", t ? t : "(null)");
+    static const char first[] =
+        "{\"step\":10,\"epoch\":1.2,\"loss\":3,\"lr\":0.0001,\"grad_norm\":0.8734,\"tokens\":999,"
+        "\"tokens_per_sec\":12345,\"skipped_steps\":0,\"elapsed\":83,\"wall_time\":";
+    EXPECT(t && strncmp(t, first, strlen(first)) == 0, "first line: %s", t ? t : "(null)");
     EXPECT(t && strstr(t, "{\"step\":60,\"epoch\":1.2,\"loss\":null,"), "NaN as null");
-    EXPECT(t && strstr(t, "{\"step\":50,\"eval_loss\":1.3862943611198906,\"eval_ppl\":4,\"eval_tokens\":1234,"),
-           "eval line");
+    EXPECT(
+        t && strstr(t, "{\"step\":50,\"eval_loss\":1.3862943611198906,\"eval_ppl\":4,\"eval_tokens\":1234,"),
+        "eval line");
     free(t);
     /* a torn line from a kill, then resume from the checkpoint at step 30 */
     FILE *f = fopen(path, "a");
@@ -145,12 +149,14 @@ static void test_jsonl(void) {
     EXPECT(m && metrics_log_step(m, &s) == 0, "%s", err_msg());
     EXPECT(metrics_close(m) == 0, "close");
     int64_t last = 0;
-    EXPECT(count_lines(path, &last) == 4 && last == 40, "steps 10,20,30 kept, then 40 (lines %d)", count_lines(path, &last));
+    EXPECT(count_lines(path, &last) == 4 && last == 40, "steps 10,20,30 kept, then 40 (lines %d)",
+           count_lines(path, &last));
     /* the TensorBoard file is there */
     snprintf(cmd, sizeof cmd, "%s/tensorboard", dir);
     DIR *d = opendir(cmd);
     int n_ev = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n_ev += strncmp(e->d_name, "events.out.tfevents.", 20) == 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n_ev += strncmp(e->d_name, "events.out.tfevents.", 20) == 0;
     if (d) closedir(d);
     EXPECT(n_ev == 1, "event files %d", n_ev);
     free(path);

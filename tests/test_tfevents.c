@@ -12,7 +12,8 @@
 #include "test.h"
 
 static void test_crc32c(void) {
-    EXPECT(tfevents_crc32c("123456789", 9) == 0xE3069283u, "check value %08x", tfevents_crc32c("123456789", 9));
+    EXPECT(tfevents_crc32c("123456789", 9) == 0xE3069283u, "check value %08x",
+           tfevents_crc32c("123456789", 9));
     uint8_t zeros[32] = {0}, ones[32];
     memset(ones, 0xff, sizeof ones);
     EXPECT(tfevents_crc32c(zeros, 32) == 0x8A9136AAu, "RFC 3720 zeros");
@@ -37,8 +38,8 @@ static void test_exact_bytes(void) {
     EXPECT(tfevents_encode_event(ev, 10, 1.5, 3, NULL, "loss", 2.0f) == 0, "too small a buffer");
     /* the file_version event; step 0 is omitted (proto3 default) */
     n = tfevents_encode_event(ev, sizeof ev, 1.5, 0, "brain.Event:2", NULL, 0);
-    static const uint8_t fv[] = {0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0x1a, 0x0d, 'b', 'r', 'a', 'i', 'n',
-                                 '.',  'E', 'v', 'e', 'n', 't', ':', '2'};
+    static const uint8_t fv[] = {0x09, 0,   0,   0,   0,   0,   0,   0xf8, 0x3f, 0x1a, 0x0d, 'b',
+                                 'r',  'a', 'i', 'n', '.', 'E', 'v', 'e',  'n',  't',  ':',  '2'};
     EXPECT(n == sizeof fv && memcmp(ev, fv, n) == 0, "file_version event");
     /* a negative step is a 10-byte two's-complement varint */
     n = tfevents_encode_event(ev, sizeof ev, 1.5, -1, "x", NULL, 0);
@@ -85,10 +86,12 @@ static int decode(const uint8_t *p, const uint8_t *end, int depth, struct event 
             p += 4;
         } else if (wire == 2) {
             if (read_varint(&p, end, &v) || (uint64_t)(end - p) < v) return -1;
-            if (depth == 0 && field == 3) snprintf(e->file_version, sizeof e->file_version, "%.*s", (int)v, p);
+            if (depth == 0 && field == 3)
+                snprintf(e->file_version, sizeof e->file_version, "%.*s", (int)v, p);
             else if ((depth == 0 && field == 5) || (depth == 1 && field == 1)) {
                 if (decode(p, p + v, depth + 1, e)) return -1;
-            } else if (depth == 2 && field == 1) snprintf(e->tag, sizeof e->tag, "%.*s", (int)v, p);
+            } else if (depth == 2 && field == 1)
+                snprintf(e->tag, sizeof e->tag, "%.*s", (int)v, p);
             p += v;
         } else {
             return -1;
@@ -105,11 +108,14 @@ static int read_events(const uint8_t *buf, size_t len, struct event *ev, int max
         if (len - off < 12) return -1;
         uint64_t rl = 0;
         uint32_t lc = 0, dc = 0;
-        for (int i = 0; i < 8; i++) rl |= (uint64_t)buf[off + i] << (8 * i);
-        for (int i = 0; i < 4; i++) lc |= (uint32_t)buf[off + 8 + i] << (8 * i);
+        for (int i = 0; i < 8; i++)
+            rl |= (uint64_t)buf[off + i] << (8 * i);
+        for (int i = 0; i < 4; i++)
+            lc |= (uint32_t)buf[off + 8 + i] << (8 * i);
         if (lc != tfevents_masked_crc32c(buf + off, 8) || len - off - 12 < rl + 4) return -1;
         const uint8_t *data = buf + off + 12;
-        for (int i = 0; i < 4; i++) dc |= (uint32_t)data[rl + i] << (8 * i);
+        for (int i = 0; i < 4; i++)
+            dc |= (uint32_t)data[rl + i] << (8 * i);
         if (dc != tfevents_masked_crc32c(data, rl)) return -1;
         memset(&ev[n], 0, sizeof ev[n]);
         if (decode(data, data + rl, 0, &ev[n])) return -1;
@@ -132,7 +138,8 @@ static void test_write_read(void) {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     EXPECT(strstr(tfevents_path(w), host), "hostname in %s", tfevents_path(w));
-    for (int s = 1; s <= 3; s++) EXPECT(tfevents_add_scalar(w, "train/loss", s * 10, 3.0f / s) == 0, "%s", err_msg());
+    for (int s = 1; s <= 3; s++)
+        EXPECT(tfevents_add_scalar(w, "train/loss", s * 10, 3.0f / s) == 0, "%s", err_msg());
     EXPECT(tfevents_add_scalar(w, "train/lr", 30, 1e-4f) == 0, "lr");
     char big[1100];
     memset(big, 'a', sizeof big - 1);

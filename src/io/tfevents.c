@@ -28,7 +28,8 @@ static int crc_ready;
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (c & 1 ? 0x82F63B78u : 0);
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (c & 1 ? 0x82F63B78u : 0);
         crc_table[i] = c;
     }
     crc_ready = 1;
@@ -38,7 +39,8 @@ uint32_t tfevents_crc32c(const void *data, size_t n) {
     if (!crc_ready) crc_init(); /* idempotent: a racing second init writes the same values */
     const uint8_t *p = data;
     uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    for (size_t i = 0; i < n; i++)
+        c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 
@@ -56,8 +58,10 @@ struct pb {
 };
 
 static void pb_byte(struct pb *b, uint8_t x) {
-    if (b->len < b->cap) b->buf[b->len] = x;
-    else b->overflow = 1;
+    if (b->len < b->cap)
+        b->buf[b->len] = x;
+    else
+        b->overflow = 1;
     b->len++;
 }
 
@@ -72,23 +76,26 @@ static void pb_varint(struct pb *b, uint64_t v) {
 static void pb_key(struct pb *b, int field, int wire) { pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
 
 static void pb_fixed(struct pb *b, uint64_t v, int nbytes) {
-    for (int i = 0; i < nbytes; i++) pb_byte(b, (uint8_t)(v >> (8 * i)));
+    for (int i = 0; i < nbytes; i++)
+        pb_byte(b, (uint8_t)(v >> (8 * i)));
 }
 
 static void pb_bytes(struct pb *b, int field, const void *data, size_t n) {
     pb_key(b, field, 2);
     pb_varint(b, n);
-    for (size_t i = 0; i < n; i++) pb_byte(b, ((const uint8_t *)data)[i]);
+    for (size_t i = 0; i < n; i++)
+        pb_byte(b, ((const uint8_t *)data)[i]);
 }
 
 static size_t varint_len(uint64_t v) {
     size_t n = 1;
-    while (v >= 0x80) v >>= 7, n++;
+    while (v >= 0x80)
+        v >>= 7, n++;
     return n;
 }
 
-size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t step, const char *file_version,
-                             const char *tag, float value) {
+size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t step,
+                             const char *file_version, const char *tag, float value) {
     struct pb b = {buf, cap, 0, 0};
     uint64_t wt;
     memcpy(&wt, &wall_time, 8);
@@ -102,9 +109,9 @@ size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t
         pb_bytes(&b, 3, file_version, strlen(file_version)); /* Event.file_version */
     } else {
         size_t tl = strlen(tag);
-        size_t value_len = 1 + varint_len(tl) + tl + 1 + 4;  /* Value.tag, Value.simple_value */
+        size_t value_len = 1 + varint_len(tl) + tl + 1 + 4;         /* Value.tag, Value.simple_value */
         size_t summary_len = 1 + varint_len(value_len) + value_len; /* Summary.value */
-        pb_key(&b, 5, 2); /* Event.summary */
+        pb_key(&b, 5, 2);                                           /* Event.summary */
         pb_varint(&b, summary_len);
         pb_key(&b, 1, 2); /* Summary.value (repeated, one here) */
         pb_varint(&b, value_len);
@@ -119,12 +126,15 @@ size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t
 
 size_t tfevents_frame_record(uint8_t *out, const uint8_t *data, size_t n) {
     uint8_t len[8];
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)((uint64_t)n >> (8 * i));
     uint32_t lc = tfevents_masked_crc32c(len, 8), dc = tfevents_masked_crc32c(data, n);
     memcpy(out, len, 8);
-    for (int i = 0; i < 4; i++) out[8 + i] = (uint8_t)(lc >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out[8 + i] = (uint8_t)(lc >> (8 * i));
     memcpy(out + 12, data, n);
-    for (int i = 0; i < 4; i++) out[12 + n + i] = (uint8_t)(dc >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out[12 + n + i] = (uint8_t)(dc >> (8 * i));
     return n + 16;
 }
 
@@ -136,10 +146,12 @@ static double wall_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int write_event(struct tfevents *w, int64_t step, const char *file_version, const char *tag, float value) {
+static int write_event(struct tfevents *w, int64_t step, const char *file_version, const char *tag,
+                       float value) {
     if (w->failed) return err_set("%s: an earlier write failed", w->path);
     enum { MAX_TAG = 1000 };
-    if (tag && strlen(tag) > MAX_TAG) return err_set("%s: tag '%.40s...' too long (at most %d bytes)", w->path, tag, MAX_TAG);
+    if (tag && strlen(tag) > MAX_TAG)
+        return err_set("%s: tag '%.40s...' too long (at most %d bytes)", w->path, tag, MAX_TAG);
     uint8_t ev[MAX_TAG + 64], rec[MAX_TAG + 80];
     size_t n = tfevents_encode_event(ev, sizeof ev, wall_now(), step, file_version, tag, value);
     CHECK(n > 0, "event buffer too small");

@@ -29,7 +29,7 @@ uint32_t tfevents_masked_crc32c(const void *data, size_t n);
 /* Encodes an Event into buf: always wall_time and step; a file_version string if
  * file_version != NULL, else a scalar summary (tag, value). Returns the length, or 0 if it
  * does not fit in cap. */
-size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t step, const char *file_version,
-                             const char *tag, float value);
+size_t tfevents_encode_event(uint8_t *buf, size_t cap, double wall_time, int64_t step,
+                             const char *file_version, const char *tag, float value);
 /* Frames data as one TFRecord into out (needs n + 16 bytes). Returns n + 16. */
 size_t tfevents_frame_record(uint8_t *out, const uint8_t *data, size_t n);

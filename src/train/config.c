@@ -22,11 +22,22 @@
 
 /* ---------------------------------------------------------------- the table */
 
-enum key_type { KT_BOOL, KT_INT, KT_INT64, KT_FLOAT, KT_STRING, KT_ENUM, KT_STR_LIST, KT_TARGETS, KT_FLOAT2, KT_MAP };
+enum key_type {
+    KT_BOOL,
+    KT_INT,
+    KT_INT64,
+    KT_FLOAT,
+    KT_STRING,
+    KT_ENUM,
+    KT_STR_LIST,
+    KT_TARGETS,
+    KT_FLOAT2,
+    KT_MAP
+};
 
 enum {
-    K_MIN = 1,          /* value >= min (or > min with K_MIN_EXCL) */
-    K_MAX = 2,          /* value <= max (or < max with K_MAX_EXCL) */
+    K_MIN = 1, /* value >= min (or > min with K_MIN_EXCL) */
+    K_MAX = 2, /* value <= max (or < max with K_MAX_EXCL) */
     K_MIN_EXCL = 4,
     K_MAX_EXCL = 8,
     K_ONLY_DEFAULT = 16 /* any other value: "not supported yet" */
@@ -49,17 +60,26 @@ struct key_def {
     const char *help;
 };
 
-static const struct choice run_modes[] = {
-    {"finetune", RUN_MODE_FINETUNE}, {"train", RUN_MODE_TRAIN}, {"predict", RUN_MODE_PREDICT}, {"eval", RUN_MODE_EVAL}, {0, 0}};
-static const struct choice dtypes[] = {{"float32", DTYPE_F32}, {"bfloat16", DTYPE_BF16}, {"fp32", DTYPE_F32},
-                                       {"bf16", DTYPE_BF16},   {0, 0}};
+static const struct choice run_modes[] = {{"finetune", RUN_MODE_FINETUNE},
+                                          {"train", RUN_MODE_TRAIN},
+                                          {"predict", RUN_MODE_PREDICT},
+                                          {"eval", RUN_MODE_EVAL},
+                                          {0, 0}};
+static const struct choice dtypes[] = {
+    {"float32", DTYPE_F32}, {"bfloat16", DTYPE_BF16}, {"fp32", DTYPE_F32}, {"bf16", DTYPE_BF16}, {0, 0}};
 static const struct choice pet_types[] = {{"none", PET_TYPE_NONE}, {"lora", PET_TYPE_LORA}, {0, 0}};
-static const struct choice formats[] = {{"auto", DATA_FORMAT_AUTO},         {"alpaca", DATA_FORMAT_ALPACA},
-                                        {"messages", DATA_FORMAT_MESSAGES}, {"sharegpt", DATA_FORMAT_SHAREGPT},
-                                        {"text", DATA_FORMAT_TEXT},         {"tokenized", DATA_FORMAT_TOKENIZED},
+static const struct choice formats[] = {{"auto", DATA_FORMAT_AUTO},
+                                        {"alpaca", DATA_FORMAT_ALPACA},
+                                        {"messages", DATA_FORMAT_MESSAGES},
+                                        {"sharegpt", DATA_FORMAT_SHAREGPT},
+                                        {"text", DATA_FORMAT_TEXT},
+                                        {"tokenized", DATA_FORMAT_TOKENIZED},
                                         {0, 0}};
-static const struct choice truncations[] = {
-    {"right", TRUNCATION_RIGHT}, {"left", TRUNCATION_LEFT}, {"drop", TRUNCATION_DROP}, {"error", TRUNCATION_ERROR}, {0, 0}};
+static const struct choice truncations[] = {{"right", TRUNCATION_RIGHT},
+                                            {"left", TRUNCATION_LEFT},
+                                            {"drop", TRUNCATION_DROP},
+                                            {"error", TRUNCATION_ERROR},
+                                            {0, 0}};
 static const struct choice losses[] = {
     {"assistant", LOSS_ON_ASSISTANT}, {"last_turn", LOSS_ON_LAST_TURN}, {"all", LOSS_ON_ALL}, {0, 0}};
 /* MindSpore's class names are accepted as spellings of the same schedules. */
@@ -72,7 +92,8 @@ static const struct choice schedules[] = {{"constant", LR_SCHEDULE_CONSTANT},
                                           {"CosineWithWarmUpLR", LR_SCHEDULE_COSINE},
                                           {"WarmUpStableDecayLR", LR_SCHEDULE_WSD},
                                           {0, 0}};
-static const struct choice optimizers[] = {{"AdamW", OPTIMIZER_ADAMW}, {"FusedAdamWeightDecay", OPTIMIZER_ADAMW}, {0, 0}};
+static const struct choice optimizers[] = {
+    {"AdamW", OPTIMIZER_ADAMW}, {"FusedAdamWeightDecay", OPTIMIZER_ADAMW}, {0, 0}};
 static const struct choice nonfinites[] = {{"stop", ON_NONFINITE_STOP}, {"skip", ON_NONFINITE_SKIP}, {0, 0}};
 
 #define RC(f) offsetof(struct run_config, f)
@@ -85,7 +106,8 @@ static const struct key_def run_keys[] = {
     {"seed", KT_INT64, RC(seed), "42", K_MIN, 0, 0, 0, 0,
      "Seed of every random stream (init of LoRA A, dropout, shuffling, sampling)."},
     {"output_dir", KT_STRING, RC(output_dir), "./output", 0, 0, 0, 0, 0,
-     "Folder for checkpoints, the final model or adapter, metrics.jsonl, TensorBoard events and the resolved config."},
+     "Folder for checkpoints, the final model or adapter, metrics.jsonl, TensorBoard events and the resolved "
+     "config."},
     {"load_checkpoint", KT_STRING, RC(load_checkpoint), "''", 0, 0, 0, 0, 0,
      "The Hugging Face model folder to start from (config.json, *.safetensors, tokenizer files). Required."},
     {"resume_training", KT_BOOL, RC(resume_training), "false", 0, 0, 0, 0, "resume",
@@ -93,48 +115,61 @@ static const struct key_def run_keys[] = {
     {"resume_from_checkpoint", KT_STRING, RC(resume_from_checkpoint), "''", 0, 0, 0, 0, 0,
      "A specific checkpoint folder to resume from; setting it implies resume_training."},
     {"model.model_config.num_layers", KT_INT, RC(model.num_layers), "0", K_MIN, 0, 0, 0, 0,
-     "Keep only the first N decoder layers of the checkpoint (0 = all), as MindSpore's single-device example does."},
+     "Keep only the first N decoder layers of the checkpoint (0 = all), as MindSpore's single-device example "
+     "does."},
     {"model.model_config.compute_dtype", KT_ENUM, RC(model.compute_dtype), "float32", 0, 0, 0, dtypes, 0,
      "Dtype of activations and matmuls: float32 or bfloat16."},
     {"model.model_config.param_init_type", KT_ENUM, RC(model.param_init_type), "float32", 0, 0, 0, dtypes, 0,
-     "Dtype the frozen base weights are held in: float32 or bfloat16. Trained weights always keep float32 masters."},
+     "Dtype the frozen base weights are held in: float32 or bfloat16. Trained weights always keep float32 "
+     "masters."},
     {"model.model_config.recompute", KT_BOOL, RC(model.recompute), "false", 0, 0, 0, 0, 0,
-     "Recompute layer activations in the backward pass instead of storing them (less memory, about one more forward pass of compute)."},
+     "Recompute layer activations in the backward pass instead of storing them (less memory, about one more "
+     "forward pass of compute)."},
     {"model.model_config.pet_config.pet_type", KT_ENUM, RC(model.pet.pet_type), "none", 0, 0, 0, pet_types, 0,
      "Parameter-efficient tuning: lora, or none for full fine-tuning."},
     {"model.model_config.pet_config.lora_rank", KT_INT, RC(model.pet.lora_rank), "8", K_MIN, 1, 0, 0, 0,
      "Rank r of the LoRA matrices A (r x in) and B (out x r)."},
-    {"model.model_config.pet_config.lora_alpha", KT_FLOAT, RC(model.pet.lora_alpha), "16", K_MIN | K_MIN_EXCL, 0, 0, 0, 0,
-     "LoRA scaling numerator: the update is (lora_alpha / r) * B A (or lora_alpha / sqrt(r) with use_rslora)."},
+    {"model.model_config.pet_config.lora_alpha", KT_FLOAT, RC(model.pet.lora_alpha), "16", K_MIN | K_MIN_EXCL,
+     0, 0, 0, 0,
+     "LoRA scaling numerator: the update is (lora_alpha / r) * B A (or lora_alpha / sqrt(r) with "
+     "use_rslora)."},
     {"model.model_config.pet_config.lora_dropout", KT_FLOAT, RC(model.pet.lora_dropout), "0.0",
      K_MIN | K_MAX | K_MAX_EXCL, 0, 1, 0, 0, "Dropout on the LoRA branch input during training, in [0, 1)."},
     {"model.model_config.pet_config.target_modules", KT_TARGETS, RC(model.pet.target_modules),
      "[q_proj, k_proj, v_proj, o_proj]", 0, 0, 0, 0, 0,
-     "Linear layers that get adapters. A list: module-name suffixes (q_proj, k_proj, v_proj, o_proj, gate_proj, "
+     "Linear layers that get adapters. A list: module-name suffixes (q_proj, k_proj, v_proj, o_proj, "
+     "gate_proj, "
      "up_proj, down_proj). A string: a regex that must match the whole module name (PEFT semantics), e.g. "
      "'.*(q_proj|v_proj)'."},
     {"model.model_config.pet_config.use_rslora", KT_BOOL, RC(model.pet.use_rslora), "false", 0, 0, 0, 0, 0,
      "Rank-stabilized LoRA scaling lora_alpha / sqrt(r)."},
     {"model.model_config.pet_config.adapter_path", KT_STRING, RC(model.pet.adapter_path), "''", 0, 0, 0, 0, 0,
-     "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; '' = fresh adapter."},
+     "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; '' = "
+     "fresh adapter."},
 };
 
 static const struct key_def dataset_keys[] = {
     {"data_files", KT_STR_LIST, DS(data_files), "[]", 0, 0, 0, 0, 0,
-     "Files or folders to read: .json, .jsonl (optionally .gz), .parquet, .arrow, or a datasets save_to_disk folder. "
+     "Files or folders to read: .json, .jsonl (optionally .gz), .parquet, .arrow, or a datasets save_to_disk "
+     "folder. "
      "A string is one file."},
     {"format", KT_ENUM, DS(format), "auto", 0, 0, 0, formats, 0,
-     "Record layout: alpaca (instruction/input/output), messages (OpenAI role/content), sharegpt (from/value), text "
-     "(plain text, loss on all), tokenized (input_ids [+ labels]); auto = detect from the first record's columns."},
+     "Record layout: alpaca (instruction/input/output), messages (OpenAI role/content), sharegpt "
+     "(from/value), text "
+     "(plain text, loss on all), tokenized (input_ids [+ labels]); auto = detect from the first record's "
+     "columns."},
     {"column_mapping", KT_MAP, DS(column_mapping), "{}", 0, 0, 0, 0, 0,
-     "Rename dataset columns to the canonical ones, canonical: dataset column, e.g. {instruction: question, output: answer}."},
+     "Rename dataset columns to the canonical ones, canonical: dataset column, e.g. {instruction: question, "
+     "output: answer}."},
     {"chat_template", KT_STRING, DS(chat_template), "''", 0, 0, 0, 0, 0,
-     "Prompt format: '' = the tokenizer's own chat_template; a name (alpaca, chatml, ...) or a Jinja file path."},
+     "Prompt format: '' = the tokenizer's own chat_template; a name (alpaca, chatml, ...) or a Jinja file "
+     "path."},
     {"seq_length", KT_INT, DS(seq_length), "2048", K_MIN, 2, 0, 0, 0, "Tokens per training sequence."},
     {"packing", KT_BOOL, DS(packing), "false", 0, 0, 0, 0, 0,
      "Pack several examples into one sequence (attention does not cross example boundaries)."},
     {"truncation", KT_ENUM, DS(truncation), "right", 0, 0, 0, truncations, 0,
-     "Examples longer than seq_length: right (cut the end), left (cut the start), drop (skip, counted), error."},
+     "Examples longer than seq_length: right (cut the end), left (cut the start), drop (skip, counted), "
+     "error."},
     {"loss_on", KT_ENUM, DS(loss_on), "assistant", 0, 0, 0, losses, 0,
      "Tokens that carry loss: assistant (every answer), last_turn (the final answer), all (whole text)."},
     {"shuffle", KT_BOOL, DS(shuffle), "true", 0, 0, 0, 0, 0, "Shuffle examples each epoch (seeded by seed)."},
@@ -150,20 +185,23 @@ static const struct key_def dataset_keys[] = {
 };
 
 static const struct key_def train_keys[] = {
-    {"runner_config.epochs", KT_INT, RC(runner_config.epochs), "1", K_MIN, 1, 0, 0, 0, "Passes over train_dataset."},
+    {"runner_config.epochs", KT_INT, RC(runner_config.epochs), "1", K_MIN, 1, 0, 0, 0,
+     "Passes over train_dataset."},
     {"runner_config.batch_size", KT_INT, RC(runner_config.batch_size), "1", K_MIN, 1, 0, 0, 0,
      "Sequences per micro batch per process."},
-    {"runner_config.gradient_accumulation_steps", KT_INT, RC(runner_config.gradient_accumulation_steps), "1", K_MIN, 1,
-     0, 0, 0, "Micro batches per optimizer step; global batch = batch_size x this x data_parallel."},
+    {"runner_config.gradient_accumulation_steps", KT_INT, RC(runner_config.gradient_accumulation_steps), "1",
+     K_MIN, 1, 0, 0, 0,
+     "Micro batches per optimizer step; global batch = batch_size x this x data_parallel."},
     {"runner_config.max_steps", KT_INT64, RC(runner_config.max_steps), "-1", K_MIN, -1, 0, 0, 0,
      "Stop after this many optimizer steps; -1 = epochs x steps per epoch."},
     {"optimizer.type", KT_ENUM, RC(optimizer.type), "AdamW", 0, 0, 0, optimizers, 0,
      "AdamW with decoupled weight decay (torch.optim.AdamW)."},
-    {"optimizer.learning_rate", KT_FLOAT, RC(optimizer.learning_rate), "5.0e-5", K_MIN | K_MIN_EXCL, 0, 0, 0, 0,
-     "Peak learning rate."},
-    {"optimizer.betas", KT_FLOAT2, RC(optimizer.betas), "[0.9, 0.999]", K_MIN | K_MAX | K_MAX_EXCL, 0, 1, 0, 0,
-     "AdamW beta1, beta2, each in [0, 1)."},
-    {"optimizer.eps", KT_FLOAT, RC(optimizer.eps), "1.0e-8", K_MIN | K_MIN_EXCL, 0, 0, 0, 0, "AdamW epsilon."},
+    {"optimizer.learning_rate", KT_FLOAT, RC(optimizer.learning_rate), "5.0e-5", K_MIN | K_MIN_EXCL, 0, 0, 0,
+     0, "Peak learning rate."},
+    {"optimizer.betas", KT_FLOAT2, RC(optimizer.betas), "[0.9, 0.999]", K_MIN | K_MAX | K_MAX_EXCL, 0, 1, 0,
+     0, "AdamW beta1, beta2, each in [0, 1)."},
+    {"optimizer.eps", KT_FLOAT, RC(optimizer.eps), "1.0e-8", K_MIN | K_MIN_EXCL, 0, 0, 0, 0,
+     "AdamW epsilon."},
     {"optimizer.weight_decay", KT_FLOAT, RC(optimizer.weight_decay), "0.0", K_MIN, 0, 0, 0, 0,
      "Decoupled weight decay (not applied to biases and norm weights)."},
     {"lr_schedule.type", KT_ENUM, RC(lr_schedule.type), "cosine", 0, 0, 0, schedules, 0,
@@ -184,17 +222,18 @@ static const struct key_def train_keys[] = {
     {"parallel_config.data_parallel", KT_INT, RC(parallel_config.data_parallel), "1", K_MIN, 1, 0, 0, 0,
      "Processes that each train on a slice of the batch (launch with mpirun -np N)."},
     {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 2, 0, 0,
-     "0 = replicate optimizer state; 1 = shard optimizer state; 2 = also shard gradients, over data_parallel."},
-    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_ONLY_DEFAULT, 0, 0, 0, 0,
-     "Tensor parallelism: only 1 (not supported yet)."},
-    {"parallel_config.pipeline_stage", KT_INT, RC(parallel_config.pipeline_stage), "1", K_ONLY_DEFAULT, 0, 0, 0, 0,
-     "Pipeline parallelism: only 1 (not supported yet)."},
-    {"parallel_config.context_parallel", KT_INT, RC(parallel_config.context_parallel), "1", K_ONLY_DEFAULT, 0, 0, 0, 0,
-     "Context (sequence) parallelism: only 1 (not supported yet)."},
-    {"parallel_config.expert_parallel", KT_INT, RC(parallel_config.expert_parallel), "1", K_ONLY_DEFAULT, 0, 0, 0, 0,
-     "Expert parallelism: only 1 (not supported yet)."},
-    {"parallel_config.use_seq_parallel", KT_BOOL, RC(parallel_config.use_seq_parallel), "false", K_ONLY_DEFAULT, 0, 0,
-     0, 0, "Sequence parallelism: only false (not supported yet)."},
+     "0 = replicate optimizer state; 1 = shard optimizer state; 2 = also shard gradients, over "
+     "data_parallel."},
+    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_ONLY_DEFAULT, 0, 0,
+     0, 0, "Tensor parallelism: only 1 (not supported yet)."},
+    {"parallel_config.pipeline_stage", KT_INT, RC(parallel_config.pipeline_stage), "1", K_ONLY_DEFAULT, 0, 0,
+     0, 0, "Pipeline parallelism: only 1 (not supported yet)."},
+    {"parallel_config.context_parallel", KT_INT, RC(parallel_config.context_parallel), "1", K_ONLY_DEFAULT, 0,
+     0, 0, 0, "Context (sequence) parallelism: only 1 (not supported yet)."},
+    {"parallel_config.expert_parallel", KT_INT, RC(parallel_config.expert_parallel), "1", K_ONLY_DEFAULT, 0,
+     0, 0, 0, "Expert parallelism: only 1 (not supported yet)."},
+    {"parallel_config.use_seq_parallel", KT_BOOL, RC(parallel_config.use_seq_parallel), "false",
+     K_ONLY_DEFAULT, 0, 0, 0, 0, "Sequence parallelism: only false (not supported yet)."},
     {"save_steps", KT_INT64, RC(save_steps), "500", K_MIN, 0, 0, 0, 0,
      "Save a checkpoint every N optimizer steps (and always at the end); 0 = only at the end."},
     {"save_total_limit", KT_INT, RC(save_total_limit), "3", K_MIN, 0, 0, 0, 0,
@@ -213,7 +252,8 @@ static const struct key_def train_keys[] = {
      "Sample with temperature/top_k/top_p; false = greedy."},
     {"predict.temperature", KT_FLOAT, RC(predict.temperature), "1.0", K_MIN | K_MIN_EXCL, 0, 0, 0, 0,
      "Softmax temperature when sampling."},
-    {"predict.top_k", KT_INT, RC(predict.top_k), "0", K_MIN, 0, 0, 0, 0, "Sample among the k most likely tokens; 0 = off."},
+    {"predict.top_k", KT_INT, RC(predict.top_k), "0", K_MIN, 0, 0, 0, 0,
+     "Sample among the k most likely tokens; 0 = off."},
     {"predict.top_p", KT_FLOAT, RC(predict.top_p), "1.0", K_MIN | K_MAX | K_MIN_EXCL, 0, 1, 0, 0,
      "Nucleus sampling: the smallest set of tokens with probability >= top_p; 1 = off."},
     {"predict.prompt", KT_STRING, RC(predict.prompt), "''", 0, 0, 0, 0, 0,
@@ -235,7 +275,8 @@ struct section {
 static const struct section sections[] = {
     {"", 0, run_keys, sizeof run_keys / sizeof run_keys[0], 0, 0},
     {"train_dataset", RC(train_dataset), dataset_keys, sizeof dataset_keys / sizeof dataset_keys[0], 0, 0},
-    {"eval_dataset", RC(eval_dataset), dataset_keys, sizeof dataset_keys / sizeof dataset_keys[0], "shuffle", "false"},
+    {"eval_dataset", RC(eval_dataset), dataset_keys, sizeof dataset_keys / sizeof dataset_keys[0], "shuffle",
+     "false"},
     {"", 0, train_keys, sizeof train_keys / sizeof train_keys[0], 0, 0},
 };
 
@@ -352,14 +393,16 @@ static void keys_init(void) {
     /* A section, once left, is never re-entered (config_dump_yaml nests by runs of keys). */
     for (int i = 1; i < n_keys; i++)
         for (int j = 0; j + 1 < i && keys[i].section[0]; j++)
-            CHECK(strcmp(keys[i].section, keys[j].section) != 0 || strcmp(keys[i - 1].section, keys[i].section) == 0,
+            CHECK(strcmp(keys[i].section, keys[j].section) != 0 ||
+                      strcmp(keys[i - 1].section, keys[i].section) == 0,
                   "section %s is split in the key table", keys[i].section);
 }
 
 static int key_find(const char *path) {
     keys_init();
     for (int i = 0; i < n_keys; i++)
-        if (strcmp(keys[i].path, path) == 0 || (keys[i].alias[0] && strcmp(keys[i].alias, path) == 0)) return i;
+        if (strcmp(keys[i].path, path) == 0 || (keys[i].alias[0] && strcmp(keys[i].alias, path) == 0))
+            return i;
     return -1;
 }
 
@@ -378,28 +421,34 @@ enum { SRC_DEFAULT = 0, SRC_FILE = 1, SRC_SET = 2 };
 
 struct config_source {
     unsigned char kind[MAX_KEYS];
-    int line[MAX_KEYS];         /* file line (1-based) for SRC_FILE */
+    int line[MAX_KEYS];                   /* file line (1-based) for SRC_FILE */
     char spelled[MAX_KEYS][PATH_MAX_LEN]; /* the spelling used (alias or path) */
 };
 
 /* The context an error or assignment comes from. */
 struct origin {
     int kind;
-    const char *file;  /* SRC_FILE: the YAML path */
-    const char *set;   /* SRC_SET: the whole "key=value" argument */
+    const char *file; /* SRC_FILE: the YAML path */
+    const char *set;  /* SRC_SET: the whole "key=value" argument */
     char errs[MAX_ERRORS][768];
     int n_errs;
+    int n_more; /* errors past MAX_ERRORS, counted only */
 };
 
 static void where_str(const struct origin *o, const yaml_node_t *node, char *buf, size_t n) {
-    if (o->kind == SRC_FILE) snprintf(buf, n, "%s:%d", o->file, node ? (int)node->start_mark.line + 1 : 0);
-    else snprintf(buf, n, "--set %s", o->set);
+    if (o->kind == SRC_FILE)
+        snprintf(buf, n, "%s:%d", o->file, node ? (int)node->start_mark.line + 1 : 0);
+    else
+        snprintf(buf, n, "--set %s", o->set);
 }
 
 static void add_err(struct origin *o, const yaml_node_t *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add_err(struct origin *o, const yaml_node_t *node, const char *fmt, ...) {
-    if (o->n_errs >= MAX_ERRORS) return;
+    if (o->n_errs >= MAX_ERRORS) {
+        o->n_more++;
+        return;
+    }
     char where[300], msg[400];
     where_str(o, node, where, sizeof where);
     va_list ap;
@@ -419,11 +468,16 @@ static int scalar_is_null(const yaml_node_t *n) {
 
 /* How a value looks in an error message. */
 static void describe(const yaml_node_t *n, char *buf, size_t sz) {
-    if (!n || scalar_is_null(n)) snprintf(buf, sz, "null");
-    else if (n->type == YAML_SEQUENCE_NODE) snprintf(buf, sz, "a list");
-    else if (n->type == YAML_MAPPING_NODE) snprintf(buf, sz, "a mapping");
-    else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) snprintf(buf, sz, "%.80s", (const char *)n->data.scalar.value);
-    else snprintf(buf, sz, "\"%.80s\"", (const char *)n->data.scalar.value);
+    if (!n || scalar_is_null(n))
+        snprintf(buf, sz, "null");
+    else if (n->type == YAML_SEQUENCE_NODE)
+        snprintf(buf, sz, "a list");
+    else if (n->type == YAML_MAPPING_NODE)
+        snprintf(buf, sz, "a mapping");
+    else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+        snprintf(buf, sz, "%.80s", (const char *)n->data.scalar.value);
+    else
+        snprintf(buf, sz, "\"%.80s\"", (const char *)n->data.scalar.value);
 }
 
 static int parse_bool(const yaml_node_t *n, bool *out) {
@@ -453,7 +507,8 @@ static int parse_int64(const yaml_node_t *n, int64_t *out) {
 static int parse_double(const yaml_node_t *n, double *out) {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return -1;
     const char *s = (const char *)n->data.scalar.value;
-    if (!*s || isalpha((unsigned char)*s) || ((*s == '-' || *s == '+') && isalpha((unsigned char)s[1]))) return -1;
+    if (!*s || isalpha((unsigned char)*s) || ((*s == '-' || *s == '+') && isalpha((unsigned char)s[1])))
+        return -1;
     if (strchr(s, 'x') || strchr(s, 'X')) return -1; /* no hex floats */
     char *end;
     errno = 0;
@@ -489,22 +544,29 @@ static int range_ok(const struct key_def *d, double v) {
 static void range_str(const struct key_def *d, char *buf, size_t n) {
     buf[0] = 0;
     if ((d->flags & K_MIN) && (d->flags & K_MAX))
-        snprintf(buf, n, "%s%g, %g%s", d->flags & K_MIN_EXCL ? "(" : "[", d->min, d->max, d->flags & K_MAX_EXCL ? ")" : "]");
-    else if (d->flags & K_MIN) snprintf(buf, n, "%s %g", d->flags & K_MIN_EXCL ? ">" : ">=", d->min);
-    else if (d->flags & K_MAX) snprintf(buf, n, "%s %g", d->flags & K_MAX_EXCL ? "<" : "<=", d->max);
+        snprintf(buf, n, "%s%g, %g%s", d->flags & K_MIN_EXCL ? "(" : "[", d->min, d->max,
+                 d->flags & K_MAX_EXCL ? ")" : "]");
+    else if (d->flags & K_MIN)
+        snprintf(buf, n, "%s %g", d->flags & K_MIN_EXCL ? ">" : ">=", d->min);
+    else if (d->flags & K_MAX)
+        snprintf(buf, n, "%s %g", d->flags & K_MAX_EXCL ? "<" : "<=", d->max);
 }
 
 /* The count that follows a list field in its struct (n_data_files, n_target_modules, ...). */
 static int *list_count(void *field, const struct key_def *d) {
-    size_t gap = d->type == KT_STR_LIST ? offsetof(struct config_dataset, n_data_files) - offsetof(struct config_dataset, data_files)
-                 : d->type == KT_TARGETS ? offsetof(struct config_pet, n_target_modules) - offsetof(struct config_pet, target_modules)
-                                         : offsetof(struct config_dataset, n_column_mapping) -
-                                               offsetof(struct config_dataset, column_mapping);
+    size_t gap =
+        d->type == KT_STR_LIST
+            ? offsetof(struct config_dataset, n_data_files) - offsetof(struct config_dataset, data_files)
+        : d->type == KT_TARGETS
+            ? offsetof(struct config_pet, n_target_modules) - offsetof(struct config_pet, target_modules)
+            : offsetof(struct config_dataset, n_column_mapping) -
+                  offsetof(struct config_dataset, column_mapping);
     return (int *)((char *)field + gap);
 }
 
 static void str_list_free(char **v, int n) {
-    for (int i = 0; i < n; i++) free(v[i]);
+    for (int i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -534,20 +596,20 @@ static void expected_str(const struct key_def *d, char *buf, size_t n) {
         return;
     }
     range_str(d, extra, sizeof extra);
-    const char *t = d->type == KT_BOOL ? "a boolean (true/false)"
+    const char *t = d->type == KT_BOOL                         ? "a boolean (true/false)"
                     : d->type == KT_INT || d->type == KT_INT64 ? "an integer"
-                    : d->type == KT_FLOAT                     ? "a number"
-                    : d->type == KT_FLOAT2                    ? "a list of 2 numbers"
-                    : d->type == KT_STRING                    ? "a string"
-                    : d->type == KT_MAP                       ? "a mapping of strings"
-                    : d->type == KT_STR_LIST                  ? "a string or a list of strings"
-                                                              : "a list of strings, or a regex string";
+                    : d->type == KT_FLOAT                      ? "a number"
+                    : d->type == KT_FLOAT2                     ? "a list of 2 numbers"
+                    : d->type == KT_STRING                     ? "a string"
+                    : d->type == KT_MAP                        ? "a mapping of strings"
+                    : d->type == KT_STR_LIST                   ? "a string or a list of strings"
+                                                               : "a list of strings, or a regex string";
     snprintf(buf, n, "%s%s%s", t, *extra ? " " : "", extra);
 }
 
 /* Parses node into the field of key k. Returns 0, or -1 after add_err. */
-static int value_set(struct run_config *cfg, const struct key *k, const yaml_node_t *node, yaml_document_t *doc,
-                     struct origin *o) {
+static int value_set(struct run_config *cfg, const struct key *k, const yaml_node_t *node,
+                     yaml_document_t *doc, struct origin *o) {
     const struct key_def *d = k->d;
     void *field = (char *)cfg + k->off;
     char found[128], want[256];
@@ -567,8 +629,10 @@ static int value_set(struct run_config *cfg, const struct key *k, const yaml_nod
         if (parse_int64(node, &v)) goto bad_type;
         if ((d->flags & K_ONLY_DEFAULT) && v != strtoll(k->def, NULL, 10)) goto unsupported;
         if (!range_ok(d, (double)v) || (d->type == KT_INT && (v < INT_MIN || v > INT_MAX))) goto bad_range;
-        if (d->type == KT_INT) *(int *)field = (int)v;
-        else *(int64_t *)field = v;
+        if (d->type == KT_INT)
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = v;
         return 0;
     }
     case KT_FLOAT: {
@@ -656,7 +720,8 @@ static int value_set(struct run_config *cfg, const struct key *k, const yaml_nod
             if (!re) {
                 PCRE2_UCHAR m[200];
                 pcre2_get_error_message(ec, m, sizeof m);
-                add_err(o, node, "%s: bad regex '%s' at offset %d: %s", k->path, v[0], (int)eo, (const char *)m);
+                add_err(o, node, "%s: bad regex '%s' at offset %d: %s", k->path, v[0], (int)eo,
+                        (const char *)m);
                 str_list_free(v, n);
                 return -1;
             }
@@ -679,12 +744,17 @@ static int value_set(struct run_config *cfg, const struct key *k, const yaml_nod
             int m = (int)(node->data.mapping.pairs.top - p);
             v = xcalloc((size_t)m, sizeof *v);
             for (int i = 0; i < m; i++) {
-                yaml_node_t *kn = yaml_document_get_node(doc, p[i].key), *vn = yaml_document_get_node(doc, p[i].value);
-                yaml_node_t *badn = kn->type != YAML_SCALAR_NODE ? kn : vn->type != YAML_SCALAR_NODE || scalar_is_null(vn) ? vn : NULL;
+                yaml_node_t *kn = yaml_document_get_node(doc, p[i].key),
+                            *vn = yaml_document_get_node(doc, p[i].value);
+                yaml_node_t *badn = kn->type != YAML_SCALAR_NODE                         ? kn
+                                    : vn->type != YAML_SCALAR_NODE || scalar_is_null(vn) ? vn
+                                                                                         : NULL;
                 if (badn) {
                     describe(badn, found, sizeof found);
-                    add_err(o, badn, "%s: expected a mapping of column names (strings), found %s", k->path, found);
-                    for (int j = 0; j < n; j++) free(v[j].key), free(v[j].value);
+                    add_err(o, badn, "%s: expected a mapping of column names (strings), found %s", k->path,
+                            found);
+                    for (int j = 0; j < n; j++)
+                        free(v[j].key), free(v[j].value);
                     free(v);
                     return -1;
                 }
@@ -692,7 +762,8 @@ static int value_set(struct run_config *cfg, const struct key *k, const yaml_nod
                 v[n++].value = xstrdup((const char *)vn->data.scalar.value);
             }
         }
-        for (int j = 0; j < *count; j++) free((*map)[j].key), free((*map)[j].value);
+        for (int j = 0; j < *count; j++)
+            free((*map)[j].key), free((*map)[j].value);
         free(*map);
         *map = v;
         *count = n;
@@ -707,8 +778,8 @@ bad_range:
     add_err(o, node, "%s: expected %s, found %s", k->path, want, found);
     return -1;
 unsupported:
-    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel only", k->path, found,
-            k->def);
+    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel only",
+            k->path, found, k->def);
     return -1;
 }
 
@@ -718,7 +789,8 @@ static int edit_distance(const char *a, const char *b) {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 60 || lb > 60) return 99;
     int row[61];
-    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int j = 0; j <= lb; j++)
+        row[j] = j;
     for (int i = 1; i <= la; i++) {
         int prev = row[0];
         row[0] = i;
@@ -763,12 +835,15 @@ static void suggest(const char *path, char cand[3][PATH_MAX_LEN]) {
     char parent[PATH_MAX_LEN * 2], kparent[PATH_MAX_LEN], buf[PATH_MAX_LEN];
     snprintf(parent, sizeof parent, "%s", path);
     char *dot = strrchr(parent, '.');
-    if (dot) *dot = 0;
-    else parent[0] = 0;
+    if (dot)
+        *dot = 0;
+    else
+        parent[0] = 0;
     const char *leaf = leaf_of(path);
     int lim = (int)strlen(leaf) / 3 > 2 ? (int)strlen(leaf) / 3 : 2;
     int best[3] = {99, 99, 99};
-    for (int t = 0; t < 3; t++) cand[t][0] = 0;
+    for (int t = 0; t < 3; t++)
+        cand[t][0] = 0;
     const char *p;
     for (int i = 0; (p = known_path(i, buf, sizeof buf)); i++) {
         if (!*p) continue;
@@ -810,18 +885,24 @@ static void unknown_key(struct origin *o, const yaml_node_t *node, const char *p
     char cand[3][PATH_MAX_LEN];
     suggest(path, cand);
     const char *hint;
-    if (cand[0][0]) add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[0]);
-    else if ((hint = foreign_hint(path, 0))) add_err(o, node, "unknown key '%s' (MindSpore setting): %s", path, hint);
-    else if (cand[1][0]) add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[1]);
-    else if ((hint = foreign_hint(path, 1))) add_err(o, node, "unknown key '%s' (MindSpore setting): %s", path, hint);
-    else if (cand[2][0]) add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[2]);
-    else add_err(o, node, "unknown key '%s' (every key is listed in docs/config.md)", path);
+    if (cand[0][0])
+        add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[0]);
+    else if ((hint = foreign_hint(path, 0)))
+        add_err(o, node, "unknown key '%s' (MindSpore setting): %s", path, hint);
+    else if (cand[1][0])
+        add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[1]);
+    else if ((hint = foreign_hint(path, 1)))
+        add_err(o, node, "unknown key '%s' (MindSpore setting): %s", path, hint);
+    else if (cand[2][0])
+        add_err(o, node, "unknown key '%s'; did you mean '%s'?", path, cand[2]);
+    else
+        add_err(o, node, "unknown key '%s' (every key is listed in docs/config.md)", path);
 }
 
 /* ---------------------------------------------------------------- the walk */
 
-static void assign(struct run_config *cfg, int ki, const char *spelled, yaml_node_t *val, yaml_document_t *doc,
-                   struct origin *o) {
+static void assign(struct run_config *cfg, int ki, const char *spelled, yaml_node_t *val,
+                   yaml_document_t *doc, struct origin *o) {
     struct config_source *src = cfg->src;
     if (o->kind == SRC_FILE && src->kind[ki] == SRC_FILE) {
         add_err(o, val, "%s is set twice (line %d as '%s', line %d as '%s')", keys[ki].path, src->line[ki],
@@ -849,35 +930,42 @@ static void walk_mapping(struct run_config *cfg, yaml_document_t *doc, yaml_node
         }
         const char *name = (const char *)kn->data.scalar.value;
         if (!strcmp(name, "<<")) { /* YAML merge key: the merged mapping's keys land here */
-            if (vn->type == YAML_MAPPING_NODE) walk_mapping(cfg, doc, vn, prefix, o, depth + 1);
-            else add_err(o, vn, "'<<' under '%s' must merge a mapping", prefix);
+            if (vn->type == YAML_MAPPING_NODE)
+                walk_mapping(cfg, doc, vn, prefix, o, depth + 1);
+            else
+                add_err(o, vn, "'<<' under '%s' must merge a mapping", prefix);
             continue;
         }
         char path[PATH_MAX_LEN * 2];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", name);
         int ki = key_find(path);
-        if (ki >= 0) assign(cfg, ki, path, vn, doc, o);
-        else if (is_section(path) && vn->type == YAML_MAPPING_NODE) walk_mapping(cfg, doc, vn, path, o, depth + 1);
-        else if (is_section(path) && scalar_is_null(vn)) continue; /* an empty section */
+        if (ki >= 0)
+            assign(cfg, ki, path, vn, doc, o);
+        else if (is_section(path) && vn->type == YAML_MAPPING_NODE)
+            walk_mapping(cfg, doc, vn, path, o, depth + 1);
+        else if (is_section(path) && scalar_is_null(vn))
+            continue; /* an empty section */
         else if (is_section(path)) {
             char found[128];
             describe(vn, found, sizeof found);
             add_err(o, vn, "%s: expected a mapping (a section), found %s", path, found);
-        } else unknown_key(o, kn, path);
+        } else
+            unknown_key(o, kn, path);
     }
 }
 
 static int errs_flush(struct origin *o) {
     if (!o->n_errs) return 0;
     size_t cap = 64;
-    for (int i = 0; i < o->n_errs; i++) cap += strlen(o->errs[i]) + 4;
+    for (int i = 0; i < o->n_errs; i++)
+        cap += strlen(o->errs[i]) + 4;
     char *msg = xmalloc(cap);
     msg[0] = 0;
     for (int i = 0; i < o->n_errs; i++) {
         if (i) strcat(msg, "\n  ");
         strcat(msg, o->errs[i]);
     }
-    if (o->n_errs == MAX_ERRORS) strcat(msg, "\n  (more errors not shown)");
+    if (o->n_more) snprintf(msg + strlen(msg), 64, "\n  (%d more errors not shown)", o->n_more);
     err_set("%s", msg);
     free(msg);
     return -1;
@@ -890,8 +978,8 @@ static int yaml_load_doc(yaml_document_t *doc, const char *text, size_t len, con
     if (!yaml_parser_load(&parser, doc)) {
         if (parser.context)
             err_set("%s:%d:%d: YAML syntax error: %s %s (line %d)", name, (int)parser.problem_mark.line + 1,
-                    (int)parser.problem_mark.column + 1, parser.problem ? parser.problem : "?", parser.context,
-                    (int)parser.context_mark.line + 1);
+                    (int)parser.problem_mark.column + 1, parser.problem ? parser.problem : "?",
+                    parser.context, (int)parser.context_mark.line + 1);
         else
             err_set("%s:%d:%d: YAML syntax error: %s", name, (int)parser.problem_mark.line + 1,
                     (int)parser.problem_mark.column + 1, parser.problem ? parser.problem : "?");
@@ -924,7 +1012,8 @@ void config_free(struct run_config *cfg) {
         case KT_MAP: {
             struct config_kv **map = field;
             int *count = list_count(field, keys[i].d);
-            for (int j = 0; j < *count; j++) free((*map)[j].key), free((*map)[j].value);
+            for (int j = 0; j < *count; j++)
+                free((*map)[j].key), free((*map)[j].value);
             free(*map);
             *map = NULL;
             *count = 0;
@@ -965,7 +1054,8 @@ static void apply_set(struct run_config *cfg, const char *arg, struct origin *o)
         return;
     }
     char path[PATH_MAX_LEN * 2];
-    snprintf(path, sizeof path, "%.*s", (int)(eq - arg) < (int)sizeof path - 1 ? (int)(eq - arg) : (int)sizeof path - 1, arg);
+    snprintf(path, sizeof path, "%.*s",
+             (int)(eq - arg) < (int)sizeof path - 1 ? (int)(eq - arg) : (int)sizeof path - 1, arg);
     const char *text = eq + 1;
     int ki = key_find(path);
     if (ki < 0 && !is_section(path)) {
@@ -993,9 +1083,12 @@ static void apply_set(struct run_config *cfg, const char *arg, struct origin *o)
     null_node.data.scalar.value = (yaml_char_t *)"";
     null_node.data.scalar.style = YAML_PLAIN_SCALAR_STYLE;
     if (!root) root = &null_node; /* "key=" is null */
-    if (ki >= 0) assign(cfg, ki, path, root, &doc, o);
-    else if (root->type == YAML_MAPPING_NODE) walk_mapping(cfg, &doc, root, path, o, 1);
-    else add_err(o, NULL, "%s is a section; expected a mapping such as {key: value}", path);
+    if (ki >= 0)
+        assign(cfg, ki, path, root, &doc, o);
+    else if (root->type == YAML_MAPPING_NODE)
+        walk_mapping(cfg, &doc, root, path, o, 1);
+    else
+        add_err(o, NULL, "%s is a section; expected a mapping such as {key: value}", path);
     yaml_document_delete(&doc);
 }
 
@@ -1031,9 +1124,10 @@ static int differs_from_default(const struct run_config *cfg, const char *path) 
 static int cross_check(const struct run_config *cfg) {
     char w1[300], w2[300];
     if (cfg->lr_schedule.warmup_steps > 0 && cfg->lr_schedule.warmup_ratio > 0)
-        return err_set("lr_schedule.warmup_steps (%s) and lr_schedule.warmup_ratio (%s) are both set; set one",
-                       config_where(cfg, "lr_schedule.warmup_steps", w1, sizeof w1),
-                       config_where(cfg, "lr_schedule.warmup_ratio", w2, sizeof w2));
+        return err_set(
+            "lr_schedule.warmup_steps (%s) and lr_schedule.warmup_ratio (%s) are both set; set one",
+            config_where(cfg, "lr_schedule.warmup_steps", w1, sizeof w1),
+            config_where(cfg, "lr_schedule.warmup_ratio", w2, sizeof w2));
     if (cfg->runner_config.max_steps == 0)
         return err_set("runner_config.max_steps (%s): expected -1 (from epochs) or a positive count, found 0",
                        config_where(cfg, "runner_config.max_steps", w1, sizeof w1));
@@ -1042,19 +1136,21 @@ static int cross_check(const struct run_config *cfg) {
                        config_where(cfg, "lr_schedule.min_lr", w1, sizeof w1), cfg->lr_schedule.min_lr,
                        cfg->optimizer.learning_rate);
     if (cfg->model.pet.pet_type == PET_TYPE_NONE) {
-        static const char *const lora_keys[] = {"lora_rank", "lora_alpha", "lora_dropout", "target_modules", "use_rslora",
-                                                "adapter_path"};
+        static const char *const lora_keys[] = {"lora_rank",      "lora_alpha", "lora_dropout",
+                                                "target_modules", "use_rslora", "adapter_path"};
         for (int i = 0; i < 6; i++) {
             char p[128];
             snprintf(p, sizeof p, "model.model_config.pet_config.%s", lora_keys[i]);
             if (differs_from_default(cfg, p))
-                return err_set("%s (%s) is set but model.model_config.pet_config.pet_type is none; add pet_type: lora", p,
-                               config_where(cfg, p, w1, sizeof w1));
+                return err_set(
+                    "%s (%s) is set but model.model_config.pet_config.pet_type is none; add pet_type: lora",
+                    p, config_where(cfg, p, w1, sizeof w1));
         }
     }
     if (cfg->model.pet.pet_type == PET_TYPE_LORA && cfg->model.pet.n_target_modules == 0)
-        return err_set("model.model_config.pet_config.target_modules (%s) is empty; LoRA needs at least one module",
-                       config_where(cfg, "model.model_config.pet_config.target_modules", w1, sizeof w1));
+        return err_set(
+            "model.model_config.pet_config.target_modules (%s) is empty; LoRA needs at least one module",
+            config_where(cfg, "model.model_config.pet_config.target_modules", w1, sizeof w1));
     const struct config_dataset *ds[2] = {&cfg->train_dataset, &cfg->eval_dataset};
     const char *dn[2] = {"train_dataset", "eval_dataset"};
     for (int i = 0; i < 2; i++) {
@@ -1086,12 +1182,15 @@ int config_load(struct run_config *cfg, const char *yaml_path, char **sets, int 
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         o->kind = SRC_FILE;
         o->file = yaml_path;
-        if (root && root->type == YAML_MAPPING_NODE) walk_mapping(cfg, &doc, root, "", o, 0);
-        else if (root && !scalar_is_null(root)) add_err(o, root, "expected a mapping of keys at the top level");
+        if (root && root->type == YAML_MAPPING_NODE)
+            walk_mapping(cfg, &doc, root, "", o, 0);
+        else if (root && !scalar_is_null(root))
+            add_err(o, root, "expected a mapping of keys at the top level");
         yaml_document_delete(&doc);
     }
     o->kind = SRC_SET;
-    for (int i = 0; i < n_sets; i++) apply_set(cfg, sets[i], o);
+    for (int i = 0; i < n_sets; i++)
+        apply_set(cfg, sets[i], o);
     if (errs_flush(o)) goto fail;
     /* An explicit checkpoint to resume from implies resuming. */
     if (*cfg->resume_from_checkpoint) cfg->resume_training = true;
@@ -1108,25 +1207,29 @@ int config_check_run(const struct run_config *cfg) {
     char w[300];
     const char *mode = run_mode_name(cfg->run_mode);
     if (!*cfg->load_checkpoint)
-        return err_set("load_checkpoint is not set: run_mode %s needs a Hugging Face model folder (e.g. --set "
-                       "load_checkpoint=/path/to/Qwen2.5-7B)",
-                       mode);
+        return err_set(
+            "load_checkpoint is not set: run_mode %s needs a Hugging Face model folder (e.g. --set "
+            "load_checkpoint=/path/to/Qwen2.5-7B)",
+            mode);
     int train = cfg->run_mode == RUN_MODE_FINETUNE || cfg->run_mode == RUN_MODE_TRAIN;
     if (train && !cfg->train_dataset.n_data_files)
         return err_set("train_dataset.data_files is empty: run_mode %s needs training data", mode);
     if (cfg->run_mode == RUN_MODE_EVAL && !cfg->eval_dataset.n_data_files)
         return err_set("eval_dataset.data_files is empty: run_mode eval needs data to evaluate");
     if (train && cfg->eval_steps > 0 && !cfg->eval_dataset.n_data_files)
-        return err_set("eval_steps (%s) is %lld but eval_dataset.data_files is empty", config_where(cfg, "eval_steps", w, sizeof w),
-                       (long long)cfg->eval_steps);
+        return err_set("eval_steps (%s) is %lld but eval_dataset.data_files is empty",
+                       config_where(cfg, "eval_steps", w, sizeof w), (long long)cfg->eval_steps);
     return 0;
 }
 
 const char *config_where(const struct run_config *cfg, const char *key_path, char *buf, size_t n) {
     int ki = key_find(key_path);
-    if (ki < 0 || !cfg->src || cfg->src->kind[ki] == SRC_DEFAULT) snprintf(buf, n, "default");
-    else if (cfg->src->kind[ki] == SRC_SET) snprintf(buf, n, "--set %s", cfg->src->spelled[ki]);
-    else snprintf(buf, n, "%s:%d", cfg->config_file ? cfg->config_file : "?", cfg->src->line[ki]);
+    if (ki < 0 || !cfg->src || cfg->src->kind[ki] == SRC_DEFAULT)
+        snprintf(buf, n, "default");
+    else if (cfg->src->kind[ki] == SRC_SET)
+        snprintf(buf, n, "--set %s", cfg->src->spelled[ki]);
+    else
+        snprintf(buf, n, "%s:%d", cfg->config_file ? cfg->config_file : "?", cfg->src->line[ki]);
     return buf;
 }
 
@@ -1158,11 +1261,16 @@ static void fmt_double(double v, char *buf, size_t n) {
 static void put_quoted(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\x%02x", *p);
-        else fputc(*p, f);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
     }
     fputc('"', f);
 }
@@ -1223,7 +1331,8 @@ static void put_value(FILE *f, const struct run_config *cfg, const struct key *k
 static int n_components(const char *s) {
     if (!*s) return 0;
     int n = 1;
-    for (; *s; s++) n += *s == '.';
+    for (; *s; s++)
+        n += *s == '.';
     return n;
 }
 
@@ -1253,7 +1362,8 @@ void config_dump_yaml(const struct run_config *cfg, FILE *f) {
             common++;
         }
         for (int d = common; d < depth; d++) {
-            size_t start = d ? component_prefix(k->section, d) + 1 : 0, end = component_prefix(k->section, d + 1);
+            size_t start = d ? component_prefix(k->section, d) + 1 : 0,
+                   end = component_prefix(k->section, d + 1);
             fprintf(f, "%*s%.*s:\n", 2 * d, "", (int)(end - start), k->section + start);
         }
         fprintf(f, "%*s%s: ", 2 * depth, "", leaf_of(k->path));
@@ -1293,9 +1403,12 @@ static const char *heading_before(int i) {
 
 /* Allowed values of a key as text ("" if any value of its type). */
 static void allowed_str(const struct key *k, char *buf, size_t n) {
-    if (k->d->type == KT_ENUM) choices_str(k->d->choices, buf, n);
-    else if (k->d->flags & K_ONLY_DEFAULT) snprintf(buf, n, "only %s", k->def);
-    else range_str(k->d, buf, n);
+    if (k->d->type == KT_ENUM)
+        choices_str(k->d->choices, buf, n);
+    else if (k->d->flags & K_ONLY_DEFAULT)
+        snprintf(buf, n, "only %s", k->def);
+    else
+        range_str(k->d, buf, n);
 }
 
 void config_print_help(FILE *f) {
@@ -1307,16 +1420,18 @@ void config_print_help(FILE *f) {
         if (title) fprintf(f, "\n%s%s%s\n", k->section, *k->section ? ": " : "", title);
         char allowed[200];
         allowed_str(k, allowed, sizeof allowed);
-        fprintf(f, "  %s = %s  (%s%s%s)\n      %s\n", k->path, k->def, type_name(k->d), *allowed ? ": " : "", allowed,
-                k->d->help);
+        fprintf(f, "  %s = %s  (%s%s%s)\n      %s\n", k->path, k->def, type_name(k->d), *allowed ? ": " : "",
+                allowed, k->d->help);
         if (k->alias[0]) fprintf(f, "      Also spelled %s.\n", k->alias);
     }
 }
 
 static void md_cell(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '|') fputs("\\|", f);
-        else fputc(*s, f);
+        if (*s == '|')
+            fputs("\\|", f);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -1340,8 +1455,10 @@ void config_print_markdown(FILE *f) {
         const struct key *k = &keys[i];
         const char *title = heading_before(i);
         if (title) {
-            if (*k->section) fprintf(f, "\n## `%s`\n\n%s\n\n", k->section, title);
-            else fprintf(f, "\n## %s\n\nTop-level keys.\n\n", title);
+            if (*k->section)
+                fprintf(f, "\n## `%s`\n\n%s\n\n", k->section, title);
+            else
+                fprintf(f, "\n## %s\n\nTop-level keys.\n\n", title);
             fprintf(f, "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n");
         }
         char allowed[200];
@@ -1354,6 +1471,14 @@ void config_print_markdown(FILE *f) {
         md_cell(f, allowed);
         fprintf(f, " | ");
         md_cell(f, k->d->help);
+        fprintf(f, " |\n");
+    }
+    fprintf(f, "\n## Coming from MindSpore Transformers\n\n"
+               "Keys of their configs that csft does not take, and what to do instead (the loader says the\n"
+               "same). `*` stands for any name at that level.\n\n| MindSpore key | in csft |\n|---|---|\n");
+    for (size_t i = 0; i < sizeof foreign_hints / sizeof foreign_hints[0]; i++) {
+        fprintf(f, "| `%s` | ", foreign_hints[i][0]);
+        md_cell(f, foreign_hints[i][1]);
         fprintf(f, " |\n");
     }
 }

@@ -48,10 +48,10 @@ struct config_pet {
 
 /* model.model_config */
 struct config_model {
-    int num_layers;               /* 0 = all layers of the checkpoint; N = keep the first N */
-    enum dtype compute_dtype;     /* DTYPE_F32 or DTYPE_BF16 */
-    enum dtype param_init_type;   /* dtype of frozen base weights in memory: F32 or BF16 */
-    bool recompute;               /* activation recomputation in backward */
+    int num_layers;             /* 0 = all layers of the checkpoint; N = keep the first N */
+    enum dtype compute_dtype;   /* DTYPE_F32 or DTYPE_BF16 */
+    enum dtype param_init_type; /* dtype of frozen base weights in memory: F32 or BF16 */
+    bool recompute;             /* activation recomputation in backward */
     struct config_pet pet;
 };
 
@@ -68,10 +68,10 @@ struct config_dataset {
     enum truncation truncation;
     enum loss_on loss_on;
     bool shuffle;
-    char *tokenizer;   /* "" = load_checkpoint; else a folder with tokenizer.json etc. */
-    char *vocab_file;  /* vocab.json + merges.txt, as MindSpore's Qwen2Tokenizer */
+    char *tokenizer;  /* "" = load_checkpoint; else a folder with tokenizer.json etc. */
+    char *vocab_file; /* vocab.json + merges.txt, as MindSpore's Qwen2Tokenizer */
     char *merges_file;
-    char *cache_dir;   /* "" = no cache of tokenized data */
+    char *cache_dir; /* "" = no cache of tokenized data */
     bool skip_bad_rows;
 };
 
@@ -113,8 +113,8 @@ struct config_predict {
     int max_new_tokens;
     bool do_sample;
     double temperature;
-    int top_k;    /* 0 = off */
-    double top_p; /* 1 = off */
+    int top_k;         /* 0 = off */
+    double top_p;      /* 1 = off */
     char *prompt;      /* "" = none */
     char *input_file;  /* prompts, one per line or JSONL; "" = none */
     char *output_file; /* "" = stdout */
@@ -138,7 +138,7 @@ struct run_config {
     double max_grad_norm; /* 0 = no clipping */
     enum on_nonfinite on_nonfinite;
     struct config_parallel parallel_config;
-    int64_t save_steps; /* 0 = only at the end */
+    int64_t save_steps;   /* 0 = only at the end */
     int save_total_limit; /* 0 = keep all */
     enum dtype save_dtype;
     int64_t logging_steps;

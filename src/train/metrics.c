@@ -160,16 +160,22 @@ void metrics_format_duration(char *buf, size_t n, double seconds) {
         return;
     }
     long s = lround(seconds);
-    if (s >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else snprintf(buf, n, "%02ld:%02ld", s / 60, s % 60);
+    if (s >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, n, "%02ld:%02ld", s / 60, s % 60);
 }
 
 /* 812, 12.3k, 1.23M */
 static void format_count(char *buf, size_t n, double v) {
-    if (!isfinite(v)) snprintf(buf, n, "-");
-    else if (v < 1e3) snprintf(buf, n, "%.0f", v);
-    else if (v < 1e6) snprintf(buf, n, "%.1fk", v / 1e3);
-    else snprintf(buf, n, "%.2fM", v / 1e6);
+    if (!isfinite(v))
+        snprintf(buf, n, "-");
+    else if (v < 1e3)
+        snprintf(buf, n, "%.0f", v);
+    else if (v < 1e6)
+        snprintf(buf, n, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, n, "%.2fM", v / 1e6);
 }
 
 /* Seconds left at the rate this process has run at; -1 if unknown. */
@@ -186,18 +192,20 @@ size_t metrics_format_line(char *buf, size_t n, const struct metrics_step *s, in
     metrics_format_duration(eta, sizeof eta, eta_seconds(s));
     if (s->skipped_steps) snprintf(skipped, sizeof skipped, " | skipped %lld", (long long)s->skipped_steps);
     if (!tty) {
-        snprintf(buf, n,
-                 "step %lld/%lld | epoch %.2f/%d | loss %.4f | lr %.3e | grad_norm %.3f | %s tok/s | elapsed %s | "
-                 "ETA %s%s",
-                 (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr, s->grad_norm, tok,
-                 el, eta, skipped);
+        snprintf(
+            buf, n,
+            "step %lld/%lld | epoch %.2f/%d | loss %.4f | lr %.3e | grad_norm %.3f | %s tok/s | elapsed %s | "
+            "ETA %s%s",
+            (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr,
+            s->grad_norm, tok, el, eta, skipped);
         return strlen(buf);
     }
     char rest[256];
     int pct = s->total_steps > 0 ? (int)(100 * s->step / s->total_steps) : 0;
-    snprintf(rest, sizeof rest, "%3d%% %lld/%lld | ep %.2f/%d | loss %.4f | lr %.2e | gn %.3f | %s tok/s | %s<%s%s", pct,
-             (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr, s->grad_norm, tok, el,
-             eta, skipped);
+    snprintf(rest, sizeof rest,
+             "%3d%% %lld/%lld | ep %.2f/%d | loss %.4f | lr %.2e | gn %.3f | %s tok/s | %s<%s%s", pct,
+             (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr,
+             s->grad_norm, tok, el, eta, skipped);
     int bar = width - (int)strlen(rest) - 3;
     if (bar > 30) bar = 30;
     if (bar < 5) {
@@ -207,7 +215,8 @@ size_t metrics_format_line(char *buf, size_t n, const struct metrics_step *s, in
     int filled = s->total_steps > 0 ? (int)((int64_t)bar * s->step / s->total_steps) : 0;
     if (filled > bar) filled = bar;
     char b[40];
-    for (int i = 0; i < bar; i++) b[i] = i < filled ? '#' : '.';
+    for (int i = 0; i < bar; i++)
+        b[i] = i < filled ? '#' : '.';
     b[bar] = 0;
     snprintf(buf, n, "[%s] %s", b, rest);
     return strlen(buf);
@@ -220,8 +229,10 @@ void metrics_progress_init(struct metrics_progress *p, FILE *f) {
     p->width = 100;
     struct winsize ws;
     const char *cols = getenv("COLUMNS");
-    if (p->tty && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) p->width = ws.ws_col;
-    else if (cols && atoi(cols) > 0) p->width = atoi(cols);
+    if (p->tty && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        p->width = ws.ws_col;
+    else if (cols && atoi(cols) > 0)
+        p->width = atoi(cols);
     p->live = 0;
 }
 

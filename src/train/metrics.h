@@ -14,13 +14,13 @@ struct metrics_step {
     int64_t start_step;  /* step this process started at (0, or the resumed step): for the ETA */
     double epoch;        /* fractional epochs done, e.g. 1.25 */
     int n_epochs;
-    double loss;         /* mean loss per target token over the logging window */
+    double loss; /* mean loss per target token over the logging window */
     double lr;
-    double grad_norm;    /* before clipping */
+    double grad_norm;      /* before clipping */
     double tokens_per_sec; /* real (non-pad) input tokens per second over the window */
-    int64_t tokens;      /* real tokens seen so far */
+    int64_t tokens;        /* real tokens seen so far */
     int64_t skipped_steps; /* steps skipped for a non-finite loss/grad norm so far */
-    double elapsed;      /* seconds since this process started training */
+    double elapsed;        /* seconds since this process started training */
 };
 
 struct metrics; /* opaque */
@@ -56,6 +56,7 @@ struct metrics_progress {
 void metrics_progress_init(struct metrics_progress *p, FILE *f);
 void metrics_progress_update(struct metrics_progress *p, const struct metrics_step *s);
 /* A line of its own (eval results, checkpoint saved): clears a live bar first. */
-void metrics_progress_message(struct metrics_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void metrics_progress_message(struct metrics_progress *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Ends a live bar with a newline. */
 void metrics_progress_end(struct metrics_progress *p);
