@@ -9,20 +9,11 @@
 #include <stdio.h>
 
 #include "core/dtype.h"
+#include "data/format.h"
+#include "train/optim.h"
 
 enum run_mode { RUN_MODE_FINETUNE, RUN_MODE_TRAIN, RUN_MODE_PREDICT, RUN_MODE_EVAL };
 enum pet_type { PET_TYPE_NONE, PET_TYPE_LORA };
-enum data_format {
-    DATA_FORMAT_AUTO,
-    DATA_FORMAT_ALPACA,
-    DATA_FORMAT_MESSAGES,
-    DATA_FORMAT_SHAREGPT,
-    DATA_FORMAT_TEXT,
-    DATA_FORMAT_TOKENIZED
-};
-enum truncation { TRUNCATION_RIGHT, TRUNCATION_LEFT, TRUNCATION_DROP, TRUNCATION_ERROR };
-enum loss_on { LOSS_ON_ASSISTANT, LOSS_ON_LAST_TURN, LOSS_ON_ALL };
-enum lr_schedule_type { LR_SCHEDULE_CONSTANT, LR_SCHEDULE_LINEAR, LR_SCHEDULE_COSINE, LR_SCHEDULE_WSD };
 enum optimizer_type { OPTIMIZER_ADAMW };
 enum on_nonfinite { ON_NONFINITE_STOP, ON_NONFINITE_SKIP };
 

@@ -1,0 +1,51 @@
+/* dataset: the tokenized training data. Reads every file (any reader.h format), formats and
+ * tokenizes records in parallel (format.h), keeps sequences with at least one trained token,
+ * and stores them as one token array + one loss-mask array with per-sequence offsets.
+ * With a cache_dir the arrays are written once in Megatron's indexed format (.bin + .idx,
+ * MMIDIDX version 1; the loss mask as a second uint8 indexed pair) under a key hashing the
+ * files (path, size, mtime), the tokenizer, the template and the formatting options, and read
+ * back through mmap on later runs. Format: docs/data.md. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/format.h"
+
+struct dataset_options {
+    const char *const *files;
+    int n_files;
+    int skip_bad_rows;
+    const char *cache_dir; /* NULL or "" = no cache */
+    const char *cache_salt; /* identity of tokenizer + template (part of the cache key) */
+};
+
+struct dataset_stats {
+    int64_t n_records;      /* records read */
+    int64_t n_sequences;    /* kept for training */
+    int64_t n_truncated;    /* cut by the truncation policy */
+    int64_t n_dropped;      /* dropped by the truncation policy */
+    int64_t n_zero_trained; /* formatted fine but no token to train on (reported, not trained) */
+    int64_t n_skipped_rows; /* bad rows skipped (skip_bad_rows) */
+    int64_t n_tokens, n_trained_tokens;
+    int64_t hist[16];       /* sequences by length: bucket b holds lengths in [2^b, 2^(b+1)) */
+    int from_cache;
+    double seconds;
+};
+
+struct dataset {
+    int64_t n;              /* sequences */
+    int64_t *offsets;       /* (n+1) token offsets */
+    const int32_t *ids;     /* (offsets[n]) */
+    const uint8_t *mask;    /* (offsets[n]) 1 = trained */
+    struct dataset_stats stats;
+    /* backing storage: owned arrays or mappings */
+    int32_t *own_ids;
+    uint8_t *own_mask;
+    void *map[4];
+    size_t map_len[4];
+    char *cache_path; /* key path prefix, if cached */
+};
+
+int dataset_build(struct dataset **out, const struct dataset_options *opt, const struct formatter *f);
+void dataset_free(struct dataset *ds);
+static inline int64_t dataset_len(const struct dataset *ds, int64_t i) { return ds->offsets[i + 1] - ds->offsets[i]; }

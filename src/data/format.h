@@ -1,0 +1,63 @@
+/* format: turns one dataset record into token ids and labels. Records are recognized by
+ * their columns (or an explicit format + column mapping): Alpaca (instruction/input/output,
+ * optional system/history), OpenAI messages (role/content), ShareGPT conversations
+ * (from/value), plain text, or already-tokenized (input_ids, optional labels). Conversations
+ * are rendered with a chat template; labels keep the tokens of assistant turns (all, or the
+ * last) and -100 elsewhere; the end-of-turn token is trained. Truncation to seq_length
+ * follows the documented policy (docs/data.md). */
+#pragma once
+#include <stdint.h>
+
+struct cJSON;
+struct tokenizer;
+struct chat_template;
+
+enum data_format {
+    DATA_FORMAT_AUTO,
+    DATA_FORMAT_ALPACA,
+    DATA_FORMAT_MESSAGES,
+    DATA_FORMAT_SHAREGPT,
+    DATA_FORMAT_TEXT,
+    DATA_FORMAT_TOKENIZED
+};
+enum truncation { TRUNCATION_RIGHT, TRUNCATION_LEFT, TRUNCATION_DROP, TRUNCATION_ERROR };
+enum loss_on { LOSS_ON_ASSISTANT, LOSS_ON_LAST_TURN, LOSS_ON_ALL };
+
+struct column_map {
+    const char *canonical; /* instruction, input, output, system, history, messages, conversations, text, input_ids, labels */
+    const char *column;    /* the dataset's own name */
+};
+
+struct format_options {
+    enum data_format format;
+    const struct column_map *columns;
+    int n_columns;
+    enum loss_on loss_on;
+    enum truncation truncation;
+    int seq_length;
+};
+
+struct formatter {
+    struct format_options opt;
+    const struct tokenizer *tk;
+    const struct chat_template *tmpl; /* conversations (and Alpaca: alpaca built-in or a chat template) */
+    int alpaca_prompt;                /* tmpl is the built-in Alpaca prompt: append eos after the output */
+    int32_t eos_id;                   /* appended (and trained) after Alpaca-prompt outputs and text; -1 = none */
+    int32_t vocab_size;               /* tokenized records are checked against it */
+};
+
+/* One formatted record. Reuse across calls (buffers grow); free with formatted_free. */
+struct formatted {
+    int32_t *ids, *labels;
+    int64_t n, cap;
+    int truncated; /* tokens were cut by the truncation policy */
+    int dropped;   /* the record was dropped (TRUNCATION_DROP) */
+};
+void formatted_free(struct formatted *f);
+
+/* Formats rec (row `row` of `file`, for messages). Returns 0, or -1 with an error naming the
+ * file and row (missing columns, empty conversation, wrong types, unknown roles, ...). */
+int format_record(const struct formatter *f, const struct cJSON *rec, const char *file, int64_t row,
+                  struct formatted *out);
+/* Which format a record looks like under the column mapping (AUTO resolved), or -1. */
+int format_detect(const struct format_options *opt, const struct cJSON *rec);
