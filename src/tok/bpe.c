@@ -1,0 +1,473 @@
+/* bpe: byte-level BPE vocabulary, merge table and the merge loop; see bpe.h.
+ * Short words go through the naive loop (find the lowest-ranked adjacent pair, merge, repeat);
+ * long ones through a binary heap keyed by (rank, position), HF word.rs's algorithm, so a
+ * megabyte without a split point stays O(n log n). */
+#include "tok/bpe.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+
+/* ---- GPT-2 bytes_to_unicode ---- */
+
+static uint32_t byte_char[256];
+static int16_t char_byte[324]; /* every mapped code point is < 324 */
+static pthread_once_t byte_once = PTHREAD_ONCE_INIT;
+
+static void byte_tables_init(void) {
+    /* Printable Latin-1 bytes stand for themselves; the other 68 take 256, 257, ... in order. */
+    uint32_t next = 256;
+    for (int i = 0; i < 324; i++) char_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        byte_char[b] = keep ? (uint32_t)b : next++;
+        char_byte[byte_char[b]] = (int16_t)b;
+    }
+}
+
+uint32_t bpe_byte_to_char(uint8_t b) {
+    pthread_once(&byte_once, byte_tables_init);
+    return byte_char[b];
+}
+
+int bpe_char_to_byte(uint32_t c) {
+    pthread_once(&byte_once, byte_tables_init);
+    return c < 324 ? char_byte[c] : -1;
+}
+
+/* Decodes a byte-level form into raw bytes in out (capacity >= len). Returns the raw length,
+ * or -1 if some character is not in the alphabet (then the form is its own raw bytes). */
+static int64_t form_to_raw(const char *s, size_t len, char *out) {
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        uint32_t c;
+        if (p[i] < 0x80) {
+            c = p[i++];
+        } else if ((p[i] & 0xE0) == 0xC0 && i + 1 < len) {
+            c = (uint32_t)(p[i] & 0x1F) << 6 | (p[i + 1] & 0x3F);
+            i += 2;
+        } else {
+            return -1;
+        }
+        int b = c < 324 ? char_byte[c] : -1;
+        if (b < 0) return -1;
+        out[o++] = (char)b;
+    }
+    return (int64_t)o;
+}
+
+/* ---- hashing ---- */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+static inline uint64_t hash_bytes(const char *s, size_t len) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+        s += 8;
+        len -= 8;
+    }
+    if (len) {
+        uint64_t w = 0;
+        memcpy(&w, s, len);
+        h = (h ^ w) * 0x94d049bb133111ebULL;
+    }
+    return mix64(h);
+}
+
+/* ---- vocabulary ---- */
+
+static uint32_t arena_put(struct bpe *m, const char *s, size_t len) {
+    if (m->arena_len + len + 1 > m->arena_cap) {
+        while (m->arena_len + len + 1 > m->arena_cap) m->arena_cap *= 2;
+        m->arena = xrealloc(m->arena, m->arena_cap);
+    }
+    uint32_t off = (uint32_t)m->arena_len;
+    memcpy(m->arena + off, s, len);
+    m->arena[off + len] = 0;
+    m->arena_len += len + 1;
+    return off;
+}
+
+static uint32_t next_uid = 1;
+
+void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
+    pthread_once(&byte_once, byte_tables_init);
+    memset(m, 0, sizeof *m);
+    m->arena_cap = (size_t)(n_vocab_hint > 0 ? n_vocab_hint : 1024) * 24;
+    m->arena = xmalloc(m->arena_cap);
+    for (int b = 0; b < 256; b++) m->byte_id[b] = -1;
+    m->uid = atomic_fetch_add((_Atomic uint32_t *)&next_uid, 1);
+}
+
+void bpe_free(struct bpe *m) {
+    free(m->arena);
+    free(m->form_off);
+    free(m->form_len);
+    free(m->raw_off);
+    free(m->raw_len);
+    free(m->raw_map.slots);
+    free(m->raw_map.hashes);
+    free(m->pair_keys);
+    free(m->pair_rank);
+    free(m->pair_new);
+    memset(m, 0, sizeof *m);
+}
+
+int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id) {
+    if (id < 0) return err_set("token \"%.*s\" has id %d, expected a non-negative id", (int)len, form, id);
+    if (id >= m->n_ids) {
+        int64_t n = m->n_ids ? m->n_ids : 1024;
+        while (n <= id) n *= 2;
+        m->form_off = xrealloc(m->form_off, (size_t)n * sizeof(uint32_t));
+        m->form_len = xrealloc(m->form_len, (size_t)n * sizeof(uint32_t));
+        m->raw_off = xrealloc(m->raw_off, (size_t)n * sizeof(uint32_t));
+        m->raw_len = xrealloc(m->raw_len, (size_t)n * sizeof(uint32_t));
+        for (int64_t i = m->n_ids; i < n; i++) m->form_len[i] = m->raw_len[i] = UINT32_MAX;
+        m->n_ids = (int32_t)n;
+    }
+    if (m->form_len[id] != UINT32_MAX)
+        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + m->form_off[id], (int)len,
+                       form);
+    m->form_off[id] = arena_put(m, form, len);
+    m->form_len[id] = (uint32_t)len;
+    char small[256];
+    char *raw = len <= sizeof small ? small : xmalloc(len);
+    int64_t rl = form_to_raw(form, len, raw);
+    if (rl < 0) {
+        m->raw_off[id] = m->form_off[id];
+        m->raw_len[id] = (uint32_t)len;
+    } else {
+        m->raw_off[id] = arena_put(m, raw, (size_t)rl);
+        m->raw_len[id] = (uint32_t)rl;
+    }
+    if (raw != small) free(raw);
+    return 0;
+}
+
+void bpe_finish_vocab(struct bpe *m) {
+    /* Trim the id arrays to one past the largest id. */
+    int32_t n = m->n_ids;
+    while (n > 0 && m->form_len[n - 1] == UINT32_MAX) n--;
+    m->n_ids = n;
+    uint32_t size = 1024;
+    while (size < (uint32_t)n * 2u) size *= 2;
+    m->raw_map.mask = size - 1;
+    m->raw_map.slots = xcalloc(size, sizeof(uint32_t));
+    m->raw_map.hashes = xcalloc(size, sizeof(uint32_t));
+    for (int32_t id = 0; id < n; id++) {
+        if (m->raw_len[id] == UINT32_MAX) continue;
+        const char *s = m->arena + m->raw_off[id];
+        uint32_t len = m->raw_len[id];
+        uint64_t h = hash_bytes(s, len);
+        uint32_t i = (uint32_t)h & m->raw_map.mask;
+        int dup = 0;
+        while (m->raw_map.slots[i]) {
+            uint32_t o = m->raw_map.slots[i] - 1;
+            if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
+                memcmp(m->arena + m->raw_off[o], s, len) == 0) {
+                dup = 1; /* two forms for the same bytes: the lower id wins the raw lookup */
+                break;
+            }
+            i = (i + 1) & m->raw_map.mask;
+        }
+        if (dup) continue;
+        m->raw_map.slots[i] = (uint32_t)id + 1;
+        m->raw_map.hashes[i] = (uint32_t)(h >> 32);
+        if (len == 1 && m->byte_id[(uint8_t)s[0]] < 0) m->byte_id[(uint8_t)s[0]] = id;
+    }
+}
+
+int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
+    if (!m->raw_map.slots) return -1;
+    uint64_t h = hash_bytes(bytes, len);
+    uint32_t i = (uint32_t)h & m->raw_map.mask;
+    while (m->raw_map.slots[i]) {
+        uint32_t o = m->raw_map.slots[i] - 1;
+        if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
+            memcmp(m->arena + m->raw_off[o], bytes, len) == 0)
+            return (int32_t)o;
+        i = (i + 1) & m->raw_map.mask;
+    }
+    return -1;
+}
+
+int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len) {
+    char small[256];
+    char *raw = len <= sizeof small ? small : xmalloc(len);
+    int64_t rl = form_to_raw(form, len, raw);
+    int32_t id = rl < 0 ? bpe_lookup_raw(m, form, len) : bpe_lookup_raw(m, raw, (size_t)rl);
+    if (raw != small) free(raw);
+    if (id >= 0 && (m->form_len[id] != len || memcmp(m->arena + m->form_off[id], form, len) != 0)) id = -1;
+    return id;
+}
+
+/* ---- merges ---- */
+
+static inline uint32_t pair_slot(const struct bpe *m, uint64_t key) {
+    return (uint32_t)mix64(key) & m->pair_mask;
+}
+
+static void pair_grow(struct bpe *m) {
+    uint32_t old_size = m->pair_keys ? m->pair_mask + 1 : 0;
+    uint64_t *ok = m->pair_keys;
+    int32_t *orank = m->pair_rank, *onew = m->pair_new;
+    uint32_t size = old_size ? old_size * 2 : 1u << 16;
+    m->pair_mask = size - 1;
+    m->pair_keys = xmalloc(size * sizeof(uint64_t));
+    memset(m->pair_keys, 0xff, size * sizeof(uint64_t));
+    m->pair_rank = xmalloc(size * sizeof(int32_t));
+    m->pair_new = xmalloc(size * sizeof(int32_t));
+    for (uint32_t i = 0; i < old_size; i++) {
+        if (ok[i] == UINT64_MAX) continue;
+        uint32_t j = pair_slot(m, ok[i]);
+        while (m->pair_keys[j] != UINT64_MAX) j = (j + 1) & m->pair_mask;
+        m->pair_keys[j] = ok[i];
+        m->pair_rank[j] = orank[i];
+        m->pair_new[j] = onew[i];
+    }
+    free(ok);
+    free(orank);
+    free(onew);
+}
+
+int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
+    int32_t a = bpe_lookup_form(m, left, left_len), b = bpe_lookup_form(m, right, right_len);
+    if (a < 0 || b < 0)
+        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left, (int)right_len,
+                       right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
+    size_t la = m->raw_len[a], lb = m->raw_len[b];
+    char small[512];
+    char *cat = la + lb <= sizeof small ? small : xmalloc(la + lb);
+    memcpy(cat, m->arena + m->raw_off[a], la);
+    memcpy(cat + la, m->arena + m->raw_off[b], lb);
+    int32_t c = bpe_lookup_raw(m, cat, la + lb);
+    if (cat != small) free(cat);
+    if (c < 0)
+        return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
+                       (int)right_len, right);
+    if (!m->pair_keys || (uint64_t)(m->n_merges + 1) * 2 > (uint64_t)m->pair_mask + 1) pair_grow(m);
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    uint32_t j = pair_slot(m, key);
+    while (m->pair_keys[j] != UINT64_MAX) {
+        if (m->pair_keys[j] == key) { /* HF keeps the first (lowest) rank of a repeated merge */
+            m->n_merges++;
+            return 0;
+        }
+        j = (j + 1) & m->pair_mask;
+    }
+    m->pair_keys[j] = key;
+    m->pair_rank[j] = (int32_t)m->n_merges++;
+    m->pair_new[j] = c;
+    return 0;
+}
+
+/* Rank of merging (a, b), or INT32_MAX if they do not merge; the merged id goes to *out. */
+static inline int32_t pair_get(const struct bpe *m, int32_t a, int32_t b, int32_t *out) {
+    *out = -1;
+    if (!m->pair_keys) return INT32_MAX;
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    uint32_t j = pair_slot(m, key);
+    for (;;) {
+        uint64_t k = m->pair_keys[j];
+        if (k == key) {
+            *out = m->pair_new[j];
+            return m->pair_rank[j];
+        }
+        if (k == UINT64_MAX) return INT32_MAX;
+        j = (j + 1) & m->pair_mask;
+    }
+}
+
+/* ---- per-thread word cache ---- */
+
+enum { CACHE_SIZE = 1 << 14, CACHE_KEY = 26, CACHE_IDS = 8 };
+
+struct cache_entry {
+    uint32_t uid;
+    uint8_t klen, n_ids;
+    char key[CACHE_KEY];
+    int32_t ids[CACHE_IDS];
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static void cache_key_init(void) { pthread_key_create(&cache_key, free); }
+
+static struct cache_entry *cache_get(void) {
+    pthread_once(&cache_once, cache_key_init);
+    struct cache_entry *c = pthread_getspecific(cache_key);
+    if (!c) {
+        c = xcalloc(CACHE_SIZE, sizeof *c);
+        pthread_setspecific(cache_key, c);
+    }
+    return c;
+}
+
+/* ---- the merge loop ---- */
+
+static inline void push_id(int32_t **ids, int64_t *n, int64_t *cap, int32_t id) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        *ids = xrealloc(*ids, (size_t)*cap * sizeof(int32_t));
+    }
+    (*ids)[(*n)++] = id;
+}
+
+enum { SMALL_WORD = 64 };
+
+/* Naive loop for short words: sym[] holds the current symbols, rank[i] the rank of merging
+ * sym[i] with sym[i+1]. */
+static int small_merge(const struct bpe *m, const char *w, size_t len, int32_t *sym) {
+    int32_t rank[SMALL_WORD], newid[SMALL_WORD];
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int32_t id = m->byte_id[(uint8_t)w[i]];
+        if (id >= 0) sym[n++] = id;
+    }
+    for (int i = 0; i + 1 < n; i++) rank[i] = pair_get(m, sym[i], sym[i + 1], &newid[i]);
+    while (n > 1) {
+        int best = -1;
+        int32_t br = INT32_MAX;
+        for (int i = 0; i + 1 < n; i++)
+            if (rank[i] < br) br = rank[i], best = i;
+        if (best < 0) break;
+        sym[best] = newid[best];
+        memmove(sym + best + 1, sym + best + 2, (size_t)(n - best - 2) * sizeof(int32_t));
+        memmove(rank + best + 1, rank + best + 2, (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
+        memmove(newid + best + 1, newid + best + 2,
+                (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
+        n--;
+        if (best > 0) rank[best - 1] = pair_get(m, sym[best - 1], sym[best], &newid[best - 1]);
+        if (best + 1 < n) rank[best] = pair_get(m, sym[best], sym[best + 1], &newid[best]);
+    }
+    return n;
+}
+
+struct heap_item {
+    uint64_t key; /* rank << 32 | position */
+    int32_t new_id;
+};
+
+static void heap_push(struct heap_item *h, int64_t *n, struct heap_item it) {
+    int64_t i = (*n)++;
+    while (i > 0) {
+        int64_t p = (i - 1) / 2;
+        if (h[p].key <= it.key) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = it;
+}
+
+static struct heap_item heap_pop(struct heap_item *h, int64_t *n) {
+    struct heap_item top = h[0], last = h[--(*n)];
+    int64_t i = 0;
+    for (;;) {
+        int64_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && h[c + 1].key < h[c].key) c++;
+        if (last.key <= h[c].key) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* HF word.rs merge_all: symbols in a linked list, candidate merges in a heap; a popped merge
+ * is applied only if the pair it was made for is still adjacent. */
+static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                        int64_t *cap) {
+    int32_t *sym = xmalloc(len * sizeof(int32_t));
+    int32_t *prev = xmalloc(len * sizeof(int32_t)), *next = xmalloc(len * sizeof(int32_t));
+    struct heap_item *heap = xmalloc(len * 2 * sizeof *heap + sizeof *heap);
+    int64_t n = 0, hn = 0;
+    for (size_t i = 0; i < len; i++) {
+        int32_t id = m->byte_id[(uint8_t)w[i]];
+        if (id >= 0) sym[n++] = id;
+    }
+    for (int64_t i = 0; i < n; i++) prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    for (int64_t i = 0; i + 1 < n; i++) {
+        int32_t c, r = pair_get(m, sym[i], sym[i + 1], &c);
+        if (r != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r << 32 | (uint64_t)i, c});
+    }
+    while (hn) {
+        struct heap_item it = heap_pop(heap, &hn);
+        int32_t pos = (int32_t)(it.key & 0xffffffffu), nx = next[pos];
+        if (sym[pos] < 0 || nx < 0) continue;
+        int32_t c, r = pair_get(m, sym[pos], sym[nx], &c);
+        if (r != (int32_t)(it.key >> 32) || c != it.new_id) continue;
+        sym[pos] = c;
+        sym[nx] = -1;
+        next[pos] = next[nx];
+        if (next[nx] >= 0) prev[next[nx]] = pos;
+        if (prev[pos] >= 0) {
+            int32_t p = prev[pos], c2, r2 = pair_get(m, sym[p], sym[pos], &c2);
+            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
+        }
+        if (next[pos] >= 0) {
+            int32_t c2, r2 = pair_get(m, sym[pos], sym[next[pos]], &c2);
+            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (sym[i] >= 0) push_id(ids, n_ids, cap, sym[i]);
+    free(sym);
+    free(prev);
+    free(next);
+    free(heap);
+}
+
+void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n, int64_t *cap) {
+    if (len == 0) return;
+    if (m->ignore_merges) {
+        int32_t id = bpe_lookup_raw(m, w, len);
+        if (id >= 0) {
+            push_id(ids, n, cap, id);
+            return;
+        }
+    }
+    if (len == 1) {
+        if (m->byte_id[(uint8_t)w[0]] >= 0) push_id(ids, n, cap, m->byte_id[(uint8_t)w[0]]);
+        return;
+    }
+    if (len > SMALL_WORD) {
+        large_merge(m, w, len, ids, n, cap);
+        return;
+    }
+    struct cache_entry *e = NULL;
+    if (len <= CACHE_KEY) {
+        struct cache_entry *c = cache_get();
+        e = &c[hash_bytes(w, len) & (CACHE_SIZE - 1)];
+        if (e->uid == m->uid && e->klen == len && memcmp(e->key, w, len) == 0) {
+            for (int i = 0; i < e->n_ids; i++) push_id(ids, n, cap, e->ids[i]);
+            return;
+        }
+    }
+    int32_t sym[SMALL_WORD];
+    int k = small_merge(m, w, len, sym);
+    for (int i = 0; i < k; i++) push_id(ids, n, cap, sym[i]);
+    if (e && k <= CACHE_IDS) {
+        e->uid = m->uid;
+        e->klen = (uint8_t)len;
+        e->n_ids = (uint8_t)k;
+        memcpy(e->key, w, len);
+        memcpy(e->ids, sym, (size_t)k * sizeof(int32_t));
+    }
+}

@@ -1,0 +1,58 @@
+/* bpe: the byte-level BPE model of a tokenizer (HF tokenizers' models::bpe::BPE with the GPT-2
+ * byte-to-unicode alphabet). Tokens are stored both as written in the file (byte-level form,
+ * "Ġthe") and as the raw bytes they stand for (" the"); BPE works on raw bytes, merging the
+ * lowest-ranked adjacent pair first (leftmost on ties), as HF's word.rs merge_all does.
+ * A per-thread direct-mapped cache of short words makes repeated words cost one lookup. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/* Open-addressing map from byte strings (stored in the bpe arena) to ids. */
+struct bpe_strmap {
+    uint32_t *slots; /* id + 1; 0 = empty */
+    uint32_t *hashes;
+    uint32_t mask;
+};
+
+struct bpe {
+    int32_t n_ids; /* one past the largest model id */
+    char *arena;   /* every string, NUL-terminated */
+    size_t arena_len, arena_cap;
+    uint32_t *form_off, *form_len; /* (n_ids) the token as written in the file; len UINT32_MAX = no token */
+    uint32_t *raw_off, *raw_len;   /* (n_ids) the bytes it stands for */
+    struct bpe_strmap raw_map;     /* raw bytes -> id */
+    uint64_t *pair_keys;           /* (pair_mask+1) left << 32 | right, UINT64_MAX = empty */
+    int32_t *pair_rank, *pair_new;
+    uint32_t pair_mask;
+    int64_t n_merges;
+    int32_t byte_id[256]; /* id of each single byte, -1 if absent */
+    int ignore_merges;
+    uint32_t uid; /* distinguishes instances in the per-thread cache */
+};
+
+/* GPT-2's bytes_to_unicode: the code point that stands for byte b, and the inverse (-1 if c
+ * is not one of the 256). */
+uint32_t bpe_byte_to_char(uint8_t b);
+int bpe_char_to_byte(uint32_t c);
+
+void bpe_init(struct bpe *m, int64_t n_vocab_hint);
+void bpe_free(struct bpe *m);
+/* Adds token `form` (byte-level form, len bytes) with id. Returns -1 (err set) on a duplicate
+ * id or an id out of [0, 2^31). */
+int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id);
+/* After all tokens: builds the raw-bytes map and the byte table. */
+void bpe_finish_vocab(struct bpe *m);
+/* Adds the merge (left, right) with the next rank. Returns -1 (err set, naming the tokens) if
+ * a part or the merged token is not in the vocab. */
+int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len);
+
+/* Id of the token with these raw bytes, -1 if none. */
+int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len);
+/* Id of the token written `form` in the file, -1 if none. */
+int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len);
+
+/* Encodes one pre-token (raw bytes) and appends its ids to *ids (growing it with xrealloc;
+ * *n used, *cap allocated). Each id's raw bytes are a consecutive slice of the word, so
+ * offsets follow from raw_len. Bytes with no token are dropped, as HF does without unk. */
+void bpe_encode_word(const struct bpe *m, const char *word, size_t len, int32_t **ids, int64_t *n,
+                     int64_t *cap);

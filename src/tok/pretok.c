@@ -1,0 +1,251 @@
+/* pretok: UTF-8 repair, normalization and regex compilation for the tokenizer; see pretok.h.
+ * Normalization works chunk by chunk: a chunk is a run of non-ASCII code points plus the ASCII
+ * character just before it (which could compose with a following mark). ASCII characters never
+ * change and never combine with what precedes them, so normalizing chunks separately equals
+ * normalizing the whole text; chunks of code points that cannot change are skipped. */
+#include "tok/pretok.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "core/err.h"
+#include "core/util.h"
+
+void tok_text_free(struct tok_text *t) {
+    free(t->owned);
+    free(t->start);
+    free(t->end);
+    memset(t, 0, sizeof *t);
+}
+
+void tok_text_range(const struct tok_text *t, size_t a, size_t b, int64_t *start, int64_t *end) {
+    for (; t; t = t->parent) {
+        int64_t s, e;
+        if (!t->start) {
+            s = t->base + (int64_t)a;
+            e = t->base + (int64_t)b;
+        } else if (a < b) {
+            s = t->start[a];
+            e = t->end[b - 1];
+        } else {
+            s = e = a < t->len ? t->start[a] : (t->len ? t->end[t->len - 1] : t->base);
+        }
+        a = (size_t)s;
+        b = (size_t)(e > s ? e : s);
+    }
+    *start = (int64_t)a;
+    *end = (int64_t)b;
+}
+
+/* Growable output with maps. */
+struct out {
+    char *s;
+    int64_t *start, *end;
+    size_t len, cap;
+};
+
+static void out_put(struct out *o, const char *s, size_t n, int64_t start, int64_t end) {
+    if (o->len + n > o->cap) {
+        while (o->len + n > o->cap) o->cap = o->cap ? o->cap * 2 : 256;
+        o->s = xrealloc(o->s, o->cap + 1);
+        o->start = xrealloc(o->start, o->cap * sizeof(int64_t));
+        o->end = xrealloc(o->end, o->cap * sizeof(int64_t));
+    }
+    memcpy(o->s + o->len, s, n);
+    for (size_t i = 0; i < n; i++) o->start[o->len + i] = start, o->end[o->len + i] = end;
+    o->len += n;
+}
+
+/* Copies bytes one-to-one (byte i maps to base+off+i). */
+static void out_copy(struct out *o, const char *s, size_t n, int64_t pos) {
+    size_t at = o->len;
+    out_put(o, s, n, 0, 0);
+    for (size_t i = 0; i < n; i++) o->start[at + i] = pos + (int64_t)i, o->end[at + i] = pos + (int64_t)i + 1;
+}
+
+static void out_finish(struct out *o, struct tok_text *t, int64_t base) {
+    if (!o->s) o->s = xmalloc(1), o->start = xmalloc(8), o->end = xmalloc(8);
+    o->s[o->len] = 0;
+    t->s = t->owned = o->s;
+    t->len = o->len;
+    t->start = o->start;
+    t->end = o->end;
+    t->base = base;
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if invalid; *sub receives the
+ * length of its maximal valid prefix (>= 1) when invalid. */
+static size_t utf8_seq(const uint8_t *p, size_t n, size_t *sub) {
+    uint8_t c = p[0];
+    size_t need;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c == 0xE0) need = 2, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC) need = 2;
+    else if (c == 0xED) need = 2, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF) need = 2;
+    else if (c == 0xF0) need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) need = 3;
+    else if (c == 0xF4) need = 3, hi = 0x8F;
+    else {
+        *sub = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i <= need; i++) {
+        if (i >= n) break;
+        uint8_t b = p[i];
+        if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) break;
+    }
+    if (i == need + 1) return need + 1;
+    *sub = i;
+    return 0;
+}
+
+void utf8_lossy(const char *s, size_t len, struct tok_text *t) {
+    memset(t, 0, sizeof *t);
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, sub = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p + i, len - i, &sub);
+        if (!k) break;
+        i += k;
+    }
+    if (i == len) {
+        t->s = s;
+        t->len = len;
+        return;
+    }
+    struct out o = {0};
+    out_copy(&o, s, i, 0);
+    while (i < len) {
+        size_t k = utf8_seq(p + i, len - i, &sub);
+        if (k) {
+            out_copy(&o, s + i, k, (int64_t)i);
+            i += k;
+        } else {
+            out_put(&o, "\xEF\xBF\xBD", 3, (int64_t)i, (int64_t)(i + sub));
+            i += sub;
+        }
+    }
+    out_finish(&o, t, 0);
+}
+
+/* A code point that no normalization form changes and that never composes with a neighbour. */
+static int cp_is_stable(int32_t c) {
+    if ((c >= 0x1100 && c <= 0x11FF) || (c >= 0xAC00 && c <= 0xD7A3)) return 0; /* Hangul: algorithmic */
+    const utf8proc_property_t *p = utf8proc_get_property(c);
+    return p->combining_class == 0 && p->decomp_seqindex == UINT16_MAX && p->comb_index == UINT16_MAX;
+}
+
+void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, struct tok_text *t) {
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    t->len = len;
+    t->base = base;
+    if (form == TOK_NORM_NONE) return;
+    utf8proc_option_t opt = UTF8PROC_STABLE;
+    if (form == TOK_NORM_NFC || form == TOK_NORM_NFKC) opt |= UTF8PROC_COMPOSE;
+    else opt |= UTF8PROC_DECOMPOSE;
+    if (form == TOK_NORM_NFKC || form == TOK_NORM_NFKD) opt |= UTF8PROC_COMPAT;
+
+    const uint8_t *p = (const uint8_t *)s;
+    struct out o = {0};
+    int changed = 0;
+    size_t done = 0; /* input bytes [0, done) are already in o when changed */
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t cs = i > 0 && p[i - 1] < 0x80 ? i - 1 : i, ce = i;
+        int stable = 1;
+        while (ce < len && p[ce] >= 0x80) {
+            utf8proc_int32_t c;
+            utf8proc_ssize_t k = utf8proc_iterate(p + ce, (utf8proc_ssize_t)(len - ce), &c);
+            if (k <= 0) k = 1, c = 0xFFFD;
+            if (stable && !cp_is_stable(c)) stable = 0;
+            ce += (size_t)k;
+        }
+        i = ce;
+        if (stable) continue;
+        utf8proc_uint8_t *dst = NULL;
+        utf8proc_ssize_t n = utf8proc_map(p + cs, (utf8proc_ssize_t)(ce - cs), &dst, opt);
+        if (n < 0 || ((size_t)n == ce - cs && memcmp(dst, p + cs, ce - cs) == 0)) {
+            free(dst);
+            continue;
+        }
+        if (!changed) changed = 1;
+        out_copy(&o, s + done, cs - done, base + (int64_t)done);
+        out_put(&o, (const char *)dst, (size_t)n, base + (int64_t)cs, base + (int64_t)ce);
+        free(dst);
+        done = ce;
+    }
+    if (!changed) return;
+    out_copy(&o, s + done, len - done, base + (int64_t)done);
+    out_finish(&o, t, base);
+}
+
+/* Unicode White_Space, Oniguruma's \s (PCRE2's \s also takes U+180E). */
+#define WS_CLASS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+pcre2_code *pretok_regex_compile(const char *pattern, int literal) {
+    size_t n = strlen(pattern), cap = n * 4 + 256, o = 0;
+    char *buf = xmalloc(cap + sizeof WS_CLASS * (n + 1));
+    if (literal) {
+        for (size_t i = 0; i < n; i++) {
+            if (strchr("\\^$.|?*+()[]{}", pattern[i])) buf[o++] = '\\';
+            buf[o++] = pattern[i];
+        }
+    } else {
+        int in_class = 0;
+        for (size_t i = 0; i < n; i++) {
+            char c = pattern[i];
+            if (c == '\\' && i + 1 < n) {
+                char d = pattern[i + 1];
+                if (d == 's' || (d == 'S' && !in_class)) {
+                    const char *rep = in_class ? WS_CLASS : NULL;
+                    if (rep) {
+                        memcpy(buf + o, rep, strlen(rep)), o += strlen(rep);
+                    } else {
+                        o += (size_t)sprintf(buf + o, "[%s%s]", d == 'S' ? "^" : "", WS_CLASS);
+                    }
+                } else {
+                    buf[o++] = c;
+                    buf[o++] = d;
+                }
+                i++;
+                continue;
+            }
+            if (!in_class && c == '[') {
+                in_class = 1;
+                buf[o++] = c;
+                if (i + 1 < n && pattern[i + 1] == '^') buf[o++] = pattern[++i];
+                if (i + 1 < n && pattern[i + 1] == ']') buf[o++] = pattern[++i];
+                continue;
+            }
+            if (in_class && c == ']') in_class = 0;
+            buf[o++] = c;
+        }
+    }
+    buf[o] = 0;
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf, o, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+    free(buf);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        err_set("regex \"%s\": %s (at offset %zu)", pattern, (const char *)msg, (size_t)eo);
+        return NULL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    return re;
+}

@@ -1,0 +1,809 @@
+/* tokenizer: loading (tokenizer.json, vocab.json + merges.txt), encode pipeline and decode;
+ * see tokenizer.h. Mirrors HF tokenizers: AddedVocabulary (leftmost-longest match of added
+ * tokens, non-normalized ones on the raw text, normalized ones after the normalizer), then
+ * the pre-tokenizer steps (Split regex / ByteLevel / Digits), then models::bpe. */
+#include "tok/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "tok/bpe.h"
+#include "tok/pretok.h"
+
+#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define QWEN2_REGEX                                                                                            \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
+    "\\s+(?!\\S)|\\s+"
+
+struct added_token {
+    char *content;
+    size_t len;
+    char *raw; /* what the ByteLevel decoder makes of it */
+    size_t raw_len;
+    int32_t id;
+    uint8_t special, lstrip, rstrip, single_word, normalized;
+};
+
+enum step_kind { STEP_SPLIT, STEP_BYTELEVEL };
+enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT };
+
+struct pretok_step {
+    enum step_kind kind;
+    pcre2_code *re; /* NULL for a ByteLevel step without use_regex */
+    enum split_behavior behavior;
+    int add_prefix_space;
+};
+
+enum { MAX_STEPS = 8 };
+
+struct tokenizer {
+    struct bpe bpe;
+    enum tok_norm norm;
+    struct pretok_step steps[MAX_STEPS];
+    int n_steps;
+    struct added_token *added;
+    int n_added;
+    int32_t *order; /* added indices sorted by first byte, then length descending */
+    int32_t first_lo[256], first_hi[256];
+    int has_normalized_added;
+    int32_t vocab_size;
+    int32_t *added_of_id; /* (vocab_size) index into added, -1 if none */
+    int decoder_bytelevel;
+};
+
+/* ---- added tokens ---- */
+
+static int added_add(struct tokenizer *tk, const char *content, int32_t id, int special, int lstrip, int rstrip,
+                     int single_word, int normalized) {
+    if (!content || !*content) return err_set("added token %d has empty content", id);
+    if (id < 0) return err_set("added token \"%s\" has negative id %d", content, id);
+    for (int i = 0; i < tk->n_added; i++)
+        if (tk->added[i].id == id) return err_set("added token id %d appears twice", id);
+    tk->added = xrealloc(tk->added, (size_t)(tk->n_added + 1) * sizeof *tk->added);
+    struct added_token *a = &tk->added[tk->n_added++];
+    memset(a, 0, sizeof *a);
+    a->content = xstrdup(content);
+    a->len = strlen(content);
+    a->id = id;
+    a->special = (uint8_t)special;
+    a->lstrip = (uint8_t)lstrip;
+    a->rstrip = (uint8_t)rstrip;
+    a->single_word = (uint8_t)single_word;
+    a->normalized = (uint8_t)normalized;
+    return 0;
+}
+
+static int cmp_order(const void *x, const void *y, void *ctx) {
+    const struct added_token *t = ctx, *a = &t[*(const int32_t *)x], *b = &t[*(const int32_t *)y];
+    if ((uint8_t)a->content[0] != (uint8_t)b->content[0]) return (uint8_t)a->content[0] - (uint8_t)b->content[0];
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id - b->id;
+}
+
+/* Decodes the byte-level form s into raw bytes if every character is in the alphabet;
+ * otherwise the bytes of s (HF ByteLevel decode_chain). */
+static char *bytelevel_decode(const char *s, size_t len, size_t *out_len) {
+    char *o = xmalloc(len + 1);
+    size_t n = 0, i = 0;
+    while (i < len) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
+        int b = k > 0 ? bpe_char_to_byte((uint32_t)c) : -1;
+        if (b < 0) {
+            memcpy(o, s, len);
+            *out_len = len;
+            return o;
+        }
+        o[n++] = (char)b;
+        i += (size_t)k;
+    }
+    *out_len = n;
+    return o;
+}
+
+/* Indexes ids and added tokens once everything is loaded. */
+static void tokenizer_finish(struct tokenizer *tk) {
+    bpe_finish_vocab(&tk->bpe);
+    int32_t n = tk->bpe.n_ids;
+    for (int i = 0; i < tk->n_added; i++)
+        if (tk->added[i].id + 1 > n) n = tk->added[i].id + 1;
+    tk->vocab_size = n;
+    tk->added_of_id = xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++) tk->added_of_id[i] = -1;
+    tk->order = xmalloc((size_t)(tk->n_added ? tk->n_added : 1) * sizeof(int32_t));
+    for (int i = 0; i < tk->n_added; i++) {
+        struct added_token *a = &tk->added[i];
+        tk->added_of_id[a->id] = i;
+        tk->order[i] = i;
+        if (a->normalized) tk->has_normalized_added = 1;
+        a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
+    }
+    qsort_r(tk->order, (size_t)tk->n_added, sizeof(int32_t), cmp_order, tk->added);
+    for (int c = 0; c < 256; c++) tk->first_lo[c] = tk->first_hi[c] = 0;
+    for (int i = 0; i < tk->n_added; i++) {
+        int c = (uint8_t)tk->added[tk->order[i]].content[0];
+        if (tk->first_hi[c] == 0) tk->first_lo[c] = i;
+        tk->first_hi[c] = i + 1;
+    }
+}
+
+void tokenizer_free(struct tokenizer *tk) {
+    if (!tk) return;
+    bpe_free(&tk->bpe);
+    for (int i = 0; i < tk->n_steps; i++) pcre2_code_free(tk->steps[i].re);
+    for (int i = 0; i < tk->n_added; i++) free(tk->added[i].content), free(tk->added[i].raw);
+    free(tk->added);
+    free(tk->order);
+    free(tk->added_of_id);
+    free(tk);
+}
+
+/* ---- loading: shared pieces ---- */
+
+static int add_regex_step(struct tokenizer *tk, const char *pattern, int literal, enum split_behavior beh) {
+    if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
+    pcre2_code *re = pretok_regex_compile(pattern, literal);
+    if (!re) return -1;
+    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, beh, 0};
+    return 0;
+}
+
+static int json_flag(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsTrue(v);
+}
+
+static const char *json_type(const cJSON *o) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static int parse_normalizer(struct tokenizer *tk, const cJSON *n) {
+    if (!n || cJSON_IsNull(n)) return 0;
+    const char *type = json_type(n);
+    if (!type) return err_set("normalizer: expected an object with a \"type\"");
+    if (strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+        if (!cJSON_IsArray(list)) return err_set("normalizer: Sequence without a \"normalizers\" array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) if (parse_normalizer(tk, it)) return -1;
+        return 0;
+    }
+    enum tok_norm f;
+    if (strcmp(type, "NFC") == 0) f = TOK_NORM_NFC;
+    else if (strcmp(type, "NFD") == 0) f = TOK_NORM_NFD;
+    else if (strcmp(type, "NFKC") == 0) f = TOK_NORM_NFKC;
+    else if (strcmp(type, "NFKD") == 0) f = TOK_NORM_NFKD;
+    else return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
+    if (tk->norm != TOK_NORM_NONE && tk->norm != f)
+        return err_set("normalizer: only one Unicode normalization form is supported");
+    tk->norm = f;
+    return 0;
+}
+
+static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
+    if (!p || cJSON_IsNull(p)) return 0;
+    const char *type = json_type(p);
+    if (!type) return err_set("pre_tokenizer: expected an object with a \"type\"");
+    if (strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (!cJSON_IsArray(list)) return err_set("pre_tokenizer: Sequence without a \"pretokenizers\" array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) if (parse_pretokenizer(tk, it)) return -1;
+        return 0;
+    }
+    if (strcmp(type, "Split") == 0) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+        const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
+        if (!cJSON_IsString(rx) && !cJSON_IsString(str))
+            return err_set("pre_tokenizer Split: expected pattern {\"Regex\": ...} or {\"String\": ...}");
+        if (json_flag(p, "invert")) return err_set("pre_tokenizer Split: invert=true is not supported");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+        const char *bs = cJSON_IsString(b) ? b->valuestring : "Isolated";
+        enum split_behavior beh;
+        if (strcmp(bs, "Isolated") == 0) beh = SPLIT_ISOLATED;
+        else if (strcmp(bs, "Removed") == 0) beh = SPLIT_REMOVED;
+        else if (strcmp(bs, "MergedWithPrevious") == 0) beh = SPLIT_MERGED_PREV;
+        else if (strcmp(bs, "MergedWithNext") == 0) beh = SPLIT_MERGED_NEXT;
+        else return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
+        if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx), beh))
+            return err_wrap("pre_tokenizer Split");
+        return 0;
+    }
+    if (strcmp(type, "ByteLevel") == 0) {
+        if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
+        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
+        int use_regex = ur ? cJSON_IsTrue(ur) : 1; /* HF default: true */
+        pcre2_code *re = NULL;
+        if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
+        tk->steps[tk->n_steps++] = (struct pretok_step){STEP_BYTELEVEL, re, SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
+        return 0;
+    }
+    if (strcmp(type, "Digits") == 0)
+        return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0, SPLIT_ISOLATED);
+    return err_set("pre_tokenizer: type \"%s\" is not supported (Split, ByteLevel, Digits, Sequence)", type);
+}
+
+static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
+    if (!d || cJSON_IsNull(d)) return 0;
+    const char *type = json_type(d);
+    if (type && strcmp(type, "ByteLevel") == 0) {
+        tk->decoder_bytelevel = 1;
+        return 0;
+    }
+    return err_set("decoder: type \"%s\" is not supported (ByteLevel or null)", type ? type : "?");
+}
+
+/* ---- loading: tokenizer.json ---- */
+
+static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model)) return err_set("expected an object \"model\"");
+    const char *type = json_type(model);
+    if (type && strcmp(type, "BPE") != 0) return err_set("model.type is \"%s\", only BPE is supported", type);
+    if (json_flag(model, "byte_fallback")) return err_set("model.byte_fallback=true is not supported");
+    const char *fix[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, fix[i]);
+        if (cJSON_IsString(v) && v->valuestring[0])
+            return err_set("model.%s=\"%s\" is not supported", fix[i], v->valuestring);
+    }
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) return err_set("model.dropout is not supported");
+    tk->bpe.ignore_merges = json_flag(model, "ignore_merges");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    if (!cJSON_IsObject(vocab)) return err_set("expected an object model.vocab");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, vocab) {
+        if (!cJSON_IsNumber(it)) return err_set("model.vocab[\"%s\"]: expected an integer id", it->string);
+        if (bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))
+            return err_wrap("model.vocab");
+    }
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsArray(merges)) return err_set("expected an array model.merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    if (added && !cJSON_IsNull(added)) {
+        if (!cJSON_IsArray(added)) return err_set("added_tokens: expected an array");
+        int i = 0;
+        cJSON_ArrayForEach(it, added) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+            if (!cJSON_IsNumber(id) || !cJSON_IsString(content))
+                return err_set("added_tokens[%d]: expected \"id\" (integer) and \"content\" (string)", i);
+            const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
+            if (added_add(tk, content->valuestring, id->valueint, json_flag(it, "special"), json_flag(it, "lstrip"),
+                          json_flag(it, "rstrip"), json_flag(it, "single_word"),
+                          nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
+                return err_wrap("added_tokens[%d]", i);
+            i++;
+        }
+    }
+    tokenizer_finish(tk);
+    int i = 0;
+    cJSON_ArrayForEach(it, merges) {
+        int rc;
+        if (cJSON_IsString(it)) {
+            const char *s = it->valuestring, *sp = strchr(s, ' ');
+            if (!sp || strchr(sp + 1, ' ')) return err_set("model.merges[%d]: expected \"left right\", found \"%s\"", i, s);
+            rc = bpe_add_merge(&tk->bpe, s, (size_t)(sp - s), sp + 1, strlen(sp + 1));
+        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
+                   cJSON_IsString(it->child->next)) {
+            const char *a = it->child->valuestring, *b = it->child->next->valuestring;
+            rc = bpe_add_merge(&tk->bpe, a, strlen(a), b, strlen(b));
+        } else {
+            return err_set("model.merges[%d]: expected a string \"left right\" or a pair [\"left\", \"right\"]", i);
+        }
+        if (rc) return err_wrap("model.merges[%d]", i);
+        i++;
+    }
+    if (parse_normalizer(tk, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) return -1;
+    if (parse_pretokenizer(tk, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) return -1;
+    if (parse_decoder(tk, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) return -1;
+    return 0;
+}
+
+static struct tokenizer *tokenizer_new(int64_t hint) {
+    struct tokenizer *tk = xcalloc(1, sizeof *tk);
+    bpe_init(&tk->bpe, hint);
+    return tk;
+}
+
+static cJSON *json_load(const char *path) {
+    size_t len;
+    char *text = file_read_all(path, &len);
+    if (!text) return NULL;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
+        size_t line = 1;
+        for (size_t i = 0; i < off; i++) line += text[i] == '\n';
+        err_set("%s: invalid JSON near byte %zu (line %zu)", path, off, line);
+    }
+    free(text);
+    return root;
+}
+
+static int load_tokenizer_json(struct tokenizer **out, const char *path) {
+    *out = NULL;
+    cJSON *root = json_load(path);
+    if (!root) return -1;
+    struct tokenizer *tk = tokenizer_new(160000);
+    int rc = cJSON_IsObject(root) ? parse_tokenizer_json(tk, root) : err_set("expected a JSON object");
+    cJSON_Delete(root);
+    if (rc) {
+        tokenizer_free(tk);
+        return err_wrap("%s", path);
+    }
+    *out = tk;
+    return 0;
+}
+
+/* ---- loading: vocab.json + merges.txt ---- */
+
+static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
+    *gpt2 = cJSON_IsString(cls) && strncmp(cls->valuestring, "GPT2Tokenizer", 13) == 0;
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *it;
+    if (!dec || cJSON_IsNull(dec)) return 0;
+    if (!cJSON_IsObject(dec)) return err_set("added_tokens_decoder: expected an object");
+    cJSON_ArrayForEach(it, dec) {
+        char *end;
+        long id = strtol(it->string, &end, 10);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (*end || end == it->string || !cJSON_IsString(content))
+            return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
+                           it->string);
+        const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
+        if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"), json_flag(it, "lstrip"),
+                      json_flag(it, "rstrip"), json_flag(it, "single_word"),
+                      nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
+            return err_wrap("added_tokens_decoder");
+    }
+    return 0;
+}
+
+static int parse_merges_txt(struct tokenizer *tk, char *text, size_t len) {
+    size_t line = 0;
+    char *p = text, *end = text + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        line++;
+        char *a = p;
+        p = nl ? nl + 1 : end;
+        while (a < e && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
+        char *z = e;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r')) z--;
+        if (a == z || (line == 1 && strncmp(a, "#version", 8) == 0)) continue;
+        char *sp = a;
+        while (sp < z && *sp != ' ' && *sp != '\t') sp++;
+        char *b = sp;
+        while (b < z && (*b == ' ' || *b == '\t')) b++;
+        char *be = b;
+        while (be < z && *be != ' ' && *be != '\t') be++;
+        if (b == z || be != z)
+            return err_set("line %zu: expected two tokens \"left right\", found \"%.*s\"", line, (int)(z - a), a);
+        if (bpe_add_merge(&tk->bpe, a, (size_t)(sp - a), b, (size_t)(z - b))) return err_wrap("line %zu", line);
+    }
+    return 0;
+}
+
+int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const char *merges_file,
+                         const char *tokenizer_config) {
+    *out = NULL;
+    struct tokenizer *tk = tokenizer_new(160000);
+    int gpt2 = 0;
+    if (tokenizer_config) {
+        cJSON *cfg = json_load(tokenizer_config);
+        int rc = !cfg ? -1 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2) : err_set("expected a JSON object");
+        cJSON_Delete(cfg);
+        if (rc) {
+            tokenizer_free(tk);
+            return cfg ? err_wrap("%s", tokenizer_config) : -1;
+        }
+    }
+    cJSON *vocab = json_load(vocab_file);
+    if (!vocab) {
+        tokenizer_free(tk);
+        return -1;
+    }
+    int rc = 0;
+    if (!cJSON_IsObject(vocab)) rc = err_set("expected a JSON object of token -> id");
+    const cJSON *it;
+    if (!rc) cJSON_ArrayForEach(it, vocab) {
+            if (!cJSON_IsNumber(it)) {
+                rc = err_set("\"%s\": expected an integer id", it->string);
+                break;
+            }
+            if ((rc = bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))) break;
+        }
+    cJSON_Delete(vocab);
+    if (rc) {
+        tokenizer_free(tk);
+        return err_wrap("%s", vocab_file);
+    }
+    tokenizer_finish(tk);
+    size_t len;
+    char *merges = file_read_all(merges_file, &len);
+    if (!merges || parse_merges_txt(tk, merges, len)) {
+        if (merges) err_wrap("%s", merges_file);
+        free(merges);
+        tokenizer_free(tk);
+        return -1;
+    }
+    free(merges);
+    /* Qwen2Tokenizer: NFC + its regex; GPT2Tokenizer: GPT-2's regex (ByteLevel use_regex). */
+    if (!gpt2) tk->norm = TOK_NORM_NFC;
+    if (add_regex_step(tk, gpt2 ? GPT2_REGEX : QWEN2_REGEX, 0, SPLIT_ISOLATED)) {
+        tokenizer_free(tk);
+        return -1;
+    }
+    tk->decoder_bytelevel = 1;
+    *out = tk;
+    return 0;
+}
+
+int tokenizer_load(struct tokenizer **out, const char *path) {
+    *out = NULL;
+    if (dir_exists(path)) {
+        char *tj = path_join(path, "tokenizer.json");
+        if (file_exists(tj)) {
+            int rc = load_tokenizer_json(out, tj);
+            free(tj);
+            return rc;
+        }
+        free(tj);
+        char *v = path_join(path, "vocab.json"), *m = path_join(path, "merges.txt"),
+             *c = path_join(path, "tokenizer_config.json");
+        int rc;
+        if (!file_exists(v) || !file_exists(m))
+            rc = err_set("%s: no tokenizer.json, nor vocab.json + merges.txt", path);
+        else rc = tokenizer_load_files(out, v, m, file_exists(c) ? c : NULL);
+        free(v);
+        free(m);
+        free(c);
+        return rc;
+    }
+    if (!file_exists(path)) return err_set("%s: no such file or folder", path);
+    size_t n = strlen(path);
+    if (n >= 10 && strcmp(path + n - 10, "vocab.json") == 0) {
+        char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash) slash[1] = 0;
+        else dir[0] = 0;
+        char *m = xasprintf("%smerges.txt", dir), *c = xasprintf("%stokenizer_config.json", dir);
+        int rc = file_exists(m) ? tokenizer_load_files(out, path, m, file_exists(c) ? c : NULL)
+                                : err_set("%s: no merges.txt beside it (%s)", path, m);
+        free(dir);
+        free(m);
+        free(c);
+        return rc;
+    }
+    return load_tokenizer_json(out, path);
+}
+
+/* ---- accessors ---- */
+
+int32_t tokenizer_vocab_size(const struct tokenizer *tk) { return tk->vocab_size; }
+
+int tokenizer_is_added(const struct tokenizer *tk, int32_t id) {
+    return id >= 0 && id < tk->vocab_size && tk->added_of_id[id] >= 0;
+}
+
+int tokenizer_is_special(const struct tokenizer *tk, int32_t id) {
+    return tokenizer_is_added(tk, id) && tk->added[tk->added_of_id[id]].special;
+}
+
+int32_t tokenizer_token_id(const struct tokenizer *tk, const char *token) {
+    size_t len = strlen(token);
+    for (int i = 0; i < tk->n_added; i++)
+        if (tk->added[i].len == len && memcmp(tk->added[i].content, token, len) == 0) return tk->added[i].id;
+    return bpe_lookup_form(&tk->bpe, token, len);
+}
+
+const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id) {
+    if (id < 0 || id >= tk->vocab_size) return NULL;
+    if (tk->added_of_id[id] >= 0) return tk->added[tk->added_of_id[id]].content;
+    if (id >= tk->bpe.n_ids || tk->bpe.form_len[id] == UINT32_MAX) return NULL;
+    return tk->bpe.arena + tk->bpe.form_off[id];
+}
+
+/* ---- decode ---- */
+
+int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, int64_t n, int skip_special, char **text,
+                     size_t *len) {
+    *text = NULL;
+    size_t cap = (size_t)n * 4 + 16, o = 0;
+    char *buf = xmalloc(cap);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        const char *s;
+        size_t l;
+        if (id >= 0 && id < tk->vocab_size && tk->added_of_id[id] >= 0) {
+            const struct added_token *a = &tk->added[tk->added_of_id[id]];
+            if (skip_special && a->special) continue;
+            s = tk->decoder_bytelevel ? a->raw : a->content;
+            l = tk->decoder_bytelevel ? a->raw_len : a->len;
+        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.form_len[id] != UINT32_MAX) {
+            s = tk->bpe.arena + (tk->decoder_bytelevel ? tk->bpe.raw_off[id] : tk->bpe.form_off[id]);
+            l = tk->decoder_bytelevel ? tk->bpe.raw_len[id] : tk->bpe.form_len[id];
+        } else {
+            free(buf);
+            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id, (long long)i,
+                           tk->vocab_size);
+        }
+        if (o + l + 1 > cap) {
+            while (o + l + 1 > cap) cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        memcpy(buf + o, s, l);
+        o += l;
+    }
+    buf[o] = 0;
+    struct tok_text t;
+    utf8_lossy(buf, o, &t);
+    if (t.owned) {
+        free(buf);
+        buf = t.owned;
+        o = t.len;
+        free(t.start);
+        free(t.end);
+    }
+    *text = buf;
+    if (len) *len = o;
+    return 0;
+}
+
+/* ---- encode ---- */
+
+struct enc {
+    const struct tokenizer *tk;
+    struct tokenizer_buf *out;
+    int flags;
+    pcre2_match_data *md;
+};
+
+static void offsets_reserve(struct tokenizer_buf *b) {
+    if (b->off_cap >= b->cap) return;
+    b->off_cap = b->cap;
+    b->starts = xrealloc(b->starts, (size_t)b->off_cap * sizeof(int64_t));
+    b->ends = xrealloc(b->ends, (size_t)b->off_cap * sizeof(int64_t));
+}
+
+void tokenizer_buf_free(struct tokenizer_buf *b) {
+    free(b->ids);
+    free(b->starts);
+    free(b->ends);
+    memset(b, 0, sizeof *b);
+}
+
+static void emit_added(struct enc *e, const struct tok_text *t, size_t a, size_t b, int32_t id) {
+    struct tokenizer_buf *o = e->out;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 256;
+        o->ids = xrealloc(o->ids, (size_t)o->cap * sizeof(int32_t));
+    }
+    o->ids[o->n] = id;
+    if (o->want_offsets) {
+        offsets_reserve(o);
+        tok_text_range(t, a, b, &o->starts[o->n], &o->ends[o->n]);
+    }
+    o->n++;
+}
+
+static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_t b) {
+    struct tokenizer_buf *o = e->out;
+    int64_t n0 = o->n;
+    bpe_encode_word(&e->tk->bpe, t->s + a, b - a, &o->ids, &o->n, &o->cap);
+    if (!o->want_offsets) return;
+    offsets_reserve(o);
+    size_t pos = a;
+    for (int64_t i = n0; i < o->n; i++) {
+        size_t l = e->tk->bpe.raw_len[o->ids[i]];
+        tok_text_range(t, pos, pos + l, &o->starts[i], &o->ends[i]);
+        pos += l;
+    }
+}
+
+static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step);
+
+/* Splits [a, b) of t at the matches of step's regex, per its behavior; each piece goes on to
+ * the next step. The regex sees only the piece, as HF runs it on each split separately. */
+static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
+    const struct pretok_step *st = &e->tk->steps[step];
+    if (!st->re) {
+        pretok_run(e, t, a, b, step + 1);
+        return;
+    }
+    const uint8_t *subj = (const uint8_t *)t->s + a;
+    size_t n = b - a, pos = 0, last = 0;
+    while (pos <= n) {
+        int rc = pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
+        if (rc < 0) break;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+        size_t ms = ov[0], me = ov[1];
+        if (me == ms) { /* an empty match splits nothing */
+            pos = ms + 1;
+            while (pos < n && (subj[pos] & 0xC0) == 0x80) pos++;
+            continue;
+        }
+        switch (st->behavior) {
+        case SPLIT_ISOLATED:
+            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
+            pretok_run(e, t, a + ms, a + me, step + 1);
+            last = me;
+            break;
+        case SPLIT_REMOVED:
+            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
+            last = me;
+            break;
+        case SPLIT_MERGED_PREV:
+            pretok_run(e, t, a + last, a + me, step + 1);
+            last = me;
+            break;
+        case SPLIT_MERGED_NEXT:
+            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
+            last = ms;
+            break;
+        }
+        pos = me;
+    }
+    if (last < n) pretok_run(e, t, a + last, b, step + 1);
+}
+
+static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
+    if (a >= b) return;
+    if (step == e->tk->n_steps) {
+        encode_word(e, t, a, b);
+        return;
+    }
+    const struct pretok_step *st = &e->tk->steps[step];
+    if (st->kind == STEP_BYTELEVEL && st->add_prefix_space && t->s[a] != ' ') {
+        /* HF ByteLevel add_prefix_space: " " before each piece not starting with one. */
+        size_t n = b - a + 1;
+        struct tok_text tmp = {0};
+        tmp.owned = xmalloc(n + 1);
+        tmp.owned[0] = ' ';
+        memcpy(tmp.owned + 1, t->s + a, b - a);
+        tmp.owned[n] = 0;
+        tmp.s = tmp.owned;
+        tmp.len = n;
+        tmp.start = xmalloc(n * sizeof(int64_t));
+        tmp.end = xmalloc(n * sizeof(int64_t));
+        tmp.start[0] = tmp.end[0] = (int64_t)a;
+        for (size_t i = 1; i < n; i++) tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
+        tmp.parent = t;
+        split_regex(e, &tmp, 0, n, step);
+        tok_text_free(&tmp);
+        return;
+    }
+    split_regex(e, t, a, b, step);
+}
+
+/* Byte length of the White_Space character at s[i] (0 if none). */
+static size_t ws_at(const char *s, size_t i, size_t n) {
+    utf8proc_int32_t c;
+    utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+    if (k <= 0) return 0;
+    int ws = (c >= 9 && c <= 13) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+             (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+             c == 0x3000;
+    return ws ? (size_t)k : 0;
+}
+
+static size_t char_start_before(const char *s, size_t i) {
+    do i--;
+    while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80);
+    return i;
+}
+
+static int word_char_at(const char *s, size_t i, size_t n) {
+    utf8proc_int32_t c;
+    if (utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c) <= 0) return 0;
+    if (c == '_') return 1;
+    utf8proc_category_t cat = utf8proc_category(c);
+    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+           (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+}
+
+static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, size_t b);
+
+/* Finds the added tokens of one kind (normalized or not) in [a, b) of t, leftmost-longest
+ * (HF's aho-corasick LeftmostLongest); the text between them goes on. */
+static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_t b, int normalized) {
+    const struct tokenizer *tk = e->tk;
+    const char *s = t->s;
+    size_t last = a, i = a;
+    while (i < b) {
+        int c = (uint8_t)s[i];
+        int32_t lo = tk->first_lo[c], hi = tk->first_hi[c];
+        if (lo == hi) {
+            i++;
+            continue;
+        }
+        const struct added_token *found = NULL;
+        for (int32_t k = lo; k < hi && !found; k++) {
+            const struct added_token *at = &tk->added[tk->order[k]];
+            if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL))) continue;
+            if (at->len > b - i || memcmp(s + i, at->content, at->len) != 0) continue;
+            if (at->single_word && ((i > 0 && word_char_at(s, char_start_before(s, i), t->len)) ||
+                                    (i + at->len < t->len && word_char_at(s, i + at->len, t->len))))
+                continue;
+            found = at;
+        }
+        if (!found) {
+            i++;
+            continue;
+        }
+        size_t ms = i, me = i + found->len, k;
+        if (found->lstrip)
+            while (ms > last) {
+                size_t p = char_start_before(s, ms);
+                if (!ws_at(s, p, b)) break;
+                ms = p;
+            }
+        if (found->rstrip)
+            while (me < b && (k = ws_at(s, me, b))) me += k;
+        if (ms > last) {
+            if (normalized) pretok_run(e, t, last, ms, 0);
+            else encode_segment(e, t, last, ms);
+        }
+        emit_added(e, t, ms, me, found->id);
+        last = i = me;
+    }
+    if (last < b) {
+        if (normalized) pretok_run(e, t, last, b, 0);
+        else encode_segment(e, t, last, b);
+    }
+}
+
+/* Text between non-normalized added tokens: normalize, then normalized added tokens, then
+ * pre-tokenize and BPE. */
+static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, size_t b) {
+    struct tok_text nt;
+    tok_normalize(e->tk->norm, t->s + a, b - a, (int64_t)a, &nt);
+    nt.parent = t;
+    if (e->tk->has_normalized_added) split_added(e, &nt, 0, nt.len, 1);
+    else pretok_run(e, &nt, 0, nt.len, 0);
+    tok_text_free(&nt);
+}
+
+int tokenizer_encode_append(const struct tokenizer *tk, const char *text, size_t len, int flags,
+                            struct tokenizer_buf *out) {
+    struct tok_text san;
+    utf8_lossy(text, len, &san);
+    struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL)};
+    if (tk->n_added) split_added(&e, &san, 0, san.len, 0);
+    else encode_segment(&e, &san, 0, san.len);
+    pcre2_match_data_free(e.md);
+    tok_text_free(&san);
+    return 0;
+}
+
+int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids, int64_t *n_ids) {
+    struct tokenizer_buf b = {0};
+    int rc = tokenizer_encode_append(tk, text, len, 0, &b);
+    *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
+    *n_ids = b.n;
+    return rc;
+}
+
+int tokenizer_encode_offsets(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids,
+                             int64_t **offsets, int64_t *n_ids) {
+    struct tokenizer_buf b = {0};
+    b.want_offsets = 1;
+    int rc = tokenizer_encode_append(tk, text, len, 0, &b);
+    *offsets = xmalloc((size_t)(b.n ? b.n : 1) * 2 * sizeof(int64_t));
+    for (int64_t i = 0; i < b.n; i++) (*offsets)[2 * i] = b.starts[i], (*offsets)[2 * i + 1] = b.ends[i];
+    *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
+    *n_ids = b.n;
+    free(b.starts);
+    free(b.ends);
+    return rc;
+}
