@@ -153,6 +153,10 @@ struct jv *jinja_str_case(struct jctx *c, struct jv *s, int mode) {
         }
         prev_cased = is_cased(cp);
         first = 0;
+        if (cp == 0xDF && mode != CASE_LOWER) { /* SpecialCasing: upper(ß) = SS, title(ß) = Ss */
+            jbuf_puts(&b, mode == CASE_UPPER || mode == CASE_SWAP ? "SS" : "Ss");
+            continue;
+        }
         char enc[4];
         jbuf_put(&b, enc, (size_t)utf8_encode_one(o, enc));
     }
@@ -623,7 +627,7 @@ int jinja_test_apply(struct jctx *c, int pos, const char *name, struct jv *v, co
     if (!strcmp(name, "boolean")) return k == JV_BOOL;
     if (!strcmp(name, "true")) return k == JV_BOOL && v->i;
     if (!strcmp(name, "false")) return k == JV_BOOL && !v->i;
-    if (!strcmp(name, "callable")) return k == JV_FUNC || k == JV_MACRO;
+    if (!strcmp(name, "callable")) return k == JV_FUNC || k == JV_MACRO || k == JV_UNDEF; /* Undefined has __call__ */
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "filter")) return k == JV_STR && jinja_filter_known(v->s) == 1;
     if (!strcmp(name, "test")) return k == JV_STR && jinja_test_known(v->s);

@@ -328,7 +328,8 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
             jctx_raise(c, pos, "TypeError", "round needs a number, not %s", jv_type_name(v));
         double x = v->kind == JV_FLOAT ? v->f : (double)v->i, m = pow(10, (double)p);
         const char *meth = method ? jinja_need_str(c, pos, method, "method")->s : "common";
-        double r = !strcmp(meth, "ceil") ? ceil(x * m) / m : !strcmp(meth, "floor") ? floor(x * m) / m : round(x * m) / m;
+        /* common: Python's round(), halves to even */
+        double r = !strcmp(meth, "ceil") ? ceil(x * m) / m : !strcmp(meth, "floor") ? floor(x * m) / m : nearbyint(x * m) / m;
         return jv_float(ar, r);
     }
     if (!strcmp(name, "sum")) {
