@@ -380,8 +380,27 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
         if (!v) jctx_raise(c, pos, "TypeError", "not enough arguments for format string");
         char out[512];
         switch (conv) {
-        case 's': jv_write_str(&b, v); break;
-        case 'r': jv_write_repr(&b, v); break;
+        case 's':
+        case 'r': {
+            struct jbuf t;
+            jbuf_init(&t, &c->a);
+            jbuf_put(&t, "", 0);
+            if (conv == 's') jv_write_str(&t, v);
+            else jv_write_repr(&t, v);
+            /* flags/width/precision on code points */
+            int left = strchr(spec, '-') != NULL;
+            const char *w = spec + 1;
+            while (*w && strchr("-+ #0", *w)) w++;
+            int64_t width = atoi(w), prec = -1;
+            const char *dot = strchr(spec, '.');
+            if (dot) prec = atoi(dot + 1);
+            size_t bytes = prec >= 0 ? utf8_cp_offset(t.p, t.len, prec) : t.len;
+            int64_t cps = utf8_cp_len(t.p, bytes);
+            for (int64_t k = cps; !left && k < width; k++) jbuf_putc(&b, ' ');
+            jbuf_put(&b, t.p, bytes);
+            for (int64_t k = cps; left && k < width; k++) jbuf_putc(&b, ' ');
+            break;
+        }
         case 'd':
         case 'i':
         case 'x':

@@ -355,6 +355,24 @@ int unicode_isspace(int32_t cp) {
     return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
 }
 
+/* Python str.isprintable() for one code point: not Cc/Cf/Cs/Co/Cn/Zl/Zp/Zs, except ' '. */
+static int py_printable(int32_t cp) {
+    if (cp == ' ') return 1;
+    if (cp < 0x20 || cp == 0x7f) return 0;
+    if (cp < 0x7f) return 1;
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS: return 0;
+    default: return 1;
+    }
+}
+
 static void write_str_repr(struct jbuf *b, const char *s, size_t n) {
     int has_sq = memchr(s, '\'', n) != NULL, has_dq = memchr(s, '"', n) != NULL;
     char q = has_sq && !has_dq ? '"' : '\'';
@@ -369,8 +387,10 @@ static void write_str_repr(struct jbuf *b, const char *s, size_t n) {
         } else if (cp == '\n') jbuf_puts(b, "\\n");
         else if (cp == '\r') jbuf_puts(b, "\\r");
         else if (cp == '\t') jbuf_puts(b, "\\t");
-        else if (cp < 0x20 || cp == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+        else if (!py_printable(cp)) {
+            if (cp < 0x100) snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+            else if (cp < 0x10000) snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            else snprintf(esc, sizeof esc, "\\U%08x", (unsigned)cp);
             jbuf_puts(b, esc);
         } else jbuf_put(b, s + i, (size_t)k);
         i += (size_t)k;
