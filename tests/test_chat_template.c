@@ -35,7 +35,9 @@ static struct chat_template *load_golden_template(const char *name, int *skipped
         if (chat_template_builtin(&t, name)) return NULL;
         return t;
     }
-    const char *path = !strcmp(name, "qwen3") ? FIX "qwen3.jinja" : !strcmp(name, "llama3") ? LLAMA3_TEMPLATE : NULL;
+    const char *path = !strcmp(name, "qwen3")    ? FIX "qwen3.jinja"
+                       : !strcmp(name, "llama3") ? LLAMA3_TEMPLATE
+                                                 : NULL;
     if (!path) return NULL;
     if (!file_exists(path)) {
         *skipped = 1;
@@ -52,8 +54,10 @@ static struct chat_template *load_golden_template(const char *name, int *skipped
 /* Checks one golden line against template t; returns 1 when it passes. */
 static int check_golden_line(struct chat_template *t, const cJSON *line, const char *id) {
     const cJSON *msgs = cJSON_GetObjectItem(line, "messages"), *tools = cJSON_GetObjectItem(line, "tools"),
-                *kwargs = cJSON_GetObjectItem(line, "kwargs"), *rendered = cJSON_GetObjectItem(line, "rendered"),
-                *error = cJSON_GetObjectItem(line, "error"), *spans = cJSON_GetObjectItem(line, "assistant_spans");
+                *kwargs = cJSON_GetObjectItem(line, "kwargs"),
+                *rendered = cJSON_GetObjectItem(line, "rendered"),
+                *error = cJSON_GetObjectItem(line, "error"),
+                *spans = cJSON_GetObjectItem(line, "assistant_spans");
     int agp = cJSON_IsTrue(cJSON_GetObjectItem(line, "add_generation_prompt"));
     if (cJSON_IsNull(tools)) tools = NULL;
     char *out = NULL;
@@ -77,12 +81,14 @@ static int check_golden_line(struct chat_template *t, const cJSON *line, const c
             for (int i = 0; i < n_sp && i < n_exp; i++) {
                 const cJSON *e = cJSON_GetArrayItem(spans, i);
                 int64_t s0 = cp_off(out, sp[i].start), s1 = cp_off(out, sp[i].end);
-                int64_t e0 = (int64_t)cJSON_GetArrayItem(e, 0)->valuedouble, e1 = (int64_t)cJSON_GetArrayItem(e, 1)->valuedouble;
-                EXPECT(s0 == e0 && s1 == e1, "%s: span %d [%lld,%lld) expected [%lld,%lld)", id, i, (long long)s0, (long long)s1,
-                       (long long)e0, (long long)e1);
+                int64_t e0 = (int64_t)cJSON_GetArrayItem(e, 0)->valuedouble,
+                        e1 = (int64_t)cJSON_GetArrayItem(e, 1)->valuedouble;
+                EXPECT(s0 == e0 && s1 == e1, "%s: span %d [%lld,%lld) expected [%lld,%lld)", id, i,
+                       (long long)s0, (long long)s1, (long long)e0, (long long)e1);
                 ok &= s0 == e0 && s1 == e1;
             }
-        } else ok = 0;
+        } else
+            ok = 0;
     }
     free(out);
     free(sp);
@@ -98,7 +104,8 @@ static void test_golden(void) {
         cJSON *j = cJSON_Parse(line);
         EXPECT(j != NULL, "bad golden line");
         if (!j) continue;
-        const char *id = cJSON_GetObjectItem(j, "id")->valuestring, *tn = cJSON_GetObjectItem(j, "template")->valuestring;
+        const char *id = cJSON_GetObjectItem(j, "id")->valuestring,
+                   *tn = cJSON_GetObjectItem(j, "template")->valuestring;
         int skip;
         struct chat_template *t = load_golden_template(tn, &skip);
         if (skip) {
@@ -106,13 +113,16 @@ static void test_golden(void) {
             llama_skip = 1;
         } else {
             EXPECT(t != NULL, "%s: %s", id, err_msg());
-            if (t && check_golden_line(t, j, id)) passed++;
-            else failed++;
+            if (t && check_golden_line(t, j, id))
+                passed++;
+            else
+                failed++;
         }
         chat_template_free(t);
         cJSON_Delete(j);
     }
-    if (llama_skip) printf("  llama3 lines skipped: %s absent (Meta-licensed, not copied)\n", LLAMA3_TEMPLATE);
+    if (llama_skip)
+        printf("  llama3 lines skipped: %s absent (Meta-licensed, not copied)\n", LLAMA3_TEMPLATE);
     printf("  chat template golden: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
     EXPECT(passed >= 30 && failed == 0, "golden %d passed %d failed", passed, failed);
     free(text);
@@ -129,7 +139,8 @@ static void test_load_qwen_config(void) {
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         cJSON *j = cJSON_Parse(line);
         if (!strcmp(cJSON_GetObjectItem(j, "template")->valuestring, "qwen3")) {
-            EXPECT(check_golden_line(t, j, cJSON_GetObjectItem(j, "id")->valuestring), "via tokenizer_config");
+            EXPECT(check_golden_line(t, j, cJSON_GetObjectItem(j, "id")->valuestring),
+                   "via tokenizer_config");
             n++;
         }
         cJSON_Delete(j);
@@ -138,10 +149,13 @@ static void test_load_qwen_config(void) {
     free(text);
     /* special tokens from the config reach the template */
     struct chat_template *t2 = NULL;
-    const char *cfg = "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": "
-                      "\"{{ bos_token }}|{{ eos_token }}|{{ pad_token }}|{{ additional_special_tokens|length }}\"}],"
-                      "\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false}, \"eos_token\": \"</s>\", \"pad_token\": null,"
-                      "\"additional_special_tokens\": [\"<a>\", \"<b>\"]}";
+    const char *cfg =
+        "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", "
+        "\"template\": "
+        "\"{{ bos_token }}|{{ eos_token }}|{{ pad_token }}|{{ additional_special_tokens|length }}\"}],"
+        "\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false}, \"eos_token\": \"</s>\", \"pad_token\": "
+        "null,"
+        "\"additional_special_tokens\": [\"<a>\", \"<b>\"]}";
     const char *p = "/tmp/csft_test_chat_cfg.json";
     file_write_atomic(p, cfg, strlen(cfg));
     EXPECT(chat_template_load(&t2, p) == 0, "%s", err_msg());
@@ -170,18 +184,22 @@ static void test_builtin_chatml_alpaca(void) {
     struct chat_span *sp;
     int n;
     EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
-    EXPECT_STR(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n");
+    EXPECT_STR(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>"
+                    "assistant\nYo<|im_end|>\n");
     EXPECT(n == 1 && sp[0].start == 83 && sp[0].end == 95, "chatml span");
     free(out);
     free(sp);
     EXPECT(chat_render(t, m, NULL, 1, NULL, &out, NULL, NULL) == 0, "%s", err_msg());
-    EXPECT(strstr(out, "<|im_end|>\n<|im_start|>assistant\n") && !strcmp(out + strlen(out) - 22, "<|im_start|>assistant\n"), "agp");
+    EXPECT(strstr(out, "<|im_end|>\n<|im_start|>assistant\n") &&
+               !strcmp(out + strlen(out) - 22, "<|im_start|>assistant\n"),
+           "agp");
     free(out);
     chat_template_free(t);
     /* alpaca from messages: with no input the no-input prompt; span = output */
     EXPECT(chat_template_builtin(&t, "alpaca") == 0, "%s", err_msg());
     EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
-    EXPECT_STR(out, "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    EXPECT_STR(out, "Below is an instruction that describes a task. Write a response that appropriately "
+                    "completes the request.\n\n"
                     "### Instruction:\nHi\n\n### Response:Yo");
     EXPECT(n == 1 && sp[0].end == strlen(out) && sp[0].start == strlen(out) - 2, "alpaca span");
     free(out);
@@ -218,13 +236,15 @@ static void test_jinja_cases(void) {
         int rc = t ? jinja_render(t, v, nv, &out, NULL) : -1;
         if (cJSON_IsString(exp)) {
             EXPECT(rc == 0, "case %d %s: %s", n, src, err_msg());
-            if (rc == 0) EXPECT(!strcmp(out, exp->valuestring), "case %d %s: got \"%s\" expected \"%s\"", n, src, out, exp->valuestring);
+            if (rc == 0)
+                EXPECT(!strcmp(out, exp->valuestring), "case %d %s: got \"%s\" expected \"%s\"", n, src, out,
+                       exp->valuestring);
             bad += rc != 0 || strcmp(out, exp->valuestring) != 0;
         } else {
             char cls[128];
             snprintf(cls, sizeof cls, "%.*s", (int)strcspn(err->valuestring, ":"), err->valuestring);
-            EXPECT(rc != 0 && strstr(err_msg(), cls), "case %d %s: expected %s, got rc %d \"%s\" out \"%s\"", n, src,
-                   err->valuestring, rc, err_msg(), out ? out : "");
+            EXPECT(rc != 0 && strstr(err_msg(), cls), "case %d %s: expected %s, got rc %d \"%s\" out \"%s\"",
+                   n, src, err->valuestring, rc, err_msg(), out ? out : "");
             bad += !(rc != 0 && strstr(err_msg(), cls));
         }
         free(out);
@@ -261,26 +281,34 @@ static void expect_render_error(const char *src, const char *vars_json, const ch
 }
 
 static void test_errors(void) {
-    expect_parse_error("ab\n{% if x %}\n  y\n{% endfor %}", "t.jinja:4:4: TemplateSyntaxError: Encountered unknown tag 'endfor'");
-    expect_parse_error("{% for m in messages %}\n{{ m }}", "t.jinja:1:4: TemplateSyntaxError: Unexpected end of template");
-    expect_parse_error("x\n  {{ name | nosuch }}", "t.jinja:2:13: TemplateAssertionError: No filter named 'nosuch'.");
-    expect_parse_error("{% if x is nosuch %}{% endif %}", "t.jinja:1:12: TemplateAssertionError: No test named 'nosuch'.");
+    expect_parse_error("ab\n{% if x %}\n  y\n{% endfor %}",
+                       "t.jinja:4:4: TemplateSyntaxError: Encountered unknown tag 'endfor'");
+    expect_parse_error("{% for m in messages %}\n{{ m }}",
+                       "t.jinja:1:4: TemplateSyntaxError: Unexpected end of template");
+    expect_parse_error("x\n  {{ name | nosuch }}",
+                       "t.jinja:2:13: TemplateAssertionError: No filter named 'nosuch'.");
+    expect_parse_error("{% if x is nosuch %}{% endif %}",
+                       "t.jinja:1:12: TemplateAssertionError: No test named 'nosuch'.");
     expect_parse_error("{{ (1 + }}", "t.jinja:1:");
     expect_parse_error("{{ 'abc }}", "unexpected end of string");
-    expect_parse_error("{% frobnicate %}", "t.jinja:1:4: TemplateSyntaxError: Encountered unknown tag 'frobnicate'.");
+    expect_parse_error("{% frobnicate %}",
+                       "t.jinja:1:4: TemplateSyntaxError: Encountered unknown tag 'frobnicate'.");
     expect_parse_error("{{ x }", "expected '}}'");
     expect_parse_error("{# open comment", "missing end of comment tag");
     expect_render_error("\n\n   {{ raise_exception('Only user and assistant roles are supported!') }}", NULL,
                         "t.jinja:3:7: TemplateError: Only user and assistant roles are supported!");
     expect_render_error("{{ messages[0].content.strip() }}", "{\"messages\":[{\"role\":\"user\"}]}",
                         "UndefinedError: 'dict object' has no attribute 'content'");
-    expect_render_error("{{ 'a' + x }}", "{\"x\": 1}", "TypeError: can only concatenate str (not \"int\") to str");
+    expect_render_error("{{ 'a' + x }}", "{\"x\": 1}",
+                        "TypeError: can only concatenate str (not \"int\") to str");
     expect_render_error("{{ 'a' + nope }}", NULL, "UndefinedError: 'nope' is undefined");
-    expect_render_error("{{ x | tojson }}", NULL, "TypeError: Object of type Undefined is not JSON serializable");
+    expect_render_error("{{ x | tojson }}", NULL,
+                        "TypeError: Object of type Undefined is not JSON serializable");
     expect_render_error("{% for a in 3 %}{% endfor %}", NULL, "TypeError: 'int' object is not iterable");
     expect_render_error("{{ [1].append(2) }}", NULL, "SecurityError");
     expect_render_error("{{ 1 // 0 }}", NULL, "ZeroDivisionError");
-    expect_render_error("{% set x = 1 %}{% set x.a = 2 %}", NULL, "cannot assign attribute on non-namespace object");
+    expect_render_error("{% set x = 1 %}{% set x.a = 2 %}", NULL,
+                        "cannot assign attribute on non-namespace object");
     expect_render_error("{{ x | batch(2) }}", "{\"x\": [1]}", "filter 'batch' is not supported");
     /* the Qwen3 template on a message without content: Jinja2 raises UndefinedError */
     struct chat_template *t = NULL;
@@ -311,11 +339,81 @@ static void test_errors(void) {
     free(src);
 }
 
+static char *render1(const char *src, const char *vars_json) {
+    struct jinja_template *t = jinja_template_parse(src, "m");
+    EXPECT(t != NULL, "%s", err_msg());
+    if (!t) return NULL;
+    cJSON *vars = vars_json ? cJSON_Parse(vars_json) : NULL;
+    struct jinja_var v[8];
+    int nv = 0;
+    const cJSON *it;
+    if (vars) cJSON_ArrayForEach(it, vars) v[nv++] = (struct jinja_var){it->string, it};
+    char *out = NULL;
+    EXPECT(jinja_render(t, v, nv, &out, NULL) == 0, "%s", err_msg());
+    cJSON_Delete(vars);
+    jinja_template_free(t);
+    return out;
+}
+
+static void test_misc(void) {
+    /* transformers' {% generation %} (AssistantTracker) renders its body */
+    char *out = render1("{% for m in messages %}{% generation %}[{{ m }}]{% endgeneration %}{% endfor %}",
+                        "{\"messages\": [1, 2]}");
+    EXPECT_STR(out, "[1][2]");
+    free(out);
+    /* strftime_now("%d %b %Y") gives e.g. "05 Mar 2025" */
+    out = render1("{{ strftime_now('%d %b %Y') }}", NULL);
+    EXPECT(out && strlen(out) == 11 && out[2] == ' ' && out[6] == ' ', "strftime_now: %s", out ? out : "");
+    free(out);
+    /* later variables override earlier ones; inputs are not modified by the render */
+    cJSON *a = cJSON_Parse("[1]"), *b = cJSON_Parse("\"x\"");
+    struct jinja_var v[2] = {{"x", a}, {"x", b}};
+    struct jinja_template *t = jinja_template_parse("{{ x }}{% set x = 5 %}{{ x }}", "m");
+    EXPECT(jinja_render(t, v, 2, &out, NULL) == 0 && !strcmp(out, "x5"), "override");
+    free(out);
+    jinja_template_free(t);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    /* throughput of a realistic render (printed, not asserted) */
+    struct chat_template *ct = NULL;
+    chat_template_load(&ct, FIX "qwen3_tokenizer_config.json");
+    cJSON *msgs = cJSON_CreateArray();
+    for (int i = 0; i < 10; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", i % 2 ? "assistant" : "user");
+        cJSON_AddStringToObject(
+            m, "content",
+            i % 2
+                ? "<think>\nLet me think about it.\n</think>\n\nA reasonably long answer with several words "
+                  "in it, about two hundred bytes of text so that the render does realistic work on contents."
+                : "A user question of moderate length, asking something specific?");
+        cJSON_AddItemToArray(msgs, m);
+    }
+    int iters = 2000;
+    size_t bytes = 0;
+    double t0 = time_now();
+    for (int i = 0; i < iters; i++) {
+        struct chat_span *sp;
+        int n;
+        char *o;
+        if (chat_render(ct, msgs, NULL, 0, NULL, &o, &sp, &n)) break;
+        bytes += strlen(o);
+        free(o);
+        free(sp);
+    }
+    double dt = time_now() - t0;
+    printf("  qwen3 render + spans, 10 messages: %.0f conversations/s, %.1f MB/s of output\n", iters / dt,
+           bytes / dt / 1e6);
+    cJSON_Delete(msgs);
+    chat_template_free(ct);
+}
+
 int main(void) {
     RUN(test_golden);
     RUN(test_load_qwen_config);
     RUN(test_builtin_chatml_alpaca);
     RUN(test_jinja_cases);
     RUN(test_errors);
+    RUN(test_misc);
     return TEST_SUMMARY("test_chat_template");
 }

@@ -57,16 +57,19 @@ static cJSON *parse_json_arg(const char *flag, const char *v) {
 
 static int load_template(struct chat_template **t, const char *spec, const char *dir) {
     if (!strcmp(spec, "chatml") || !strncmp(spec, "alpaca", 6)) return chat_template_builtin(t, spec);
-    if (dir_exists(spec) || (strlen(spec) > 5 && !strcmp(spec + strlen(spec) - 5, ".json"))) return chat_template_load(t, spec);
+    if (dir_exists(spec) || (strlen(spec) > 5 && !strcmp(spec + strlen(spec) - 5, ".json")))
+        return chat_template_load(t, spec);
     char *path = NULL;
-    if (file_exists(spec)) path = xstrdup(spec);
+    if (file_exists(spec))
+        path = xstrdup(spec);
     else if (dir) {
         char *name = xasprintf("%s.jinja", spec);
         path = path_join(dir, name);
         free(name);
     }
     if (!path || !file_exists(path)) {
-        err_set("--template %s: not a built-in, a file or a model folder%s", spec, dir ? "" : " (give --templates DIR for NAME.jinja)");
+        err_set("--template %s: not a built-in, a file or a model folder%s", spec,
+                dir ? "" : " (give --templates DIR for NAME.jinja)");
         free(path);
         return -1;
     }
@@ -92,14 +95,22 @@ int cmd_template(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_val = i + 1 < argc;
-        if (!strcmp(a, "--add-generation-prompt")) agp = 1;
-        else if (!strcmp(a, "--spans")) want_spans = 1;
-        else if (has_val && !strcmp(a, "--template")) tspec = argv[++i];
-        else if (has_val && !strcmp(a, "--templates")) tdir = argv[++i];
-        else if (has_val && !strcmp(a, "--messages")) msgs_arg = argv[++i];
-        else if (has_val && !strcmp(a, "--tools")) tools_arg = argv[++i];
-        else if (has_val && !strcmp(a, "--header")) header = argv[++i];
-        else if (has_val && !strcmp(a, "--end")) end = argv[++i];
+        if (!strcmp(a, "--add-generation-prompt"))
+            agp = 1;
+        else if (!strcmp(a, "--spans"))
+            want_spans = 1;
+        else if (has_val && !strcmp(a, "--template"))
+            tspec = argv[++i];
+        else if (has_val && !strcmp(a, "--templates"))
+            tdir = argv[++i];
+        else if (has_val && !strcmp(a, "--messages"))
+            msgs_arg = argv[++i];
+        else if (has_val && !strcmp(a, "--tools"))
+            tools_arg = argv[++i];
+        else if (has_val && !strcmp(a, "--header"))
+            header = argv[++i];
+        else if (has_val && !strcmp(a, "--end"))
+            end = argv[++i];
         else if (has_val && !strcmp(a, "--var")) {
             const char *kv = argv[++i], *eq = strchr(kv, '=');
             if (!eq || eq == kv) {
@@ -132,13 +143,14 @@ int cmd_template(int argc, char **argv) {
     if (msgs_arg && !(msgs = parse_json_arg("--messages", msgs_arg))) goto done;
     if (tools_arg && !(tools = parse_json_arg("--tools", tools_arg))) goto done;
     if (!msgs) msgs = cJSON_CreateArray();
-    if (chat_render(t, msgs, tools, agp, vars, &out, want_spans ? &sp : NULL, want_spans ? &n_sp : NULL)) goto done;
+    if (chat_render(t, msgs, tools, agp, vars, &out, want_spans ? &sp : NULL, want_spans ? &n_sp : NULL))
+        goto done;
     fputs(out, stdout);
     if (want_spans) {
         printf("\n--- %d assistant span(s): [start, end) bytes | code points ---\n", n_sp);
         for (int i = 0; i < n_sp; i++) {
-            printf("%d: [%zu, %zu) | [%lld, %lld) ", i, sp[i].start, sp[i].end, (long long)utf8_cp_len(out, sp[i].start),
-                   (long long)utf8_cp_len(out, sp[i].end));
+            printf("%d: [%zu, %zu) | [%lld, %lld) ", i, sp[i].start, sp[i].end,
+                   (long long)utf8_cp_len(out, sp[i].start), (long long)utf8_cp_len(out, sp[i].end));
             cJSON *s = cJSON_CreateString("");
             char *txt = xasprintf("%.*s", (int)(sp[i].end - sp[i].start), out + sp[i].start);
             cJSON_SetValuestring(s, txt);

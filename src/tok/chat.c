@@ -36,9 +36,9 @@ static const char ALPACA_INPUT_A[] =
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n\n### Instruction:\n";
 static const char ALPACA_INPUT_B[] = "\n\n### Input:\n";
-static const char ALPACA_NO_INPUT_A[] =
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n";
+static const char ALPACA_NO_INPUT_A[] = "Below is an instruction that describes a task. Write a response "
+                                        "that appropriately completes the request.\n\n"
+                                        "### Instruction:\n";
 static const char ALPACA_TAIL[] = "\n\n### Response:";
 
 static struct chat_template *tmpl_new(enum chat_kind kind, const char *name) {
@@ -71,11 +71,13 @@ const char *chat_template_family(const struct chat_template *t) { return t->fami
 
 int chat_template_parse(struct chat_template **out, const char *source, const char *name_for_errors) {
     *out = NULL;
-    struct jinja_template *jt = jinja_template_parse(source, name_for_errors ? name_for_errors : "<template>");
+    struct jinja_template *jt =
+        jinja_template_parse(source, name_for_errors ? name_for_errors : "<template>");
     if (!jt) return -1;
     struct chat_template *t = tmpl_new(CHAT_JINJA, name_for_errors);
     t->jt = jt;
-    if (strstr(source, "<|im_start|>")) set_markers(t, "<|im_start|>assistant\n", "<|im_end|>", "chatml");
+    if (strstr(source, "<|im_start|>"))
+        set_markers(t, "<|im_start|>assistant\n", "<|im_end|>", "chatml");
     else if (strstr(source, "<|start_header_id|>"))
         set_markers(t, "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>", "llama3");
     *out = t;
@@ -90,10 +92,16 @@ int chat_template_builtin(struct chat_template **out, const char *name) {
         return 0;
     }
     enum chat_kind k;
-    if (!strcmp(name, "alpaca")) k = CHAT_ALPACA;
-    else if (!strcmp(name, "alpaca_with_input")) k = CHAT_ALPACA_WITH_INPUT;
-    else if (!strcmp(name, "alpaca_no_input")) k = CHAT_ALPACA_NO_INPUT;
-    else return err_set("unknown built-in chat template '%s' (expected chatml, alpaca, alpaca_with_input or alpaca_no_input)", name);
+    if (!strcmp(name, "alpaca"))
+        k = CHAT_ALPACA;
+    else if (!strcmp(name, "alpaca_with_input"))
+        k = CHAT_ALPACA_WITH_INPUT;
+    else if (!strcmp(name, "alpaca_no_input"))
+        k = CHAT_ALPACA_NO_INPUT;
+    else
+        return err_set("unknown built-in chat template '%s' (expected chatml, alpaca, alpaca_with_input or "
+                       "alpaca_no_input)",
+                       name);
     struct chat_template *t = tmpl_new(k, name);
     t->family = "alpaca";
     *out = t;
@@ -125,8 +133,10 @@ int chat_template_load(struct chat_template **out, const char *path) {
     char *cfg_path = dir_exists(path) ? path_join(path, "tokenizer_config.json") : xstrdup(path);
     char *dir = xstrdup(cfg_path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else strcpy(dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(dir, ".");
     char *jinja_path = path_join(dir, "chat_template.jinja");
     char *text = file_read_all(cfg_path, NULL);
     cJSON *cfg = NULL;
@@ -135,7 +145,8 @@ int chat_template_load(struct chat_template **out, const char *path) {
     if (!text) goto done;
     cfg = cJSON_Parse(text);
     if (!cfg || !cJSON_IsObject(cfg)) {
-        err_set("%s: not a JSON object (parse error near byte %ld)", cfg_path, cfg ? 0L : (long)(cJSON_GetErrorPtr() - text));
+        err_set("%s: not a JSON object (parse error near byte %ld)", cfg_path,
+                cfg ? 0L : (long)(cJSON_GetErrorPtr() - text));
         goto done;
     }
     if (file_exists(jinja_path)) {
@@ -143,11 +154,13 @@ int chat_template_load(struct chat_template **out, const char *path) {
         if (!src) goto done;
     } else {
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
-        if (cJSON_IsString(ct)) src = xstrdup(ct->valuestring);
+        if (cJSON_IsString(ct))
+            src = xstrdup(ct->valuestring);
         else if (cJSON_IsArray(ct)) {
             const cJSON *first = NULL, *it;
             cJSON_ArrayForEach(it, ct) {
-                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name"), *tp = cJSON_GetObjectItemCaseSensitive(it, "template");
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name"),
+                            *tp = cJSON_GetObjectItemCaseSensitive(it, "template");
                 if (!cJSON_IsString(tp)) continue;
                 if (!first) first = tp;
                 if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default")) src = xstrdup(tp->valuestring);
@@ -157,13 +170,15 @@ int chat_template_load(struct chat_template **out, const char *path) {
                 goto done;
             }
         } else {
-            err_set("%s: no chat_template (expected a string or a list of {name, template}; found %s); use a built-in template (chatml, alpaca)",
+            err_set("%s: no chat_template (expected a string or a list of {name, template}; found %s); use a "
+                    "built-in template (chatml, alpaca)",
                     cfg_path, ct ? "another JSON type" : "no such key");
             goto done;
         }
     }
     if (chat_template_parse(out, src, cfg_path)) goto done;
-    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
+    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                  "pad_token", "cls_token", "mask_token"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = token_text(cJSON_GetObjectItemCaseSensitive(cfg, names[i]));
         if (v) chat_template_set_special(*out, names[i], v);
@@ -200,7 +215,8 @@ static void strip_span(const char *s, size_t n, size_t *b, size_t *e) {
     }
     while (j > i) {
         size_t st = j - 1;
-        while (st > i && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+        while (st > i && ((unsigned char)s[st] & 0xC0) == 0x80)
+            st--;
         int32_t cp;
         utf8_decode_one(s + st, j - st, &cp);
         if (!unicode_isspace(cp)) break;
@@ -218,15 +234,18 @@ static const char *find_from(const char *text, size_t len, size_t from, const ch
 static int find_spans(const struct chat_template *t, const cJSON *messages, const char *text, size_t len,
                       struct chat_span **spans, int *n_spans) {
     if (!t->header || !t->end)
-        return err_set("template %s: cannot locate assistant turns (unknown template family; give the header and "
-                       "end-of-turn strings with chat_template_set_markers)", t->name);
+        return err_set(
+            "template %s: cannot locate assistant turns (unknown template family; give the header and "
+            "end-of-turn strings with chat_template_set_markers)",
+            t->name);
     size_t hl = strlen(t->header), el = strlen(t->end), cursor = 0;
     int n = 0, cap = 0;
     struct chat_span *sp = NULL;
     int idx = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, messages) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"),
+                    *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         const char *cs = cJSON_IsString(content) ? content->valuestring : "";
         size_t b, e;
         if (!(cJSON_IsString(role) && !strcmp(role->valuestring, "assistant"))) {
@@ -241,12 +260,14 @@ static int find_spans(const struct chat_template *t, const cJSON *messages, cons
         const char *h = find_from(text, len, cursor, t->header, hl);
         if (!h) {
             free(sp);
-            return err_set("template %s: message %d (assistant): no '%s' header after byte %zu of the rendering", t->name, idx,
-                           t->header, cursor);
+            return err_set(
+                "template %s: message %d (assistant): no '%s' header after byte %zu of the rendering",
+                t->name, idx, t->header, cursor);
         }
         size_t start = (size_t)(h - text) + hl, q = start;
         const char *vis = cs;
-        for (const char *p = cs; (p = strstr(p, "</think>")); p += 8) vis = p + 8;
+        for (const char *p = cs; (p = strstr(p, "</think>")); p += 8)
+            vis = p + 8;
         strip_span(vis, strlen(vis), &b, &e);
         if (e > b) {
             const char *hit = find_from(text, len, start, vis + b, e - b);
@@ -255,7 +276,8 @@ static int find_spans(const struct chat_template *t, const cJSON *messages, cons
         const char *end = find_from(text, len, q, t->end, el);
         if (!end) {
             free(sp);
-            return err_set("template %s: message %d (assistant): no end-of-turn '%s' after its content", t->name, idx, t->end);
+            return err_set("template %s: message %d (assistant): no end-of-turn '%s' after its content",
+                           t->name, idx, t->end);
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -280,27 +302,34 @@ static const char *json_str_or(const cJSON *obj, const char *key, int *present) 
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int render_alpaca(const struct chat_template *t, const cJSON *messages, int add_generation_prompt, const cJSON *extra,
-                         char **out, struct chat_span **spans, int *n_spans) {
+static int render_alpaca(const struct chat_template *t, const cJSON *messages, int add_generation_prompt,
+                         const cJSON *extra, char **out, struct chat_span **spans, int *n_spans) {
     int has_ins, has_inp, has_out;
-    const char *ins = json_str_or(extra, "instruction", &has_ins), *inp = json_str_or(extra, "input", &has_inp),
-               *outp = json_str_or(extra, "output", &has_out);
+    const char *ins = json_str_or(extra, "instruction", &has_ins),
+               *inp = json_str_or(extra, "input", &has_inp), *outp = json_str_or(extra, "output", &has_out);
     if (!has_ins) {
         const cJSON *m;
         cJSON_ArrayForEach(m, messages) {
-            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"),
+                        *c = cJSON_GetObjectItemCaseSensitive(m, "content");
             if (!cJSON_IsString(role) || !cJSON_IsString(c)) continue;
-            if (!ins && !strcmp(role->valuestring, "user")) ins = c->valuestring;
-            else if (!outp && !strcmp(role->valuestring, "assistant")) outp = c->valuestring;
+            if (!ins && !strcmp(role->valuestring, "user"))
+                ins = c->valuestring;
+            else if (!outp && !strcmp(role->valuestring, "assistant"))
+                outp = c->valuestring;
         }
         if (outp) has_out = 1;
     }
-    if (!ins) return err_set("template %s: no instruction (give extra var \"instruction\" or a user message)", t->name);
-    if ((has_ins && !ins) || (has_out && !outp && extra)) return err_set("template %s: instruction and output must be strings", t->name);
+    if (!ins)
+        return err_set("template %s: no instruction (give extra var \"instruction\" or a user message)",
+                       t->name);
+    if ((has_ins && !ins) || (has_out && !outp && extra))
+        return err_set("template %s: instruction and output must be strings", t->name);
     int with_input = t->kind == CHAT_ALPACA_WITH_INPUT || (t->kind == CHAT_ALPACA && inp && inp[0]);
     if (with_input && !inp && has_inp) return err_set("template %s: input must be a string", t->name);
-    char *prompt = with_input ? xasprintf("%s%s%s%s%s", ALPACA_INPUT_A, ins, ALPACA_INPUT_B, inp ? inp : "", ALPACA_TAIL)
-                              : xasprintf("%s%s%s", ALPACA_NO_INPUT_A, ins, ALPACA_TAIL);
+    char *prompt =
+        with_input ? xasprintf("%s%s%s%s%s", ALPACA_INPUT_A, ins, ALPACA_INPUT_B, inp ? inp : "", ALPACA_TAIL)
+                   : xasprintf("%s%s%s", ALPACA_NO_INPUT_A, ins, ALPACA_TAIL);
     size_t pl = strlen(prompt);
     int emit_out = outp && !add_generation_prompt;
     *out = emit_out ? xasprintf("%s%s", prompt, outp) : xstrdup(prompt);
@@ -318,16 +347,20 @@ static int render_alpaca(const struct chat_template *t, const cJSON *messages, i
     return 0;
 }
 
-int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools, int add_generation_prompt,
-                const cJSON *extra_vars, char **out, struct chat_span **spans, int *n_spans) {
+int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                int add_generation_prompt, const cJSON *extra_vars, char **out, struct chat_span **spans,
+                int *n_spans) {
     *out = NULL;
     if (spans) {
         *spans = NULL;
         *n_spans = 0;
     }
-    if (messages && !cJSON_IsArray(messages)) return err_set("template %s: messages must be a JSON array", t->name);
-    if (extra_vars && !cJSON_IsObject(extra_vars)) return err_set("template %s: extra variables must be a JSON object", t->name);
-    if (t->kind != CHAT_JINJA) return render_alpaca(t, messages, add_generation_prompt, extra_vars, out, spans, n_spans);
+    if (messages && !cJSON_IsArray(messages))
+        return err_set("template %s: messages must be a JSON array", t->name);
+    if (extra_vars && !cJSON_IsObject(extra_vars))
+        return err_set("template %s: extra variables must be a JSON object", t->name);
+    if (t->kind != CHAT_JINJA)
+        return render_alpaca(t, messages, add_generation_prompt, extra_vars, out, spans, n_spans);
     cJSON *agp = cJSON_CreateBool(add_generation_prompt);
     cJSON *empty = cJSON_CreateArray();
     int n = 4 + cJSON_GetArraySize(t->specials) + (extra_vars ? cJSON_GetArraySize(extra_vars) : 0);

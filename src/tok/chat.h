@@ -42,5 +42,6 @@ const char *chat_template_family(const struct chat_template *t);
  * end-of-turn token, in message order. Alpaca: instruction/input/output from extra_vars, else
  * the first user and assistant messages; rendered = prompt + output, span = output.
  * Returns 0, or -1 with err set (template errors carry line:col and Jinja's error class). */
-int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools, int add_generation_prompt,
-                const cJSON *extra_vars, char **out, struct chat_span **spans, int *n_spans);
+int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                int add_generation_prompt, const cJSON *extra_vars, char **out, struct chat_span **spans,
+                int *n_spans);

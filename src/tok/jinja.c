@@ -25,7 +25,8 @@ void jinja_template_free(struct jinja_template *t) {
     free(t);
 }
 
-int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out, size_t *out_len) {
+int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                 size_t *out_len) {
     struct jctx *c = xmalloc(sizeof *c);
     jctx_init(c, t->ast);
     const char **names = jarena_alloc(&c->a, (size_t)(n_vars + 1) * sizeof *names);

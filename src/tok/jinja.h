@@ -23,4 +23,5 @@ struct jinja_var {
  * malloc'd NUL-terminated UTF-8 string. Returns 0, or -1 with err set to
  * "name:line:col: Class: message" (Class as Jinja2 raises it: UndefinedError, TypeError,
  * TemplateError for raise_exception, ...). */
-int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out, size_t *out_len);
+int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                 size_t *out_len);

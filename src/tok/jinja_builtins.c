@@ -54,25 +54,33 @@ struct jv *jinja_global_call(struct jctx *c, int pos, struct jv *fn, const struc
             if (src->kind != JV_DICT || src->is_ns || src->is_loop)
                 jctx_raise(c, pos, "TypeError", "%s() positional argument must be a dict, not %s",
                            fn->i == G_DICT ? "dict" : "namespace", jv_type_name(src));
-            for (int64_t k = 0; k < src->n; k++) jv_dict_set(ar, d, src->keys[k], src->items[k]);
+            for (int64_t k = 0; k < src->n; k++)
+                jv_dict_set(ar, d, src->keys[k], src->items[k]);
         }
-        for (int k = 0; k < a->n_kw; k++) jv_dict_set(ar, d, jv_cstr(ar, a->kw_names[k]), a->kw_vals[k]);
+        for (int k = 0; k < a->n_kw; k++)
+            jv_dict_set(ar, d, jv_cstr(ar, a->kw_names[k]), a->kw_vals[k]);
         return d;
     }
     case G_RANGE: {
-        if (a->n < 1 || a->n > 3) jctx_raise(c, pos, "TypeError", "range expected 1 to 3 arguments, got %d", a->n);
+        if (a->n < 1 || a->n > 3)
+            jctx_raise(c, pos, "TypeError", "range expected 1 to 3 arguments, got %d", a->n);
         int64_t start = 0, stop, step = 1;
-        if (a->n == 1) stop = jinja_need_int(c, pos, a->args[0], "range() argument");
+        if (a->n == 1)
+            stop = jinja_need_int(c, pos, a->args[0], "range() argument");
         else {
             start = jinja_need_int(c, pos, a->args[0], "range() argument");
             stop = jinja_need_int(c, pos, a->args[1], "range() argument");
             if (a->n == 3) step = jinja_need_int(c, pos, a->args[2], "range() argument");
         }
         if (step == 0) jctx_raise(c, pos, "ValueError", "range() arg 3 must not be zero");
-        int64_t cnt = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0) : (start > stop ? (start - stop - step - 1) / -step : 0);
-        if (cnt > 100000) jctx_raise(c, pos, "OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+        int64_t cnt = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
+                               : (start > stop ? (start - stop - step - 1) / -step : 0);
+        if (cnt > 100000)
+            jctx_raise(c, pos, "OverflowError",
+                       "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         struct jv *l = jv_list(ar, cnt);
-        for (int64_t i = 0; i < cnt; i++) jv_list_push(ar, l, jv_int(ar, start + i * step));
+        for (int64_t i = 0; i < cnt; i++)
+            jv_list_push(ar, l, jv_int(ar, start + i * step));
         return l;
     }
     case G_RAISE: {
@@ -120,7 +128,8 @@ struct jv *jinja_str_strip(struct jctx *c, struct jv *s, struct jv *chars, int l
     if (right)
         while (e > b) {
             size_t st = e - 1;
-            while (st > b && ((unsigned char)s->s[st] & 0xC0) == 0x80) st--;
+            while (st > b && ((unsigned char)s->s[st] & 0xC0) == 0x80)
+                st--;
             int32_t cp;
             utf8_decode_one(s->s + st, e - st, &cp);
             if (chars ? !cp_in(cp, chars) : !unicode_isspace(cp)) break;
@@ -129,7 +138,6 @@ struct jv *jinja_str_strip(struct jctx *c, struct jv *s, struct jv *chars, int l
     if (b == 0 && e == s->len) return s;
     return jv_str(&c->a, s->s + b, e - b);
 }
-
 
 static int is_cased(int32_t cp) {
     utf8proc_category_t k = utf8proc_category(cp);
@@ -218,7 +226,8 @@ struct jv *jinja_str_replace(struct jctx *c, struct jv *s, struct jv *old, struc
 }
 
 /* Python str.split(sep=None, maxsplit=-1) / rsplit. */
-static struct jv *str_split(struct jctx *c, int pos, struct jv *s, struct jv *sep, int64_t maxsplit, int from_right) {
+static struct jv *str_split(struct jctx *c, int pos, struct jv *s, struct jv *sep, int64_t maxsplit,
+                            int from_right) {
     struct jarena *ar = &c->a;
     struct jv *l = jv_list(ar, 0);
     if (sep && sep->kind == JV_NONE) sep = NULL;
@@ -229,7 +238,8 @@ static struct jv *str_split(struct jctx *c, int pos, struct jv *s, struct jv *se
             size_t i = 0;
             int64_t done = 0;
             for (;;) {
-                const char *hit = (maxsplit < 0 || done < maxsplit) ? memmem(s->s + i, s->len - i, sep->s, sep->len) : NULL;
+                const char *hit =
+                    (maxsplit < 0 || done < maxsplit) ? memmem(s->s + i, s->len - i, sep->s, sep->len) : NULL;
                 if (!hit) {
                     jv_list_push(ar, l, jv_str(ar, s->s + i, s->len - i));
                     break;
@@ -306,7 +316,8 @@ static int str_affix(struct jctx *c, int pos, struct jv *s, struct jv *arg, int 
     return memcmp(end ? s->s + s->len - arg->len : s->s, arg->s, arg->len) == 0;
 }
 
-struct jv *jinja_join(struct jctx *c, int pos, struct jv **items, int64_t n, struct jv *sep, const char *attr) {
+struct jv *jinja_join(struct jctx *c, int pos, struct jv **items, int64_t n, struct jv *sep,
+                      const char *attr) {
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
@@ -343,13 +354,17 @@ static struct jv *str_format(struct jctx *c, int pos, struct jv *s, const struct
             char *colon = strchr(field, ':');
             if (colon) *colon = 0;
             struct jv *v;
-            if (!field[0]) v = jargs_get(a, auto_idx++, NULL);
-            else if (field[0] >= '0' && field[0] <= '9') v = jargs_get(a, atoi(field), NULL);
-            else v = jargs_get(a, -1, field);
+            if (!field[0])
+                v = jargs_get(a, auto_idx++, NULL);
+            else if (field[0] >= '0' && field[0] <= '9')
+                v = jargs_get(a, atoi(field), NULL);
+            else
+                v = jargs_get(a, -1, field);
             if (!v) jctx_raise(c, pos, "IndexError", "format field '{%s}' has no argument", field);
             jv_write_str(&b, v);
             i = (size_t)(e - s->s);
-        } else jbuf_putc(&b, ch);
+        } else
+            jbuf_putc(&b, ch);
     }
     return jv_str_take(&c->a, b.p, b.len);
 }
@@ -369,7 +384,8 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
         if (++i >= fmt->len) jctx_raise(c, pos, "ValueError", "incomplete format");
         char spec[32] = "%";
         int sl = 1;
-        while (i < fmt->len && strchr("-+ #0123456789.", fmt->s[i]) && sl < 30) spec[sl++] = fmt->s[i++];
+        while (i < fmt->len && strchr("-+ #0123456789.", fmt->s[i]) && sl < 30)
+            spec[sl++] = fmt->s[i++];
         char conv = fmt->s[i];
         if (conv == '%') {
             jbuf_putc(&b, '%');
@@ -385,20 +401,25 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             struct jbuf t;
             jbuf_init(&t, &c->a);
             jbuf_put(&t, "", 0);
-            if (conv == 's') jv_write_str(&t, v);
-            else jv_write_repr(&t, v);
+            if (conv == 's')
+                jv_write_str(&t, v);
+            else
+                jv_write_repr(&t, v);
             /* flags/width/precision on code points */
             int left = strchr(spec, '-') != NULL;
             const char *w = spec + 1;
-            while (*w && strchr("-+ #0", *w)) w++;
+            while (*w && strchr("-+ #0", *w))
+                w++;
             int64_t width = atoi(w), prec = -1;
             const char *dot = strchr(spec, '.');
             if (dot) prec = atoi(dot + 1);
             size_t bytes = prec >= 0 ? utf8_cp_offset(t.p, t.len, prec) : t.len;
             int64_t cps = utf8_cp_len(t.p, bytes);
-            for (int64_t k = cps; !left && k < width; k++) jbuf_putc(&b, ' ');
+            for (int64_t k = cps; !left && k < width; k++)
+                jbuf_putc(&b, ' ');
             jbuf_put(&b, t.p, bytes);
-            for (int64_t k = cps; left && k < width; k++) jbuf_putc(&b, ' ');
+            for (int64_t k = cps; left && k < width; k++)
+                jbuf_putc(&b, ' ');
             break;
         }
         case 'd':
@@ -406,7 +427,8 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
         case 'x':
         case 'X':
             if (v->kind != JV_INT && v->kind != JV_BOOL && v->kind != JV_FLOAT)
-                jctx_raise(c, pos, "TypeError", "%%%c format: a real number is required, not %s", conv, jv_type_name(v));
+                jctx_raise(c, pos, "TypeError", "%%%c format: a real number is required, not %s", conv,
+                           jv_type_name(v));
             spec[sl++] = 'l', spec[sl++] = 'l', spec[sl++] = conv == 'i' ? 'd' : conv, spec[sl] = 0;
             snprintf(out, sizeof out, spec, (long long)(v->kind == JV_FLOAT ? (int64_t)v->f : v->i));
             jbuf_puts(&b, out);
@@ -428,12 +450,15 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
 
 /* ---------- methods ---------- */
 
-static const char *str_methods[] = {"startswith", "endswith", "split", "rsplit", "strip", "lstrip", "rstrip", "replace",
-                                    "upper", "lower", "title", "capitalize", "swapcase", "format", "find", "rfind", "index",
-                                    "count", "join", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper",
-                                    "splitlines", "removeprefix", "removesuffix", NULL};
-static const char *list_methods[] = {"count", "index", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", NULL};
-static const char *dict_methods[] = {"items", "keys", "values", "get", "copy", "pop", "popitem", "setdefault", "update", "clear", NULL};
+static const char *str_methods[] = {
+    "startswith", "endswith",   "split",        "rsplit",       "strip",    "lstrip",  "rstrip",  "replace",
+    "upper",      "lower",      "title",        "capitalize",   "swapcase", "format",  "find",    "rfind",
+    "index",      "count",      "join",         "isdigit",      "isalpha",  "isalnum", "isspace", "islower",
+    "isupper",    "splitlines", "removeprefix", "removesuffix", NULL};
+static const char *list_methods[] = {"count",  "index",   "append", "extend", "insert", "pop",
+                                     "remove", "reverse", "sort",   "clear",  NULL};
+static const char *dict_methods[] = {"items",   "keys",       "values", "get",   "copy", "pop",
+                                     "popitem", "setdefault", "update", "clear", NULL};
 
 static int in_set(const char *const *set, const char *name) {
     for (int i = 0; set[i]; i++)
@@ -470,10 +495,18 @@ int jinja_str_is(struct jv *s, int kind) {
         int alpha = k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
         int digit = k == UTF8PROC_CATEGORY_ND;
         switch (kind) {
-        case 'd': if (!digit) return 0; break;
-        case 'a': if (!alpha) return 0; break;
-        case 'n': if (!alpha && !digit && k != UTF8PROC_CATEGORY_NL && k != UTF8PROC_CATEGORY_NO) return 0; break;
-        case 's': if (!unicode_isspace(cp)) return 0; break;
+        case 'd':
+            if (!digit) return 0;
+            break;
+        case 'a':
+            if (!alpha) return 0;
+            break;
+        case 'n':
+            if (!alpha && !digit && k != UTF8PROC_CATEGORY_NL && k != UTF8PROC_CATEGORY_NO) return 0;
+            break;
+        case 's':
+            if (!unicode_isspace(cp)) return 0;
+            break;
         case 'l':
             if (k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LT) return 0;
             any_cased |= k == UTF8PROC_CATEGORY_LL;
@@ -490,7 +523,8 @@ int jinja_str_is(struct jv *s, int kind) {
 static int64_t str_find(struct jv *s, struct jv *sub, int rev) {
     if (sub->len > s->len) return -1;
     const char *hit = NULL;
-    if (!rev) hit = memmem(s->s, s->len, sub->s, sub->len);
+    if (!rev)
+        hit = memmem(s->s, s->len, sub->s, sub->len);
     else
         for (size_t k = s->len - sub->len + 1; k-- > 0;)
             if (memcmp(s->s + k, sub->s, sub->len) == 0) {
@@ -500,7 +534,8 @@ static int64_t str_find(struct jv *s, struct jv *sub, int rev) {
     return hit ? utf8_cp_len(s->s, (size_t)(hit - s->s)) : -1;
 }
 
-struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char *name, const struct jargs *a) {
+struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char *name,
+                             const struct jargs *a) {
     struct jarena *ar = &c->a;
     struct jv *a0 = jargs_get(a, 0, NULL), *a1 = jargs_get(a, 1, NULL);
     if (obj->kind == JV_DICT && obj->is_loop) {
@@ -519,13 +554,15 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
             return jinja_str_strip(c, obj, jargs_get(a, 0, "chars"), name[0] != 'r', name[0] != 'l');
         if (!strcmp(name, "split") || !strcmp(name, "rsplit")) {
             struct jv *ms = jargs_get(a, 1, "maxsplit");
-            return str_split(c, pos, obj, jargs_get(a, 0, "sep"), ms ? jinja_need_int(c, pos, ms, "maxsplit") : -1, name[0] == 'r');
+            return str_split(c, pos, obj, jargs_get(a, 0, "sep"),
+                             ms ? jinja_need_int(c, pos, ms, "maxsplit") : -1, name[0] == 'r');
         }
         if (!strcmp(name, "replace")) {
             if (!a0 || !a1) jctx_raise(c, pos, "TypeError", "replace() takes at least 2 arguments");
             struct jv *cnt = jargs_get(a, 2, "count");
-            return jinja_str_replace(c, obj, jinja_need_str(c, pos, a0, "replace() argument 1"), jinja_need_str(c, pos, a1, "replace() argument 2"),
-                               cnt ? jinja_need_int(c, pos, cnt, "count") : -1);
+            return jinja_str_replace(c, obj, jinja_need_str(c, pos, a0, "replace() argument 1"),
+                                     jinja_need_str(c, pos, a1, "replace() argument 2"),
+                                     cnt ? jinja_need_int(c, pos, cnt, "count") : -1);
         }
         if (!strcmp(name, "upper")) return jinja_str_case(c, obj, CASE_UPPER);
         if (!strcmp(name, "lower")) return jinja_str_case(c, obj, CASE_LOWER);
@@ -544,7 +581,9 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
             struct jv *sub = jinja_need_str(c, pos, a0, "substring");
             if (!sub->len) return jv_int(ar, utf8_cp_len(obj->s, obj->len) + 1);
             int64_t k = 0;
-            for (const char *p = obj->s; (p = memmem(p, obj->len - (size_t)(p - obj->s), sub->s, sub->len)); p += sub->len) k++;
+            for (const char *p = obj->s; (p = memmem(p, obj->len - (size_t)(p - obj->s), sub->s, sub->len));
+                 p += sub->len)
+                k++;
             return jv_int(ar, k);
         }
         if (!strcmp(name, "join")) {
@@ -553,7 +592,8 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
             struct jv **it = jinja_iter(c, pos, a0, &n);
             for (int64_t i = 0; i < n; i++)
                 if (it[i]->kind != JV_STR)
-                    jctx_raise(c, pos, "TypeError", "sequence item %lld: expected str instance, %s found", (long long)i, jv_type_name(it[i]));
+                    jctx_raise(c, pos, "TypeError", "sequence item %lld: expected str instance, %s found",
+                               (long long)i, jv_type_name(it[i]));
             return jinja_join(c, pos, it, n, obj, NULL);
         }
         if (!strcmp(name, "isdigit")) return jv_bool(jinja_str_is(obj, 'd'));
@@ -593,19 +633,22 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
             if (name[0] == 'i') jctx_raise(c, pos, "ValueError", "value is not in list");
             return jv_int(ar, k);
         }
-        jctx_raise(c, pos, "SecurityError", "access to attribute '%s' of '%s' object is unsafe.", name, jv_type_name(obj));
+        jctx_raise(c, pos, "SecurityError", "access to attribute '%s' of '%s' object is unsafe.", name,
+                   jv_type_name(obj));
     }
     if (obj->kind == JV_DICT && !obj->is_ns) {
         if (!strcmp(name, "items")) return items_list(c, obj);
         if (!strcmp(name, "keys") || !strcmp(name, "values")) {
             struct jv *l = jv_list(ar, obj->n);
-            for (int64_t i = 0; i < obj->n; i++) jv_list_push(ar, l, name[0] == 'k' ? obj->keys[i] : obj->items[i]);
+            for (int64_t i = 0; i < obj->n; i++)
+                jv_list_push(ar, l, name[0] == 'k' ? obj->keys[i] : obj->items[i]);
             return l;
         }
         if (!strcmp(name, "get")) {
             if (!a0) jctx_raise(c, pos, "TypeError", "get expected at least 1 argument, got 0");
             struct jv *v = NULL;
-            if (a0->kind == JV_STR) v = jv_dict_get(obj, a0->s, a0->len);
+            if (a0->kind == JV_STR)
+                v = jv_dict_get(obj, a0->s, a0->len);
             else
                 for (int64_t i = 0; i < obj->n && !v; i++)
                     if (jv_equal(obj->keys[i], a0)) v = obj->items[i];
@@ -613,7 +656,8 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
         }
         if (!strcmp(name, "copy")) {
             struct jv *d = jv_dict(ar);
-            for (int64_t i = 0; i < obj->n; i++) jv_dict_set(ar, d, obj->keys[i], obj->items[i]);
+            for (int64_t i = 0; i < obj->n; i++)
+                jv_dict_set(ar, d, obj->keys[i], obj->items[i]);
             return d;
         }
         jctx_raise(c, pos, "SecurityError", "access to attribute '%s' of 'dict' object is unsafe.", name);
@@ -623,10 +667,12 @@ struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char
 
 /* ---------- tests ---------- */
 
-static const char *tests_impl[] = {"defined", "undefined", "none", "string", "mapping", "iterable", "sequence", "number",
-                                   "integer", "float", "boolean", "true", "false", "equalto", "eq", "==", "ne", "!=", "lt",
-                                   "<", "lessthan", "le", "<=", "gt", ">", "greaterthan", "ge", ">=", "in", "odd", "even",
-                                   "divisibleby", "callable", "sameas", "lower", "upper", "escaped", "filter", "test", NULL};
+static const char *tests_impl[] = {
+    "defined",  "undefined",   "none",    "string", "mapping",  "iterable", "sequence", "number",
+    "integer",  "float",       "boolean", "true",   "false",    "equalto",  "eq",       "==",
+    "ne",       "!=",          "lt",      "<",      "lessthan", "le",       "<=",       "gt",
+    ">",        "greaterthan", "ge",      ">=",     "in",       "odd",      "even",     "divisibleby",
+    "callable", "sameas",      "lower",   "upper",  "escaped",  "filter",   "test",     NULL};
 
 int jinja_test_known(const char *name) { return in_set(tests_impl, name); }
 
@@ -638,19 +684,23 @@ int jinja_test_apply(struct jctx *c, int pos, const char *name, struct jv *v, co
     if (!strcmp(name, "none")) return k == JV_NONE;
     if (!strcmp(name, "string")) return k == JV_STR;
     if (!strcmp(name, "mapping")) return k == JV_DICT && !v->is_ns && !v->is_loop;
-    if (!strcmp(name, "iterable")) return k == JV_STR || k == JV_LIST || k == JV_UNDEF || (k == JV_DICT && !v->is_ns && !v->is_loop);
-    if (!strcmp(name, "sequence")) return k == JV_STR || k == JV_LIST || (k == JV_DICT && !v->is_ns && !v->is_loop);
+    if (!strcmp(name, "iterable"))
+        return k == JV_STR || k == JV_LIST || k == JV_UNDEF || (k == JV_DICT && !v->is_ns && !v->is_loop);
+    if (!strcmp(name, "sequence"))
+        return k == JV_STR || k == JV_LIST || (k == JV_DICT && !v->is_ns && !v->is_loop);
     if (!strcmp(name, "number")) return k == JV_INT || k == JV_FLOAT || k == JV_BOOL;
     if (!strcmp(name, "integer")) return k == JV_INT;
     if (!strcmp(name, "float")) return k == JV_FLOAT;
     if (!strcmp(name, "boolean")) return k == JV_BOOL;
     if (!strcmp(name, "true")) return k == JV_BOOL && v->i;
     if (!strcmp(name, "false")) return k == JV_BOOL && !v->i;
-    if (!strcmp(name, "callable")) return k == JV_FUNC || k == JV_MACRO || k == JV_UNDEF; /* Undefined has __call__ */
+    if (!strcmp(name, "callable"))
+        return k == JV_FUNC || k == JV_MACRO || k == JV_UNDEF; /* Undefined has __call__ */
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "filter")) return k == JV_STR && jinja_filter_known(v->s) == 1;
     if (!strcmp(name, "test")) return k == JV_STR && jinja_test_known(v->s);
-    if (!strcmp(name, "lower") || !strcmp(name, "upper")) return k == JV_STR && jinja_str_is(v, name[0] == 'l' ? 'l' : 'u');
+    if (!strcmp(name, "lower") || !strcmp(name, "upper"))
+        return k == JV_STR && jinja_str_is(v, name[0] == 'l' ? 'l' : 'u');
     if (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby")) {
         int64_t x = jinja_need_int(c, pos, v, "value");
         if (name[0] == 'd') {
@@ -673,7 +723,9 @@ int jinja_test_apply(struct jctx *c, int pos, const char *name, struct jv *v, co
     if (!strcmp(name, "ne") || !strcmp(name, "!=")) return !jv_equal(v, a0);
     int r = jv_compare(v, a0);
     if (v->kind == JV_UNDEF) jctx_raise_undef(c, pos, v);
-    if (r == -2) jctx_raise(c, pos, "TypeError", "test '%s': cannot compare %s and %s", name, jv_type_name(v), jv_type_name(a0));
+    if (r == -2)
+        jctx_raise(c, pos, "TypeError", "test '%s': cannot compare %s and %s", name, jv_type_name(v),
+                   jv_type_name(a0));
     if (!strcmp(name, "lt") || !strcmp(name, "<") || !strcmp(name, "lessthan")) return r < 0;
     if (!strcmp(name, "le") || !strcmp(name, "<=")) return r <= 0;
     if (!strcmp(name, "gt") || !strcmp(name, ">") || !strcmp(name, "greaterthan")) return r > 0;

@@ -9,7 +9,8 @@ int jinja_test_apply(struct jctx *c, int pos, const char *name, struct jv *v, co
 
 /* Whether obj (str, list or dict) has a Python method of that name. */
 int jinja_has_method(const struct jv *obj, const char *name);
-struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char *name, const struct jargs *a);
+struct jv *jinja_method_call(struct jctx *c, int pos, struct jv *obj, const char *name,
+                             const struct jargs *a);
 
 /* Global functions (namespace, range, dict, raise_exception, strftime_now, cycler-less subset). */
 struct jv *jinja_global_lookup(const char *name);
@@ -27,6 +28,7 @@ struct jv *jinja_str_case(struct jctx *c, struct jv *s, int mode);
 struct jv *jinja_str_title(struct jctx *c, struct jv *s); /* Jinja's title filter */
 struct jv *jinja_str_replace(struct jctx *c, struct jv *s, struct jv *old, struct jv *new_, int64_t count);
 /* str(item) (or item.attr) joined with sep (NULL: ""). */
-struct jv *jinja_join(struct jctx *c, int pos, struct jv **items, int64_t n, struct jv *sep, const char *attr);
+struct jv *jinja_join(struct jctx *c, int pos, struct jv **items, int64_t n, struct jv *sep,
+                      const char *attr);
 /* Python str.isdigit ('d'), isalpha ('a'), isalnum ('n'), isspace ('s'), islower ('l'), isupper ('u'). */
 int jinja_str_is(struct jv *s, int kind);

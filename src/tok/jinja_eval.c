@@ -77,7 +77,10 @@ static struct jframe *frame_new(struct jctx *c, struct jframe *parent) {
 static const char *obj_repr(const struct jv *v) {
     switch (v->kind) {
     case JV_NONE: return "None";
-    case JV_DICT: return v->is_ns ? "jinja2.utils.Namespace object" : v->is_loop ? "jinja2.runtime.LoopContext object" : "dict object";
+    case JV_DICT:
+        return v->is_ns     ? "jinja2.utils.Namespace object"
+               : v->is_loop ? "jinja2.runtime.LoopContext object"
+                            : "dict object";
     case JV_LIST: return v->is_tuple ? "tuple object" : "list object";
     case JV_STR: return "str object";
     case JV_INT: return "int object";
@@ -89,8 +92,10 @@ static const char *obj_repr(const struct jv *v) {
 
 static struct jv *undef_attr(struct jctx *c, const struct jv *obj, const char *name) {
     char hint[512];
-    if (obj->kind == JV_NONE) snprintf(hint, sizeof hint, "'None' has no attribute '%s'", name);
-    else snprintf(hint, sizeof hint, "'%s' has no attribute '%s'", obj_repr(obj), name);
+    if (obj->kind == JV_NONE)
+        snprintf(hint, sizeof hint, "'None' has no attribute '%s'", name);
+    else
+        snprintf(hint, sizeof hint, "'%s' has no attribute '%s'", obj_repr(obj), name);
     return jv_undef(&c->a, hint);
 }
 
@@ -201,7 +206,9 @@ static struct jv **iter_items(struct jctx *c, int pos, struct jv *v, int64_t *n)
     jctx_raise(c, pos, "TypeError", "'%s' object is not iterable", jv_type_name(v));
 }
 
-struct jv **jinja_iter(struct jctx *c, int pos, struct jv *v, int64_t *n) { return iter_items(c, pos, v, n); }
+struct jv **jinja_iter(struct jctx *c, int pos, struct jv *v, int64_t *n) {
+    return iter_items(c, pos, v, n);
+}
 
 static void assign(struct jctx *c, const struct jnode *target, struct jv *v, struct jframe *f) {
     if (target->kind == JN_NAME) {
@@ -211,7 +218,8 @@ static void assign(struct jctx *c, const struct jnode *target, struct jv *v, str
     if (target->kind == JN_ATTR) {
         struct jv *ns = eval(c, target->a, f);
         if (ns->kind != JV_DICT || !ns->is_ns)
-            jctx_raise(c, target->pos, "TemplateRuntimeError", "cannot assign attribute on non-namespace object");
+            jctx_raise(c, target->pos, "TemplateRuntimeError",
+                       "cannot assign attribute on non-namespace object");
         jv_dict_set(&c->a, ns, jv_cstr(&c->a, target->name), v);
         return;
     }
@@ -221,7 +229,8 @@ static void assign(struct jctx *c, const struct jnode *target, struct jv *v, str
     if (n != target->n_args)
         jctx_raise(c, target->pos, "ValueError", "%s values to unpack (expected %d, got %lld)",
                    n > target->n_args ? "too many" : "not enough", target->n_args, (long long)n);
-    for (int i = 0; i < target->n_args; i++) assign(c, target->args[i], it[i], f);
+    for (int i = 0; i < target->n_args; i++)
+        assign(c, target->args[i], it[i], f);
 }
 
 static struct jv *str_concat(struct jctx *c, struct jv *x, struct jv *y) {
@@ -231,7 +240,9 @@ static struct jv *str_concat(struct jctx *c, struct jv *x, struct jv *y) {
     return jv_str_take(&c->a, s, x->len + y->len);
 }
 
-static int is_numeric(const struct jv *v) { return v->kind == JV_INT || v->kind == JV_FLOAT || v->kind == JV_BOOL; }
+static int is_numeric(const struct jv *v) {
+    return v->kind == JV_INT || v->kind == JV_FLOAT || v->kind == JV_BOOL;
+}
 static double num(const struct jv *v) { return v->kind == JV_FLOAT ? v->f : (double)v->i; }
 
 static const char *op_name(int op) {
@@ -253,12 +264,14 @@ static struct jv *repeat(struct jctx *c, struct jv *seq, int64_t k) {
         struct jbuf b;
         jbuf_init(&b, &c->a);
         jbuf_put(&b, "", 0);
-        for (int64_t i = 0; i < k; i++) jbuf_put(&b, seq->s, seq->len);
+        for (int64_t i = 0; i < k; i++)
+            jbuf_put(&b, seq->s, seq->len);
         return jv_str_take(&c->a, b.p, b.len);
     }
     struct jv *l = jv_list(&c->a, seq->n * k);
     for (int64_t i = 0; i < k; i++)
-        for (int64_t j = 0; j < seq->n; j++) jv_list_push(&c->a, l, seq->items[j]);
+        for (int64_t j = 0; j < seq->n; j++)
+            jv_list_push(&c->a, l, seq->items[j]);
     l->is_tuple = seq->is_tuple;
     return l;
 }
@@ -301,7 +314,8 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
         case 'P':
             if (ints && yi >= 0) {
                 int64_t r = 1;
-                for (int64_t i = 0; i < yi; i++) r *= xi;
+                for (int64_t i = 0; i < yi; i++)
+                    r *= xi;
                 return jv_int(a, r);
             }
             return jv_float(a, pow(xf, yf));
@@ -310,19 +324,24 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
     if (op == '+' && x->kind == JV_STR && y->kind == JV_STR) return str_concat(c, x, y);
     if (op == '+' && x->kind == JV_LIST && y->kind == JV_LIST && x->is_tuple == y->is_tuple) {
         struct jv *l = jv_list(a, x->n + y->n);
-        for (int64_t i = 0; i < x->n; i++) jv_list_push(a, l, x->items[i]);
-        for (int64_t i = 0; i < y->n; i++) jv_list_push(a, l, y->items[i]);
+        for (int64_t i = 0; i < x->n; i++)
+            jv_list_push(a, l, x->items[i]);
+        for (int64_t i = 0; i < y->n; i++)
+            jv_list_push(a, l, y->items[i]);
         l->is_tuple = x->is_tuple;
         return l;
     }
-    if (op == '*' && (x->kind == JV_STR || x->kind == JV_LIST) && (y->kind == JV_INT || y->kind == JV_BOOL)) return repeat(c, x, y->i);
-    if (op == '*' && (y->kind == JV_STR || y->kind == JV_LIST) && (x->kind == JV_INT || x->kind == JV_BOOL)) return repeat(c, y, x->i);
+    if (op == '*' && (x->kind == JV_STR || x->kind == JV_LIST) && (y->kind == JV_INT || y->kind == JV_BOOL))
+        return repeat(c, x, y->i);
+    if (op == '*' && (y->kind == JV_STR || y->kind == JV_LIST) && (x->kind == JV_INT || x->kind == JV_BOOL))
+        return repeat(c, y, x->i);
     if (op == '%' && x->kind == JV_STR) return jinja_percent_format(c, pos, x, y);
     if (op == '+' && x->kind == JV_STR)
         jctx_raise(c, pos, "TypeError", "can only concatenate str (not \"%s\") to str", jv_type_name(y));
     if (op == '+' && x->kind == JV_LIST)
         jctx_raise(c, pos, "TypeError", "can only concatenate list (not \"%s\") to list", jv_type_name(y));
-    jctx_raise(c, pos, "TypeError", "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op), jv_type_name(x), jv_type_name(y));
+    jctx_raise(c, pos, "TypeError", "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op),
+               jv_type_name(x), jv_type_name(y));
 }
 
 int jinja_contains(struct jctx *c, int pos, struct jv *item, struct jv *seq) {
@@ -331,7 +350,8 @@ int jinja_contains(struct jctx *c, int pos, struct jv *item, struct jv *seq) {
     case JV_STR:
         if (item->kind == JV_UNDEF) jctx_raise_undef(c, pos, item);
         if (item->kind != JV_STR)
-            jctx_raise(c, pos, "TypeError", "'in <string>' requires string as left operand, not %s", jv_type_name(item));
+            jctx_raise(c, pos, "TypeError", "'in <string>' requires string as left operand, not %s",
+                       jv_type_name(item));
         if (item->len == 0) return 1;
         return memmem(seq->s, seq->len, item->s, item->len) != NULL;
     case JV_LIST:
@@ -359,7 +379,8 @@ static struct jv *compare(struct jctx *c, int pos, int op, struct jv *x, struct 
     int r = jv_compare(x, y);
     const char *sym = op == '<' ? "<" : op == 'L' ? "<=" : op == '>' ? ">" : ">=";
     if (r == -2)
-        jctx_raise(c, pos, "TypeError", "'%s' not supported between instances of '%s' and '%s'", sym, jv_type_name(x), jv_type_name(y));
+        jctx_raise(c, pos, "TypeError", "'%s' not supported between instances of '%s' and '%s'", sym,
+                   jv_type_name(x), jv_type_name(y));
     switch (op) {
     case '<': return jv_bool(r < 0);
     case 'L': return jv_bool(r <= 0);
@@ -373,13 +394,15 @@ static void eval_args(struct jctx *c, const struct jnode *n, struct jframe *f, s
     a->n = n->n_args;
     if (n->n_args) {
         a->args = jarena_alloc(&c->a, (size_t)n->n_args * sizeof *a->args);
-        for (int i = 0; i < n->n_args; i++) a->args[i] = eval(c, n->args[i], f);
+        for (int i = 0; i < n->n_args; i++)
+            a->args[i] = eval(c, n->args[i], f);
     }
     a->n_kw = n->n_kw;
     a->kw_names = n->kw_names;
     if (n->n_kw) {
         a->kw_vals = jarena_alloc(&c->a, (size_t)n->n_kw * sizeof *a->kw_vals);
-        for (int i = 0; i < n->n_kw; i++) a->kw_vals[i] = eval(c, n->kw_vals[i], f);
+        for (int i = 0; i < n->n_kw; i++)
+            a->kw_vals[i] = eval(c, n->kw_vals[i], f);
     }
 }
 
@@ -397,7 +420,8 @@ static struct jv *call_value(struct jctx *c, int pos, struct jv *fn, struct jarg
 static struct jv *slice(struct jctx *c, const struct jnode *n, struct jframe *f) {
     struct jv *obj = eval(c, n->a, f);
     if (obj->kind == JV_UNDEF) jctx_raise_undef(c, n->pos, obj);
-    struct jv *sv[3] = {n->b ? eval(c, n->b, f) : &jv_none, n->c ? eval(c, n->c, f) : &jv_none, n->d ? eval(c, n->d, f) : &jv_none};
+    struct jv *sv[3] = {n->b ? eval(c, n->b, f) : &jv_none, n->c ? eval(c, n->c, f) : &jv_none,
+                        n->d ? eval(c, n->d, f) : &jv_none};
     for (int i = 0; i < 3; i++)
         if (sv[i]->kind != JV_NONE && sv[i]->kind != JV_INT && sv[i]->kind != JV_BOOL)
             jctx_raise(c, n->pos, "TypeError", "slice indices must be integers or None");
@@ -408,26 +432,31 @@ static struct jv *slice(struct jctx *c, const struct jnode *n, struct jframe *f)
     if (step == 0) jctx_raise(c, n->pos, "ValueError", "slice step cannot be zero");
     int64_t start, stop;
     /* CPython PySlice_AdjustIndices */
-    if (sv[0]->kind == JV_NONE) start = step < 0 ? len - 1 : 0;
+    if (sv[0]->kind == JV_NONE)
+        start = step < 0 ? len - 1 : 0;
     else {
         start = sv[0]->i;
         if (start < 0) {
             start += len;
             if (start < 0) start = step < 0 ? -1 : 0;
-        } else if (start >= len) start = step < 0 ? len - 1 : len;
+        } else if (start >= len)
+            start = step < 0 ? len - 1 : len;
     }
-    if (sv[1]->kind == JV_NONE) stop = step < 0 ? -1 : len;
+    if (sv[1]->kind == JV_NONE)
+        stop = step < 0 ? -1 : len;
     else {
         stop = sv[1]->i;
         if (stop < 0) {
             stop += len;
             if (stop < 0) stop = step < 0 ? -1 : 0;
-        } else if (stop >= len) stop = step < 0 ? len - 1 : len;
+        } else if (stop >= len)
+            stop = step < 0 ? len - 1 : len;
     }
     if (obj->kind == JV_LIST) {
         struct jv *l = jv_list(&c->a, 0);
         l->is_tuple = obj->is_tuple;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) jv_list_push(&c->a, l, obj->items[i]);
+        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+            jv_list_push(&c->a, l, obj->items[i]);
         return l;
     }
     /* strings: by code point */
@@ -442,9 +471,11 @@ static struct jv *slice(struct jctx *c, const struct jnode *n, struct jframe *f)
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
-    if (step == 1 && start < stop) jbuf_put(&b, obj->s + off[start], off[stop] - off[start]);
+    if (step == 1 && start < stop)
+        jbuf_put(&b, obj->s + off[start], off[stop] - off[start]);
     else
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) jbuf_put(&b, obj->s + off[i], off[i + 1] - off[i]);
+        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+            jbuf_put(&b, obj->s + off[i], off[i + 1] - off[i]);
     free(off);
     return jv_str_take(&c->a, b.p, b.len);
 }
@@ -466,7 +497,8 @@ static struct jv *eval(struct jctx *c, const struct jnode *n, struct jframe *f) 
     case JN_TUPLE: {
         struct jv *l = jv_list(a, n->n_args);
         l->is_tuple = n->kind == JN_TUPLE;
-        for (int i = 0; i < n->n_args; i++) jv_list_push(a, l, eval(c, n->args[i], f));
+        for (int i = 0; i < n->n_args; i++)
+            jv_list_push(a, l, eval(c, n->args[i], f));
         return l;
     }
     case JN_DICT: {
@@ -550,8 +582,8 @@ static struct jv *capture(struct jctx *c, const struct jnode *body, struct jfram
     return jv_str_take(&c->a, b.p, b.len);
 }
 
-struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv **args, int n_args, const char **kw_names,
-                            struct jv **kw_vals, int n_kw, struct jv *caller) {
+struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv **args, int n_args,
+                            const char **kw_names, struct jv **kw_vals, int n_kw, struct jv *caller) {
     const struct jnode *m = macro->node, *params = m->d;
     struct jframe *f = frame_new(c, macro->frame);
     int np = params->n_args, nd = params->n_kw;
@@ -559,20 +591,28 @@ struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv
     struct jv *varargs = jv_list(&c->a, 0), *kwargs = jv_dict(&c->a);
     varargs->is_tuple = 1;
     for (int i = 0; i < n_args; i++) {
-        if (i < np) jframe_set(c, f, params->args[i]->name, args[i]);
-        else if (i < np + nd) jframe_set(c, f, params->kw_names[i - np], args[i]);
-        else jv_list_push(&c->a, varargs, args[i]);
+        if (i < np)
+            jframe_set(c, f, params->args[i]->name, args[i]);
+        else if (i < np + nd)
+            jframe_set(c, f, params->kw_names[i - np], args[i]);
+        else
+            jv_list_push(&c->a, varargs, args[i]);
     }
     for (int k = 0; k < n_kw; k++) {
         int hit = 0;
-        for (int i = 0; i < np; i++) hit |= !strcmp(params->args[i]->name, kw_names[k]);
-        for (int i = 0; i < nd; i++) hit |= !strcmp(params->kw_names[i], kw_names[k]);
-        if (hit) jframe_set(c, f, kw_names[k], kw_vals[k]);
-        else jv_dict_set(&c->a, kwargs, jv_cstr(&c->a, kw_names[k]), kw_vals[k]);
+        for (int i = 0; i < np; i++)
+            hit |= !strcmp(params->args[i]->name, kw_names[k]);
+        for (int i = 0; i < nd; i++)
+            hit |= !strcmp(params->kw_names[i], kw_names[k]);
+        if (hit)
+            jframe_set(c, f, kw_names[k], kw_vals[k]);
+        else
+            jv_dict_set(&c->a, kwargs, jv_cstr(&c->a, kw_names[k]), kw_vals[k]);
     }
     for (int i = 0; i < np; i++) {
         int found = 0;
-        for (int j = 0; j < f->n; j++) found |= !strcmp(f->names[j], params->args[i]->name);
+        for (int j = 0; j < f->n; j++)
+            found |= !strcmp(f->names[j], params->args[i]->name);
         if (!found) {
             char hint[300];
             snprintf(hint, sizeof hint, "parameter '%s' was not provided", params->args[i]->name);
@@ -581,7 +621,8 @@ struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv
     }
     for (int i = 0; i < nd; i++) {
         int found = 0;
-        for (int j = 0; j < f->n; j++) found |= !strcmp(f->names[j], params->kw_names[i]);
+        for (int j = 0; j < f->n; j++)
+            found |= !strcmp(f->names[j], params->kw_names[i]);
         if (!found) jframe_set(c, f, params->kw_names[i], eval(c, params->kw_vals[i], f));
     }
     jframe_set(c, f, "varargs", varargs);
@@ -604,7 +645,8 @@ static int exec_for(struct jctx *c, const struct jnode *n, struct jframe *f) {
     struct jv *seq = eval(c, n->a, f);
     int64_t cnt;
     struct jv **items = iter_items(c, n->a->pos, seq, &cnt);
-    if (seq->kind == JV_DICT || seq->kind == JV_LIST) { /* snapshot: the body may not change what we iterate */
+    if (seq->kind == JV_DICT ||
+        seq->kind == JV_LIST) { /* snapshot: the body may not change what we iterate */
         struct jv **copy = jarena_alloc(&c->a, (size_t)(cnt ? cnt : 1) * sizeof *copy);
         if (cnt) memcpy(copy, items, (size_t)cnt * sizeof *copy);
         items = copy;
@@ -652,7 +694,8 @@ static int exec_node(struct jctx *c, const struct jnode *n, struct jframe *f) {
     case JN_FOR: return exec_for(c, n, f);
     case JN_SET: {
         struct jv *v;
-        if (n->a) v = eval(c, n->a, f);
+        if (n->a)
+            v = eval(c, n->a, f);
         else {
             v = capture(c, n->b, f);
             if (n->e) {
@@ -702,13 +745,15 @@ void jctx_init(struct jctx *c, const struct jinja_ast *t) {
     c->t = t;
 }
 
-int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const *vals, int n, char **out, size_t *out_len) {
+int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const *vals, int n, char **out,
+                      size_t *out_len) {
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
     c->out = &b;
     c->root = frame_new(c, NULL);
-    for (int i = 0; i < n; i++) jframe_set(c, c->root, names[i], vals[i]);
+    for (int i = 0; i < n; i++)
+        jframe_set(c, c->root, names[i], vals[i]);
     if (setjmp(c->jb)) {
         jarena_free(&c->a);
         return -1;

@@ -24,7 +24,8 @@ struct jctx {
 };
 
 /* Raises a runtime error at node position pos (cls: "TypeError", "UndefinedError", ...). */
-__attribute__((noreturn, format(printf, 4, 5))) void jctx_raise(struct jctx *c, int pos, const char *cls, const char *fmt, ...);
+__attribute__((noreturn, format(printf, 4, 5))) void jctx_raise(struct jctx *c, int pos, const char *cls,
+                                                                const char *fmt, ...);
 /* Raises UndefinedError for an Undefined value with its hint. */
 __attribute__((noreturn)) void jctx_raise_undef(struct jctx *c, int pos, const struct jv *u);
 
@@ -32,8 +33,8 @@ void jframe_set(struct jctx *c, struct jframe *f, const char *name, struct jv *v
 struct jv *jframe_get(struct jframe *f, const char *name);
 
 /* Calls a macro value with evaluated arguments; caller is the {% call %} body macro or NULL. */
-struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv **args, int n_args, const char **kw_names,
-                            struct jv **kw_vals, int n_kw, struct jv *caller);
+struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv **args, int n_args,
+                            const char **kw_names, struct jv **kw_vals, int n_kw, struct jv *caller);
 
 /* Jinja's environment.getattr(obj, name) (attribute, then item) and getitem(obj, key). */
 struct jv *jinja_getattr(struct jctx *c, int pos, struct jv *obj, const char *name);
@@ -60,4 +61,5 @@ struct jv *jargs_get(const struct jargs *a, int i, const char *name);
 void jctx_init(struct jctx *c, const struct jinja_ast *t);
 /* Renders with the given variables (values in c->a) into a malloc'd string, then frees c->a.
  * Returns 0 or -1 with err set. */
-int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const *vals, int n, char **out, size_t *out_len);
+int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const *vals, int n, char **out,
+                      size_t *out_len);

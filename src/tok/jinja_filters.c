@@ -11,13 +11,16 @@
 #include "core/util.h"
 #include "tok/jinja_builtins.h"
 
-static const char *filters_impl[] = {"abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort", "e",
-                                     "escape", "first", "float", "format", "indent", "int", "items", "join", "last",
-                                     "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace",
-                                     "reverse", "round", "safe", "select", "selectattr", "sort", "string", "sum", "title",
-                                     "tojson", "trim", "unique", "upper", "wordcount", "forceescape", "striptags", "truncate", NULL};
-static const char *filters_unsupported[] = {"batch", "filesizeformat", "groupby", "pprint", "random", "slice", "urlencode",
-                                            "urlize", "wordwrap", "xmlattr", NULL};
+static const char *filters_impl[] = {
+    "abs",       "attr",        "capitalize", "center",   "count",  "d",      "default", "dictsort",
+    "e",         "escape",      "first",      "float",    "format", "indent", "int",     "items",
+    "join",      "last",        "length",     "list",     "lower",  "map",    "max",     "min",
+    "reject",    "rejectattr",  "replace",    "reverse",  "round",  "safe",   "select",  "selectattr",
+    "sort",      "string",      "sum",        "title",    "tojson", "trim",   "unique",  "upper",
+    "wordcount", "forceescape", "striptags",  "truncate", NULL};
+static const char *filters_unsupported[] = {"batch",    "filesizeformat", "groupby",   "pprint",
+                                            "random",   "slice",          "urlencode", "urlize",
+                                            "wordwrap", "xmlattr",        NULL};
 
 static int in_set(const char *const *set, const char *name) {
     for (int i = 0; set[i]; i++)
@@ -57,8 +60,10 @@ static struct jv *attr_path(struct jctx *c, int pos, struct jv *v, struct jv *at
         memcpy(part, s, n);
         part[n] = 0;
         int numeric = n > 0;
-        for (size_t i = 0; i < n; i++) numeric &= part[i] >= '0' && part[i] <= '9';
-        v = numeric ? jinja_getitem(c, pos, v, jv_int(&c->a, atoll(part))) : jinja_getitem(c, pos, v, jv_cstr(&c->a, part));
+        for (size_t i = 0; i < n; i++)
+            numeric &= part[i] >= '0' && part[i] <= '9';
+        v = numeric ? jinja_getitem(c, pos, v, jv_int(&c->a, atoll(part)))
+                    : jinja_getitem(c, pos, v, jv_cstr(&c->a, part));
         s += n;
         if (*s == '.') s++;
     }
@@ -69,7 +74,8 @@ static struct jv *list_of(struct jctx *c, int pos, struct jv *v) {
     int64_t n;
     struct jv **it = jinja_iter(c, pos, v, &n);
     struct jv *l = jv_list(&c->a, n);
-    for (int64_t i = 0; i < n; i++) jv_list_push(&c->a, l, it[i]);
+    for (int64_t i = 0; i < n; i++)
+        jv_list_push(&c->a, l, it[i]);
     return l;
 }
 
@@ -86,8 +92,8 @@ static void sort_items(struct jctx *c, int pos, struct jv **items, struct jv **k
         for (int64_t j = i; j > 0; j--) {
             int r = jv_compare(keys[j - 1], keys[j]);
             if (r == -2)
-                jctx_raise(c, pos, "TypeError", "'<' not supported between instances of '%s' and '%s'", jv_type_name(keys[j]),
-                           jv_type_name(keys[j - 1]));
+                jctx_raise(c, pos, "TypeError", "'<' not supported between instances of '%s' and '%s'",
+                           jv_type_name(keys[j]), jv_type_name(keys[j - 1]));
             if (reverse ? r >= 0 : r <= 0) break;
             struct jv *t = items[j];
             items[j] = items[j - 1];
@@ -100,13 +106,14 @@ static void sort_items(struct jctx *c, int pos, struct jv **items, struct jv **k
 
 static struct jv *do_tojson(struct jctx *c, int pos, struct jv *v, const struct jargs *a) {
     struct jv_json_opts o = {.indent = -1};
-    struct jv *ea = jargs_get(a, 0, "ensure_ascii"), *ind = jargs_get(a, 1, "indent"), *sep = jargs_get(a, 2, "separators"),
-              *sk = jargs_get(a, 3, "sort_keys");
+    struct jv *ea = jargs_get(a, 0, "ensure_ascii"), *ind = jargs_get(a, 1, "indent"),
+              *sep = jargs_get(a, 2, "separators"), *sk = jargs_get(a, 3, "sort_keys");
     if (ea) o.ensure_ascii = jv_truthy(ea);
     if (ind && ind->kind != JV_NONE) o.indent = (int)jinja_need_int(c, pos, ind, "tojson indent");
     if (sk) o.sort_keys = jv_truthy(sk);
     if (sep && sep->kind != JV_NONE) {
-        if (sep->kind != JV_LIST || sep->n != 2 || sep->items[0]->kind != JV_STR || sep->items[1]->kind != JV_STR)
+        if (sep->kind != JV_LIST || sep->n != 2 || sep->items[0]->kind != JV_STR ||
+            sep->items[1]->kind != JV_STR)
             jctx_raise(c, pos, "TypeError", "tojson separators must be a pair of strings");
         o.item_sep = sep->items[0]->s;
         o.key_sep = sep->items[1]->s;
@@ -116,20 +123,24 @@ static struct jv *do_tojson(struct jctx *c, int pos, struct jv *v, const struct 
     jbuf_put(&b, "", 0);
     const struct jv *bad = NULL;
     if (jv_write_json(&b, v, &o, &bad)) {
-        if (bad->kind == JV_UNDEF) jctx_raise(c, pos, "TypeError", "Object of type Undefined is not JSON serializable");
+        if (bad->kind == JV_UNDEF)
+            jctx_raise(c, pos, "TypeError", "Object of type Undefined is not JSON serializable");
         jctx_raise(c, pos, "TypeError", "Object of type %s is not JSON serializable", jv_type_name(bad));
     }
     return jv_str_take(&c->a, b.p, b.len);
 }
 
 static struct jv *do_indent(struct jctx *c, int pos, struct jv *s, const struct jargs *a) {
-    struct jv *w = jargs_get(a, 0, "width"), *first = jargs_get(a, 1, "first"), *blank = jargs_get(a, 2, "blank");
+    struct jv *w = jargs_get(a, 0, "width"), *first = jargs_get(a, 1, "first"),
+              *blank = jargs_get(a, 2, "blank");
     struct jbuf ind;
     jbuf_init(&ind, &c->a);
     jbuf_put(&ind, "", 0);
-    if (w && w->kind == JV_STR) jbuf_put(&ind, w->s, w->len);
+    if (w && w->kind == JV_STR)
+        jbuf_put(&ind, w->s, w->len);
     else
-        for (int64_t i = 0, n = w ? jinja_need_int(c, pos, w, "indent width") : 4; i < n; i++) jbuf_putc(&ind, ' ');
+        for (int64_t i = 0, n = w ? jinja_need_int(c, pos, w, "indent width") : 4; i < n; i++)
+            jbuf_putc(&ind, ' ');
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
@@ -152,7 +163,8 @@ static struct jv *do_indent(struct jctx *c, int pos, struct jv *s, const struct 
 }
 
 /* select/reject/selectattr/rejectattr */
-static struct jv *do_select(struct jctx *c, int pos, struct jv *v, const struct jargs *a, int want, int by_attr) {
+static struct jv *do_select(struct jctx *c, int pos, struct jv *v, const struct jargs *a, int want,
+                            int by_attr) {
     int64_t n;
     struct jv **it = jinja_iter(c, pos, v, &n);
     struct jv *attr = by_attr ? jargs_get(a, 0, NULL) : NULL;
@@ -162,7 +174,8 @@ static struct jv *do_select(struct jctx *c, int pos, struct jv *v, const struct 
     struct jargs ta = {0};
     if (test) {
         jinja_need_str(c, pos, test, "test name");
-        if (!jinja_test_known(test->s)) jctx_raise(c, pos, "TemplateRuntimeError", "No test named '%s'.", test->s);
+        if (!jinja_test_known(test->s))
+            jctx_raise(c, pos, "TemplateRuntimeError", "No test named '%s'.", test->s);
         ta.args = a->args + off + 1;
         ta.n = a->n - off - 1 > 0 ? a->n - off - 1 : 0;
     }
@@ -191,11 +204,13 @@ static struct jv *do_map(struct jctx *c, int pos, struct jv *v, const struct jar
     struct jv *fname = jargs_get(a, 0, NULL);
     if (!fname) jctx_raise(c, pos, "FilterArgumentError", "map requires a filter argument");
     jinja_need_str(c, pos, fname, "filter name");
-    if (jinja_filter_known(fname->s) != 1) jctx_raise(c, pos, "TemplateRuntimeError", "No filter named '%s'.", fname->s);
+    if (jinja_filter_known(fname->s) != 1)
+        jctx_raise(c, pos, "TemplateRuntimeError", "No filter named '%s'.", fname->s);
     struct jargs fa = *a;
     fa.args = a->args + 1;
     fa.n = a->n - 1;
-    for (int64_t i = 0; i < n; i++) jv_list_push(&c->a, l, jinja_filter_apply(c, pos, fname->s, it[i], &fa));
+    for (int64_t i = 0; i < n; i++)
+        jv_list_push(&c->a, l, jinja_filter_apply(c, pos, fname->s, it[i], &fa));
     return l;
 }
 
@@ -203,7 +218,8 @@ static struct jv *html_escape(struct jctx *c, struct jv *s) {
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
-    for (size_t i = 0; i < s->len; i++) switch (s->s[i]) {
+    for (size_t i = 0; i < s->len; i++)
+        switch (s->s[i]) {
         case '&': jbuf_puts(&b, "&amp;"); break;
         case '<': jbuf_puts(&b, "&lt;"); break;
         case '>': jbuf_puts(&b, "&gt;"); break;
@@ -223,10 +239,12 @@ static struct jv *to_int(struct jctx *c, struct jv *v, struct jv *def) {
         char *end;
         char *s = jarena_strndup(&c->a, v->s, v->len);
         long long x = strtoll(s, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\n') end++;
+        while (*end == ' ' || *end == '\t' || *end == '\n')
+            end++;
         if (end != s && !*end) return jv_int(&c->a, x);
         double d = strtod(s, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\n') end++;
+        while (*end == ' ' || *end == '\t' || *end == '\n')
+            end++;
         if (end != s && !*end && isfinite(d)) return jv_int(&c->a, (int64_t)d);
         return def;
     }
@@ -234,17 +252,20 @@ static struct jv *to_int(struct jctx *c, struct jv *v, struct jv *def) {
     }
 }
 
-struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct jv *v, const struct jargs *a) {
+struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct jv *v,
+                              const struct jargs *a) {
     struct jarena *ar = &c->a;
     struct jv *a0 = jargs_get(a, 0, NULL);
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
         struct jv *dv = jargs_get(a, 0, "default_value"), *boolean = jargs_get(a, 1, "boolean");
-        if (v->kind == JV_UNDEF || (boolean && jv_truthy(boolean) && !jv_truthy(v))) return dv ? dv : jv_str(ar, "", 0);
+        if (v->kind == JV_UNDEF || (boolean && jv_truthy(boolean) && !jv_truthy(v)))
+            return dv ? dv : jv_str(ar, "", 0);
         return v;
     }
     if (!strcmp(name, "length") || !strcmp(name, "count")) return jv_int(ar, length(c, pos, v));
     if (!strcmp(name, "tojson")) return do_tojson(c, pos, v, a);
-    if (!strcmp(name, "safe") || !strcmp(name, "string")) return v->kind == JV_STR && !strcmp(name, "safe") ? v : jv_to_str(ar, v);
+    if (!strcmp(name, "safe") || !strcmp(name, "string"))
+        return v->kind == JV_STR && !strcmp(name, "safe") ? v : jv_to_str(ar, v);
     if (!strcmp(name, "list")) return list_of(c, pos, v);
     if (!strcmp(name, "items")) {
         if (v->kind == JV_UNDEF) return jv_list(ar, 0);
@@ -255,7 +276,9 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
     if (!strcmp(name, "first") || !strcmp(name, "last")) {
         int64_t n;
         struct jv **it = jinja_iter(c, pos, v, &n);
-        if (!n) return jv_undef(ar, name[0] == 'f' ? "No first item, sequence was empty." : "No last item, sequence was empty.");
+        if (!n)
+            return jv_undef(ar, name[0] == 'f' ? "No first item, sequence was empty."
+                                               : "No last item, sequence was empty.");
         return name[0] == 'f' ? it[0] : it[n - 1];
     }
     if (!strcmp(name, "join")) {
@@ -265,7 +288,8 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         if (sep) sep = jv_to_str(ar, sep);
         if (attr && attr->kind != JV_NONE) {
             struct jv **mapped = jarena_alloc(ar, (size_t)(n ? n : 1) * sizeof *mapped);
-            for (int64_t i = 0; i < n; i++) mapped[i] = attr_path(c, pos, it[i], attr);
+            for (int64_t i = 0; i < n; i++)
+                mapped[i] = attr_path(c, pos, it[i], attr);
             it = mapped;
         }
         return jinja_join(c, pos, it, n, sep, NULL);
@@ -278,7 +302,8 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
             size_t e = v->len;
             while (e > 0) {
                 size_t st = e - 1;
-                while (st > 0 && ((unsigned char)v->s[st] & 0xC0) == 0x80) st--;
+                while (st > 0 && ((unsigned char)v->s[st] & 0xC0) == 0x80)
+                    st--;
                 jbuf_put(&b, v->s + st, e - st);
                 e = st;
             }
@@ -329,7 +354,9 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         double x = v->kind == JV_FLOAT ? v->f : (double)v->i, m = pow(10, (double)p);
         const char *meth = method ? jinja_need_str(c, pos, method, "method")->s : "common";
         /* common: Python's round(), halves to even */
-        double r = !strcmp(meth, "ceil") ? ceil(x * m) / m : !strcmp(meth, "floor") ? floor(x * m) / m : nearbyint(x * m) / m;
+        double r = !strcmp(meth, "ceil")    ? ceil(x * m) / m
+                   : !strcmp(meth, "floor") ? floor(x * m) / m
+                                            : nearbyint(x * m) / m;
         return jv_float(ar, r);
     }
     if (!strcmp(name, "sum")) {
@@ -339,14 +366,20 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         if (!acc) acc = jv_int(ar, 0);
         for (int64_t i = 0; i < n; i++) {
             struct jv *x = attr && attr->kind != JV_NONE ? attr_path(c, pos, it[i], attr) : it[i];
-            if ((acc->kind != JV_INT && acc->kind != JV_FLOAT && acc->kind != JV_BOOL) || (x->kind != JV_INT && x->kind != JV_FLOAT && x->kind != JV_BOOL))
-                jctx_raise(c, pos, "TypeError", "unsupported operand type(s) for +: '%s' and '%s'", jv_type_name(acc), jv_type_name(x));
-            if (acc->kind != JV_FLOAT && x->kind != JV_FLOAT) acc = jv_int(ar, acc->i + x->i);
-            else acc = jv_float(ar, (acc->kind == JV_FLOAT ? acc->f : (double)acc->i) + (x->kind == JV_FLOAT ? x->f : (double)x->i));
+            if ((acc->kind != JV_INT && acc->kind != JV_FLOAT && acc->kind != JV_BOOL) ||
+                (x->kind != JV_INT && x->kind != JV_FLOAT && x->kind != JV_BOOL))
+                jctx_raise(c, pos, "TypeError", "unsupported operand type(s) for +: '%s' and '%s'",
+                           jv_type_name(acc), jv_type_name(x));
+            if (acc->kind != JV_FLOAT && x->kind != JV_FLOAT)
+                acc = jv_int(ar, acc->i + x->i);
+            else
+                acc = jv_float(ar, (acc->kind == JV_FLOAT ? acc->f : (double)acc->i) +
+                                       (x->kind == JV_FLOAT ? x->f : (double)x->i));
         }
         return acc;
     }
-    if (!strcmp(name, "sort") || !strcmp(name, "unique") || !strcmp(name, "min") || !strcmp(name, "max") || !strcmp(name, "dictsort")) {
+    if (!strcmp(name, "sort") || !strcmp(name, "unique") || !strcmp(name, "min") || !strcmp(name, "max") ||
+        !strcmp(name, "dictsort")) {
         int is_sort = !strcmp(name, "sort"), is_dictsort = !strcmp(name, "dictsort");
         struct jv *rev = NULL, *cs, *attr;
         if (is_sort) {
@@ -363,19 +396,23 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         }
         struct jv *l;
         if (is_dictsort) {
-            if (v->kind != JV_DICT || v->is_ns || v->is_loop) jctx_raise(c, pos, "TypeError", "dictsort needs a mapping");
+            if (v->kind != JV_DICT || v->is_ns || v->is_loop)
+                jctx_raise(c, pos, "TypeError", "dictsort needs a mapping");
             struct jv *by = jargs_get(a, 1, "by");
             l = jinja_method_call(c, pos, v, "items", &(struct jargs){0});
             attr = jv_int(ar, by && by->kind == JV_STR && !strcmp(by->s, "value") ? 1 : 0);
-        } else l = list_of(c, pos, v);
+        } else
+            l = list_of(c, pos, v);
         int csv = cs && jv_truthy(cs);
         struct jv **keys = jarena_alloc(ar, (size_t)(l->n ? l->n : 1) * sizeof *keys);
-        for (int64_t i = 0; i < l->n; i++) keys[i] = sort_key(c, pos, l->items[i], attr, csv);
+        for (int64_t i = 0; i < l->n; i++)
+            keys[i] = sort_key(c, pos, l->items[i], attr, csv);
         if (!strcmp(name, "unique")) {
             struct jv *u = jv_list(ar, 0);
             for (int64_t i = 0; i < l->n; i++) {
                 int seen = 0;
-                for (int64_t j = 0; j < i && !seen; j++) seen = jv_equal(keys[i], keys[j]);
+                for (int64_t j = 0; j < i && !seen; j++)
+                    seen = jv_equal(keys[i], keys[j]);
                 if (!seen) jv_list_push(ar, u, l->items[i]);
             }
             return u;
@@ -391,7 +428,8 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         int in = 0;
         for (size_t i = 0; i < s->len; i++) {
             unsigned char ch = (unsigned char)s->s[i];
-            int w = ch >= 0x80 || ch == '_' || (ch >= '0' && ch <= '9') || ((ch | 32) >= 'a' && (ch | 32) <= 'z');
+            int w =
+                ch >= 0x80 || ch == '_' || (ch >= '0' && ch <= '9') || ((ch | 32) >= 'a' && (ch | 32) <= 'z');
             if (w && !in) n++;
             in = w;
         }
@@ -404,11 +442,14 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
     if (!strcmp(name, "lower")) return jinja_str_case(c, s, CASE_LOWER);
     if (!strcmp(name, "capitalize")) return jinja_str_case(c, s, CASE_CAPITALIZE);
     if (!strcmp(name, "title")) return jinja_str_title(c, s);
-    if (!strcmp(name, "e") || !strcmp(name, "escape") || !strcmp(name, "forceescape")) return html_escape(c, s);
+    if (!strcmp(name, "e") || !strcmp(name, "escape") || !strcmp(name, "forceescape"))
+        return html_escape(c, s);
     if (!strcmp(name, "replace")) {
-        struct jv *old = jargs_get(a, 0, "old"), *new = jargs_get(a, 1, "new"), *cnt = jargs_get(a, 2, "count");
+        struct jv *old = jargs_get(a, 0, "old"), *new = jargs_get(a, 1, "new"),
+                  *cnt = jargs_get(a, 2, "count");
         if (!old || !new) jctx_raise(c, pos, "TypeError", "replace needs old and new strings");
-        return jinja_str_replace(c, s, jv_to_str(ar, old), jv_to_str(ar, new), cnt && cnt->kind != JV_NONE ? jinja_need_int(c, pos, cnt, "count") : -1);
+        return jinja_str_replace(c, s, jv_to_str(ar, old), jv_to_str(ar, new),
+                                 cnt && cnt->kind != JV_NONE ? jinja_need_int(c, pos, cnt, "count") : -1);
     }
     if (!strcmp(name, "indent")) return do_indent(c, pos, s, a);
     if (!strcmp(name, "center")) {
@@ -418,15 +459,18 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         int64_t pad = width - len, left = pad / 2 + (pad & width & 1);
         struct jbuf b;
         jbuf_init(&b, ar);
-        for (int64_t i = 0; i < left; i++) jbuf_putc(&b, ' ');
+        for (int64_t i = 0; i < left; i++)
+            jbuf_putc(&b, ' ');
         jbuf_put(&b, s->s, s->len);
-        for (int64_t i = 0; i < pad - left; i++) jbuf_putc(&b, ' ');
+        for (int64_t i = 0; i < pad - left; i++)
+            jbuf_putc(&b, ' ');
         return jv_str_take(ar, b.p, b.len);
     }
     if (!strcmp(name, "format")) {
         struct jv *t = jv_list(ar, a->n);
         t->is_tuple = 1;
-        for (int i = 0; i < a->n; i++) jv_list_push(ar, t, a->args[i]);
+        for (int i = 0; i < a->n; i++)
+            jv_list_push(ar, t, a->args[i]);
         return jinja_percent_format(c, pos, s, t);
     }
     if (!strcmp(name, "striptags")) {
@@ -436,11 +480,14 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         int in_tag = 0, sp = 0;
         for (size_t i = 0; i < s->len; i++) {
             char ch = s->s[i];
-            if (ch == '<') in_tag = 1;
-            else if (ch == '>' && in_tag) in_tag = 0;
+            if (ch == '<')
+                in_tag = 1;
+            else if (ch == '>' && in_tag)
+                in_tag = 0;
             else if (!in_tag) {
                 int ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
-                if (ws) sp = b.len > 0;
+                if (ws)
+                    sp = b.len > 0;
                 else {
                     if (sp) jbuf_putc(&b, ' ');
                     sp = 0;
@@ -451,9 +498,10 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         return jv_str_take(ar, b.p, b.len);
     }
     if (!strcmp(name, "truncate")) {
-        struct jv *lenv = jargs_get(a, 0, "length"), *killw = jargs_get(a, 1, "killwords"), *end = jargs_get(a, 2, "end"),
-                  *leeway = jargs_get(a, 3, "leeway");
-        int64_t n = lenv ? jinja_need_int(c, pos, lenv, "length") : 255, lw = leeway ? jinja_need_int(c, pos, leeway, "leeway") : 5;
+        struct jv *lenv = jargs_get(a, 0, "length"), *killw = jargs_get(a, 1, "killwords"),
+                  *end = jargs_get(a, 2, "end"), *leeway = jargs_get(a, 3, "leeway");
+        int64_t n = lenv ? jinja_need_int(c, pos, lenv, "length") : 255,
+                lw = leeway ? jinja_need_int(c, pos, leeway, "leeway") : 5;
         struct jv *ends = end ? jv_to_str(ar, end) : jv_cstr(ar, "...");
         int64_t len = utf8_cp_len(s->s, s->len), elen = utf8_cp_len(ends->s, ends->len);
         if (len <= n + lw) return s;
@@ -461,10 +509,12 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         struct jbuf b;
         jbuf_init(&b, ar);
         jbuf_put(&b, "", 0);
-        if (killw && jv_truthy(killw)) jbuf_put(&b, s->s, cut);
+        if (killw && jv_truthy(killw))
+            jbuf_put(&b, s->s, cut);
         else {
             size_t k = cut;
-            while (k > 0 && s->s[k - 1] != ' ') k--;
+            while (k > 0 && s->s[k - 1] != ' ')
+                k--;
             jbuf_put(&b, s->s, k ? k - 1 : cut);
         }
         jbuf_put(&b, ends->s, ends->len);

@@ -16,7 +16,19 @@
 #include "tok/jinja_builtins.h"
 #include "tok/jinja_filters.h"
 
-enum tk { TK_EOF, TK_DATA, TK_VAR_BEGIN, TK_VAR_END, TK_BLOCK_BEGIN, TK_BLOCK_END, TK_NAME, TK_STRING, TK_INT, TK_FLOAT, TK_OP };
+enum tk {
+    TK_EOF,
+    TK_DATA,
+    TK_VAR_BEGIN,
+    TK_VAR_END,
+    TK_BLOCK_BEGIN,
+    TK_BLOCK_END,
+    TK_NAME,
+    TK_STRING,
+    TK_INT,
+    TK_FLOAT,
+    TK_OP
+};
 
 struct token {
     enum tk kind;
@@ -40,7 +52,8 @@ void jinja_line_col(const char *src, size_t len, int pos, int *line, int *col) {
         if (src[i] == '\n') {
             l++;
             c = 1;
-        } else if (((unsigned char)src[i] & 0xC0) != 0x80) c++;
+        } else if (((unsigned char)src[i] & 0xC0) != 0x80)
+            c++;
     }
     *line = l;
     *col = c;
@@ -55,7 +68,8 @@ static void vperr(struct parser *p, int pos, const char *cls, const char *fmt, v
     longjmp(p->jb, 1);
 }
 
-__attribute__((noreturn, format(printf, 3, 4))) static void perr(struct parser *p, int pos, const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 3, 4))) static void perr(struct parser *p, int pos, const char *fmt,
+                                                                 ...) {
     va_list ap;
     va_start(ap, fmt);
     vperr(p, pos, "TemplateSyntaxError", fmt, ap);
@@ -64,7 +78,8 @@ __attribute__((noreturn, format(printf, 3, 4))) static void perr(struct parser *
 }
 
 /* Unknown filters and tests fail at compile time, as in Jinja2. */
-__attribute__((noreturn, format(printf, 3, 4))) static void passert(struct parser *p, int pos, const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 3, 4))) static void passert(struct parser *p, int pos,
+                                                                    const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vperr(p, pos, "TemplateAssertionError", fmt, ap);
@@ -131,7 +146,8 @@ static char *unescape(struct parser *p, const char *s, size_t n, size_t *out_len
             if (c >= '0' && c <= '7') {
                 cp = 0;
                 int m = 0;
-                while (m < 3 && i < n && s[i] >= '0' && s[i] <= '7') cp = cp * 8 + (s[i++] - '0'), m++;
+                while (m < 3 && i < n && s[i] >= '0' && s[i] <= '7')
+                    cp = cp * 8 + (s[i++] - '0'), m++;
                 i--;
                 k += (size_t)utf8_encode_one(cp, o + k);
             } else {
@@ -166,9 +182,11 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
     const char *end = block ? "%}" : "}}";
     int depth = 0;
     for (;;) {
-        while (i < n && is_ws(s[i])) i++;
+        while (i < n && is_ws(s[i]))
+            i++;
         if (i >= n) perr(p, open_pos, "unexpected end of template, expected '%s'", end);
-        if ((s[i] == '-' || s[i] == '+') && i + 2 < n + 1 && strncmp(s + i + 1, end, 2) == 0 && (block || depth == 0)) {
+        if ((s[i] == '-' || s[i] == '+') && i + 2 < n + 1 && strncmp(s + i + 1, end, 2) == 0 &&
+            (block || depth == 0)) {
             *ip = i + 3;
             return s[i];
         }
@@ -180,7 +198,8 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
         char c = s[i];
         if (isalpha((unsigned char)c) || c == '_') {
             size_t j = i;
-            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '_')) j++;
+            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '_'))
+                j++;
             struct token *t = tok_push(p, TK_NAME, pos);
             t->s = jarena_strndup(&p->t->arena, s + i, j - i);
             t->len = j - i;
@@ -188,11 +207,13 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
         } else if (isdigit((unsigned char)c)) {
             size_t j = i;
             int is_float = 0;
-            while (j < n && (isdigit((unsigned char)s[j]) || s[j] == '_')) j++;
+            while (j < n && (isdigit((unsigned char)s[j]) || s[j] == '_'))
+                j++;
             if (j + 1 < n && s[j] == '.' && isdigit((unsigned char)s[j + 1])) {
                 is_float = 1;
                 j++;
-                while (j < n && (isdigit((unsigned char)s[j]) || s[j] == '_')) j++;
+                while (j < n && (isdigit((unsigned char)s[j]) || s[j] == '_'))
+                    j++;
             }
             if (j < n && (s[j] == 'e' || s[j] == 'E')) {
                 size_t k = j + 1;
@@ -200,7 +221,8 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
                 if (k < n && isdigit((unsigned char)s[k])) {
                     is_float = 1;
                     j = k;
-                    while (j < n && isdigit((unsigned char)s[j])) j++;
+                    while (j < n && isdigit((unsigned char)s[j]))
+                        j++;
                 }
             }
             char buf[128];
@@ -209,12 +231,15 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
                 if (s[k] != '_') buf[m++] = s[k];
             buf[m] = 0;
             struct token *t = tok_push(p, is_float ? TK_FLOAT : TK_INT, pos);
-            if (is_float) t->f = strtod(buf, NULL);
-            else t->i = strtoll(buf, NULL, 10);
+            if (is_float)
+                t->f = strtod(buf, NULL);
+            else
+                t->i = strtoll(buf, NULL, 10);
             i = j;
         } else if (c == '\'' || c == '"') {
             size_t j = i + 1;
-            while (j < n && s[j] != c) j += s[j] == '\\' ? 2 : 1;
+            while (j < n && s[j] != c)
+                j += s[j] == '\\' ? 2 : 1;
             if (j >= n) perr(p, pos, "unexpected end of string");
             struct token *t = tok_push(p, TK_STRING, pos);
             t->s = unescape(p, s + i + 1, j - i - 1, &t->len);
@@ -257,10 +282,12 @@ static void lex(struct parser *p) {
         size_t text_end = j;
         char sign = j + 2 < n && (s[j + 2] == '-' || s[j + 2] == '+') ? s[j + 2] : 0;
         if (sign == '-') {
-            while (text_end > i && is_ws(s[text_end - 1])) text_end--;
+            while (text_end > i && is_ws(s[text_end - 1]))
+                text_end--;
         } else if (sign != '+' && kind != '{') { /* lstrip_blocks */
             size_t l = text_end;
-            while (l > i && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\f' || s[l - 1] == '\v')) l--;
+            while (l > i && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\f' || s[l - 1] == '\v'))
+                l--;
             int at_line_start = l == 0 || s[l - 1] == '\n';
             if (at_line_start && (l > i || l == 0 || s[l - 1] == '\n')) text_end = l;
         }
@@ -282,8 +309,10 @@ static void lex(struct parser *p) {
             }
             push_data(p, (int)i, s + i, text_end - i);
             if (esign == '-') {
-                while (k < n && is_ws(s[k])) k++;
-            } else if (esign != '+' && k < n && s[k] == '\n') k++;
+                while (k < n && is_ws(s[k]))
+                    k++;
+            } else if (esign != '+' && k < n && s[k] == '\n')
+                k++;
             i = k;
             continue;
         }
@@ -291,16 +320,20 @@ static void lex(struct parser *p) {
         if (kind == '%') {
             /* {% raw %} ... {% endraw %}: verbatim */
             size_t k = body;
-            while (k < n && is_ws(s[k])) k++;
-            if (n - k >= 3 && strncmp(s + k, "raw", 3) == 0 && !(k + 3 < n && (isalnum((unsigned char)s[k + 3]) || s[k + 3] == '_'))) {
+            while (k < n && is_ws(s[k]))
+                k++;
+            if (n - k >= 3 && strncmp(s + k, "raw", 3) == 0 &&
+                !(k + 3 < n && (isalnum((unsigned char)s[k + 3]) || s[k + 3] == '_'))) {
                 size_t q = k + 3;
-                while (q < n && is_ws(s[q])) q++;
+                while (q < n && is_ws(s[q]))
+                    q++;
                 int rsign = 0;
                 if (q < n && (s[q] == '-' || s[q] == '+')) rsign = s[q++];
                 if (q + 1 < n && s[q] == '%' && s[q + 1] == '}') {
                     q += 2;
                     if (rsign == '-')
-                        while (q < n && is_ws(s[q])) q++;
+                        while (q < n && is_ws(s[q]))
+                            q++;
                     /* find {%[-+]? endraw [-+]?%} */
                     size_t r = q;
                     for (;; r++) {
@@ -309,21 +342,26 @@ static void lex(struct parser *p) {
                         size_t e = r + 2;
                         char esign = e < n && (s[e] == '-' || s[e] == '+') ? s[e] : 0;
                         if (esign) e++;
-                        while (e < n && is_ws(s[e])) e++;
+                        while (e < n && is_ws(s[e]))
+                            e++;
                         if (n - e < 6 || strncmp(s + e, "endraw", 6) != 0) continue;
                         e += 6;
-                        while (e < n && is_ws(s[e])) e++;
+                        while (e < n && is_ws(s[e]))
+                            e++;
                         char tsign = e < n && (s[e] == '-' || s[e] == '+') ? s[e] : 0;
                         if (tsign) e++;
                         if (e + 1 >= n || s[e] != '%' || s[e + 1] != '}') continue;
                         e += 2;
                         size_t tend = r;
                         if (esign == '-')
-                            while (tend > q && is_ws(s[tend - 1])) tend--;
+                            while (tend > q && is_ws(s[tend - 1]))
+                                tend--;
                         push_data(p, (int)q, s + q, tend - q);
                         if (tsign == '-') {
-                            while (e < n && is_ws(s[e])) e++;
-                        } else if (tsign != '+' && e < n && s[e] == '\n') e++;
+                            while (e < n && is_ws(s[e]))
+                                e++;
+                        } else if (tsign != '+' && e < n && s[e] == '\n')
+                            e++;
                         i = e;
                         break;
                     }
@@ -336,8 +374,10 @@ static void lex(struct parser *p) {
         int esign = lex_expr(p, &k, kind == '%', (int)j);
         tok_push(p, kind == '%' ? TK_BLOCK_END : TK_VAR_END, (int)k - 2);
         if (esign == '-') {
-            while (k < n && is_ws(s[k])) k++;
-        } else if (kind == '%' && esign != '+' && k < n && s[k] == '\n') k++;
+            while (k < n && is_ws(s[k]))
+                k++;
+        } else if (kind == '%' && esign != '+' && k < n && s[k] == '\n')
+            k++;
         i = k;
     }
     tok_push(p, TK_EOF, (int)n);
@@ -350,7 +390,9 @@ static struct token *next(struct parser *p) { return &p->toks[p->cur++]; }
 static int is_op(struct token *t, const char *op) {
     return t->kind == TK_OP && t->len == strlen(op) && strncmp(t->s, op, t->len) == 0;
 }
-static int is_name(struct token *t, const char *name) { return t->kind == TK_NAME && strcmp(t->s, name) == 0; }
+static int is_name(struct token *t, const char *name) {
+    return t->kind == TK_NAME && strcmp(t->s, name) == 0;
+}
 
 static const char *tok_desc(struct token *t) {
     switch (t->kind) {
@@ -371,7 +413,10 @@ static const char *tok_desc(struct token *t) {
 
 static void expect_op(struct parser *p, const char *op) {
     struct token *t = cur(p);
-    if (!is_op(t, op)) perr(p, t->pos, "expected token '%s', got '%.*s'", op, t->kind == TK_OP ? (int)t->len : (int)strlen(tok_desc(t)), t->kind == TK_OP ? t->s : tok_desc(t));
+    if (!is_op(t, op))
+        perr(p, t->pos, "expected token '%s', got '%.*s'", op,
+             t->kind == TK_OP ? (int)t->len : (int)strlen(tok_desc(t)),
+             t->kind == TK_OP ? t->s : tok_desc(t));
     p->cur++;
 }
 
@@ -453,7 +498,8 @@ static struct jnode *parse_primary(struct parser *p) {
     struct jnode *nd;
     if (t->kind == TK_NAME) {
         p->cur++;
-        if (!strcmp(t->s, "true") || !strcmp(t->s, "True") || !strcmp(t->s, "false") || !strcmp(t->s, "False")) {
+        if (!strcmp(t->s, "true") || !strcmp(t->s, "True") || !strcmp(t->s, "false") ||
+            !strcmp(t->s, "False")) {
             nd = node_new(p, JN_CONST, t->pos);
             nd->val = jv_bool(t->s[0] == 't' || t->s[0] == 'T');
         } else if (!strcmp(t->s, "none") || !strcmp(t->s, "None")) {
@@ -580,7 +626,8 @@ static struct jnode *parse_postfix(struct parser *p, struct jnode *nd) {
                 x->b = node_new(p, JN_CONST, u->pos);
                 x->b->val = jv_int(&p->t->arena, u->i);
                 nd = x;
-            } else perr(p, u->pos, "expected name or number after '.'");
+            } else
+                perr(p, u->pos, "expected name or number after '.'");
         } else if (is_op(t, "[")) {
             nd = parse_subscript(p, nd);
         } else if (is_op(t, "(")) {
@@ -588,7 +635,8 @@ static struct jnode *parse_postfix(struct parser *p, struct jnode *nd) {
             x->a = nd;
             parse_call_args(p, x);
             nd = x;
-        } else return nd;
+        } else
+            return nd;
     }
 }
 
@@ -625,8 +673,10 @@ static struct jnode *parse_filter_expr(struct parser *p, struct jnode *nd) {
             x->name = name;
             x->op = neg;
             struct token *u = cur(p);
-            if (is_op(u, "(")) parse_call_args(p, x);
-            else if ((u->kind == TK_NAME || u->kind == TK_STRING || u->kind == TK_INT || u->kind == TK_FLOAT || is_op(u, "[") || is_op(u, "{")) &&
+            if (is_op(u, "("))
+                parse_call_args(p, x);
+            else if ((u->kind == TK_NAME || u->kind == TK_STRING || u->kind == TK_INT ||
+                      u->kind == TK_FLOAT || is_op(u, "[") || is_op(u, "{")) &&
                      !is_name(u, "else") && !is_name(u, "or") && !is_name(u, "and")) {
                 struct jnode *arg = parse_postfix(p, parse_primary(p));
                 x->args = jarena_alloc(&p->t->arena, sizeof *x->args);
@@ -639,7 +689,8 @@ static struct jnode *parse_filter_expr(struct parser *p, struct jnode *nd) {
             x->a = nd;
             parse_call_args(p, x);
             nd = x;
-        } else return nd;
+        } else
+            return nd;
     }
 }
 
@@ -651,7 +702,8 @@ static struct jnode *parse_unary(struct parser *p, int with_filter) {
         nd = node_new(p, JN_UNARY, t->pos);
         nd->op = t->s[0];
         nd->a = parse_unary(p, 0);
-    } else nd = parse_primary(p);
+    } else
+        nd = parse_primary(p);
     nd = parse_postfix(p, nd);
     if (with_filter) nd = parse_filter_expr(p, nd);
     return nd;
@@ -710,14 +762,22 @@ static struct jnode *parse_compare(struct parser *p) {
     for (;;) {
         struct token *t = cur(p);
         int op = 0;
-        if (is_op(t, "==")) op = 'E';
-        else if (is_op(t, "!=")) op = 'N';
-        else if (is_op(t, "<")) op = '<';
-        else if (is_op(t, "<=")) op = 'L';
-        else if (is_op(t, ">")) op = '>';
-        else if (is_op(t, ">=")) op = 'G';
-        else if (is_name(t, "in")) op = 'i';
-        else if (is_name(t, "not") && is_name(&p->toks[p->cur + 1], "in")) op = 'I';
+        if (is_op(t, "=="))
+            op = 'E';
+        else if (is_op(t, "!="))
+            op = 'N';
+        else if (is_op(t, "<"))
+            op = '<';
+        else if (is_op(t, "<="))
+            op = 'L';
+        else if (is_op(t, ">"))
+            op = '>';
+        else if (is_op(t, ">="))
+            op = 'G';
+        else if (is_name(t, "in"))
+            op = 'i';
+        else if (is_name(t, "not") && is_name(&p->toks[p->cur + 1], "in"))
+            op = 'I';
         if (!op) return l;
         p->cur += op == 'I' ? 2 : 1;
         struct jnode *nd = node_new(p, JN_COMPARE, t->pos);
@@ -830,7 +890,8 @@ static struct jnode *parse_target(struct parser *p, int allow_attr) {
     return nd;
 }
 
-static struct jnode *parse_body(struct parser *p, const char *const *ends, const char *tag_for_errors, int open_pos);
+static struct jnode *parse_body(struct parser *p, const char *const *ends, const char *tag_for_errors,
+                                int open_pos);
 
 static void end_block(struct parser *p) { expect_kind(p, TK_BLOCK_END, "end of statement block"); }
 
@@ -866,7 +927,8 @@ static struct jnode *parse_stmt(struct parser *p) {
         static const char *const ends[] = {"else", "endfor", NULL};
         struct jnode *nd = node_new(p, JN_FOR, pos);
         nd->d = parse_target(p, 0);
-        if (!is_name(cur(p), "in")) perr(p, cur(p)->pos, "expected 'in' in for loop, got %s", tok_desc(cur(p)));
+        if (!is_name(cur(p), "in"))
+            perr(p, cur(p)->pos, "expected 'in' in for loop, got %s", tok_desc(cur(p)));
         p->cur++;
         nd->a = parse_tuple_expr(p, 0);
         if (is_name(cur(p), "if")) {
@@ -957,14 +1019,17 @@ static struct jnode *parse_stmt(struct parser *p) {
     perr(p, pos, "Encountered unknown tag '%s'.", tag);
 }
 
-static struct jnode *parse_body(struct parser *p, const char *const *ends, const char *tag_for_errors, int open_pos) {
+static struct jnode *parse_body(struct parser *p, const char *const *ends, const char *tag_for_errors,
+                                int open_pos) {
     struct nodevec v = {0};
     struct jarena *a = &p->t->arena;
     for (;;) {
         struct token *t = cur(p);
         if (t->kind == TK_EOF) {
             if (ends)
-                perr(p, open_pos, "Unexpected end of template. Jinja was looking for the following tags: '%s'. The innermost block that needs to be closed is '%s'.",
+                perr(p, open_pos,
+                     "Unexpected end of template. Jinja was looking for the following tags: '%s'. The "
+                     "innermost block that needs to be closed is '%s'.",
                      ends[0] && ends[1] ? ends[1] : ends[0], tag_for_errors);
             break;
         }
@@ -983,20 +1048,23 @@ static struct jnode *parse_body(struct parser *p, const char *const *ends, const
             struct token *nt = &p->toks[p->cur + 1];
             if (nt->kind == TK_NAME && ends) {
                 int hit = 0;
-                for (int i = 0; ends[i]; i++) hit |= !strcmp(nt->s, ends[i]);
+                for (int i = 0; ends[i]; i++)
+                    hit |= !strcmp(nt->s, ends[i]);
                 if (hit) {
                     p->cur++; /* leave the end tag's name as current */
                     break;
                 }
             }
             if (nt->kind == TK_NAME && !strncmp(nt->s, "end", 3) && strcmp(nt->s, "endgeneration") != 0)
-                perr(p, nt->pos, "Encountered unknown tag '%s'.%s%s%s", nt->s, ends ? " Jinja was looking for the following tags: '" : "",
-                     ends ? ends[0] : "", ends ? "'." : "");
+                perr(p, nt->pos, "Encountered unknown tag '%s'.%s%s%s", nt->s,
+                     ends ? " Jinja was looking for the following tags: '" : "", ends ? ends[0] : "",
+                     ends ? "'." : "");
             if (nt->kind == TK_NAME && (!strcmp(nt->s, "elif") || !strcmp(nt->s, "else")))
                 perr(p, nt->pos, "Encountered unknown tag '%s'.", nt->s);
             p->cur++;
             nv_push(p, &v, parse_stmt(p));
-        } else perr(p, t->pos, "unexpected %s", tok_desc(t));
+        } else
+            perr(p, t->pos, "unexpected %s", tok_desc(t));
     }
     struct jnode *body = node_new(p, JN_BODY, open_pos);
     body->args = v.v;
@@ -1014,7 +1082,8 @@ struct jinja_ast *jinja_parse(const char *source, const char *name) {
         if (source[i] == '\r') {
             s[k++] = '\n';
             if (i + 1 < n && source[i + 1] == '\n') i++;
-        } else s[k++] = source[i];
+        } else
+            s[k++] = source[i];
     }
     if (k && s[k - 1] == '\n') k--; /* keep_trailing_newline=False */
     s[k] = 0;

@@ -7,32 +7,32 @@
 
 enum jnode_kind {
     /* expressions */
-    JN_CONST,   /* val */
-    JN_NAME,    /* name */
-    JN_LIST,    /* args */
-    JN_TUPLE,   /* args */
-    JN_DICT,    /* args: key, value, key, value... */
-    JN_ATTR,    /* a.name */
-    JN_ITEM,    /* a[b] */
-    JN_SLICE,   /* a[b:c:d], missing parts NULL */
-    JN_CALL,    /* a(args, kw) */
-    JN_FILTER,  /* a | name(args, kw); a NULL inside a filter block */
-    JN_TEST,    /* a is [not] name(args); op = 1 if negated */
-    JN_UNARY,   /* op: 'n' not, '-' neg, '+' pos */
-    JN_BINOP,   /* op: '+','-','*','/','F' (//),'%','P' (**),'~' */
+    JN_CONST,  /* val */
+    JN_NAME,   /* name */
+    JN_LIST,   /* args */
+    JN_TUPLE,  /* args */
+    JN_DICT,   /* args: key, value, key, value... */
+    JN_ATTR,   /* a.name */
+    JN_ITEM,   /* a[b] */
+    JN_SLICE,  /* a[b:c:d], missing parts NULL */
+    JN_CALL,   /* a(args, kw) */
+    JN_FILTER, /* a | name(args, kw); a NULL inside a filter block */
+    JN_TEST,   /* a is [not] name(args); op = 1 if negated */
+    JN_UNARY,  /* op: 'n' not, '-' neg, '+' pos */
+    JN_BINOP,  /* op: '+','-','*','/','F' (//),'%','P' (**),'~' */
     JN_AND,
     JN_OR,
     JN_COMPARE, /* op: 'E' ==, 'N' !=, '<', 'L' <=, '>', 'G' >=, 'i' in, 'I' not in */
     JN_COND,    /* b if a else c (c may be NULL) */
     /* statements */
-    JN_BODY,     /* args: statements */
-    JN_TEXT,     /* val: literal output */
-    JN_OUTPUT,   /* {{ a }} */
-    JN_IF,       /* if a: b else c (c may be another JN_IF for elif) */
-    JN_FOR,      /* for target(d) in a [if c2]: b else c */
-    JN_SET,      /* set target(d) = a; or block set: a NULL, b body, filter e */
-    JN_MACRO,    /* macro name(params args, defaults kw) body b */
-    JN_CALLBLOCK,/* call(params) a (a JN_CALL) body b */
+    JN_BODY,        /* args: statements */
+    JN_TEXT,        /* val: literal output */
+    JN_OUTPUT,      /* {{ a }} */
+    JN_IF,          /* if a: b else c (c may be another JN_IF for elif) */
+    JN_FOR,         /* for target(d) in a [if c2]: b else c */
+    JN_SET,         /* set target(d) = a; or block set: a NULL, b body, filter e */
+    JN_MACRO,       /* macro name(params args, defaults kw) body b */
+    JN_CALLBLOCK,   /* call(params) a (a JN_CALL) body b */
     JN_FILTERBLOCK, /* filter e (a JN_FILTER chain with NULL operand) body b */
     JN_BREAK,
     JN_CONTINUE
@@ -56,7 +56,7 @@ struct jinja_ast {
     struct jarena arena; /* owns nodes, constants and the source */
     char *src;           /* normalised source */
     size_t src_len;
-    char *name;          /* for messages */
+    char *name; /* for messages */
     struct jnode *root;
 };
 

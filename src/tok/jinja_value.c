@@ -71,7 +71,9 @@ struct jv *jv_str_take(struct jarena *a, char *s, size_t len) {
     v->len = len;
     return v;
 }
-struct jv *jv_cstr(struct jarena *a, const char *s) { return jv_str(a, s, strlen(s)); }
+struct jv *jv_cstr(struct jarena *a, const char *s) {
+    return jv_str(a, s, strlen(s));
+}
 struct jv *jv_int(struct jarena *a, int64_t i) {
     struct jv *v = jv_new(a, JV_INT);
     v->i = i;
@@ -82,7 +84,9 @@ struct jv *jv_float(struct jarena *a, double f) {
     v->f = f;
     return v;
 }
-struct jv *jv_bool(int b) { return b ? &jv_true : &jv_false; }
+struct jv *jv_bool(int b) {
+    return b ? &jv_true : &jv_false;
+}
 struct jv *jv_undef(struct jarena *a, const char *hint) {
     struct jv *v = jv_new(a, JV_UNDEF);
     v->s = hint ? jarena_strndup(a, hint, strlen(hint)) : "";
@@ -96,7 +100,9 @@ struct jv *jv_list(struct jarena *a, int64_t cap) {
     }
     return v;
 }
-struct jv *jv_dict(struct jarena *a) { return jv_new(a, JV_DICT); }
+struct jv *jv_dict(struct jarena *a) {
+    return jv_new(a, JV_DICT);
+}
 
 static void jv_grow(struct jarena *a, struct jv *l, int with_keys) {
     int64_t cap = l->cap ? l->cap * 2 : 8;
@@ -146,7 +152,8 @@ struct jv *jv_from_cjson(struct jarena *a, const cJSON *j) {
     if (cJSON_IsString(j)) return jv_cstr(a, j->valuestring ? j->valuestring : "");
     if (cJSON_IsArray(j)) {
         struct jv *l = jv_list(a, cJSON_GetArraySize(j));
-        for (const cJSON *c = j->child; c; c = c->next) jv_list_push(a, l, jv_from_cjson(a, c));
+        for (const cJSON *c = j->child; c; c = c->next)
+            jv_list_push(a, l, jv_from_cjson(a, c));
         return l;
     }
     if (cJSON_IsObject(j)) {
@@ -172,7 +179,9 @@ int jv_truthy(const struct jv *v) {
     }
 }
 
-static int is_num(const struct jv *v) { return v->kind == JV_BOOL || v->kind == JV_INT || v->kind == JV_FLOAT; }
+static int is_num(const struct jv *v) {
+    return v->kind == JV_BOOL || v->kind == JV_INT || v->kind == JV_FLOAT;
+}
 static double num_val(const struct jv *v) { return v->kind == JV_FLOAT ? v->f : (double)v->i; }
 
 int jv_equal(const struct jv *x, const struct jv *y) {
@@ -247,7 +256,8 @@ void jbuf_init(struct jbuf *b, struct jarena *a) {
 void jbuf_put(struct jbuf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = jarena_alloc(b->a, cap);
         if (b->len) memcpy(p, b->p, b->len);
         b->p = p;
@@ -276,17 +286,22 @@ void jv_write_float(struct jbuf *b, double f) {
     for (; *p && *p != 'e'; p++)
         if (*p != '.') digits[nd++] = *p;
     int e = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
     if (neg) jbuf_putc(b, '-');
     if (e >= -5 + 1 && e < 16) {
         if (e >= 0) {
-            for (int i = 0; i <= e; i++) jbuf_putc(b, i < nd ? digits[i] : '0');
+            for (int i = 0; i <= e; i++)
+                jbuf_putc(b, i < nd ? digits[i] : '0');
             jbuf_putc(b, '.');
-            if (nd > e + 1) jbuf_put(b, digits + e + 1, (size_t)(nd - e - 1));
-            else jbuf_putc(b, '0');
+            if (nd > e + 1)
+                jbuf_put(b, digits + e + 1, (size_t)(nd - e - 1));
+            else
+                jbuf_putc(b, '0');
         } else {
             jbuf_puts(b, "0.");
-            for (int i = 0; i < -e - 1; i++) jbuf_putc(b, '0');
+            for (int i = 0; i < -e - 1; i++)
+                jbuf_putc(b, '0');
             jbuf_put(b, digits, (size_t)nd);
         }
     } else {
@@ -331,7 +346,8 @@ int utf8_encode_one(int32_t cp, char out[4]) {
 
 int64_t utf8_cp_len(const char *s, size_t n) {
     int64_t c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
 
@@ -384,15 +400,22 @@ static void write_str_repr(struct jbuf *b, const char *s, size_t n) {
         if (cp == q || cp == '\\') {
             jbuf_putc(b, '\\');
             jbuf_putc(b, (char)cp);
-        } else if (cp == '\n') jbuf_puts(b, "\\n");
-        else if (cp == '\r') jbuf_puts(b, "\\r");
-        else if (cp == '\t') jbuf_puts(b, "\\t");
+        } else if (cp == '\n')
+            jbuf_puts(b, "\\n");
+        else if (cp == '\r')
+            jbuf_puts(b, "\\r");
+        else if (cp == '\t')
+            jbuf_puts(b, "\\t");
         else if (!py_printable(cp)) {
-            if (cp < 0x100) snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
-            else if (cp < 0x10000) snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
-            else snprintf(esc, sizeof esc, "\\U%08x", (unsigned)cp);
+            if (cp < 0x100)
+                snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+            else if (cp < 0x10000)
+                snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            else
+                snprintf(esc, sizeof esc, "\\U%08x", (unsigned)cp);
             jbuf_puts(b, esc);
-        } else jbuf_put(b, s + i, (size_t)k);
+        } else
+            jbuf_put(b, s + i, (size_t)k);
         i += (size_t)k;
     }
     jbuf_putc(b, q);
@@ -451,9 +474,11 @@ static void write_json_str(struct jbuf *b, const char *s, size_t n, int ensure_a
                 if (cp >= 0x10000) {
                     int32_t c = cp - 0x10000;
                     snprintf(esc, sizeof esc, "\\u%04x\\u%04x", 0xd800 + (c >> 10), 0xdc00 + (c & 0x3ff));
-                } else snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+                } else
+                    snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
                 jbuf_puts(b, esc);
-            } else jbuf_put(b, s + i, (size_t)k);
+            } else
+                jbuf_put(b, s + i, (size_t)k);
         }
         i += (size_t)k;
     }
@@ -462,7 +487,8 @@ static void write_json_str(struct jbuf *b, const char *s, size_t n, int ensure_a
 
 static void json_newline(struct jbuf *b, int indent, int level) {
     jbuf_putc(b, '\n');
-    for (int i = 0; i < indent * level; i++) jbuf_putc(b, ' ');
+    for (int i = 0; i < indent * level; i++)
+        jbuf_putc(b, ' ');
 }
 
 static int key_cmp(const void *x, const void *y) {
@@ -479,9 +505,12 @@ static int write_json(struct jbuf *b, const struct jv *v, const struct jv_json_o
     case JV_BOOL: jbuf_puts(b, v->i ? "true" : "false"); return 0;
     case JV_INT: write_int(b, v->i); return 0;
     case JV_FLOAT:
-        if (isnan(v->f)) jbuf_puts(b, "NaN");
-        else if (isinf(v->f)) jbuf_puts(b, v->f < 0 ? "-Infinity" : "Infinity");
-        else jv_write_float(b, v->f);
+        if (isnan(v->f))
+            jbuf_puts(b, "NaN");
+        else if (isinf(v->f))
+            jbuf_puts(b, v->f < 0 ? "-Infinity" : "Infinity");
+        else
+            jv_write_float(b, v->f);
         return 0;
     case JV_STR: write_json_str(b, v->s, v->len, o->ensure_ascii); return 0;
     case JV_LIST:
@@ -505,7 +534,8 @@ static int write_json(struct jbuf *b, const struct jv *v, const struct jv_json_o
             return 0;
         }
         int64_t *order = xmalloc((size_t)v->n * sizeof *order);
-        for (int64_t i = 0; i < v->n; i++) order[i] = i;
+        for (int64_t i = 0; i < v->n; i++)
+            order[i] = i;
         if (o->sort_keys) { /* insertion sort by key: dicts here are small */
             for (int64_t i = 1; i < v->n; i++)
                 for (int64_t j = i; j > 0 && key_cmp(&v->keys[order[j - 1]], &v->keys[order[j]]) > 0; j--) {

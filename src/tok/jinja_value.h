@@ -38,9 +38,9 @@ struct jv {
     struct jv **items; /* list items, or dict values */
     struct jv **keys;  /* dict keys (strings) */
     int64_t n, cap;
-    const void *node;  /* macro node */
-    struct jv *self;   /* bound method receiver (JV_FUNC with s = method name) */
-    void *frame;       /* macro defining frame */
+    const void *node; /* macro node */
+    struct jv *self;  /* bound method receiver (JV_FUNC with s = method name) */
+    void *frame;      /* macro defining frame */
 };
 
 extern struct jv jv_undef_plain, jv_none, jv_true, jv_false;
