@@ -1,0 +1,47 @@
+/* chat: renders conversations with a model's chat template (as transformers'
+ * apply_chat_template(tokenize=False)) and locates each assistant turn in the rendering, the
+ * text a response-only loss trains on. Templates come from a tokenizer_config.json, from
+ * Jinja source, or are built in: "chatml" (plain ChatML) and the Stanford Alpaca prompts.
+ * Span rule: /work/shared/fixtures/chat_templates/README.md ("Assistant span rule"). */
+#pragma once
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+struct chat_template;
+
+/* [start, end) BYTE offsets into the rendered UTF-8 text. */
+struct chat_span {
+    size_t start, end;
+};
+
+/* From Jinja source. name_for_errors prefixes error messages ("name:line:col: ..."). The span
+ * markers are detected from the source (ChatML or Llama 3), see chat_template_set_markers. */
+int chat_template_parse(struct chat_template **out, const char *source, const char *name_for_errors);
+/* From a model folder or its tokenizer_config.json: `chat_template` (a string, or a list of
+ * {name, template} where "default" is taken; a chat_template.jinja next to it wins, as in
+ * transformers), plus the special tokens (bos/eos/unk/sep/pad/cls/mask_token,
+ * additional_special_tokens) passed to the template as variables. */
+int chat_template_load(struct chat_template **out, const char *tokenizer_config_json_path);
+/* Built-ins: "chatml"; "alpaca" (with-input prompt when input is a non-empty string),
+ * "alpaca_with_input", "alpaca_no_input". */
+int chat_template_builtin(struct chat_template **out, const char *name);
+void chat_template_free(struct chat_template *t);
+
+/* Assistant turn markers: header (the span starts after it) and end-of-turn token (included
+ * in the span). Overrides the detected family. */
+void chat_template_set_markers(struct chat_template *t, const char *header, const char *end);
+/* Sets (or, with value NULL, removes) a special-token variable such as "bos_token". */
+void chat_template_set_special(struct chat_template *t, const char *name, const char *value);
+/* "chatml", "llama3", "alpaca", "custom" or "unknown" (no markers: spans unavailable). */
+const char *chat_template_family(const struct chat_template *t);
+
+/* Renders messages (JSON array of {role, content, ...}); tools: JSON array or NULL (None);
+ * extra_vars: JSON object of more template variables (e.g. enable_thinking, or for Alpaca
+ * instruction/input/output) that override the special tokens, or NULL.
+ * *out: malloc'd text. spans (may be NULL): malloc'd, one per assistant message that has an
+ * end-of-turn token, in message order. Alpaca: instruction/input/output from extra_vars, else
+ * the first user and assistant messages; rendered = prompt + output, span = output.
+ * Returns 0, or -1 with err set (template errors carry line:col and Jinja's error class). */
+int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                int add_generation_prompt, const cJSON *extra_vars, char **out, struct chat_span **spans,
+                int *n_spans);

@@ -1,0 +1,41 @@
+/* jinja: public entry points over the parser (jinja_parse.c) and interpreter (jinja_eval.c).
+ * Input JSON is converted into the render's arena, so a render never mutates its inputs. */
+#include "tok/jinja.h"
+
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "tok/jinja_eval.h"
+
+struct jinja_template {
+    struct jinja_ast *ast;
+};
+
+struct jinja_template *jinja_template_parse(const char *source, const char *name) {
+    struct jinja_ast *ast = jinja_parse(source, name);
+    if (!ast) return NULL;
+    struct jinja_template *t = xmalloc(sizeof *t);
+    t->ast = ast;
+    return t;
+}
+
+void jinja_template_free(struct jinja_template *t) {
+    if (!t) return;
+    jinja_ast_free(t->ast);
+    free(t);
+}
+
+int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                 size_t *out_len) {
+    struct jctx *c = xmalloc(sizeof *c);
+    jctx_init(c, t->ast);
+    const char **names = jarena_alloc(&c->a, (size_t)(n_vars + 1) * sizeof *names);
+    struct jv **vals = jarena_alloc(&c->a, (size_t)(n_vars + 1) * sizeof *vals);
+    for (int i = 0; i < n_vars; i++) {
+        names[i] = vars[i].name;
+        vals[i] = jv_from_cjson(&c->a, vars[i].value);
+    }
+    int rc = jinja_eval_render(c, names, vals, n_vars, out, out_len);
+    free(c);
+    return rc;
+}
