@@ -40,8 +40,9 @@ struct format_options {
 struct formatter {
     struct format_options opt;
     const struct tokenizer *tk;
-    const struct chat_template *tmpl; /* conversations (and Alpaca: alpaca built-in or a chat template) */
-    int alpaca_prompt;                /* tmpl is the built-in Alpaca prompt: append eos after the output */
+    const struct chat_template *tmpl;        /* conversations */
+    const struct chat_template *alpaca_tmpl; /* Alpaca records: the Alpaca prompt (eos appended after the
+                                                output); NULL = render them as a conversation with tmpl */
     int32_t eos_id;                   /* appended (and trained) after Alpaca-prompt outputs and text; -1 = none */
     int32_t vocab_size;               /* tokenized records are checked against it */
 };

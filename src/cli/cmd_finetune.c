@@ -1,0 +1,52 @@
+/* csft finetune / train / run: the training commands, driven by one YAML config. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli_config.h"
+#include "cli/commands.h"
+#include "core/err.h"
+#include "train/trainer.h"
+
+static void usage(const char *cmd) {
+    printf("usage: csft %s --config run.yaml [--set key.path=value ...]\n\n", cmd);
+    if (!strcmp(cmd, "finetune"))
+        printf("Supervised fine-tuning (full or LoRA: model.model_config.pet_config) of load_checkpoint on\n"
+               "train_dataset; loss on the assistant turns. Writes checkpoints and the final HF model folder or\n"
+               "PEFT adapter folder to output_dir. Distributed: mpirun -np N csft finetune ...\n\n");
+    else if (!strcmp(cmd, "train"))
+        printf("Pretraining or continued pretraining: loss on the whole text of each record.\n\n");
+    else
+        printf("Runs the mode named by run_mode in the config (finetune, train, predict, eval).\n\n");
+    printf("Configuration keys (also docs/config.md):\n\n");
+    config_print_help(stdout);
+}
+
+int cmd_run_mode(struct run_config *cfg, const char *cmd);
+
+static int train_cmd(int argc, char **argv, int mode, const char *cmd) {
+    if (cli_wants_help(argc, argv)) return usage(cmd), 0;
+    struct run_config cfg;
+    int rc = cli_load_config(argc, argv, cmd, NULL, 0, mode, &cfg);
+    if (rc) return rc;
+    rc = cmd_run_mode(&cfg, cmd);
+    config_free(&cfg);
+    return rc;
+}
+
+int cmd_finetune(int argc, char **argv) { return train_cmd(argc, argv, RUN_MODE_FINETUNE, "finetune"); }
+int cmd_train(int argc, char **argv) { return train_cmd(argc, argv, RUN_MODE_TRAIN, "train"); }
+int cmd_run(int argc, char **argv) { return train_cmd(argc, argv, -1, "run"); }
+
+int cmd_predict_config(struct run_config *cfg);
+int cmd_eval_config(struct run_config *cfg);
+
+int cmd_run_mode(struct run_config *cfg, const char *cmd) {
+    switch (cfg->run_mode) {
+    case RUN_MODE_PREDICT: return cmd_predict_config(cfg);
+    case RUN_MODE_EVAL: return cmd_eval_config(cfg);
+    default: break;
+    }
+    int rc = trainer_run(cfg, cfg->run_mode == RUN_MODE_TRAIN, NULL);
+    if (rc) fprintf(stderr, "csft %s: %s\n", cmd, err_msg());
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,281 @@
+/* format: see format.h. Role names and Alpaca->conversation mapping follow LLaMA-Factory's
+ * converters (query = instruction + "\n" + input; history = [[user, assistant], ...]). */
+#include "data/format.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "tok/chat.h"
+#include "tok/tokenizer.h"
+
+void formatted_free(struct formatted *f) {
+    free(f->ids);
+    free(f->labels);
+    memset(f, 0, sizeof *f);
+}
+
+static void out_reserve(struct formatted *o, int64_t n) {
+    if (n <= o->cap) return;
+    o->cap = n > 2 * o->cap ? n : 2 * o->cap;
+    o->ids = xrealloc(o->ids, sizeof(int32_t) * (size_t)o->cap);
+    o->labels = xrealloc(o->labels, sizeof(int32_t) * (size_t)o->cap);
+}
+
+static const char *column_name(const struct format_options *opt, const char *canonical) {
+    for (int i = 0; i < opt->n_columns; i++)
+        if (strcmp(opt->columns[i].canonical, canonical) == 0) return opt->columns[i].column;
+    return canonical;
+}
+
+static const cJSON *col(const struct format_options *opt, const cJSON *rec, const char *canonical) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, column_name(opt, canonical));
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+int format_detect(const struct format_options *opt, const cJSON *rec) {
+    if (opt->format != DATA_FORMAT_AUTO) return opt->format;
+    if (col(opt, rec, "messages")) return DATA_FORMAT_MESSAGES;
+    if (col(opt, rec, "conversations")) return DATA_FORMAT_SHAREGPT;
+    if (col(opt, rec, "instruction")) return DATA_FORMAT_ALPACA;
+    if (col(opt, rec, "input_ids")) return DATA_FORMAT_TOKENIZED;
+    if (col(opt, rec, "text")) return DATA_FORMAT_TEXT;
+    return -1;
+}
+
+static cJSON *message(const char *role, const char *content) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content);
+    return m;
+}
+
+static int need_string(const cJSON *v, const char *name, const char *file, int64_t row, int required) {
+    if (!v) return required ? err_set("%s: row %lld: missing column \"%s\"", file, (long long)row, name) : 0;
+    if (!cJSON_IsString(v))
+        return err_set("%s: row %lld: column \"%s\" must be a string", file, (long long)row, name);
+    return 0;
+}
+
+/* Alpaca record -> conversation (for chat templates). */
+static cJSON *alpaca_messages(const struct format_options *opt, const cJSON *rec, const char *file, int64_t row) {
+    const cJSON *ins = col(opt, rec, "instruction"), *inp = col(opt, rec, "input"), *out = col(opt, rec, "output");
+    const cJSON *sys = col(opt, rec, "system"), *hist = col(opt, rec, "history");
+    if (need_string(ins, column_name(opt, "instruction"), file, row, 1) ||
+        need_string(out, column_name(opt, "output"), file, row, 1) ||
+        need_string(inp, column_name(opt, "input"), file, row, 0) || need_string(sys, column_name(opt, "system"), file, row, 0))
+        return NULL;
+    cJSON *msgs = cJSON_CreateArray();
+    if (sys && sys->valuestring[0]) cJSON_AddItemToArray(msgs, message("system", sys->valuestring));
+    if (hist && cJSON_IsArray(hist)) {
+        const cJSON *turn;
+        cJSON_ArrayForEach(turn, hist) {
+            const cJSON *q = cJSON_GetArrayItem(turn, 0), *a = cJSON_GetArrayItem(turn, 1);
+            if (!cJSON_IsArray(turn) || !cJSON_IsString(q) || !cJSON_IsString(a)) {
+                cJSON_Delete(msgs);
+                err_set("%s: row %lld: \"history\" must be a list of [user, assistant] string pairs", file, (long long)row);
+                return NULL;
+            }
+            cJSON_AddItemToArray(msgs, message("user", q->valuestring));
+            cJSON_AddItemToArray(msgs, message("assistant", a->valuestring));
+        }
+    }
+    char *q = inp && inp->valuestring[0] ? xasprintf("%s\n%s", ins->valuestring, inp->valuestring)
+                                          : xstrdup(ins->valuestring);
+    cJSON_AddItemToArray(msgs, message("user", q));
+    free(q);
+    cJSON_AddItemToArray(msgs, message("assistant", out->valuestring));
+    return msgs;
+}
+
+/* ShareGPT conversation -> OpenAI messages. */
+static cJSON *sharegpt_messages(const cJSON *conv, const char *file, int64_t row) {
+    static const struct {
+        const char *from, *role;
+    } roles[] = {{"human", "user"},     {"user", "user"},   {"gpt", "assistant"}, {"assistant", "assistant"},
+                 {"system", "system"}, {"tool", "tool"},   {"observation", "tool"}, {"function_call", "assistant"}};
+    cJSON *msgs = cJSON_CreateArray();
+    const cJSON *t;
+    int i = 0;
+    cJSON_ArrayForEach(t, conv) {
+        const cJSON *from = cJSON_GetObjectItemCaseSensitive(t, "from"), *value = cJSON_GetObjectItemCaseSensitive(t, "value");
+        if (!cJSON_IsString(from) || !cJSON_IsString(value)) {
+            cJSON_Delete(msgs);
+            err_set("%s: row %lld: conversations[%d] needs string \"from\" and \"value\"", file, (long long)row, i);
+            return NULL;
+        }
+        const char *role = NULL;
+        for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
+            if (strcmp(from->valuestring, roles[k].from) == 0) role = roles[k].role;
+        if (!role) {
+            cJSON_Delete(msgs);
+            err_set("%s: row %lld: conversations[%d]: unknown speaker \"%s\" (expected human, gpt, system, tool)", file,
+                    (long long)row, i, from->valuestring);
+            return NULL;
+        }
+        cJSON_AddItemToArray(msgs, message(role, value->valuestring));
+        i++;
+    }
+    return msgs;
+}
+
+static int check_messages(const cJSON *msgs, const char *file, int64_t row) {
+    if (!cJSON_IsArray(msgs)) return err_set("%s: row %lld: \"messages\" must be a list", file, (long long)row);
+    if (cJSON_GetArraySize(msgs) == 0) return err_set("%s: row %lld: empty conversation", file, (long long)row);
+    const cJSON *m;
+    int i = 0;
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(role))
+            return err_set("%s: row %lld: messages[%d] needs a string \"role\"", file, (long long)row, i);
+        i++;
+    }
+    return 0;
+}
+
+/* Tokenizes text, marking tokens that start inside the chosen spans as trained. */
+static int tokenize_spans(const struct formatter *f, const char *text, const struct chat_span *spans, int n_spans,
+                          int all, struct formatted *out) {
+    struct tokenizer_buf tb = {.want_offsets = 1};
+    if (tokenizer_encode_append(f->tk, text, strlen(text), 0, &tb)) return -1;
+    out_reserve(out, tb.n + 1);
+    int s = 0;
+    for (int64_t i = 0; i < tb.n; i++) {
+        int64_t st = tb.starts[i];
+        while (s < n_spans && (int64_t)spans[s].end <= st) s++;
+        int in = all || (s < n_spans && (int64_t)spans[s].start <= st && st < (int64_t)spans[s].end);
+        out->ids[i] = tb.ids[i];
+        out->labels[i] = in ? tb.ids[i] : -100;
+    }
+    out->n = tb.n;
+    tokenizer_buf_free(&tb);
+    return 0;
+}
+
+static void append_eos(const struct formatter *f, struct formatted *out) {
+    if (f->eos_id < 0) return;
+    out_reserve(out, out->n + 1);
+    out->ids[out->n] = f->eos_id;
+    out->labels[out->n] = f->eos_id;
+    out->n++;
+}
+
+static int render_and_tokenize(const struct formatter *f, const struct chat_template *tmpl, const cJSON *msgs, const cJSON *tools, const cJSON *vars,
+                               const char *file, int64_t row, struct formatted *out) {
+    char *text = NULL;
+    struct chat_span *spans = NULL;
+    int n_spans = 0;
+    if (chat_render(tmpl, msgs, tools, 0, vars, &text, &spans, &n_spans))
+        return err_wrap("%s: row %lld: chat template", file, (long long)row);
+    const struct chat_span *use = spans;
+    int n_use = n_spans;
+    if (f->opt.loss_on == LOSS_ON_LAST_TURN && n_spans > 0) use = spans + n_spans - 1, n_use = 1;
+    int rc = tokenize_spans(f, text, use, n_use, f->opt.loss_on == LOSS_ON_ALL, out);
+    free(text);
+    free(spans);
+    return rc;
+}
+
+static int format_tokenized(const struct formatter *f, const cJSON *rec, const char *file, int64_t row,
+                            struct formatted *out) {
+    const cJSON *ids = col(&f->opt, rec, "input_ids"), *labels = col(&f->opt, rec, "labels");
+    if (!cJSON_IsArray(ids)) return err_set("%s: row %lld: \"input_ids\" must be a list of ints", file, (long long)row);
+    int64_t n = cJSON_GetArraySize(ids);
+    if (labels && (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != n))
+        return err_set("%s: row %lld: \"labels\" must be a list as long as input_ids (%lld)", file, (long long)row,
+                       (long long)n);
+    out_reserve(out, n);
+    const cJSON *e = ids->child, *l = labels ? labels->child : NULL;
+    for (int64_t i = 0; i < n; i++, e = e->next, l = l ? l->next : NULL) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= f->vocab_size)
+            return err_set("%s: row %lld: input_ids[%lld] is not a token id in [0, %d)", file, (long long)row,
+                           (long long)i, f->vocab_size);
+        out->ids[i] = e->valueint;
+        out->labels[i] = l ? (l->valueint < 0 ? -100 : l->valueint) : e->valueint;
+    }
+    out->n = n;
+    return 0;
+}
+
+static int truncate_out(const struct formatter *f, struct formatted *out, const char *file, int64_t row) {
+    int64_t L = f->opt.seq_length;
+    if (L <= 0 || out->n <= L) return 0;
+    switch (f->opt.truncation) {
+    case TRUNCATION_RIGHT: out->n = L; break;
+    case TRUNCATION_LEFT:
+        memmove(out->ids, out->ids + out->n - L, sizeof(int32_t) * (size_t)L);
+        memmove(out->labels, out->labels + out->n - L, sizeof(int32_t) * (size_t)L);
+        out->n = L;
+        break;
+    case TRUNCATION_DROP: out->dropped = 1; break;
+    case TRUNCATION_ERROR:
+        return err_set("%s: row %lld: %lld tokens exceed seq_length %lld (truncation: error)", file, (long long)row,
+                       (long long)out->n, (long long)L);
+    }
+    out->truncated = 1;
+    return 0;
+}
+
+int format_record(const struct formatter *f, const cJSON *rec, const char *file, int64_t row, struct formatted *out) {
+    out->n = 0, out->truncated = 0, out->dropped = 0;
+    if (!cJSON_IsObject(rec)) return err_set("%s: row %lld: a record must be an object", file, (long long)row);
+    int kind = format_detect(&f->opt, rec);
+    int rc = 0;
+    cJSON *msgs = NULL;
+    switch (kind) {
+    case DATA_FORMAT_ALPACA:
+        if (f->alpaca_tmpl) {
+            const cJSON *ins = col(&f->opt, rec, "instruction"), *inp = col(&f->opt, rec, "input"),
+                        *o = col(&f->opt, rec, "output");
+            if (need_string(ins, column_name(&f->opt, "instruction"), file, row, 1) ||
+                need_string(o, column_name(&f->opt, "output"), file, row, 1) ||
+                need_string(inp, column_name(&f->opt, "input"), file, row, 0))
+                return -1;
+            cJSON *vars = cJSON_CreateObject();
+            cJSON_AddStringToObject(vars, "instruction", ins->valuestring);
+            cJSON_AddStringToObject(vars, "input", inp ? inp->valuestring : "");
+            cJSON_AddStringToObject(vars, "output", o->valuestring);
+            msgs = cJSON_CreateArray();
+            rc = render_and_tokenize(f, f->alpaca_tmpl, msgs, NULL, vars, file, row, out);
+            cJSON_Delete(vars);
+            if (rc == 0) append_eos(f, out);
+            break;
+        }
+        msgs = alpaca_messages(&f->opt, rec, file, row);
+        rc = msgs ? render_and_tokenize(f, f->tmpl, msgs, NULL, NULL, file, row, out) : -1;
+        break;
+    case DATA_FORMAT_MESSAGES: {
+        const cJSON *m = col(&f->opt, rec, "messages");
+        if (!m) return err_set("%s: row %lld: missing column \"%s\"", file, (long long)row, column_name(&f->opt, "messages"));
+        if (check_messages(m, file, row)) return -1;
+        rc = render_and_tokenize(f, f->tmpl, m, col(&f->opt, rec, "tools"), NULL, file, row, out);
+        break;
+    }
+    case DATA_FORMAT_SHAREGPT: {
+        const cJSON *c = col(&f->opt, rec, "conversations");
+        if (!c || !cJSON_IsArray(c))
+            return err_set("%s: row %lld: \"%s\" must be a list", file, (long long)row, column_name(&f->opt, "conversations"));
+        if (cJSON_GetArraySize(c) == 0) return err_set("%s: row %lld: empty conversation", file, (long long)row);
+        msgs = sharegpt_messages(c, file, row);
+        rc = msgs ? render_and_tokenize(f, f->tmpl, msgs, NULL, NULL, file, row, out) : -1;
+        break;
+    }
+    case DATA_FORMAT_TEXT: {
+        const cJSON *t = col(&f->opt, rec, "text");
+        if (need_string(t, column_name(&f->opt, "text"), file, row, 1)) return -1;
+        rc = tokenize_spans(f, t->valuestring, NULL, 0, 1, out);
+        if (rc == 0) append_eos(f, out);
+        break;
+    }
+    case DATA_FORMAT_TOKENIZED: rc = format_tokenized(f, rec, file, row, out); break;
+    default:
+        return err_set("%s: row %lld: cannot tell the record's format from its columns (expected instruction/output, "
+                       "messages, conversations, text or input_ids; set train_dataset.format or column_mapping)",
+                       file, (long long)row);
+    }
+    cJSON_Delete(msgs);
+    if (rc) return -1;
+    return truncate_out(f, out, file, row);
+}

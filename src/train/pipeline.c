@@ -1,0 +1,189 @@
+/* pipeline: see pipeline.h. */
+#include "train/pipeline.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "tok/chat.h"
+#include "tok/tokenizer.h"
+
+static char *dir_of_file(const char *path) {
+    char *d = xstrdup(path), *s = strrchr(d, '/');
+    if (!s) {
+        free(d);
+        return xstrdup(".");
+    }
+    *s = 0;
+    return d;
+}
+
+int32_t tokenizer_config_token(const struct tokenizer *tk, const char *dir, const char *key) {
+    char *path = path_join(dir, "tokenizer_config.json");
+    char *text = file_exists(path) ? file_read_all(path, NULL) : NULL;
+    free(path);
+    if (!text) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    if (cJSON_IsObject(v)) v = cJSON_GetObjectItem(v, "content");
+    int32_t id = cJSON_IsString(v) ? tokenizer_token_id(tk, v->valuestring) : -1;
+    cJSON_Delete(j);
+    return id;
+}
+
+static int has_tokenizer_source(const struct run_config *cfg, const struct config_dataset *d) {
+    if ((d->vocab_file && d->vocab_file[0]) || (d->tokenizer && d->tokenizer[0])) return 1;
+    if (!cfg->load_checkpoint || !cfg->load_checkpoint[0]) return 0;
+    char *a = path_join(cfg->load_checkpoint, "tokenizer.json"), *b = path_join(cfg->load_checkpoint, "vocab.json");
+    int has = file_exists(a) || file_exists(b);
+    free(a), free(b);
+    return has;
+}
+
+static int load_tokenizer(struct pipeline *p, const struct run_config *cfg, const struct config_dataset *d) {
+    if (d->vocab_file && d->vocab_file[0]) {
+        p->tokenizer_dir = dir_of_file(d->vocab_file);
+        char *tc = path_join(p->tokenizer_dir, "tokenizer_config.json");
+        int rc = tokenizer_load_files(&p->tk, d->vocab_file, d->merges_file, file_exists(tc) ? tc : NULL);
+        free(tc);
+        return rc;
+    }
+    const char *src = d->tokenizer && d->tokenizer[0] ? d->tokenizer : cfg->load_checkpoint;
+    if (!src || !src[0]) return err_set("no tokenizer: set train_dataset.tokenizer, vocab_file/merges_file or load_checkpoint");
+    p->tokenizer_dir = dir_exists(src) ? xstrdup(src) : dir_of_file(src);
+    return tokenizer_load(&p->tk, src);
+}
+
+/* chat_template: "" = the tokenizer folder's own (else built-ins), a built-in name, or a file. */
+static int load_templates(struct pipeline *p, const struct config_dataset *d) {
+    const char *name = d->chat_template ? d->chat_template : "";
+    char *tc = path_join(p->tokenizer_dir, "tokenizer_config.json");
+    int rc = 0;
+    if (name[0] == 0) {
+        int has = 0;
+        if (file_exists(tc)) {
+            char *text = file_read_all(tc, NULL);
+            cJSON *j = text ? cJSON_Parse(text) : NULL;
+            has = cJSON_GetObjectItem(j, "chat_template") != NULL;
+            cJSON_Delete(j);
+            free(text);
+        }
+        char *jinja = path_join(p->tokenizer_dir, "chat_template.jinja");
+        has |= file_exists(jinja);
+        free(jinja);
+        rc = has ? chat_template_load(&p->tmpl, tc) : chat_template_builtin(&p->tmpl, "chatml");
+        if (rc == 0 && !has) rc = chat_template_builtin(&p->alpaca_tmpl, "alpaca");
+    } else if (strcmp(name, "alpaca") == 0) {
+        rc = chat_template_builtin(&p->alpaca_tmpl, "alpaca");
+        if (rc == 0) rc = chat_template_builtin(&p->tmpl, "chatml");
+    } else if (strcmp(name, "chatml") == 0) {
+        rc = chat_template_builtin(&p->tmpl, "chatml");
+    } else {
+        char *src = file_read_all(name, NULL);
+        if (!src) rc = err_wrap("chat_template (a built-in name: alpaca, chatml; or a Jinja file)");
+        else rc = chat_template_parse(&p->tmpl, src, name);
+        free(src);
+    }
+    free(tc);
+    return rc;
+}
+
+int pipeline_open(struct pipeline *p, const struct run_config *cfg, const struct config_dataset *d,
+                  const struct model_config *mc, int pretrain) {
+    memset(p, 0, sizeof *p);
+    if (d->format == DATA_FORMAT_TOKENIZED && !has_tokenizer_source(cfg, d)) {
+        /* pre-tokenized data needs no tokenizer; ids are checked against the model's vocab */
+        p->tokenizer_dir = xstrdup(cfg->load_checkpoint ? cfg->load_checkpoint : ".");
+        p->eos_id = mc && mc->n_eos ? mc->eos_token_ids[0] : -1;
+        p->pad_id = p->eos_id >= 0 ? p->eos_id : 0;
+        p->fmt.opt.format = DATA_FORMAT_TOKENIZED;
+        p->fmt.opt.truncation = d->truncation;
+        p->fmt.opt.seq_length = d->seq_length;
+        p->fmt.opt.loss_on = d->loss_on;
+        p->fmt.eos_id = -1;
+        p->fmt.vocab_size = mc ? mc->vocab_size : INT32_MAX;
+        p->salt = xasprintf("tokenized|%d", pretrain);
+        return 0;
+    }
+    if (load_tokenizer(p, cfg, d) || load_templates(p, d)) {
+        pipeline_close(p);
+        return -1;
+    }
+    int32_t tv = tokenizer_vocab_size(p->tk);
+    if (mc && tv > mc->vocab_size) {
+        pipeline_close(p);
+        return err_set("tokenizer in %s has %d tokens but the model's vocab_size is %d: they do not belong together",
+                       p->tokenizer_dir, tv, mc->vocab_size);
+    }
+    p->eos_id = tokenizer_config_token(p->tk, p->tokenizer_dir, "eos_token");
+    if (p->eos_id < 0 && mc && mc->n_eos) p->eos_id = mc->eos_token_ids[0];
+    p->pad_id = tokenizer_config_token(p->tk, p->tokenizer_dir, "pad_token");
+    if (p->pad_id < 0) p->pad_id = p->eos_id >= 0 ? p->eos_id : 0;
+    p->n_cols = d->n_column_mapping;
+    p->cols = xcalloc((size_t)p->n_cols + 1, sizeof *p->cols);
+    for (int i = 0; i < p->n_cols; i++) p->cols[i] = (struct column_map){d->column_mapping[i].key, d->column_mapping[i].value};
+    struct formatter *f = &p->fmt;
+    f->opt.format = d->format == DATA_FORMAT_AUTO && pretrain ? DATA_FORMAT_AUTO : d->format;
+    f->opt.columns = p->cols;
+    f->opt.n_columns = p->n_cols;
+    f->opt.loss_on = pretrain ? LOSS_ON_ALL : d->loss_on;
+    f->opt.truncation = d->truncation;
+    f->opt.seq_length = d->seq_length;
+    f->tk = p->tk;
+    f->tmpl = p->tmpl;
+    f->alpaca_tmpl = p->alpaca_tmpl;
+    f->eos_id = p->eos_id;
+    f->vocab_size = mc ? mc->vocab_size : tv;
+    struct stat st;
+    char *tj = path_join(p->tokenizer_dir, "tokenizer.json");
+    long long mt = stat(tj, &st) == 0 ? (long long)st.st_mtime : 0;
+    p->salt = xasprintf("%s|%lld|%s|%s|%d", p->tokenizer_dir, mt, d->chat_template ? d->chat_template : "",
+                        chat_template_family(p->tmpl), pretrain);
+    free(tj);
+    return 0;
+}
+
+int pipeline_dataset(struct pipeline *p, const struct config_dataset *d, struct dataset **out) {
+    struct dataset_options o = {.files = (const char *const *)d->data_files,
+                                .n_files = d->n_data_files,
+                                .skip_bad_rows = d->skip_bad_rows,
+                                .cache_dir = d->cache_dir,
+                                .cache_salt = p->salt};
+    return dataset_build(out, &o, &p->fmt);
+}
+
+void pipeline_close(struct pipeline *p) {
+    if (p->tk) tokenizer_free(p->tk);
+    if (p->tmpl) chat_template_free(p->tmpl);
+    if (p->alpaca_tmpl) chat_template_free(p->alpaca_tmpl);
+    free(p->cols);
+    free(p->tokenizer_dir);
+    free(p->salt);
+    memset(p, 0, sizeof *p);
+}
+
+int pipeline_copy_tokenizer(const struct pipeline *p, const char *dir) {
+    static const char *files[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                                  "special_tokens_map.json", "chat_template.jinja"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *src = path_join(p->tokenizer_dir, files[i]);
+        if (file_exists(src)) {
+            size_t n;
+            char *buf = file_read_all(src, &n);
+            char *dst = path_join(dir, files[i]);
+            int rc = buf ? file_write_atomic(dst, buf, n) : -1;
+            free(buf), free(dst);
+            if (rc) {
+                free(src);
+                return -1;
+            }
+        }
+        free(src);
+    }
+    return 0;
+}

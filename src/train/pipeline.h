@@ -1,0 +1,37 @@
+/* pipeline: everything between a dataset section of the run config and token batches: the
+ * tokenizer (its folder, or vocab_file + merges_file, or the model folder's), the chat
+ * template (the model's own, a built-in, or a .jinja file), the formatter and the tokenized
+ * dataset (cached when cache_dir is set). Shared by finetune/train, eval and data stats. */
+#pragma once
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "data/format.h"
+#include "model/model_config.h"
+#include "train/config.h"
+
+struct tokenizer;
+struct chat_template;
+
+struct pipeline {
+    struct tokenizer *tk;
+    struct chat_template *tmpl, *alpaca_tmpl;
+    struct formatter fmt;
+    struct column_map *cols;
+    int n_cols;
+    char *tokenizer_dir; /* folder whose tokenizer files are copied next to saved models */
+    char *salt;          /* cache-key identity of tokenizer + template */
+    int32_t pad_id, eos_id;
+};
+
+/* pretrain: plain-text defaults (format text when auto, loss on everything). mc: the model's
+ * config (vocab size check, eos fallback), may be NULL. */
+int pipeline_open(struct pipeline *p, const struct run_config *cfg, const struct config_dataset *d,
+                  const struct model_config *mc, int pretrain);
+int pipeline_dataset(struct pipeline *p, const struct config_dataset *d, struct dataset **out);
+void pipeline_close(struct pipeline *p);
+/* Copies tokenizer files (tokenizer.json, tokenizer_config.json, vocab.json, merges.txt,
+ * special_tokens_map.json, chat_template.jinja, whichever exist) into dir. */
+int pipeline_copy_tokenizer(const struct pipeline *p, const char *dir);
+/* The id of a special token named in tokenizer_config.json (e.g. "eos_token"), or -1. */
+int32_t tokenizer_config_token(const struct tokenizer *tk, const char *dir, const char *key);

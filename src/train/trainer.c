@@ -1,0 +1,323 @@
+/* trainer: see trainer.h. The data stream position is (epoch, next_row) of the epoch's
+ * row plan (data/pack.h); step s consumes gradient_accumulation_steps micro-batches of
+ * batch_size rows per rank, so resume and any world size see the same stream. */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/rng.h"
+#include "core/util.h"
+#include "data/pack.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/pipeline.h"
+#include "train/step.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { stop_requested = sig; }
+
+struct run {
+    const struct run_config *cfg;
+    const struct trainer_dist *dist;
+    int rank, world;
+    struct model m;
+    struct pipeline pipe;
+    struct dataset *train, *eval;
+    struct adamw opt;
+    struct lr_schedule sched;
+    struct train_state st;
+    struct row_plan plan;
+    int64_t plan_epoch;
+    char *config_yaml;
+    struct metrics *metrics;
+    struct metrics_progress prog;
+};
+
+static int load_model(struct run *r, const char *resume_path) {
+    const struct run_config *c = r->cfg;
+    int lora = c->model.pet.pet_type == PET_TYPE_LORA;
+    /* full fine-tuning resumes its weights from the checkpoint folder (an HF model folder) */
+    const char *src = !lora && resume_path ? resume_path : c->load_checkpoint;
+    if (model_load(&r->m, src, c->model.num_layers, !lora)) return err_wrap("load_checkpoint");
+    r->m.cfg.max_position_embeddings = r->m.cfg.max_position_embeddings; /* kept as in the checkpoint */
+    if (!lora) return 0;
+    const struct config_pet *p = &c->model.pet;
+    if (resume_path || (p->adapter_path && p->adapter_path[0]))
+        return lora_load_adapter(&r->m, resume_path ? resume_path : p->adapter_path);
+    struct lora_spec spec = {.rank = p->lora_rank,
+                             .alpha = (float)p->lora_alpha,
+                             .dropout = (float)p->lora_dropout,
+                             .use_rslora = p->use_rslora,
+                             .targets = (const char *const *)p->target_modules,
+                             .n_targets = p->target_modules_regex ? 0 : p->n_target_modules,
+                             .target_regex = p->target_modules_regex ? p->target_modules[0] : NULL};
+    return lora_attach(&r->m, &spec, (uint64_t)c->seed);
+}
+
+static void plan_epoch(struct run *r, int64_t epoch) {
+    if (r->plan.row_start && r->plan_epoch == epoch) return;
+    row_plan_free(&r->plan);
+    struct pack_options po = {.packing = r->cfg->train_dataset.packing,
+                              .shuffle = r->cfg->train_dataset.shuffle,
+                              .seq_length = r->cfg->train_dataset.seq_length,
+                              .seed = (uint64_t)r->cfg->seed};
+    row_plan_build(&r->plan, r->train, &po, epoch);
+    r->plan_epoch = epoch;
+}
+
+static int64_t rows_per_step(const struct run *r) {
+    const struct config_runner *rc = &r->cfg->runner_config;
+    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->world;
+}
+
+/* Mean eval loss over the whole eval set (rank 0's share only when distributed). */
+static double run_eval(struct run *r, int64_t *n_tok) {
+    struct row_plan p;
+    struct pack_options po = {.packing = r->cfg->eval_dataset.packing, .seq_length = r->cfg->eval_dataset.seq_length};
+    row_plan_build(&p, r->eval, &po, 0);
+    struct batch b = {0};
+    double sum = 0;
+    int64_t n = 0;
+    int B = r->cfg->runner_config.batch_size;
+    int32_t *targets = NULL;
+    for (int64_t row = 0; row < p.n_rows; row += B) {
+        int nr = (int)(p.n_rows - row < B ? p.n_rows - row : B);
+        batch_fill(&b, r->eval, &p, row, nr, r->pipe.pad_id);
+        targets = xrealloc(targets, sizeof(int32_t) * (size_t)b.B * b.T);
+        n += model_shift_labels(targets, b.labels, b.B, b.T);
+        model_forward(&r->m, b.ids, b.pos, b.B, b.T);
+        sum += model_loss(&r->m, targets);
+    }
+    free(targets);
+    batch_free(&b);
+    row_plan_free(&p);
+    *n_tok = n;
+    return n ? sum / n : 0;
+}
+
+static int save_checkpoint(struct run *r, const char *why) {
+    if (r->rank != 0) return 0;
+    char *path = NULL;
+    if (checkpoint_save(r->cfg->output_dir, &r->m, &r->opt, &r->st, r->config_yaml, r->cfg->save_total_limit,
+                        r->cfg->load_checkpoint, &path))
+        return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
+    metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
+    free(path);
+    return 0;
+}
+
+static int save_final(struct run *r) {
+    if (r->rank != 0) return 0;
+    const char *out = r->cfg->output_dir;
+    int bf16 = r->cfg->save_dtype == DTYPE_BF16;
+    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+                           : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
+    if (rc == 0 && !r->m.has_lora) {
+        char *src = path_join(r->cfg->load_checkpoint, "generation_config.json");
+        size_t n;
+        char *buf = file_exists(src) ? file_read_all(src, &n) : NULL;
+        if (buf) {
+            char *dst = path_join(out, "generation_config.json");
+            rc = file_write_atomic(dst, buf, n);
+            free(dst);
+        }
+        free(buf), free(src);
+    }
+    if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
+    metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
+    return 0;
+}
+
+static void print_data_stats(const struct dataset *ds, const char *what) {
+    const struct dataset_stats *s = &ds->stats;
+    printf("%s: %lld records -> %lld sequences, %lld tokens (%lld trained)%s in %.2fs\n", what, (long long)s->n_records,
+           (long long)s->n_sequences, (long long)s->n_tokens, (long long)s->n_trained_tokens,
+           s->from_cache ? " [from cache]" : "", s->seconds);
+    if (s->n_truncated || s->n_dropped || s->n_zero_trained || s->n_skipped_rows)
+        printf("%s: %lld truncated, %lld dropped, %lld with no trained token (not trained), %lld bad rows skipped\n",
+               what, (long long)s->n_truncated, (long long)s->n_dropped, (long long)s->n_zero_trained,
+               (long long)s->n_skipped_rows);
+}
+
+static int setup(struct run *r, int pretrain, char **resume_path) {
+    const struct run_config *c = r->cfg;
+    if (r->rank == 0 && dir_create(c->output_dir)) return err_wrap("output_dir");
+    if (r->rank == 0) { /* fail early, before hours of training, if output_dir is not writable */
+        char *probe = path_join(c->output_dir, ".csft_write_test");
+        int bad = file_write_atomic(probe, "ok", 2);
+        remove(probe);
+        free(probe);
+        if (bad) return err_wrap("output_dir %s is not writable", c->output_dir);
+    }
+    if (c->resume_training) {
+        if (c->resume_from_checkpoint && c->resume_from_checkpoint[0]) *resume_path = xstrdup(c->resume_from_checkpoint);
+        else *resume_path = checkpoint_find_latest(c->output_dir);
+        if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
+    }
+    if (load_model(r, *resume_path)) return -1;
+    if (pipeline_open(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
+    if (pipeline_dataset(&r->pipe, &c->train_dataset, &r->train)) return err_wrap("train_dataset");
+    if (r->rank == 0) print_data_stats(r->train, "train_dataset");
+    if (c->eval_dataset.n_data_files > 0) {
+        struct pipeline ep;
+        if (pipeline_open(&ep, c, &c->eval_dataset, &r->m.cfg, pretrain)) return err_wrap("eval_dataset");
+        int rc = pipeline_dataset(&ep, &c->eval_dataset, &r->eval);
+        pipeline_close(&ep);
+        if (rc) return err_wrap("eval_dataset");
+        if (r->rank == 0) print_data_stats(r->eval, "eval_dataset");
+    }
+    return 0;
+}
+
+int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer_dist *dist) {
+    struct run R = {0}, *r = &R;
+    r->cfg = cfg;
+    r->dist = dist;
+    r->rank = dist ? dist->rank : 0;
+    r->world = dist ? dist->world : 1;
+    char *resume_path = NULL;
+    int rc = -1;
+    struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
+    struct micro_batch *mbs = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof *mbs);
+    metrics_progress_init(&r->prog, stdout);
+    if (setup(r, pretrain, &resume_path)) goto done;
+
+    /* schedule and optimizer */
+    plan_epoch(r, 0);
+    int64_t steps_per_epoch = (r->plan.n_rows + rows_per_step(r) - 1) / rows_per_step(r);
+    int64_t total = cfg->runner_config.max_steps > 0 ? cfg->runner_config.max_steps : steps_per_epoch * cfg->runner_config.epochs;
+    r->sched.type = cfg->lr_schedule.type;
+    r->sched.lr = cfg->optimizer.learning_rate;
+    r->sched.total_steps = total;
+    r->sched.warmup_steps = cfg->lr_schedule.warmup_steps ? cfg->lr_schedule.warmup_steps
+                                                          : (int64_t)ceil(cfg->lr_schedule.warmup_ratio * (double)total);
+    r->sched.decay_steps = (int64_t)ceil(cfg->lr_schedule.decay_ratio * (double)total);
+    r->sched.min_lr_ratio = cfg->optimizer.learning_rate > 0 ? cfg->lr_schedule.min_lr / cfg->optimizer.learning_rate : 0;
+    int n_params;
+    struct param *params = model_trainable(&r->m, &n_params);
+    adamw_init(&r->opt, params, n_params, (float)cfg->optimizer.betas[0], (float)cfg->optimizer.betas[1],
+               (float)cfg->optimizer.eps, (float)cfg->optimizer.weight_decay);
+    r->st.seed = (uint64_t)cfg->seed;
+    r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
+    if (resume_path && checkpoint_load(resume_path, &r->m, &r->opt, &r->st)) goto done;
+    r->m.dropout_seed = r->st.dropout_seed;
+
+    /* resolved config, saved beside outputs and in every checkpoint */
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *mf = open_memstream(&buf, &blen);
+    config_dump_yaml(cfg, mf);
+    fclose(mf);
+    r->config_yaml = buf;
+    if (r->rank == 0) {
+        char *p = path_join(cfg->output_dir, "config.yaml");
+        int bad = file_write_atomic(p, buf, blen);
+        free(p);
+        if (bad) goto done;
+        int64_t ntrain = 0;
+        for (int i = 0; i < n_params; i++) ntrain += params[i].numel;
+        printf("model: %s, %d layers, %.1fM parameters, training %.2fM (%s)\n", model_arch_name(r->m.cfg.arch),
+               r->m.cfg.n_layers, r->m.n_base / 1e6, ntrain / 1e6, r->m.has_lora ? "LoRA" : "full");
+        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d\n", (long long)total,
+               (long long)steps_per_epoch, (long long)rows_per_step(r), cfg->train_dataset.packing ? "packed sequences" : "sequences",
+               r->world);
+        r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
+        if (!r->metrics) goto done;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    struct step_comm comm = {0}, *commp = NULL;
+    if (dist) comm = (struct step_comm){dist->allreduce_sum_f64, dist->allreduce_grads, dist->ctx}, commp = &comm;
+    int64_t start_step = r->st.step;
+    double t_start = time_now(), t_window = t_start, loss_window = 0;
+    int64_t tok_window = 0, steps_window = 0;
+    int GA = cfg->runner_config.gradient_accumulation_steps, B = cfg->runner_config.batch_size;
+    while (r->st.step < total) {
+        /* gather this rank's micro-batches of the step */
+        for (int g = 0; g < GA; g++) {
+            plan_epoch(r, r->st.epoch);
+            int64_t row = r->st.next_row + ((int64_t)g * r->world + r->rank) * B;
+            int nr = row < r->plan.n_rows ? (int)(r->plan.n_rows - row < B ? r->plan.n_rows - row : B) : 0;
+            batch_fill(&mb[g], r->train, &r->plan, row, nr, r->pipe.pad_id);
+            mbs[g] = (struct micro_batch){mb[g].ids, mb[g].labels, mb[g].pos, mb[g].B, mb[g].T};
+        }
+        r->st.next_row += rows_per_step(r);
+        if (r->st.next_row >= r->plan.n_rows) r->st.epoch++, r->st.next_row = 0;
+        double lr = lr_at(&r->sched, r->st.step + 1);
+        struct step_result res;
+        r->m.dropout_seed = r->st.dropout_seed;
+        int bad = train_step(&r->m, &r->opt, mbs, GA, lr, cfg->max_grad_norm, commp, &res);
+        r->st.dropout_seed = rng_hash(r->st.dropout_seed + 1);
+        int64_t real = 0;
+        for (int g = 0; g < GA; g++) real += mb[g].n_tokens;
+        if (dist && dist->allreduce_sum_f64) {
+            double x = (double)real;
+            dist->allreduce_sum_f64(&x, 1, dist->ctx);
+            real = (int64_t)x;
+        }
+        if (bad) {
+            if (cfg->on_nonfinite == ON_NONFINITE_STOP)
+                { err_wrap("step %lld", (long long)r->st.step + 1); goto done; }
+            r->st.skipped_steps++;
+            metrics_progress_message(&r->prog, "step %lld skipped: %s", (long long)r->st.step + 1, err_msg());
+        }
+        r->st.step++;
+        r->st.tokens_seen += real;
+        loss_window += bad ? 0 : res.loss, tok_window += real, steps_window += !bad;
+        int last = r->st.step == total;
+        if (r->rank == 0 && (r->st.step % cfg->logging_steps == 0 || last || r->st.step == start_step + 1)) {
+            double now = time_now();
+            struct metrics_step ms = {.step = r->st.step, .total_steps = total, .start_step = start_step,
+                                      .epoch = r->st.epoch + (double)r->st.next_row / (double)(r->plan.n_rows ? r->plan.n_rows : 1),
+                                      .n_epochs = cfg->runner_config.epochs,
+                                      .loss = steps_window ? loss_window / steps_window : NAN, .lr = lr,
+                                      .grad_norm = res.grad_norm, .tokens_per_sec = tok_window / fmax(now - t_window, 1e-9),
+                                      .tokens = r->st.tokens_seen, .skipped_steps = r->st.skipped_steps,
+                                      .elapsed = now - t_start};
+            metrics_log_step(r->metrics, &ms);
+            metrics_progress_update(&r->prog, &ms);
+            t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
+        }
+        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && r->rank == 0) {
+            int64_t nt;
+            double el = run_eval(r, &nt);
+            metrics_log_eval(r->metrics, r->st.step, el, nt);
+            metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                     (long long)r->st.step, el, exp(el), (long long)nt);
+        }
+        if (stop_requested) {
+            if (save_checkpoint(r, "last-state")) goto done;
+            err_set("stopped by signal %d after step %lld; resume with resume_training: true", (int)stop_requested,
+                    (long long)r->st.step);
+            goto done;
+        }
+        if ((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last)
+            if (save_checkpoint(r, last ? "final" : "periodic")) goto done;
+    }
+    metrics_progress_end(&r->prog);
+    if (save_final(r)) goto done;
+    rc = 0;
+done:
+    metrics_progress_end(&r->prog);
+    if (r->metrics && metrics_close(r->metrics) && rc == 0) rc = -1;
+    for (int g = 0; g < cfg->runner_config.gradient_accumulation_steps; g++) batch_free(&mb[g]);
+    free(mb), free(mbs);
+    row_plan_free(&r->plan);
+    adamw_free(&r->opt);
+    dataset_free(r->train);
+    dataset_free(r->eval);
+    pipeline_close(&r->pipe);
+    model_free(&r->m);
+    free(r->config_yaml);
+    free(resume_path);
+    return rc;
+}
