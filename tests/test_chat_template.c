@@ -13,7 +13,9 @@
 #include "tok/jinja_value.h"
 
 #define FIX "tests/fixtures/chat_templates/"
+#ifndef LLAMA3_TEMPLATE
 #define LLAMA3_TEMPLATE "../shared/fixtures/chat_templates/templates/llama3.jinja"
+#endif
 
 static int64_t cp_off(const char *s, size_t byte) { return utf8_cp_len(s, byte); }
 
@@ -295,6 +297,11 @@ static void test_errors(void) {
                        "t.jinja:1:4: TemplateSyntaxError: Encountered unknown tag 'frobnicate'.");
     expect_parse_error("{{ x }", "expected '}}'");
     expect_parse_error("{# open comment", "missing end of comment tag");
+    char deep[2000];
+    memset(deep, '(', sizeof deep);
+    memcpy(deep, "{% if ", 6);
+    memcpy(deep + sizeof deep - 4, " %}", 4);
+    expect_parse_error(deep, "nested too deeply");
     expect_render_error("\n\n   {{ raise_exception('Only user and assistant roles are supported!') }}", NULL,
                         "t.jinja:3:7: TemplateError: Only user and assistant roles are supported!");
     expect_render_error("{{ messages[0].content.strip() }}", "{\"messages\":[{\"role\":\"user\"}]}",
@@ -309,6 +316,8 @@ static void test_errors(void) {
     expect_render_error("{{ 1 // 0 }}", NULL, "ZeroDivisionError");
     expect_render_error("{% set x = 1 %}{% set x.a = 2 %}", NULL,
                         "cannot assign attribute on non-namespace object");
+    expect_render_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, "RecursionError");
+    expect_render_error("{{ 'ab' * 4000000000 }}", NULL, "MemoryError");
     expect_render_error("{{ x | batch(2) }}", "{\"x\": [1]}", "filter 'batch' is not supported");
     /* the Qwen3 template on a message without content: Jinja2 raises UndefinedError */
     struct chat_template *t = NULL;

@@ -258,8 +258,11 @@ static const char *op_name(int op) {
     return "?";
 }
 
-static struct jv *repeat(struct jctx *c, struct jv *seq, int64_t k) {
+static struct jv *repeat(struct jctx *c, int pos, struct jv *seq, int64_t k) {
     if (k < 0) k = 0;
+    int64_t unit = seq->kind == JV_STR ? (int64_t)seq->len : seq->n;
+    if (unit && k > ((int64_t)1 << 30) / unit)
+        jctx_raise(c, pos, "MemoryError", "repetition result too large");
     if (seq->kind == JV_STR) {
         struct jbuf b;
         jbuf_init(&b, &c->a);
@@ -332,9 +335,9 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
         return l;
     }
     if (op == '*' && (x->kind == JV_STR || x->kind == JV_LIST) && (y->kind == JV_INT || y->kind == JV_BOOL))
-        return repeat(c, x, y->i);
+        return repeat(c, pos, x, y->i);
     if (op == '*' && (y->kind == JV_STR || y->kind == JV_LIST) && (x->kind == JV_INT || x->kind == JV_BOOL))
-        return repeat(c, y, x->i);
+        return repeat(c, pos, y, x->i);
     if (op == '%' && x->kind == JV_STR) return jinja_percent_format(c, pos, x, y);
     if (op == '+' && x->kind == JV_STR)
         jctx_raise(c, pos, "TypeError", "can only concatenate str (not \"%s\") to str", jv_type_name(y));
@@ -585,6 +588,7 @@ static struct jv *capture(struct jctx *c, const struct jnode *body, struct jfram
 struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv **args, int n_args,
                             const char **kw_names, struct jv **kw_vals, int n_kw, struct jv *caller) {
     const struct jnode *m = macro->node, *params = m->d;
+    if (c->depth >= JINJA_MAX_DEPTH) jctx_raise(c, pos, "RecursionError", "maximum recursion depth exceeded");
     struct jframe *f = frame_new(c, macro->frame);
     int np = params->n_args, nd = params->n_kw;
     /* parameters: params->args are names without defaults, kw_names/kw_vals with defaults */
@@ -629,7 +633,10 @@ struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv
     jframe_set(c, f, "kwargs", kwargs);
     if (caller) jframe_set(c, f, "caller", caller);
     (void)pos;
-    return capture(c, m->b, f);
+    c->depth++;
+    struct jv *r = capture(c, m->b, f);
+    c->depth--;
+    return r;
 }
 
 /* Returns 0, or 1 for break, 2 for continue. */

@@ -7,6 +7,8 @@
 
 #include "tok/jinja_parse.h"
 
+enum { JINJA_MAX_DEPTH = 500 };
+
 struct jframe {
     struct jframe *parent;
     const char **names;
@@ -20,6 +22,7 @@ struct jctx {
     struct jframe *root;
     struct jbuf *out;
     struct jv *filter_operand; /* operand of {% filter %} / block set filters */
+    int depth;                 /* macro call depth (RecursionError past JINJA_MAX_DEPTH) */
     jmp_buf jb;
 };
 

@@ -43,6 +43,7 @@ struct parser {
     struct jinja_ast *t;
     struct token *toks;
     int n, cap, cur;
+    int depth; /* expression / block nesting, bounded to keep the C stack safe */
     jmp_buf jb;
 };
 
@@ -823,6 +824,7 @@ static struct jnode *parse_or(struct parser *p) {
 }
 
 static struct jnode *parse_expr(struct parser *p) {
+    if (++p->depth > 200) perr(p, cur(p)->pos, "expression nested too deeply");
     struct jnode *l = parse_or(p);
     while (is_name(cur(p), "if")) {
         struct jnode *nd = node_new(p, JN_COND, next(p)->pos);
@@ -834,6 +836,7 @@ static struct jnode *parse_expr(struct parser *p) {
         }
         l = nd;
     }
+    p->depth--;
     return l;
 }
 
@@ -916,7 +919,16 @@ static struct jnode *parse_if(struct parser *p, int pos) {
     return nd;
 }
 
+static struct jnode *parse_stmt_inner(struct parser *p);
+
 static struct jnode *parse_stmt(struct parser *p) {
+    if (++p->depth > 200) perr(p, cur(p)->pos, "blocks nested too deeply");
+    struct jnode *nd = parse_stmt_inner(p);
+    p->depth--;
+    return nd;
+}
+
+static struct jnode *parse_stmt_inner(struct parser *p) {
     struct token *t = cur(p);
     int pos = t->pos;
     if (t->kind != TK_NAME) perr(p, pos, "tag name expected");
