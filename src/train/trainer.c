@@ -302,6 +302,9 @@ int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer
         }
         if ((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last)
             if (save_checkpoint(r, last ? "final" : "periodic")) goto done;
+        /* test hook: die hard (no cleanup, like a power cut) after this step */
+        const char *kill_at = getenv("CSFT_TEST_KILL_AFTER_STEP");
+        if (kill_at && atoll(kill_at) == r->st.step) raise(SIGKILL);
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
