@@ -123,9 +123,7 @@ void bpe_free(struct bpe *m) {
     free(m->raw_len);
     free(m->raw_map.slots);
     free(m->raw_map.hashes);
-    free(m->pair_keys);
-    free(m->pair_rank);
-    free(m->pair_new);
+    free(m->pairs);
     memset(m, 0, sizeof *m);
 }
 
@@ -224,26 +222,19 @@ static inline uint32_t pair_slot(const struct bpe *m, uint64_t key) {
 }
 
 static void pair_grow(struct bpe *m) {
-    uint32_t old_size = m->pair_keys ? m->pair_mask + 1 : 0;
-    uint64_t *ok = m->pair_keys;
-    int32_t *orank = m->pair_rank, *onew = m->pair_new;
+    uint32_t old_size = m->pairs ? m->pair_mask + 1 : 0;
+    struct bpe_pair *old = m->pairs;
     uint32_t size = old_size ? old_size * 2 : 1u << 16;
     m->pair_mask = size - 1;
-    m->pair_keys = xmalloc(size * sizeof(uint64_t));
-    memset(m->pair_keys, 0xff, size * sizeof(uint64_t));
-    m->pair_rank = xmalloc(size * sizeof(int32_t));
-    m->pair_new = xmalloc(size * sizeof(int32_t));
+    m->pairs = xmalloc(size * sizeof *m->pairs);
+    for (uint32_t i = 0; i < size; i++) m->pairs[i].key = UINT64_MAX;
     for (uint32_t i = 0; i < old_size; i++) {
-        if (ok[i] == UINT64_MAX) continue;
-        uint32_t j = pair_slot(m, ok[i]);
-        while (m->pair_keys[j] != UINT64_MAX) j = (j + 1) & m->pair_mask;
-        m->pair_keys[j] = ok[i];
-        m->pair_rank[j] = orank[i];
-        m->pair_new[j] = onew[i];
+        if (old[i].key == UINT64_MAX) continue;
+        uint32_t j = pair_slot(m, old[i].key);
+        while (m->pairs[j].key != UINT64_MAX) j = (j + 1) & m->pair_mask;
+        m->pairs[j] = old[i];
     }
-    free(ok);
-    free(orank);
-    free(onew);
+    free(old);
 }
 
 int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
@@ -261,33 +252,31 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
     if (c < 0)
         return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
                        (int)right_len, right);
-    if (!m->pair_keys || (uint64_t)(m->n_merges + 1) * 2 > (uint64_t)m->pair_mask + 1) pair_grow(m);
+    if (!m->pairs || (uint64_t)(m->n_merges + 1) * 2 > (uint64_t)m->pair_mask + 1) pair_grow(m);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t j = pair_slot(m, key);
-    while (m->pair_keys[j] != UINT64_MAX) {
-        if (m->pair_keys[j] == key) { /* HF keeps the first (lowest) rank of a repeated merge */
+    while (m->pairs[j].key != UINT64_MAX) {
+        if (m->pairs[j].key == key) { /* HF keeps the first (lowest) rank of a repeated merge */
             m->n_merges++;
             return 0;
         }
         j = (j + 1) & m->pair_mask;
     }
-    m->pair_keys[j] = key;
-    m->pair_rank[j] = (int32_t)m->n_merges++;
-    m->pair_new[j] = c;
+    m->pairs[j] = (struct bpe_pair){key, (int32_t)m->n_merges++, c};
     return 0;
 }
 
 /* Rank of merging (a, b), or INT32_MAX if they do not merge; the merged id goes to *out. */
 static inline int32_t pair_get(const struct bpe *m, int32_t a, int32_t b, int32_t *out) {
     *out = -1;
-    if (!m->pair_keys) return INT32_MAX;
+    if (!m->pairs) return INT32_MAX;
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t j = pair_slot(m, key);
     for (;;) {
-        uint64_t k = m->pair_keys[j];
+        uint64_t k = m->pairs[j].key;
         if (k == key) {
-            *out = m->pair_new[j];
-            return m->pair_rank[j];
+            *out = m->pairs[j].new_id;
+            return m->pairs[j].rank;
         }
         if (k == UINT64_MAX) return INT32_MAX;
         j = (j + 1) & m->pair_mask;
@@ -296,7 +285,7 @@ static inline int32_t pair_get(const struct bpe *m, int32_t a, int32_t b, int32_
 
 /* ---- per-thread word cache ---- */
 
-enum { CACHE_SIZE = 1 << 14, CACHE_KEY = 26, CACHE_IDS = 8 };
+enum { CACHE_SIZE = 1 << 15, CACHE_KEY = 26, CACHE_IDS = 8 };
 
 struct cache_entry {
     uint32_t uid;
@@ -305,18 +294,17 @@ struct cache_entry {
     int32_t ids[CACHE_IDS];
 };
 
-static pthread_key_t cache_key;
+static pthread_key_t cache_key; /* only to free each thread's cache when the thread exits */
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct cache_entry *tls_cache;
 static void cache_key_init(void) { pthread_key_create(&cache_key, free); }
 
 static struct cache_entry *cache_get(void) {
+    if (tls_cache) return tls_cache;
     pthread_once(&cache_once, cache_key_init);
-    struct cache_entry *c = pthread_getspecific(cache_key);
-    if (!c) {
-        c = xcalloc(CACHE_SIZE, sizeof *c);
-        pthread_setspecific(cache_key, c);
-    }
-    return c;
+    tls_cache = xcalloc(CACHE_SIZE, sizeof *tls_cache);
+    pthread_setspecific(cache_key, tls_cache);
+    return tls_cache;
 }
 
 /* ---- the merge loop ---- */

@@ -14,6 +14,11 @@ struct bpe_strmap {
     uint32_t mask;
 };
 
+struct bpe_pair {
+    uint64_t key; /* left << 32 | right, UINT64_MAX = empty */
+    int32_t rank, new_id;
+};
+
 struct bpe {
     int32_t n_ids; /* one past the largest model id */
     char *arena;   /* every string, NUL-terminated */
@@ -21,8 +26,7 @@ struct bpe {
     uint32_t *form_off, *form_len; /* (n_ids) the token as written in the file; len UINT32_MAX = no token */
     uint32_t *raw_off, *raw_len;   /* (n_ids) the bytes it stands for */
     struct bpe_strmap raw_map;     /* raw bytes -> id */
-    uint64_t *pair_keys;           /* (pair_mask+1) left << 32 | right, UINT64_MAX = empty */
-    int32_t *pair_rank, *pair_new;
+    struct bpe_pair *pairs; /* (pair_mask+1) open addressing, one cache line per probe */
     uint32_t pair_mask;
     int64_t n_merges;
     int32_t byte_id[256]; /* id of each single byte, -1 if absent */

@@ -34,6 +34,7 @@ enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_ME
 struct pretok_step {
     enum step_kind kind;
     pcre2_code *re; /* NULL for a ByteLevel step without use_regex */
+    int jit;        /* re was JIT-compiled */
     enum split_behavior behavior;
     int add_prefix_space;
 };
@@ -144,11 +145,16 @@ void tokenizer_free(struct tokenizer *tk) {
 
 /* ---- loading: shared pieces ---- */
 
+static int regex_is_jit(const pcre2_code *re) {
+    size_t size = 0;
+    return pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &size) == 0 && size > 0;
+}
+
 static int add_regex_step(struct tokenizer *tk, const char *pattern, int literal, enum split_behavior beh) {
     if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
     pcre2_code *re = pretok_regex_compile(pattern, literal);
     if (!re) return -1;
-    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, beh, 0};
+    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0};
     return 0;
 }
 
@@ -221,7 +227,8 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         int use_regex = ur ? cJSON_IsTrue(ur) : 1; /* HF default: true */
         pcre2_code *re = NULL;
         if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
-        tk->steps[tk->n_steps++] = (struct pretok_step){STEP_BYTELEVEL, re, SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
+        tk->steps[tk->n_steps++] =
+            (struct pretok_step){STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
         return 0;
     }
     if (strcmp(type, "Digits") == 0)
@@ -624,7 +631,8 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
     const uint8_t *subj = (const uint8_t *)t->s + a;
     size_t n = b - a, pos = 0, last = 0;
     while (pos <= n) {
-        int rc = pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
+        int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
+                         : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
         if (rc < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];

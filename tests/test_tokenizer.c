@@ -1,0 +1,398 @@
+/* Tests for src/tok tokenizer: every line of the Qwen golden file (ids and decoded text, from HF
+ * tokenizers 0.23.2) with both loaders, the Llama 3 golden from ../shared when present, and
+ * hand-picked cases whose ids were taken from HF tokenizers (Node binding) once: added/special
+ * tokens, invalid UTF-8, empty text, \s and (?i:) semantics, offsets, malformed files, threads. */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "test.h"
+#include "tok/tokenizer.h"
+
+#define QWEN_DIR "tests/fixtures/tokenizer/qwen"
+#define QWEN_GOLDEN "tests/fixtures/tokenizer/qwen.jsonl"
+#define LLAMA3_DIR "../shared/fixtures/tokenizer/llama3"
+#define LLAMA3_GOLDEN "../shared/fixtures/tokenizer/golden/llama3.jsonl"
+
+static struct tokenizer *qwen;
+
+struct golden {
+    int n;
+    char **text, **decoded;
+    int32_t **ids;
+    int64_t *n_ids;
+};
+
+static int golden_load(struct golden *g, const char *path) {
+    memset(g, 0, sizeof *g);
+    size_t len;
+    char *data = file_read_all(path, &len);
+    if (!data) return -1;
+    int cap = 0;
+    for (char *p = data, *nl; p < data + len; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl) nl = data + len;
+        *nl = 0;
+        cJSON *o = cJSON_Parse(p);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"), *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
+                    *d = cJSON_GetObjectItemCaseSensitive(o, "decoded");
+        if (cJSON_IsString(t) && cJSON_IsArray(ids) && cJSON_IsString(d)) {
+            if (g->n == cap) {
+                cap = cap ? cap * 2 : 256;
+                g->text = xrealloc(g->text, (size_t)cap * sizeof(char *));
+                g->decoded = xrealloc(g->decoded, (size_t)cap * sizeof(char *));
+                g->ids = xrealloc(g->ids, (size_t)cap * sizeof(int32_t *));
+                g->n_ids = xrealloc(g->n_ids, (size_t)cap * sizeof(int64_t));
+            }
+            int64_t n = cJSON_GetArraySize(ids), k = 0;
+            g->ids[g->n] = xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
+            const cJSON *it;
+            cJSON_ArrayForEach(it, ids) g->ids[g->n][k++] = (int32_t)it->valuedouble;
+            g->n_ids[g->n] = n;
+            g->text[g->n] = xstrdup(t->valuestring);
+            g->decoded[g->n] = xstrdup(d->valuestring);
+            g->n++;
+        }
+        cJSON_Delete(o);
+    }
+    free(data);
+    return 0;
+}
+
+static void golden_free(struct golden *g) {
+    for (int i = 0; i < g->n; i++) free(g->text[i]), free(g->decoded[i]), free(g->ids[i]);
+    free(g->text);
+    free(g->decoded);
+    free(g->ids);
+    free(g->n_ids);
+}
+
+/* Checks every golden line; returns the number of lines that matched in both ids and text. */
+static int golden_check(const struct tokenizer *tk, const struct golden *g, const char *what) {
+    int ok = 0;
+    for (int i = 0; i < g->n; i++) {
+        int32_t *ids;
+        int64_t n;
+        tokenizer_encode(tk, g->text[i], strlen(g->text[i]), &ids, &n);
+        int ids_ok = n == g->n_ids[i] && memcmp(ids, g->ids[i], (size_t)n * sizeof(int32_t)) == 0;
+        EXPECT(ids_ok, "%s line %d: ids differ (%lld vs %lld ids)", what, i + 1, (long long)n, (long long)g->n_ids[i]);
+        free(ids);
+        char *text;
+        size_t len;
+        EXPECT(tokenizer_decode(tk, g->ids[i], g->n_ids[i], 0, &text, &len) == 0, "%s", err_msg());
+        int dec_ok = text && len == strlen(g->decoded[i]) && memcmp(text, g->decoded[i], len) == 0;
+        EXPECT(dec_ok, "%s line %d: decoded text differs", what, i + 1);
+        free(text);
+        ok += ids_ok && dec_ok;
+    }
+    return ok;
+}
+
+static void test_qwen_golden_tokenizer_json(void) {
+    struct golden g;
+    EXPECT(golden_load(&g, QWEN_GOLDEN) == 0, "%s", err_msg());
+    EXPECT(g.n == 234, "%d golden lines", g.n);
+    int ok = golden_check(qwen, &g, "qwen tokenizer.json");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen tokenizer.json: %d/%d golden lines\n", ok, g.n);
+    golden_free(&g);
+}
+
+static void test_qwen_golden_vocab_merges(void) {
+    struct tokenizer *tk;
+    int rc = tokenizer_load_files(&tk, QWEN_DIR "/vocab.json", QWEN_DIR "/merges.txt", QWEN_DIR "/tokenizer_config.json");
+    EXPECT(rc == 0, "%s", err_msg());
+    if (rc) return;
+    EXPECT(tokenizer_vocab_size(tk) == 151669, "%d", tokenizer_vocab_size(tk));
+    struct golden g;
+    golden_load(&g, QWEN_GOLDEN);
+    int ok = golden_check(tk, &g, "qwen vocab.json+merges.txt");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen vocab.json + merges.txt: %d/%d golden lines\n", ok, g.n);
+    golden_free(&g);
+    tokenizer_free(tk);
+}
+
+static void test_llama3_golden(void) {
+    if (!file_exists(LLAMA3_DIR "/tokenizer.json") || !file_exists(LLAMA3_GOLDEN)) {
+        printf("SKIP llama3 golden: %s not present (Meta license: not copied into the repo)\n", LLAMA3_DIR);
+        return;
+    }
+    struct tokenizer *tk;
+    int rc = tokenizer_load(&tk, LLAMA3_DIR);
+    EXPECT(rc == 0, "%s", err_msg());
+    if (rc) return;
+    struct golden g;
+    golden_load(&g, LLAMA3_GOLDEN);
+    EXPECT(g.n == 234, "%d golden lines", g.n);
+    int ok = golden_check(tk, &g, "llama3");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("llama3 tokenizer.json: %d/%d golden lines\n", ok, g.n);
+    /* \p{N}{1,3} and ignore_merges */
+    int32_t *ids;
+    int64_t n;
+    tokenizer_encode(tk, "12345678", 8, &ids, &n);
+    EXPECT(n == 3 && ids[0] == 4513 && ids[1] == 10961 && ids[2] == 2495, "digits in threes");
+    free(ids);
+    golden_free(&g);
+    tokenizer_free(tk);
+}
+
+/* Encodes text and compares with ids from HF. */
+static void expect_ids(const struct tokenizer *tk, const char *text, size_t len, const int32_t *want, int64_t n_want) {
+    int32_t *ids;
+    int64_t n;
+    EXPECT(tokenizer_encode(tk, text, len, &ids, &n) == 0, "%s", err_msg());
+    int same = n == n_want && memcmp(ids, want, (size_t)n * sizeof(int32_t)) == 0;
+    EXPECT(same, "\"%.*s\": got %lld ids (first %d), expected %lld (first %d)", (int)len, text, (long long)n,
+           n ? ids[0] : -1, (long long)n_want, n_want ? want[0] : -1);
+    free(ids);
+}
+#define EXPECT_IDS(tk, text, ...)                                                                 \
+    do {                                                                                          \
+        const int32_t w_[] = {__VA_ARGS__};                                                       \
+        expect_ids((tk), (text), sizeof(text) - 1, w_, (int64_t)(sizeof w_ / sizeof w_[0]));     \
+    } while (0)
+
+static void test_special_tokens(void) {
+    EXPECT_IDS(qwen, "<|im_start|>user\nhi<|im_end|>\n", 151644, 872, 198, 6023, 151645, 198);
+    EXPECT_IDS(qwen, "<think>\n\n</think>\n\n", 151667, 271, 151668, 271);
+    EXPECT_IDS(qwen, "<|im_end|><|im_end|><|endoftext|>", 151645, 151645, 151643);
+    EXPECT(tokenizer_token_id(qwen, "<|im_end|>") == 151645, "im_end id");
+    EXPECT(tokenizer_token_id(qwen, "\xC4\xA0the") == 279, "Ġthe id");
+    EXPECT(tokenizer_token_id(qwen, "no such token") == -1, "absent");
+    EXPECT_STR(tokenizer_id_to_token(qwen, 151644), "<|im_start|>");
+    EXPECT_STR(tokenizer_id_to_token(qwen, 279), "\xC4\xA0the");
+    EXPECT(tokenizer_id_to_token(qwen, 151669) == NULL, "past the end");
+    EXPECT(tokenizer_vocab_size(qwen) == 151669, "%d", tokenizer_vocab_size(qwen));
+    EXPECT(tokenizer_is_special(qwen, 151645) && !tokenizer_is_special(qwen, 151667) && tokenizer_is_added(qwen, 151667),
+           "special flags");
+    /* decode, with and without special tokens */
+    const int32_t ids[] = {151644, 872, 198, 6023, 151645, 198};
+    char *s;
+    EXPECT(tokenizer_decode(qwen, ids, 6, 0, &s, NULL) == 0, "%s", err_msg());
+    EXPECT_STR(s, "<|im_start|>user\nhi<|im_end|>\n");
+    free(s);
+    EXPECT(tokenizer_decode(qwen, ids, 6, 1, &s, NULL) == 0, "%s", err_msg());
+    EXPECT_STR(s, "user\nhi\n");
+    free(s);
+    /* split_special: the text of a special token becomes ordinary text */
+    struct tokenizer_buf b = {0};
+    tokenizer_encode_append(qwen, "<|im_end|>", 10, TOKENIZER_SPLIT_SPECIAL, &b);
+    EXPECT(b.n > 1 && b.ids[0] != 151645, "split special gave %lld ids", (long long)b.n);
+    b.n = 0;
+    tokenizer_encode_append(qwen, "<think>", 7, TOKENIZER_SPLIT_SPECIAL, &b);
+    EXPECT(b.n == 1 && b.ids[0] == 151667, "non-special added token still matches");
+    tokenizer_buf_free(&b);
+    const int32_t bad[] = {5, 999999};
+    EXPECT(tokenizer_decode(qwen, bad, 2, 0, &s, NULL) != 0, "bad id must fail");
+    EXPECT_ERR("id 999999 at position 1");
+}
+
+static void test_regex_semantics(void) {
+    /* U+180E is not \s for HF (Oniguruma), unlike PCRE2's own \s */
+    EXPECT_IDS(qwen, "\t\t\xE1\xA0\x8E\t\tx", 197, 197, 123970, 236, 197, 10225);
+    EXPECT_IDS(qwen, "\t\t\xC2\x85\t\tx", 298, 126, 227, 197, 10225);           /* U+0085 is \s */
+    EXPECT_IDS(qwen, "\t\t\xE2\x80\xA8\t\tx", 298, 378, 101, 197, 10225);       /* U+2028 is \s */
+    EXPECT_IDS(qwen, "it'\xC5\xBF ok", 275, 6, 144815, 5394);                    /* (?i:'s) takes 'ſ */
+    EXPECT_IDS(qwen, "WE'LL I'D", 12457, 6, 4086, 358, 27705);
+    EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);               /* \p{N} one at a time */
+    EXPECT_IDS(qwen, "\xE2\x85\xA7\xE2\x85\xA8 x", 70467, 100, 70467, 101, 856); /* Nl */
+    EXPECT_IDS(qwen, "Hello \xE4\xB8\x96\xE7\x95\x8C e\xCC\x81!", 9707, 220, 99489, 3958, 0); /* NFC */
+}
+
+static void test_long_words(void) {
+    /* Longer than the small-word path: the heap merge loop. */
+    char buf[400];
+    strcpy(buf, "xxx");
+    for (int i = 0; i < 30; i++) strcat(buf, "abcdefghij");
+    int32_t want[61];
+    want[0] = 24048;
+    for (int i = 0; i < 30; i++) want[1 + 2 * i] = 56747, want[2 + 2 * i] = 3172;
+    expect_ids(qwen, buf, strlen(buf), want, 61);
+    char sp[120];
+    memset(sp, ' ', 100);
+    strcpy(sp + 100, "end");
+    const int32_t want_sp[] = {5238, 1920, 835};
+    expect_ids(qwen, sp, 103, want_sp, 3);
+    /* A megabyte without a split point stays fast and round-trips. */
+    size_t n = 1 << 20;
+    char *big = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) big[i] = "qwertzuiopasdfghjkl"[i * 7 % 19];
+    big[n] = 0;
+    int32_t *ids;
+    int64_t k;
+    double t0 = time_now();
+    tokenizer_encode(qwen, big, n, &ids, &k);
+    EXPECT(time_now() - t0 < 5.0, "1 MB word took %.1f s", time_now() - t0);
+    char *back;
+    size_t bl;
+    tokenizer_decode(qwen, ids, k, 0, &back, &bl);
+    EXPECT(bl == n && memcmp(back, big, n) == 0, "round trip of a 1 MB word");
+    free(back);
+    free(ids);
+    free(big);
+}
+
+static void test_empty_and_invalid_utf8(void) {
+    int32_t *ids;
+    int64_t n;
+    EXPECT(tokenizer_encode(qwen, "", 0, &ids, &n) == 0 && n == 0, "empty text: %lld ids", (long long)n);
+    free(ids);
+    char *s;
+    size_t len;
+    EXPECT(tokenizer_decode(qwen, NULL, 0, 0, &s, &len) == 0 && len == 0 && s && s[0] == 0, "empty decode");
+    free(s);
+    /* Invalid bytes read as U+FFFD, one per maximal invalid subpart (Python errors="replace"):
+     * "a\xFFb\xE4\xB8" is "a\uFFFDb\uFFFD", which HF encodes as 64 5691 65 5691. */
+    EXPECT_IDS(qwen, "a\xFF" "b\xE4\xB8", 64, 5691, 65, 5691);
+    EXPECT_IDS(qwen, "\xED\xA0\x80", 57332); /* a surrogate: three subparts, HF's id of "\uFFFD\uFFFD\uFFFD" */
+    EXPECT_IDS(qwen, "\xF0\x9F\x98", 5691);             /* truncated 4-byte sequence */
+    /* Offsets of replaced bytes point at the original bytes. */
+    int64_t *off;
+    tokenizer_encode_offsets(qwen, "a\xFF" "b\xE4\xB8", 5, &ids, &off, &n);
+    EXPECT(n == 4 && off[2] == 1 && off[3] == 2 && off[6] == 3 && off[7] == 5, "offsets over invalid bytes");
+    free(ids);
+    free(off);
+    /* Decoding a partial character gives U+FFFD per subpart, as HF's from_utf8_lossy. */
+    const int32_t half[] = {15675}; /* two bytes of a three-byte character */
+    EXPECT(tokenizer_decode(qwen, half, 1, 0, &s, &len) == 0, "%s", err_msg());
+    EXPECT_STR(s, "\xEF\xBF\xBD\xEF\xBF\xBD");
+    free(s);
+    /* Random bytes never crash and always decode to valid UTF-8. */
+    uint32_t x = 12345;
+    char buf[256];
+    for (int r = 0; r < 200; r++) {
+        for (int i = 0; i < 256; i++) x = x * 1664525u + 1013904223u, buf[i] = (char)(x >> 24);
+        tokenizer_encode(qwen, buf, 256, &ids, &n);
+        EXPECT(n > 0, "ids");
+        free(ids);
+    }
+}
+
+static void test_offsets(void) {
+    const char *text = "<|im_start|>Hello \xE4\xB8\x96\xE7\x95\x8C e\xCC\x81!<|im_end|>";
+    int32_t *ids;
+    int64_t *off, n;
+    tokenizer_encode_offsets(qwen, text, strlen(text), &ids, &off, &n);
+    /* <|im_start|> Hello ␣ 世界 ␣é ! <|im_end|>; "e\u0301" (3 bytes) became é under NFC. */
+    const int64_t want[][2] = {{0, 12}, {12, 17}, {17, 18}, {18, 24}, {24, 28}, {28, 29}, {29, 39}};
+    EXPECT(n == 7, "%lld ids", (long long)n);
+    for (int64_t i = 0; i < n && i < 7; i++)
+        EXPECT(off[2 * i] == want[i][0] && off[2 * i + 1] == want[i][1], "token %lld: [%lld, %lld)", (long long)i,
+               (long long)off[2 * i], (long long)off[2 * i + 1]);
+    free(ids);
+    free(off);
+    /* U+1D11E is two tokens (HF: 124596 252): byte ranges inside the character. */
+    tokenizer_encode_offsets(qwen, "x\xF0\x9D\x84\x9E", 5, &ids, &off, &n);
+    EXPECT(n == 3 && ids[1] == 124596 && ids[2] == 252, "U+1D11E ids");
+    EXPECT(n == 3 && off[2] == 1 && off[3] + 1 == off[4] + 1 && off[5] == 5 && off[3] > 1 && off[3] < 5,
+           "offsets within the character");
+    free(ids);
+    free(off);
+}
+
+static void test_threads(void) {
+    struct golden g;
+    golden_load(&g, QWEN_GOLDEN);
+    int bad = 0;
+#pragma omp parallel for num_threads(4) reduction(+ : bad) schedule(dynamic)
+    for (int r = 0; r < 4 * g.n; r++) {
+        int i = r % g.n;
+        int32_t *ids;
+        int64_t n;
+        tokenizer_encode(qwen, g.text[i], strlen(g.text[i]), &ids, &n);
+        bad += !(n == g.n_ids[i] && memcmp(ids, g.ids[i], (size_t)n * sizeof(int32_t)) == 0);
+        free(ids);
+    }
+    EXPECT(bad == 0, "%d mismatches under 4 threads", bad);
+    golden_free(&g);
+}
+
+static const char *write_tmp(const char *name, const char *content) {
+    static char path[256];
+    snprintf(path, sizeof path, "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
+    file_write_atomic(path, content, strlen(content));
+    return path;
+}
+
+static void test_malformed_files(void) {
+    struct tokenizer *tk = NULL;
+    EXPECT(tokenizer_load(&tk, "/nonexistent/tok") != 0 && !tk, "missing path");
+    EXPECT_ERR("/nonexistent/tok");
+    const char *p = write_tmp("bad.json", "{\"model\": {\"vocab\": {\"a\": 0,}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "bad JSON");
+    EXPECT_ERR(p);
+    EXPECT_ERR("invalid JSON");
+    p = write_tmp("nomodel.json", "{\"version\": \"1.0\"}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "no model");
+    EXPECT_ERR("expected an object \"model\"");
+    p = write_tmp("wordpiece.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "wordpiece");
+    EXPECT_ERR("only BPE is supported");
+    p = write_tmp("badmerge.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2},"
+                                   " \"merges\": [\"a b\", \"a c\"]}}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "merge of unknown token");
+    EXPECT_ERR("model.merges[1]");
+    EXPECT_ERR("\"c\" is not in the vocab");
+    p = write_tmp("badmerge2.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "merge of one token");
+    EXPECT_ERR("model.merges[0]: expected a string");
+    p = write_tmp("badregex.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                                   " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"},"
+                                   " \"behavior\": \"Isolated\"}}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "bad regex");
+    EXPECT_ERR("pre_tokenizer Split: regex \"(a\"");
+    p = write_tmp("badnorm.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                                  " \"normalizer\": {\"type\": \"Lowercase\"}}");
+    EXPECT(tokenizer_load(&tk, p) != 0, "unsupported normalizer");
+    EXPECT_ERR("\"Lowercase\" is not supported");
+    /* vocab.json + merges.txt */
+    char *v = xstrdup(write_tmp("vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 2}"));
+    char *m = xstrdup(write_tmp("merges.txt", "#version: 0.2\na b\na b c\n"));
+    EXPECT(tokenizer_load_files(&tk, v, m, NULL) != 0, "three tokens on a merges line");
+    EXPECT_ERR(m);
+    EXPECT_ERR("line 3");
+    free(m);
+    m = xstrdup(write_tmp("merges.txt", "#version: 0.2\na b\n"));
+    EXPECT(tokenizer_load_files(&tk, v, m, NULL) == 0, "%s", err_msg());
+    if (tk) {
+        int32_t *ids;
+        int64_t n;
+        tokenizer_encode(tk, "ab", 2, &ids, &n);
+        EXPECT(n == 1 && ids[0] == 2, "tiny vocab merges a+b");
+        free(ids);
+        tokenizer_free(tk);
+    }
+    free(v);
+    v = xstrdup(write_tmp("vocab.json", "[\"a\"]"));
+    EXPECT(tokenizer_load_files(&tk, v, m, NULL) != 0, "vocab not an object");
+    EXPECT_ERR(v);
+    EXPECT_ERR("expected a JSON object");
+    free(v);
+    free(m);
+}
+
+int main(void) {
+    double t0 = time_now();
+    if (tokenizer_load(&qwen, QWEN_DIR "/tokenizer.json")) {
+        fprintf(stderr, "cannot load the Qwen tokenizer: %s\n", err_msg());
+        return 1;
+    }
+    printf("qwen tokenizer.json loaded in %.3f s\n", time_now() - t0);
+    RUN(test_qwen_golden_tokenizer_json);
+    RUN(test_qwen_golden_vocab_merges);
+    RUN(test_llama3_golden);
+    RUN(test_special_tokens);
+    RUN(test_regex_semantics);
+    RUN(test_long_words);
+    RUN(test_empty_and_invalid_utf8);
+    RUN(test_offsets);
+    RUN(test_threads);
+    RUN(test_malformed_files);
+    tokenizer_free(qwen);
+    return TEST_SUMMARY("tokenizer");
+}
