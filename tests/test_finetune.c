@@ -188,7 +188,7 @@ static void test_error_paths(void) {
     fprintf(f, "{\"question\": \"hi\", \"answer\": \"there\"}\n");
     fclose(f);
     expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set train_dataset.data_files=[/tmp/csft_ft_nocols.jsonl] "
-                 "--set train_dataset.format=auto --set train_dataset.tokenizer=tests/fixtures/tokenizer/qwen",
+                 "--set train_dataset.format=tokenized",
                  "csft_ft_nocols.jsonl: row 0");
     /* tokenizer that does not belong to the model (151k tokens vs vocab 512) */
     f = fopen("/tmp/csft_ft_alpaca.jsonl", "w");

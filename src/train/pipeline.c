@@ -116,9 +116,10 @@ int pipeline_open(struct pipeline *p, const struct run_config *cfg, const struct
     }
     int32_t tv = tokenizer_vocab_size(p->tk);
     if (mc && tv > mc->vocab_size) {
+        err_set("tokenizer in %s has %d tokens but the model's vocab_size is %d: they do not belong together",
+                p->tokenizer_dir, tv, mc->vocab_size);
         pipeline_close(p);
-        return err_set("tokenizer in %s has %d tokens but the model's vocab_size is %d: they do not belong together",
-                       p->tokenizer_dir, tv, mc->vocab_size);
+        return -1;
     }
     p->eos_id = tokenizer_config_token(p->tk, p->tokenizer_dir, "eos_token");
     if (p->eos_id < 0 && mc && mc->n_eos) p->eos_id = mc->eos_token_ids[0];
