@@ -8,6 +8,8 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "model/model.h"
+#include "tok/tokenizer.h"
+#include "tok/tokenizer_shrink.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: csft init-model --out DIR [options]\n\n"
@@ -17,7 +19,10 @@ static void usage(FILE *f) {
                "  --vocab N --hidden N --ffn N --layers N --heads N --kv-heads N --head-dim N\n"
                "  --rope-theta X  --tie 0|1  --max-pos N  --bos ID --eos ID\n"
                "  --dtype float32|bfloat16   stored dtype (default float32)\n"
-               "  --seed N\n");
+               "  --seed N\n"
+               "  --tokenizer DIR   copy this folder's tokenizer.json into the model folder; with --tokenizer-vocab N,\n"
+               "                    keep only its first N BPE ids (a valid smaller BPE) for a small demo model.\n"
+               "                    --vocab then defaults to the tokenizer's size\n");
 }
 
 int cmd_init_model(int argc, char **argv) {
@@ -29,7 +34,8 @@ int cmd_init_model(int argc, char **argv) {
     c.bos_token_id = -1;
     const char *out = NULL, *arch = "qwen2", *dtype = "float32";
     unsigned long long seed = 1234;
-    int head_dim = 0, tie = -1;
+    int head_dim = 0, tie = -1, tok_vocab = 0, vocab_set = 0;
+    const char *tok_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -55,7 +61,9 @@ int cmd_init_model(int argc, char **argv) {
                 fprintf(stderr, "csft init-model: unknown preset '%s' (tiny, small, qwen2.5-0.5b, qwen2.5-7b)\n", v);
                 return 2;
             }
-        } else if (!strcmp(a, "--vocab")) c.vocab_size = atoi(v);
+        } else if (!strcmp(a, "--vocab")) c.vocab_size = atoi(v), vocab_set = 1;
+        else if (!strcmp(a, "--tokenizer")) tok_dir = v;
+        else if (!strcmp(a, "--tokenizer-vocab")) tok_vocab = atoi(v);
         else if (!strcmp(a, "--hidden")) c.hidden_size = atoi(v);
         else if (!strcmp(a, "--ffn")) c.intermediate_size = atoi(v);
         else if (!strcmp(a, "--layers")) c.n_layers = atoi(v);
@@ -100,6 +108,38 @@ int cmd_init_model(int argc, char **argv) {
     if (!bf16 && strcmp(dtype, "float32")) {
         fprintf(stderr, "csft init-model: --dtype must be float32 or bfloat16\n");
         return 2;
+    }
+    if (tok_dir) { /* the tokenizer decides the vocabulary (and the end token) */
+        char *src = dir_exists(tok_dir) ? path_join(tok_dir, "tokenizer.json") : xstrdup(tok_dir);
+        int n = 0, rc;
+        if (tok_vocab > 0) {
+            rc = tokenizer_shrink(src, tok_vocab, out, &n);
+        } else {
+            struct tokenizer *tk;
+            rc = tokenizer_load(&tk, tok_dir);
+            if (rc == 0) n = tokenizer_vocab_size(tk), tokenizer_free(tk);
+            size_t len;
+            char *buf = rc == 0 ? file_read_all(src, &len) : NULL;
+            char *dst = path_join(out, "tokenizer.json");
+            if (rc == 0) rc = dir_create(out) || !buf || file_write_atomic(dst, buf, len) ? -1 : 0;
+            free(buf), free(dst);
+            char *tc = path_join(tok_dir, "tokenizer_config.json"), *tdst = path_join(out, "tokenizer_config.json");
+            if (rc == 0 && file_exists(tc) && (buf = file_read_all(tc, &len))) rc = file_write_atomic(tdst, buf, len), free(buf);
+            free(tc), free(tdst);
+        }
+        free(src);
+        if (rc) return cli_fail("init-model");
+        if (!vocab_set) c.vocab_size = n;
+        else if (c.vocab_size < n) {
+            fprintf(stderr, "csft init-model: --vocab %d is smaller than the tokenizer's %d tokens\n", c.vocab_size, n);
+            return 2;
+        }
+        struct tokenizer *tk;
+        if (tokenizer_load(&tk, out) == 0) {
+            int32_t e = tokenizer_token_id(tk, "<|endoftext|>");
+            if (e >= 0 && c.n_eos == 0) c.eos_token_ids[0] = e, c.n_eos = 1;
+            tokenizer_free(tk);
+        }
     }
     struct model m;
     model_init_random(&m, &c, seed, 0);

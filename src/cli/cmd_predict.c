@@ -48,13 +48,13 @@ static int stop_ids(const struct model *m, const struct pipeline *p, const char 
 
 /* The prompt as the model saw its training data: the Alpaca prompt, or the chat template with
  * a generation prompt; raw: the text itself. */
-static char *render_prompt(const struct pipeline *p, const char *text, int raw) {
+static char *render_prompt(const struct pipeline *p, const char *text, const char *input, int raw) {
     if (raw) return xstrdup(text);
     char *out = NULL;
     if (p->alpaca_tmpl) {
         cJSON *vars = cJSON_CreateObject();
         cJSON_AddStringToObject(vars, "instruction", text);
-        cJSON_AddStringToObject(vars, "input", "");
+        cJSON_AddStringToObject(vars, "input", input ? input : "");
         cJSON_AddStringToObject(vars, "output", "");
         cJSON *msgs = cJSON_CreateArray();
         int rc = chat_render(p->alpaca_tmpl, msgs, NULL, 0, vars, &out, NULL, NULL);
@@ -63,16 +63,21 @@ static char *render_prompt(const struct pipeline *p, const char *text, int raw) 
     }
     cJSON *msgs = cJSON_CreateArray(), *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", text);
+    char *content = input && input[0] ? xasprintf("%s\n%s", text, input) : xstrdup(text);
+    cJSON_AddStringToObject(m, "content", content);
+    free(content);
     cJSON_AddItemToArray(msgs, m);
     int rc = chat_render(p->tmpl, msgs, NULL, 1, NULL, &out, NULL, NULL);
     cJSON_Delete(msgs);
     return rc ? NULL : out;
 }
 
+/* Generates for one prompt (instruction, optional input). json: writes a JSONL record, and
+ * when `reference` is given also whether the output matches it exactly (after trimming). */
 static int generate_one(struct model *m, const struct pipeline *p, const struct run_config *cfg, const char *prompt,
-                        int raw, const int32_t *stops, int n_stops, FILE *out, int json) {
-    char *text = render_prompt(p, prompt, raw);
+                        const char *input, const char *reference, int raw, const int32_t *stops, int n_stops, FILE *out,
+                        int json, int *match) {
+    char *text = render_prompt(p, prompt, input, raw);
     if (!text) return -1;
     int32_t *ids;
     int64_t n;
@@ -89,7 +94,19 @@ static int generate_one(struct model *m, const struct pipeline *p, const struct 
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "prompt", prompt);
+            if (input) cJSON_AddStringToObject(o, "input", input);
             cJSON_AddStringToObject(o, "output", res);
+            if (reference) {
+                const char *a = res, *b = reference;
+                while (*a == ' ' || *a == '\n') a++;
+                while (*b == ' ' || *b == '\n') b++;
+                size_t la = strlen(a), lb = strlen(b);
+                while (la && (a[la - 1] == ' ' || a[la - 1] == '\n')) la--;
+                while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\n')) lb--;
+                *match = la == lb && memcmp(a, b, la) == 0;
+                cJSON_AddStringToObject(o, "reference", reference);
+                cJSON_AddBoolToObject(o, "exact_match", *match);
+            }
             char *s = cJSON_PrintUnformatted(o);
             fprintf(out, "%s\n", s);
             free(s), cJSON_Delete(o);
@@ -119,13 +136,14 @@ int cmd_predict_config(struct run_config *cfg) {
     }
     int raw = getenv("CSFT_RAW_PROMPT") != NULL;
     if (rc == 0 && cfg->predict.prompt && cfg->predict.prompt[0]) {
-        rc = generate_one(&m, &p, cfg, cfg->predict.prompt, raw, stops, n_stops, out, 0);
+        rc = generate_one(&m, &p, cfg, cfg->predict.prompt, NULL, NULL, raw, stops, n_stops, out, 0, NULL);
     } else if (rc == 0 && cfg->predict.input_file && cfg->predict.input_file[0]) {
         FILE *f = fopen(cfg->predict.input_file, "r");
         if (!f) rc = err_set("%s: cannot open", cfg->predict.input_file);
         char *line = NULL;
         size_t cap = 0;
         ssize_t len;
+        int n_ref = 0, n_match = 0;
         while (rc == 0 && f && (len = getline(&line, &cap, f)) > 0) {
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
             if (len == 0) continue;
@@ -134,9 +152,15 @@ int cmd_predict_config(struct run_config *cfg) {
             const cJSON *pj = cJSON_GetObjectItem(j, "prompt");
             if (!pj) pj = cJSON_GetObjectItem(j, "instruction");
             if (cJSON_IsString(pj)) prompt = pj->valuestring;
-            rc = generate_one(&m, &p, cfg, prompt, raw, stops, n_stops, out, 1);
+            const char *input = cJSON_GetStringValue(cJSON_GetObjectItem(j, "input"));
+            const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(j, "output"));
+            int match = 0;
+            rc = generate_one(&m, &p, cfg, prompt, input, ref, raw, stops, n_stops, out, 1, &match);
+            n_ref += ref != NULL, n_match += match;
             cJSON_Delete(j);
         }
+        if (rc == 0 && n_ref)
+            fprintf(stderr, "exact match: %d/%d (%.1f%%)\n", n_match, n_ref, 100.0 * n_match / n_ref);
         free(line);
         if (f) fclose(f);
     } else if (rc == 0) { /* a chat on the terminal: one prompt per line */
@@ -146,7 +170,7 @@ int cmd_predict_config(struct run_config *cfg) {
         fprintf(stderr, "csft predict: type a prompt and press enter (Ctrl-D ends)\n> ");
         while (rc == 0 && (len = getline(&line, &cap, stdin)) > 0) {
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-            if (len) rc = generate_one(&m, &p, cfg, line, raw, stops, n_stops, out, 0);
+            if (len) rc = generate_one(&m, &p, cfg, line, NULL, NULL, raw, stops, n_stops, out, 0, NULL);
             fprintf(stderr, "> ");
         }
         free(line);
@@ -179,8 +203,8 @@ int cmd_predict(int argc, char **argv) {
                "Generates from a model (HF folder), optionally with a PEFT adapter. The prompt is wrapped the way\n"
                "training saw it: the model's chat template with a generation prompt, or the Alpaca prompt\n"
                "(CSFT_RAW_PROMPT=1 sends the text as is). Without --prompt/--input-file it reads prompts from the\n"
-               "terminal, one per line. --input-file: one prompt per line, or JSONL with \"prompt\"/\"instruction\";\n"
-               "writes JSONL {prompt, output}. Greedy unless --temperature (sampling with top-k/top-p). Stops at\n"
+               "terminal, one per line. --input-file: one prompt per line, or JSONL with \"prompt\"/\"instruction\"\n"
+               "(+ \"input\"); writes JSONL {prompt, output}; records with an \"output\" are scored (exact match). Greedy unless --temperature (sampling with top-k/top-p). Stops at\n"
                "the model's end tokens (generation_config.json, config.json, tokenizer eos, end-of-turn).\n");
         return 0;
     }
