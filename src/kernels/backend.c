@@ -41,4 +41,6 @@ int kernels_select(const char *name) {
     return 0;
 }
 
+void kernels_use(const struct kernels *k) { selected = k; }
+
 const struct kernels *kernels_selected(void) { return selected; }

@@ -96,6 +96,8 @@ const struct kernels *kernels_get(const char *name);
 /* The process's backend: models, optimizers and gradient helpers created afterwards use it
  * (one device per process, like the MPI rank). Default "cpu". */
 int kernels_select(const char *name);
+/* Same with a table directly (tests: instrumented backends). */
+void kernels_use(const struct kernels *k);
 const struct kernels *kernels_selected(void);
 
 #ifdef __cplusplus
