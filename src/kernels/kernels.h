@@ -25,7 +25,7 @@ struct kernels {
     const char *name;
     /* Checks the backend can run here (device present); NULL when always. -1 + err_set if not. */
     int (*init)(void);
-    /* zero-filled bytes of backend memory; dies on exhaustion (setup time only) */
+    /* zero-filled bytes of backend memory, ready on return; dies on exhaustion (setup time only) */
     void *(*mem_alloc)(size_t bytes);
     void (*mem_free)(void *p);
     /* dst = src (bytes); each side host or backend memory; waits until done */

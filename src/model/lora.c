@@ -144,6 +144,7 @@ int lora_attach(struct model *m, const struct lora_spec *spec, uint64_t seed) {
     lora_alloc(m, spec, targeted);
     free(targeted);
     /* PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
+    m->k->sync(); /* written on the host (kernels.h) */
     uint64_t s = seed;
     for (int i = 0; i < m->n_lora_params; i += 2) {
         struct param *a = &m->lora_params[i];

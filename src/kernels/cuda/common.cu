@@ -12,7 +12,7 @@ int init_cuda(void) {
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
         const char *why = e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0 devices";
-        cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        cudaGetLastError(); /* clear the error state */
         return err_set("no CUDA device: %s", why);
     }
     CUBLAS_CHECK(cublasCreate(&g_cublas));
@@ -34,6 +34,7 @@ void *mem_alloc_cuda(size_t bytes) {
     cudaError_t e = cudaMallocManaged(&p, bytes, cudaMemAttachGlobal);
     CHECK(e == cudaSuccess, "cudaMallocManaged of %zu bytes: %s", bytes, cudaGetErrorString(e));
     CUDA_CHECK(cudaMemset(p, 0, bytes));
+    CUDA_CHECK(cudaDeviceSynchronize()); /* the memset is queued: finish it before the host writes */
     return p;
 }
 
