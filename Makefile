@@ -4,6 +4,11 @@ OPT ?= -O2 -march=native
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc
 LDLIBS := -lcjson -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -lm
+# CUDA=1 adds the CUDA backend (src/kernels/cuda/*.cu through nvcc) in its own build folder; the
+# default build never needs nvcc. CUDA_ARCH picks the GPU (90: Hopper H100/H200; 80: A100).
+ifeq ($(CUDA),1)
+BUILD ?= build-cuda
+endif
 BUILD ?= build
 
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
@@ -12,6 +17,23 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+ifeq ($(CUDA),1)
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= 90
+NVCCFLAGS ?= -O2 -g -lineinfo
+NVCCFLAGS += -std=c++20 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -DCSFT_CUDA -Isrc
+CFLAGS += -DCSFT_CUDA
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+CUDA_SRC := $(sort $(wildcard src/kernels/cuda/*.cu))
+LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+endif
 
 all: csft
 
@@ -33,6 +55,16 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcsft.a
 test: csft $(TEST_BIN)
 	@bash tests/run.sh $(BUILD)/tests
 
+# Every CUDA kernel against the CPU backend, then reference-check --device cuda on the fixtures;
+# skips with a message (exit 0) when no GPU is present. Builds with CUDA=1 itself.
+ifeq ($(CUDA),1)
+test-cuda: csft $(BUILD)/tests/cuda/test_cuda_parity
+	@bash tests/cuda/run.sh $(BUILD)/tests/cuda/test_cuda_parity
+else
+test-cuda:
+	@$(MAKE) --no-print-directory CUDA=1 test-cuda
+endif
+
 # The whole suite under AddressSanitizer + UBSan, in its own build folder.
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" test
@@ -44,7 +76,7 @@ format:
 	clang-format -i $(shell find src tests bench -name '*.[ch]')
 
 clean:
-	rm -rf build build-asan csft
+	rm -rf build build-asan build-cuda csft
 
-.PHONY: all test test-asan bench format clean
+.PHONY: all test test-cuda test-asan bench format clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

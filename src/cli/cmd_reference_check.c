@@ -92,6 +92,7 @@ static int check_forward_backward(struct check *ck, struct model *m, const struc
     int64_t n = model_shift_labels(targets, rb->labels, rb->B, rb->T);
     model_zero_grad(m);
     double loss = model_backward(m, targets, 1.0f / (float)n) / (double)n;
+    m->k->sync(); /* the gradients are read on the host below */
     free(targets);
     snprintf(what, sizeof what, "%s loss (%.6f vs %.6f)", tag, loss, ref_loss);
     report(ck, what, fabs(loss - ref_loss) / fabs(ref_loss), TOL_LOGITS);
@@ -269,12 +270,13 @@ done:
 
 int cmd_reference_check(int argc, char **argv) {
     if (cli_wants_help(argc, argv) || argc < 2) {
-        printf("usage: csft reference-check [-v] DIR...\n\n"
+        printf("usage: csft reference-check [-v] [--device cpu|cuda] DIR...\n\n"
                "Checks csft's math against a Hugging Face reference fixture folder (config.json, model weights,\n"
                "reference.json, reference_full.safetensors, and optionally lora_adapter/ + reference_lora.safetensors):\n"
                "loss and logits (tol %.0e), every gradient (%.0e), greedy tokens (identical), AdamW trajectories\n"
                "(%.0e), LoRA logits/gradients and the merged loss. Exits 1 if anything is out of tolerance.\n"
-               "  -v   print every gradient tensor and trajectory step\n",
+               "  -v              print every gradient tensor and trajectory step\n"
+               "  --device NAME   kernel backend: cpu (default) or cuda (fp32 GEMMs; needs make CUDA=1 and a GPU)\n",
                TOL_LOGITS, TOL_GRAD, TOL_TRAJ);
         return argc < 2 ? 2 : 0;
     }
@@ -283,6 +285,12 @@ int cmd_reference_check(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) {
             ck.verbose = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--device") == 0) {
+            if (i + 1 >= argc) err_set("--device needs a name (cpu, cuda)");
+            if (i + 1 >= argc || kernels_select(argv[++i])) return cli_fail("reference-check");
+            printf("device: %s\n", kernels_selected()->name);
             continue;
         }
         if (run_checks(&ck, argv[i])) {

@@ -7,13 +7,32 @@
  * through arguments), do I/O or log. Each kernel has a scalar double-precision reference in
  * kernels/ref.h: the spec, used by the tests (fast vs ref, finite differences). Math: docs/model.md. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Positions: pos[n] is the position of token n inside its document; a document starts where
  * pos == 0, so token n attends to keys n - pos[n] .. n of its row (causal, per-document). */
 
+/* Memory: every pointer a kernel receives lives in the backend's memory (mem_alloc), except
+ * lm_head_ce's targets (host or backend). Backend memory is host-visible (CPU: host memory; CUDA:
+ * managed memory), so loaders and savers touch weights in place, but work may be queued: the host
+ * touches backend memory only after sync() (mem_copy and the entries returning a value wait). */
 struct kernels {
     const char *name;
+    /* Checks the backend can run here (device present); NULL when always. -1 + err_set if not. */
+    int (*init)(void);
+    /* zero-filled bytes of backend memory, ready on return; dies on exhaustion (setup time only) */
+    void *(*mem_alloc)(size_t bytes);
+    void (*mem_free)(void *p);
+    /* dst = src (bytes); each side host or backend memory; waits until done */
+    void (*mem_copy)(void *dst, const void *src, size_t bytes);
+    void (*mem_zero)(void *p, size_t bytes);
+    /* waits for all queued work */
+    void (*sync)(void);
     /* out (N,C) = wte[ids] */
     void (*embedding_forward)(float *out, const int32_t *ids, const float *wte, int64_t N, int C);
     /* dwte (V,C) += scatter of dout (N,C) */
@@ -56,6 +75,31 @@ struct kernels {
      * dw (V,C) += grad_scale * dloss/dw. */
     double (*lm_head_ce)(float *dh, float *dw, const float *h, const float *w, const int32_t *targets, int64_t N,
                          int C, int V, float grad_scale, float *scratch, int chunk);
+    /* out (n) = (acc ? out : 0) + (rng_hash(seed + i) < p * 2^64 ? 0 : x / (1 - p)); out may be x.
+     * The mask is regenerated from (seed, i), so backward applies the same call to the gradient. */
+    void (*dropout)(float *out, const float *x, int64_t n, uint64_t seed, float p, int acc);
+    /* torch.optim.AdamW on a flat buffer (w, m, v, g (n)): w *= decay; m += (g - m)(1 - b1);
+     * v = b2 v + (1 - b2) g^2; w -= step_size * m / (sqrt(v) / bc2_sqrt + eps) */
+    void (*adamw)(float *w, float *m, float *v, const float *g, int64_t n, float decay, float b1, float b2,
+                  float step_size, float bc2_sqrt, float eps);
+    /* sum of x^2 (n) accumulated in double */
+    double (*sumsq)(const float *x, int64_t n);
+    /* x (n) *= s */
+    void (*scale)(float *x, int64_t n, float s);
 };
 
 extern const struct kernels kernels_cpu;
+
+/* The backend named "cpu", "cuda" (fp32 GEMMs) or "cuda-bf16" (GEMMs with bf16 inputs, fp32
+ * accumulation); NULL + err_set when unknown, not built in (make CUDA=1) or no device. */
+const struct kernels *kernels_get(const char *name);
+/* The process's backend: models, optimizers and gradient helpers created afterwards use it
+ * (one device per process, like the MPI rank). Default "cpu". */
+int kernels_select(const char *name);
+/* Same with a table directly (tests: instrumented backends). */
+void kernels_use(const struct kernels *k);
+const struct kernels *kernels_selected(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -10,8 +10,10 @@
 #include "model/acts.h"
 #include "model/model.h"
 
+/* Backend memory (kernels.h) except host_logits and tmp, which pick() reads on the host. */
 struct decode_bufs {
-    float *x, *ln, *q, *k, *v, *att, *gate, *up, *h, *xa, *logits, *tmp;
+    float *x, *ln, *q, *k, *v, *att, *gate, *up, *h, *xa, *logits, *rstd, *host_logits, *tmp;
+    int32_t *tok, *pos;
 };
 
 static void lin1(const struct model *m, const struct linear *L, float *y, const float *x, int acc, float *xa) {
@@ -27,9 +29,11 @@ static void decode_step(struct model *m, struct decode_bufs *d, int32_t tok, int
     const struct kernels *K = m->k;
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
     int kvd = KVH * HS;
-    float eps = c->rms_norm_eps, rstd[64 > H ? 64 : H];
+    float eps = c->rms_norm_eps, *rstd = d->rstd;
     int32_t pos = p;
-    K->embedding_forward(d->x, &tok, m->wte, 1, C);
+    K->mem_copy(d->tok, &tok, sizeof tok);
+    K->mem_copy(d->pos, &pos, sizeof pos);
+    K->embedding_forward(d->x, d->tok, m->wte, 1, C);
     for (int l = 0; l < c->n_layers; l++) {
         struct layer *ly = &m->layers[l];
         float *kl = kc + (int64_t)l * Tmax * kvd, *vl = vc + (int64_t)l * Tmax * kvd;
@@ -38,14 +42,14 @@ static void decode_step(struct model *m, struct decode_bufs *d, int32_t tok, int
         lin1(m, &ly->lin[LIN_K], d->k, d->ln, 0, d->xa);
         lin1(m, &ly->lin[LIN_V], vl + (int64_t)p * kvd, d->ln, 0, d->xa);
         if (c->qk_norm) {
-            memcpy(d->tmp, d->q, sizeof(float) * H * HS);
-            K->rmsnorm_forward(d->q, rstd, d->tmp, ly->q_norm, H, HS, eps);
-            memcpy(d->tmp, d->k, sizeof(float) * kvd);
-            K->rmsnorm_forward(d->k, rstd, d->tmp, ly->k_norm, KVH, HS, eps);
+            K->mem_copy(d->att, d->q, sizeof(float) * H * HS); /* att is free until attention */
+            K->rmsnorm_forward(d->q, rstd, d->att, ly->q_norm, H, HS, eps);
+            K->mem_copy(d->att, d->k, sizeof(float) * kvd);
+            K->rmsnorm_forward(d->k, rstd, d->att, ly->k_norm, KVH, HS, eps);
         }
-        K->rope_apply(d->q, &pos, m->inv_freq, 1, H, HS, 1);
-        K->rope_apply(d->k, &pos, m->inv_freq, 1, KVH, HS, 1);
-        memcpy(kl + (int64_t)p * kvd, d->k, sizeof(float) * kvd);
+        K->rope_apply(d->q, d->pos, m->inv_freq, 1, H, HS, 1);
+        K->rope_apply(d->k, d->pos, m->inv_freq, 1, KVH, HS, 1);
+        K->mem_copy(kl + (int64_t)p * kvd, d->k, sizeof(float) * kvd);
         K->attention_decode(d->att, d->q, kl, vl, p + 1, H, KVH, HS);
         lin1(m, &ly->lin[LIN_O], d->x, d->att, 1, d->xa);
         K->rmsnorm_forward(d->ln, rstd, d->x, ly->ln2, 1, C, eps);
@@ -56,6 +60,7 @@ static void decode_step(struct model *m, struct decode_bufs *d, int32_t tok, int
     }
     K->rmsnorm_forward(d->ln, rstd, d->x, m->norm, 1, C, eps);
     K->matmul_forward(d->logits, d->ln, m->lm_head, NULL, 1, C, c->vocab_size, 1.0f, 0);
+    K->mem_copy(d->host_logits, d->logits, sizeof(float) * c->vocab_size);
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -104,27 +109,29 @@ int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t
     int qd = c->n_heads * c->head_dim, L = c->n_layers, Tmax = n_prompt + max_new;
     int training = m->training;
     m->training = 0;
-    float *kc = xcalloc((size_t)L * Tmax * kvd, sizeof(float)), *vc = xcalloc((size_t)L * Tmax * kvd, sizeof(float));
+    const struct kernels *K = m->k;
+    float *kc = K->mem_alloc(sizeof(float) * (size_t)L * Tmax * kvd), *vc = K->mem_alloc(sizeof(float) * (size_t)L * Tmax * kvd);
     struct decode_bufs d;
-    int wide = F > C ? F : C;
-    d.x = xmalloc(sizeof(float) * C), d.ln = xmalloc(sizeof(float) * C), d.q = xmalloc(sizeof(float) * qd);
-    d.k = xmalloc(sizeof(float) * kvd), d.v = NULL, d.att = xmalloc(sizeof(float) * qd);
-    d.gate = xmalloc(sizeof(float) * F), d.up = xmalloc(sizeof(float) * F), d.h = xmalloc(sizeof(float) * F);
-    d.xa = xmalloc(sizeof(float) * (m->has_lora ? m->lora.rank : 1)), d.logits = xmalloc(sizeof(float) * V);
-    d.tmp = xmalloc(sizeof(float) * (size_t)(wide > V ? wide : V) + sizeof(float) * qd);
+#define DB(n) K->mem_alloc(sizeof(float) * (size_t)(n))
+    d.x = DB(C), d.ln = DB(C), d.q = DB(qd), d.k = DB(kvd), d.v = NULL, d.att = DB(qd), d.gate = DB(F), d.up = DB(F);
+    d.h = DB(F), d.xa = DB(m->has_lora ? m->lora.rank : 1), d.logits = DB(V), d.rstd = DB(c->n_heads);
+    d.tok = K->mem_alloc(sizeof(int32_t)), d.pos = K->mem_alloc(sizeof(int32_t));
+#undef DB
+    d.host_logits = xmalloc(sizeof(float) * V), d.tmp = xmalloc(sizeof(float) * V);
     /* Prefill through the batched forward, then copy each layer's k/v into the cache. */
     int32_t *pos = xmalloc(sizeof(int32_t) * n_prompt);
     for (int i = 0; i < n_prompt; i++) pos[i] = i;
     model_forward(m, prompt, pos, 1, n_prompt);
     for (int l = 0; l < L; l++) {
-        memcpy(kc + (int64_t)l * Tmax * kvd, m->acts->k + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
-        memcpy(vc + (int64_t)l * Tmax * kvd, m->acts->v + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
+        K->mem_copy(kc + (int64_t)l * Tmax * kvd, m->acts->k + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
+        K->mem_copy(vc + (int64_t)l * Tmax * kvd, m->acts->v + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
     }
-    m->k->matmul_forward(d.logits, m->acts->lnf + (int64_t)(n_prompt - 1) * C, m->lm_head, NULL, 1, C, V, 1.0f, 0);
+    K->matmul_forward(d.logits, m->acts->lnf + (int64_t)(n_prompt - 1) * C, m->lm_head, NULL, 1, C, V, 1.0f, 0);
+    K->mem_copy(d.host_logits, d.logits, sizeof(float) * V);
     uint64_t rng = seed;
     int n = 0;
     while (n < max_new) {
-        int32_t tok = pick(d.logits, V, temperature, top_k, top_p, &rng, d.tmp);
+        int32_t tok = pick(d.host_logits, V, temperature, top_k, top_p, &rng, d.tmp);
         out[n++] = tok;
         int stop = 0;
         for (int e = 0; e < n_eos; e++) stop |= tok == eos_ids[e];
@@ -132,8 +139,10 @@ int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t
         decode_step(m, &d, tok, n_prompt + n - 1, kc, vc, Tmax);
     }
     m->training = training;
-    free(pos), free(kc), free(vc);
-    free(d.x), free(d.ln), free(d.q), free(d.k), free(d.att), free(d.gate), free(d.up), free(d.h), free(d.xa);
-    free(d.logits), free(d.tmp);
+    free(pos);
+    float *bufs[] = {kc, vc, d.x, d.ln, d.q, d.k, d.att, d.gate, d.up, d.h, d.xa, d.logits, d.rstd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) K->mem_free(bufs[i]);
+    K->mem_free(d.tok), K->mem_free(d.pos);
+    free(d.host_logits), free(d.tmp);
     return n;
 }

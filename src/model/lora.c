@@ -87,8 +87,8 @@ static void lora_alloc(struct model *m, const struct lora_spec *spec, const char
                 m->n_lora += (int64_t)R * (L->in + L->out);
                 n += 2;
             }
-    m->lora_mem = xcalloc((size_t)m->n_lora, sizeof(float));
-    m->dlora_mem = xcalloc((size_t)m->n_lora, sizeof(float));
+    m->lora_mem = m->k->mem_alloc(sizeof(float) * (size_t)m->n_lora);
+    m->dlora_mem = m->k->mem_alloc(sizeof(float) * (size_t)m->n_lora);
     m->lora_params = xcalloc((size_t)n, sizeof(struct param));
     m->n_lora_params = n;
     int64_t off = 0;
@@ -144,6 +144,7 @@ int lora_attach(struct model *m, const struct lora_spec *spec, uint64_t seed) {
     lora_alloc(m, spec, targeted);
     free(targeted);
     /* PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
+    m->k->sync(); /* written on the host (kernels.h) */
     uint64_t s = seed;
     for (int i = 0; i < m->n_lora_params; i += 2) {
         struct param *a = &m->lora_params[i];
@@ -257,6 +258,7 @@ done:
 int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path) {
     if (!m->has_lora) return err_set("no adapter to save");
     if (dir_create(dir)) return -1;
+    m->k->sync(); /* the writer reads the adapter from the host */
     struct st_entry *e = xcalloc((size_t)m->n_lora_params, sizeof *e);
     for (int i = 0; i < m->n_lora_params; i++) {
         const struct param *p = &m->lora_params[i];
@@ -305,6 +307,7 @@ int lora_save_adapter(const struct model *m, const char *dir, const char *base_m
 void lora_merge(struct model *m) {
     if (!m->has_lora) return;
     int R = m->lora.rank;
+    m->k->sync(); /* merged on the host (backend memory is host-visible, kernels.h) */
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int li = 0; li < N_LIN; li++) {
             struct linear *L = &m->layers[l].lin[li];
@@ -321,8 +324,8 @@ void lora_merge(struct model *m) {
             L->lora_a = L->lora_b = L->dlora_a = L->dlora_b = NULL;
         }
     free(m->lora_params);
-    free(m->lora_mem);
-    free(m->dlora_mem);
+    m->k->mem_free(m->lora_mem);
+    m->k->mem_free(m->dlora_mem);
     m->lora_params = NULL, m->lora_mem = m->dlora_mem = NULL;
     m->n_lora_params = 0, m->n_lora = 0, m->has_lora = 0;
     model_drop_acts(m);

@@ -42,6 +42,7 @@ static void build_params(struct model *m, int train_base) {
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
     int qd = c->n_heads * HS, kvd = c->n_kv_heads * HS;
     char nm[160];
+    const struct kernels *K = m->k = kernels_selected();
     add_param(m, &cap, "model.embed_tokens.weight", 2, c->vocab_size, C, 1);
     for (int l = 0; l < c->n_layers; l++) {
         const int outs[N_LIN] = {qd, kvd, kvd, C, F, F, C}, ins[N_LIN] = {C, C, C, qd, C, C, F};
@@ -70,8 +71,8 @@ static void build_params(struct model *m, int train_base) {
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
-    m->base = xcalloc((size_t)m->n_base, sizeof(float));
-    m->dbase = train_base ? xcalloc((size_t)m->n_base, sizeof(float)) : NULL;
+    m->base = K->mem_alloc(sizeof(float) * (size_t)m->n_base);
+    m->dbase = train_base ? K->mem_alloc(sizeof(float) * (size_t)m->n_base) : NULL;
     int64_t off = 0;
     for (int i = 0; i < m->n_params; i++) {
         m->params[i].data = m->base + off;
@@ -101,9 +102,10 @@ static void build_params(struct model *m, int train_base) {
     if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
     else m->lm_head = p->data, m->dlm_head = p->grad, p++;
     CHECK(p == m->params + m->n_params, "parameter table walk out of step");
-    m->inv_freq = xmalloc(sizeof(float) * (size_t)(HS / 2));
-    model_config_rope_inv_freq(c, m->inv_freq);
-    m->k = &kernels_cpu;
+    float inv_freq[HS / 2 + 1];
+    model_config_rope_inv_freq(c, inv_freq);
+    m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
+    K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
@@ -141,33 +143,34 @@ int model_init_random(struct model *m, const struct model_config *cfg, uint64_t 
     return 0;
 }
 
-static void acts_free(struct acts *a) {
+static void acts_free(const struct kernels *K, struct acts *a) {
     if (!a) return;
     float **fs[] = {&a->x,   &a->ln1,  &a->rstd1, &a->xmid, &a->ln2,   &a->rstd2, &a->q,    &a->k,    &a->v,
                     &a->qpre, &a->kpre, &a->qrstd, &a->krstd, &a->att, &a->lse,   &a->gate, &a->up,   &a->h,
                     &a->xa,  &a->lnf,  &a->rstdf, &a->dx,   &a->dln,   &a->dq,    &a->dk,   &a->dv,   &a->dq2,
                     &a->dk2, &a->datt, &a->dgate, &a->dup,  &a->dh,    &a->dxa,   &a->tmp1, &a->tmp2, &a->ce_scratch};
-    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(*fs[i]);
-    free(a->ids);
-    free(a->pos);
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) K->mem_free(*fs[i]);
+    K->mem_free(a->ids);
+    K->mem_free(a->pos);
     free(a);
 }
 
 void model_drop_acts(struct model *m) {
-    acts_free(m->acts);
+    acts_free(m->k, m->acts);
     m->acts = NULL;
 }
 
 void model_free(struct model *m) {
-    acts_free(m->acts);
+    const struct kernels *K = m->k ? m->k : &kernels_cpu;
+    acts_free(K, m->acts);
     free(m->params);
-    free(m->base);
-    free(m->dbase);
+    K->mem_free(m->base);
+    K->mem_free(m->dbase);
     free(m->layers);
-    free(m->inv_freq);
+    K->mem_free(m->inv_freq);
     free(m->lora_params);
-    free(m->lora_mem);
-    free(m->dlora_mem);
+    K->mem_free(m->lora_mem);
+    K->mem_free(m->dlora_mem);
     memset(m, 0, sizeof *m);
 }
 
@@ -177,7 +180,7 @@ void model_set_batch(struct model *m, int B, int T) {
     int64_t N = (int64_t)B * T;
     m->B = B, m->T = T;
     if (m->acts && m->acts->cap >= N) return;
-    acts_free(m->acts);
+    acts_free(m->k, m->acts);
     const struct model_config *c = &m->cfg;
     int64_t L = c->n_layers, C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads;
     int64_t qd = H * c->head_dim, kvd = KVH * c->head_dim, R = m->has_lora ? m->lora.rank : 0;
@@ -185,9 +188,9 @@ void model_set_batch(struct model *m, int B, int T) {
     if (qd > wide) wide = qd;
     struct acts *a = xcalloc(1, sizeof *a);
     a->cap = N;
-#define A(field, count) a->field = xcalloc((size_t)(count), sizeof(float))
-    a->ids = xcalloc((size_t)N, sizeof(int32_t));
-    a->pos = xcalloc((size_t)N, sizeof(int32_t));
+#define A(field, count) a->field = m->k->mem_alloc(sizeof(float) * (size_t)(count))
+    a->ids = m->k->mem_alloc(sizeof(int32_t) * (size_t)N);
+    a->pos = m->k->mem_alloc(sizeof(int32_t) * (size_t)N);
     A(x, (L + 1) * N * C);
     A(ln1, L * N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, L * N * C), A(rstd2, L * N);
     A(q, L * N * qd), A(k, L * N * kvd), A(v, L * N * kvd), A(att, L * N * qd), A(lse, L * N * H);
@@ -208,12 +211,9 @@ void model_set_batch(struct model *m, int B, int T) {
  * linear, index), regenerated in backward instead of stored. */
 static int dropout_on(const struct model *m) { return m->has_lora && m->training && m->lora.dropout > 0; }
 
-static void dropout_apply(const struct model *m, float *out, const float *x, int64_t n, int l, int li) {
-    float p = m->lora.dropout, keep_scale = 1.0f / (1.0f - p);
+static void dropout_apply(const struct model *m, float *out, const float *x, int64_t n, int l, int li, int acc) {
     uint64_t base = rng_hash(m->dropout_seed ^ ((uint64_t)(l * N_LIN + li + 1) << 40));
-    uint64_t thresh = (uint64_t)((double)p * 18446744073709551615.0);
-#pragma omp parallel for
-    for (int64_t i = 0; i < n; i++) out[i] = rng_hash(base + (uint64_t)i) < thresh ? 0.0f : x[i] * keep_scale;
+    m->k->dropout(out, x, n, base, m->lora.dropout, acc);
 }
 
 /* y (N,out) = (acc ? y : 0) + x W^T + b [+ s * drop(x) A^T B^T, saving xa = drop(x) A^T] */
@@ -224,7 +224,7 @@ static void lin_forward(struct model *m, int l, int li, float *y, const float *x
     if (!L->lora_a) return;
     const float *xin = x;
     if (dropout_on(m)) {
-        dropout_apply(m, m->acts->tmp1, x, N * L->in, l, li);
+        dropout_apply(m, m->acts->tmp1, x, N * L->in, l, li, 0);
         xin = m->acts->tmp1;
     }
     int R = m->lora.rank;
@@ -247,14 +247,10 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
         return;
     }
     int64_t n = N * L->in;
-    dropout_apply(m, a->tmp1, x, n, l, li);
+    dropout_apply(m, a->tmp1, x, n, l, li, 0);
     K->matmul_backward(a->tmp2, L->dlora_a, NULL, a->dxa, a->tmp1, L->lora_a, N, L->in, R, 1.0f, 0);
-    /* d drop(x)/dx is the same mask and scale: apply it to a vector of ones */
-    float ones_scale = 1.0f;
-    for (int64_t i = 0; i < n; i++) a->tmp1[i] = ones_scale;
-    dropout_apply(m, a->tmp1, a->tmp1, n, l, li);
-#pragma omp parallel for
-    for (int64_t i = 0; i < n; i++) dx[i] += a->tmp2[i] * a->tmp1[i];
+    /* d drop(x)/dx is the same mask and scale: dx += drop(tmp2) */
+    dropout_apply(m, dx, a->tmp2, n, l, li, 1);
 }
 
 /* ---- forward / backward ---- */
@@ -270,9 +266,10 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
     float eps = c->rms_norm_eps;
-    memcpy(a->ids, ids, sizeof(int32_t) * N);
-    memcpy(a->pos, pos, sizeof(int32_t) * N);
-    K->embedding_forward(a->x, ids, m->wte, N, C);
+    K->mem_copy(a->ids, ids, sizeof(int32_t) * N);
+    K->mem_copy(a->pos, pos, sizeof(int32_t) * N);
+    pos = a->pos; /* backend memory from here on */
+    K->embedding_forward(a->x, a->ids, m->wte, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         struct layer *ly = &m->layers[l];
         float *x = SL(x, l, C), *ln1 = SL(ln1, l, C), *q = SL(q, l, qd), *k = SL(k, l, kvd), *v = SL(v, l, kvd);
@@ -283,8 +280,8 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
         lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
         lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
         if (c->qk_norm) {
-            memcpy(SL(qpre, l, qd), q, sizeof(float) * N * qd);
-            memcpy(SL(kpre, l, kvd), k, sizeof(float) * N * kvd);
+            K->mem_copy(SL(qpre, l, qd), q, sizeof(float) * N * qd);
+            K->mem_copy(SL(kpre, l, kvd), k, sizeof(float) * N * kvd);
             K->rmsnorm_forward(q, SL(qrstd, l, H), SL(qpre, l, qd), ly->q_norm, N * H, HS, eps);
             K->rmsnorm_forward(k, SL(krstd, l, KVH), SL(kpre, l, kvd), ly->k_norm, N * KVH, HS, eps);
         }
@@ -292,7 +289,7 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
         K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
         K->attention_forward(SL(att, l, qd), SL(lse, l, H), q, k, v, pos, B, T, H, KVH, HS);
         float *xmid = SL(xmid, l, C);
-        memcpy(xmid, x, sizeof(float) * N * C);
+        K->mem_copy(xmid, x, sizeof(float) * N * C);
         lin_forward(m, l, LIN_O, xmid, SL(att, l, qd), N, 1, XA(LIN_O));
         float *ln2 = SL(ln2, l, C), *gate = SL(gate, l, F), *up = SL(up, l, F), *h = SL(h, l, F);
         K->rmsnorm_forward(ln2, SL(rstd2, l, 1), xmid, ly->ln2, N, C, eps);
@@ -300,7 +297,7 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
         lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
         K->swiglu_forward(h, gate, up, N * F);
         float *xnext = SL(x, l + 1, C);
-        memcpy(xnext, xmid, sizeof(float) * N * C);
+        K->mem_copy(xnext, xmid, sizeof(float) * N * C);
         lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
 #undef XA
     }
@@ -309,7 +306,11 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
 
 void model_logits(struct model *m, float *logits) {
     int64_t N = (int64_t)m->B * m->T;
-    m->k->matmul_forward(logits, m->acts->lnf, m->lm_head, NULL, N, m->cfg.hidden_size, m->cfg.vocab_size, 1.0f, 0);
+    size_t bytes = sizeof(float) * (size_t)N * (size_t)m->cfg.vocab_size;
+    float *dev = m->k->mem_alloc(bytes); /* logits is host memory */
+    m->k->matmul_forward(dev, m->acts->lnf, m->lm_head, NULL, N, m->cfg.hidden_size, m->cfg.vocab_size, 1.0f, 0);
+    m->k->mem_copy(logits, dev, bytes);
+    m->k->mem_free(dev);
 }
 
 double model_loss(struct model *m, const int32_t *targets) {
@@ -364,8 +365,8 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
 }
 
 void model_zero_grad(struct model *m) {
-    if (m->dbase) memset(m->dbase, 0, sizeof(float) * (size_t)m->n_base);
-    if (m->dlora_mem) memset(m->dlora_mem, 0, sizeof(float) * (size_t)m->n_lora);
+    if (m->dbase) m->k->mem_zero(m->dbase, sizeof(float) * (size_t)m->n_base);
+    if (m->dlora_mem) m->k->mem_zero(m->dlora_mem, sizeof(float) * (size_t)m->n_lora);
 }
 
 int64_t model_shift_labels(int32_t *targets, const int32_t *labels, int B, int T) {
@@ -390,6 +391,7 @@ struct param *model_trainable(struct model *m, int *n) {
 
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes) {
     if (dir_create(dir)) return -1;
+    m->k->sync(); /* the writer reads the weights from the host */
     struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);
     for (int i = 0; i < m->n_params; i++) {
         const struct param *p = &m->params[i];

@@ -12,15 +12,15 @@
 void adamw_init(struct adamw *o, const struct param *params, int n_params, float beta1, float beta2, float eps,
                 float weight_decay) {
     memset(o, 0, sizeof *o);
+    o->k = kernels_selected();
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
     for (int i = 0; i < n_params; i++) o->n += params[i].numel;
-    o->m = xcalloc((size_t)o->n, sizeof(float));
-    o->v = xcalloc((size_t)o->n, sizeof(float));
+    o->m = o->k->mem_alloc(sizeof(float) * (size_t)o->n);
+    o->v = o->k->mem_alloc(sizeof(float) * (size_t)o->n);
 }
 
 void adamw_free(struct adamw *o) {
-    free(o->m);
-    free(o->v);
+    if (o->k) o->k->mem_free(o->m), o->k->mem_free(o->v);
     memset(o, 0, sizeof *o);
 }
 
@@ -33,39 +33,22 @@ void adamw_step(struct adamw *o, struct param *params, int n_params, float lr) {
     for (int i = 0; i < n_params; i++) {
         struct param *p = &params[i];
         float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
-        float *w = p->data, *g = p->grad, *m = o->m + off, *v = o->v + off;
-#pragma omp parallel for
-        for (int64_t j = 0; j < p->numel; j++) {
-            w[j] *= decay;
-            m[j] += (g[j] - m[j]) * (1.0f - b1);
-            v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
-            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
-        }
+        o->k->adamw(p->data, o->m + off, o->v + off, p->grad, p->numel, decay, b1, b2, step_size, bc2_sqrt, eps);
         off += p->numel;
     }
 }
 
 double grad_global_norm(const struct param *params, int n_params) {
+    const struct kernels *K = kernels_selected();
     double ss = 0;
-    for (int i = 0; i < n_params; i++) {
-        const float *g = params[i].grad;
-        double s = 0;
-#pragma omp parallel for reduction(+ : s)
-        for (int64_t j = 0; j < params[i].numel; j++) s += (double)g[j] * g[j];
-        ss += s;
-    }
+    for (int i = 0; i < n_params; i++) ss += K->sumsq(params[i].grad, params[i].numel);
     return sqrt(ss);
 }
 
 void grad_clip(struct param *params, int n_params, double norm, double max_norm) {
     double coef = max_norm / (norm + 1e-6);
     if (coef >= 1.0) return;
-    float c = (float)coef;
-    for (int i = 0; i < n_params; i++) {
-        float *g = params[i].grad;
-#pragma omp parallel for
-        for (int64_t j = 0; j < params[i].numel; j++) g[j] *= c;
-    }
+    for (int i = 0; i < n_params; i++) kernels_selected()->scale(params[i].grad, params[i].numel, (float)coef);
 }
 
 double lr_at(const struct lr_schedule *s, int64_t step) {

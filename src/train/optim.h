@@ -7,6 +7,7 @@
 #include "model/model.h"
 
 struct adamw {
+    const struct kernels *k; /* backend of the state (kernels_selected() at init) */
     float beta1, beta2, eps, weight_decay;
     int64_t step;   /* optimizer steps taken */
     int64_t n;      /* elements of state */

@@ -1,5 +1,6 @@
 /* cpu: the CPU backend's kernels (OpenMP + oneDNN GEMM), gathered into kernels_cpu. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -28,3 +29,13 @@ void swiglu_forward_cpu(float *h, const float *gate, const float *up, int64_t n)
 void swiglu_backward_cpu(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int64_t n);
 double lm_head_ce_cpu(float *dh, float *dw, const float *h, const float *w, const int32_t *targets, int64_t N, int C,
                       int V, float grad_scale, float *scratch, int chunk);
+void *mem_alloc_cpu(size_t bytes);
+void mem_free_cpu(void *p);
+void mem_copy_cpu(void *dst, const void *src, size_t bytes);
+void mem_zero_cpu(void *p, size_t bytes);
+void sync_cpu(void);
+void dropout_cpu(float *out, const float *x, int64_t n, uint64_t seed, float p, int acc);
+void adamw_cpu(float *w, float *m, float *v, const float *g, int64_t n, float decay, float b1, float b2,
+               float step_size, float bc2_sqrt, float eps);
+double sumsq_cpu(const float *x, int64_t n);
+void scale_cpu(float *x, int64_t n, float s);

@@ -3,6 +3,12 @@
 
 const struct kernels kernels_cpu = {
     .name = "cpu",
+    .init = NULL,
+    .mem_alloc = mem_alloc_cpu,
+    .mem_free = mem_free_cpu,
+    .mem_copy = mem_copy_cpu,
+    .mem_zero = mem_zero_cpu,
+    .sync = sync_cpu,
     .embedding_forward = embedding_forward_cpu,
     .embedding_backward = embedding_backward_cpu,
     .rmsnorm_forward = rmsnorm_forward_cpu,
@@ -16,4 +22,8 @@ const struct kernels kernels_cpu = {
     .swiglu_forward = swiglu_forward_cpu,
     .swiglu_backward = swiglu_backward_cpu,
     .lm_head_ce = lm_head_ce_cpu,
+    .dropout = dropout_cpu,
+    .adamw = adamw_cpu,
+    .sumsq = sumsq_cpu,
+    .scale = scale_cpu,
 };
