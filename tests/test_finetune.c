@@ -16,14 +16,17 @@
 #include "core/util.h"
 #include "test.h"
 
+/* Scratch files live under build/ of this checkout, so test runs of other checkouts on the
+ * same machine never share them. */
+
 static const char *fixtures[] = {"qwen2-tiny", "qwen3-tiny", "llama-tiny", "mistral-tiny-bf16-sharded"};
 
 /* Runs a shell command, capturing stderr+stdout into *out (malloc'd); returns the exit status. */
 static int run(const char *cmd, char **out) {
-    char *full = xasprintf("%s > /tmp/csft_ft_out.txt 2>&1", cmd);
+    char *full = xasprintf("%s > build/tmp_ft/csft_ft_out.txt 2>&1", cmd);
     int st = system(full);
     free(full);
-    if (out) *out = file_read_all("/tmp/csft_ft_out.txt", NULL);
+    if (out) *out = file_read_all("build/tmp_ft/csft_ft_out.txt", NULL);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -59,7 +62,7 @@ static void write_config(const char *path, const char *fx, const char *out, int 
     FILE *f = fopen(path, "w");
     fprintf(f,
             "run_mode: finetune\nseed: 1\noutput_dir: %s\nload_checkpoint: tests/fixtures/hf/%s\n"
-            "train_dataset:\n  data_files: [/tmp/csft_ft_%s.jsonl]\n  format: tokenized\n  shuffle: false\n"
+            "train_dataset:\n  data_files: [build/tmp_ft/csft_ft_%s.jsonl]\n  format: tokenized\n  shuffle: false\n"
             "  packing: false\n  seq_length: 64\n"
             "runner_config:\n  epochs: 2\n  batch_size: 2\n"
             "optimizer:\n  learning_rate: %s\n  betas: [0.9, 0.95]\n  eps: 1.0e-8\n  weight_decay: %s\n"
@@ -98,16 +101,16 @@ static void check_trajectory(const char *fx, const char *out, const char *which)
 
 static void test_trajectories(void) {
     for (int k = 0; k < 4; k++) {
-        char *data = xasprintf("/tmp/csft_ft_%s.jsonl", fixtures[k]);
+        char *data = xasprintf("build/tmp_ft/csft_ft_%s.jsonl", fixtures[k]);
         write_batches(fixtures[k], data);
         free(data);
         for (int lora = 0; lora < 2; lora++) {
-            char *out = xasprintf("/tmp/csft_ft_run_%s_%d", fixtures[k], lora), *cmd;
+            char *out = xasprintf("build/tmp_ft/csft_ft_run_%s_%d", fixtures[k], lora), *cmd;
             cmd = xasprintf("rm -rf %s", out);
             system(cmd), free(cmd);
-            write_config("/tmp/csft_ft.yaml", fixtures[k], out, lora);
+            write_config("build/tmp_ft/csft_ft.yaml", fixtures[k], out, lora);
             char *log;
-            int rc = run("./csft finetune --config /tmp/csft_ft.yaml", &log);
+            int rc = run("./csft finetune --config build/tmp_ft/csft_ft.yaml", &log);
             EXPECT(rc == 0, "%s finetune failed: %s", fixtures[k], log);
             free(log);
             check_trajectory(fixtures[k], out, lora ? "lora_trajectory" : "full_trajectory");
@@ -130,20 +133,20 @@ static int files_equal(const char *a, const char *b) {
 static void test_kill_and_resume(void) {
     const char *fx = "qwen2-tiny";
     for (int lora = 0; lora < 2; lora++) {
-        const char *outA = "/tmp/csft_ft_resume_A", *outB = "/tmp/csft_ft_resume_B";
-        system("rm -rf /tmp/csft_ft_resume_A /tmp/csft_ft_resume_B");
-        write_config("/tmp/csft_ft_resume.yaml", fx, outA, lora);
-        EXPECT(run("./csft finetune --config /tmp/csft_ft_resume.yaml", NULL) == 0, "uninterrupted run");
+        const char *outA = "build/tmp_ft/csft_ft_resume_A", *outB = "build/tmp_ft/csft_ft_resume_B";
+        system("rm -rf build/tmp_ft/csft_ft_resume_A build/tmp_ft/csft_ft_resume_B");
+        write_config("build/tmp_ft/csft_ft_resume.yaml", fx, outA, lora);
+        EXPECT(run("./csft finetune --config build/tmp_ft/csft_ft_resume.yaml", NULL) == 0, "uninterrupted run");
         const int kills[] = {2, 3, 5};
         for (int i = 0; i < 3; i++) {
-            char *cmd = xasprintf("CSFT_TEST_KILL_AFTER_STEP=%d ./csft finetune --config /tmp/csft_ft_resume.yaml "
+            char *cmd = xasprintf("CSFT_TEST_KILL_AFTER_STEP=%d ./csft finetune --config build/tmp_ft/csft_ft_resume.yaml "
                                   "--set output_dir=%s --set resume_training=true",
                                   kills[i], outB);
             int rc = run(cmd, NULL);
             free(cmd);
             EXPECT(rc == 128 + 9, "killed after step %d (status %d)", kills[i], rc);
         }
-        char *cmd = xasprintf("./csft finetune --config /tmp/csft_ft_resume.yaml --set output_dir=%s --set resume_training=true", outB);
+        char *cmd = xasprintf("./csft finetune --config build/tmp_ft/csft_ft_resume.yaml --set output_dir=%s --set resume_training=true", outB);
         char *log;
         EXPECT(run(cmd, &log) == 0, "final resume: %s", log);
         free(cmd), free(log);
@@ -152,7 +155,7 @@ static void test_kill_and_resume(void) {
         EXPECT(files_equal(a, b), "%s weights differ after kill+resume (lora=%d)", w, lora);
         free(a), free(b);
         /* the metrics log of the resumed run equals the uninterrupted one, step for step */
-        char *ma = file_read_all("/tmp/csft_ft_resume_A/metrics.jsonl", NULL), *mb = file_read_all("/tmp/csft_ft_resume_B/metrics.jsonl", NULL);
+        char *ma = file_read_all("build/tmp_ft/csft_ft_resume_A/metrics.jsonl", NULL), *mb = file_read_all("build/tmp_ft/csft_ft_resume_B/metrics.jsonl", NULL);
         int na = 0, nb = 0;
         for (char *p = ma; p && *p; p++) na += *p == '\n';
         for (char *p = mb; p && *p; p++) nb += *p == '\n';
@@ -170,56 +173,57 @@ static void expect_error(const char *cmd, const char *needle) {
 }
 
 static void test_error_paths(void) {
-    write_batches("qwen2-tiny", "/tmp/csft_ft_qwen2-tiny.jsonl");
-    write_config("/tmp/csft_ft_err.yaml", "qwen2-tiny", "/tmp/csft_ft_err_out", 0);
-    expect_error("./csft finetune --config /tmp/csft_no_such.yaml", "csft_no_such.yaml");
-    FILE *f = fopen("/tmp/csft_ft_bad.yaml", "w");
+    write_batches("qwen2-tiny", "build/tmp_ft/csft_ft_qwen2-tiny.jsonl");
+    write_config("build/tmp_ft/csft_ft_err.yaml", "qwen2-tiny", "build/tmp_ft/csft_ft_err_out", 0);
+    expect_error("./csft finetune --config build/tmp_ft/csft_no_such.yaml", "csft_no_such.yaml");
+    FILE *f = fopen("build/tmp_ft/csft_ft_bad.yaml", "w");
     fprintf(f, "run_mode: finetune\nrunner_config:\n  epochs: [1\n");
     fclose(f);
-    expect_error("./csft finetune --config /tmp/csft_ft_bad.yaml", "csft_ft_bad.yaml:");
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set runner_config.batch_sise=2", "batch_size");
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set runner_config.epochs=two", "runner_config.epochs");
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set load_checkpoint=/tmp/csft_nonexistent_model",
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_bad.yaml", "csft_ft_bad.yaml:");
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set runner_config.batch_sise=2", "batch_size");
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set runner_config.epochs=two", "runner_config.epochs");
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set load_checkpoint=build/tmp_ft/csft_nonexistent_model",
                  "csft_nonexistent_model");
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set train_dataset.data_files=[/tmp/csft_missing.jsonl]",
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set train_dataset.data_files=[build/tmp_ft/csft_missing.jsonl]",
                  "csft_missing.jsonl");
     /* records without the needed columns */
-    f = fopen("/tmp/csft_ft_nocols.jsonl", "w");
+    f = fopen("build/tmp_ft/csft_ft_nocols.jsonl", "w");
     fprintf(f, "{\"question\": \"hi\", \"answer\": \"there\"}\n");
     fclose(f);
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set train_dataset.data_files=[/tmp/csft_ft_nocols.jsonl] "
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set train_dataset.data_files=[build/tmp_ft/csft_ft_nocols.jsonl] "
                  "--set train_dataset.format=tokenized",
                  "csft_ft_nocols.jsonl: row 0");
     /* tokenizer that does not belong to the model (151k tokens vs vocab 512) */
-    f = fopen("/tmp/csft_ft_alpaca.jsonl", "w");
+    f = fopen("build/tmp_ft/csft_ft_alpaca.jsonl", "w");
     fprintf(f, "{\"instruction\": \"hi\", \"input\": \"\", \"output\": \"there\"}\n");
     fclose(f);
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set train_dataset.data_files=[/tmp/csft_ft_alpaca.jsonl] "
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set train_dataset.data_files=[build/tmp_ft/csft_ft_alpaca.jsonl] "
                  "--set train_dataset.format=alpaca --set train_dataset.tokenizer=tests/fixtures/tokenizer/qwen",
                  "vocab_size is 512");
     /* output folder not writable: a path under a regular file */
-    expect_error("./csft finetune --config /tmp/csft_ft_err.yaml --set output_dir=/tmp/csft_ft_nocols.jsonl/out",
+    expect_error("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set output_dir=build/tmp_ft/csft_ft_nocols.jsonl/out",
                  "csft_ft_nocols.jsonl/out");
     /* disk full while saving: earlier checkpoints stay intact and loadable */
-    system("rm -rf /tmp/csft_ft_err_out");
-    EXPECT(run("CSFT_TEST_KILL_AFTER_STEP=2 ./csft finetune --config /tmp/csft_ft_err.yaml", NULL) == 137, "run to step 2");
-    char *before = file_read_all("/tmp/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
+    system("rm -rf build/tmp_ft/csft_ft_err_out");
+    EXPECT(run("CSFT_TEST_KILL_AFTER_STEP=2 ./csft finetune --config build/tmp_ft/csft_ft_err.yaml", NULL) == 137, "run to step 2");
+    char *before = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
     EXPECT(before != NULL, "checkpoint-2 exists");
     /* a file-size limit makes every write past 64 KiB fail like a full disk */
-    expect_error("bash -c 'ulimit -f 64; ./csft finetune --config /tmp/csft_ft_err.yaml --set resume_training=true'",
+    expect_error("bash -c 'ulimit -f 64; ./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set resume_training=true'",
                  "checkpoint");
-    char *after = file_read_all("/tmp/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
+    char *after = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
     EXPECT(before && after && strcmp(before, after) == 0 &&
-               files_equal("/tmp/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors",
-                           "/tmp/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors"),
+               files_equal("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors",
+                           "build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors"),
            "checkpoint-2 unchanged");
-    EXPECT(!dir_exists("/tmp/csft_ft_err_out/checkpoints/checkpoint-3"), "no half-written checkpoint-3");
+    EXPECT(!dir_exists("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-3"), "no half-written checkpoint-3");
     free(before), free(after);
     /* and the run resumes from it once there is space again */
-    EXPECT(run("./csft finetune --config /tmp/csft_ft_err.yaml --set resume_training=true", NULL) == 0, "resume after disk full");
+    EXPECT(run("./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set resume_training=true", NULL) == 0, "resume after disk full");
 }
 
 int main(void) {
+    system("rm -rf build/tmp_ft && mkdir -p build/tmp_ft");
     if (!file_exists("./csft")) {
         printf("finetune: 0 passed, 1 failed (./csft not built)\n");
         return 1;
