@@ -23,13 +23,13 @@ static void test_config_spellings(void) {
     EXPECT(c.arch == ARCH_QWEN2 && c.qkv_bias && !c.o_bias && c.tie_word_embeddings, "qwen2 flags");
     EXPECT(c.rope_theta == 1e6 && c.head_dim == 16 && c.n_kv_heads == 2, "qwen2 shape");
     /* transformers 4 spelling + llama3 rope scaling */
-    write_config("/tmp/csft_cfg_llama31.json",
+    write_config("build/tmp_model/csft_cfg_llama31.json",
                  "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
                  "\"intermediate_size\":128,\"num_hidden_layers\":3,\"num_attention_heads\":4,\"num_key_value_heads\":1,"
                  "\"rope_theta\":500000.0,\"rope_scaling\":{\"factor\":8.0,\"low_freq_factor\":1.0,"
                  "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
                  "\"attention_bias\":true,\"mlp_bias\":true,\"hidden_act\":\"silu\"}");
-    EXPECT(model_config_load(&c, "/tmp/csft_cfg_llama31.json", 2) == 0, "%s", err_msg());
+    EXPECT(model_config_load(&c, "build/tmp_model/csft_cfg_llama31.json", 2) == 0, "%s", err_msg());
     EXPECT(c.rope_type == ROPE_LLAMA3 && c.rope_factor == 8 && c.n_layers == 2, "llama3 rope, layers kept");
     EXPECT(c.qkv_bias && c.o_bias && c.mlp_bias, "attention_bias/mlp_bias");
     float inv[8];
@@ -41,22 +41,22 @@ static void test_config_spellings(void) {
 
 static void test_config_refusals(void) {
     struct model_config c;
-    write_config("/tmp/csft_cfg_bad1.json", "{\"architectures\":[\"GPT2LMHeadModel\"],\"vocab_size\":1}");
-    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad1.json", 0) != 0, "gpt2 refused");
+    write_config("build/tmp_model/csft_cfg_bad1.json", "{\"architectures\":[\"GPT2LMHeadModel\"],\"vocab_size\":1}");
+    EXPECT(model_config_load(&c, "build/tmp_model/csft_cfg_bad1.json", 0) != 0, "gpt2 refused");
     EXPECT_ERR("GPT2LMHeadModel");
     EXPECT_ERR("Qwen2ForCausalLM");
-    write_config("/tmp/csft_cfg_bad2.json",
+    write_config("build/tmp_model/csft_cfg_bad2.json",
                  "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
                  "\"intermediate_size\":128,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"hidden_act\":\"gelu\"}");
-    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad2.json", 0) != 0, "gelu refused");
+    EXPECT(model_config_load(&c, "build/tmp_model/csft_cfg_bad2.json", 0) != 0, "gelu refused");
     EXPECT_ERR("hidden_act");
-    write_config("/tmp/csft_cfg_bad3.json",
+    write_config("build/tmp_model/csft_cfg_bad3.json",
                  "{\"architectures\":[\"MistralForCausalLM\"],\"vocab_size\":128,\"hidden_size\":64,"
                  "\"intermediate_size\":128,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"sliding_window\":4096}");
-    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad3.json", 0) != 0, "sliding window refused");
+    EXPECT(model_config_load(&c, "build/tmp_model/csft_cfg_bad3.json", 0) != 0, "sliding window refused");
     EXPECT_ERR("sliding");
-    write_config("/tmp/csft_cfg_bad4.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128}");
-    EXPECT(model_config_load(&c, "/tmp/csft_cfg_bad4.json", 0) != 0, "missing key");
+    write_config("build/tmp_model/csft_cfg_bad4.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":128}");
+    EXPECT(model_config_load(&c, "build/tmp_model/csft_cfg_bad4.json", 0) != 0, "missing key");
     EXPECT_ERR("hidden_size");
     EXPECT(model_config_load(&c, QWEN2, 3) != 0, "too many layers");
     EXPECT_ERR("num_layers");
@@ -146,21 +146,21 @@ static void test_adapter_roundtrip_and_merge(void) {
     EXPECT(model_load(&m, QWEN2, 0, 0) == 0 && lora_load_adapter(&m, QWEN2 "/lora_adapter") == 0, "%s", err_msg());
     double l0 = batch_loss(&m, ids, labels, pos, 2, 24);
     EXPECT_NEAR(l0, 6.2846808433532715, 1e-5);
-    EXPECT(lora_save_adapter(&m, "/tmp/csft_adapter_rt", "qwen2-tiny") == 0, "%s", err_msg());
+    EXPECT(lora_save_adapter(&m, "build/tmp_model/csft_adapter_rt", "qwen2-tiny") == 0, "%s", err_msg());
     struct model m2;
-    EXPECT(model_load(&m2, QWEN2, 0, 0) == 0 && lora_load_adapter(&m2, "/tmp/csft_adapter_rt") == 0, "%s", err_msg());
+    EXPECT(model_load(&m2, QWEN2, 0, 0) == 0 && lora_load_adapter(&m2, "build/tmp_model/csft_adapter_rt") == 0, "%s", err_msg());
     EXPECT(batch_loss(&m2, ids, labels, pos, 2, 24) == l0, "reloaded adapter gives the identical loss");
     lora_merge(&m2);
     EXPECT_NEAR(batch_loss(&m2, ids, labels, pos, 2, 24), l0, 1e-5);
     /* merged model saved and reloaded */
-    EXPECT(model_save(&m2, "/tmp/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
+    EXPECT(model_save(&m2, "build/tmp_model/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
     struct model m3;
-    EXPECT(model_load(&m3, "/tmp/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
+    EXPECT(model_load(&m3, "build/tmp_model/csft_merged_rt", 0, 0) == 0, "%s", err_msg());
     EXPECT(batch_loss(&m3, ids, labels, pos, 2, 24) == batch_loss(&m2, ids, labels, pos, 2, 24), "save/load exact");
     model_free(&m), model_free(&m2), model_free(&m3);
     /* broken adapter folder */
     EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "load");
-    EXPECT(lora_load_adapter(&m, "/tmp/csft_no_such_adapter") != 0, "missing adapter");
+    EXPECT(lora_load_adapter(&m, "build/tmp_model/csft_no_such_adapter") != 0, "missing adapter");
     EXPECT_ERR("csft_no_such_adapter/adapter_config.json");
     model_free(&m);
 }
@@ -245,6 +245,7 @@ static void test_generate_stops_at_eos(void) {
 }
 
 int main(void) {
+    dir_create("build/tmp_model");
     RUN(test_config_spellings);
     RUN(test_config_refusals);
     RUN(test_lora_targets);
