@@ -17,7 +17,7 @@
 #include "core/util.h"
 #include "data/reader.h"
 
-#define CHUNK 512
+#define CHUNK 1024
 
 struct growing {
     int32_t *ids;
@@ -56,14 +56,73 @@ static int bucket(int64_t len) {
     return b;
 }
 
-/* Reads and formats every record of every file. */
-static int build_in_memory(struct dataset *ds, const struct dataset_options *opt, const struct formatter *f) {
-    struct growing g = {0};
+/* A chunk of records read, then formatted by OpenMP tasks while the next chunk is read. */
+struct chunk {
     cJSON *recs[CHUNK];
     int64_t rows[CHUNK];
     struct formatted fr[CHUNK];
     char *errs[CHUNK];
-    memset(fr, 0, sizeof fr);
+    int n, got;     /* records; reader_next's last answer (1 more, 0 end, -1 error) */
+    char *read_err; /* the reader's message when got < 0 */
+};
+
+static void chunk_read(struct chunk *c, struct reader *r) {
+    c->n = 0, c->got = 1;
+    while (c->n < CHUNK) {
+        c->rows[c->n] = reader_row(r);
+        c->got = reader_next(r, &c->recs[c->n]);
+        if (c->got <= 0) break;
+        c->n++;
+    }
+    /* keep the reader's message: formatting may set (thread-local) errors on this thread */
+    c->read_err = c->got < 0 ? xstrdup(err_msg()) : NULL;
+}
+
+static void chunk_discard(struct chunk *c) {
+    for (int i = 0; i < c->n; i++) cJSON_Delete(c->recs[i]), c->recs[i] = NULL;
+    free(c->read_err), c->read_err = NULL;
+    c->n = 0;
+}
+
+/* Adds a formatted chunk to the dataset in row order; the first error (format or read) wins. */
+static int chunk_merge(struct dataset *ds, struct growing *g, struct chunk *c, const struct dataset_options *opt) {
+    int rc = 0;
+    for (int i = 0; i < c->n; i++) {
+        cJSON_Delete(c->recs[i]), c->recs[i] = NULL;
+        char *e = c->errs[i];
+        c->errs[i] = NULL;
+        if (rc == 0 && e) {
+            if (opt->skip_bad_rows) ds->stats.n_skipped_rows++;
+            else rc = err_set("%s", e);
+        }
+        if (rc == 0 && !e) {
+            struct dataset_stats *s = &ds->stats;
+            struct formatted *fr = &c->fr[i];
+            s->n_records++;
+            s->n_truncated += fr->truncated;
+            int t = fr->dropped ? 0 : trained_count(fr);
+            if (fr->dropped) s->n_dropped++;
+            else if (t == 0) s->n_zero_trained++;
+            else {
+                s->n_trained_tokens += t;
+                s->n_tokens += fr->n;
+                s->hist[bucket(fr->n)]++;
+                grow_add(g, fr);
+            }
+        }
+        free(e);
+    }
+    if (c->read_err && rc == 0) rc = err_set("%s", c->read_err);
+    free(c->read_err), c->read_err = NULL;
+    c->n = 0;
+    return rc;
+}
+
+/* Reads and formats every record of every file: the reading thread fills one chunk while
+ * the others format the previous one (one task per record). */
+static int build_in_memory(struct dataset *ds, const struct dataset_options *opt, const struct formatter *f) {
+    struct growing g = {0};
+    struct chunk *c = xcalloc(2, sizeof *c);
     int rc = 0;
     for (int fi = 0; fi < opt->n_files && rc == 0; fi++) {
         struct reader *r;
@@ -72,62 +131,35 @@ static int build_in_memory(struct dataset *ds, const struct dataset_options *opt
             rc = -1;
             break;
         }
+        chunk_read(&c[0], r);
+        int cur = 0;
+#pragma omp parallel
+#pragma omp single
         for (;;) {
-            int n = 0, got = 1;
-            while (n < CHUNK) {
-                rows[n] = reader_row(r);
-                got = reader_next(r, &recs[n]);
-                if (got <= 0) break;
-                n++;
-            }
-            /* keep the reader's message: formatting below may set (thread-local) errors */
-            char *read_err = got < 0 ? xstrdup(err_msg()) : NULL;
-#pragma omp parallel for schedule(dynamic, 8)
-            for (int i = 0; i < n; i++) {
-                errs[i] = NULL;
-                if (format_record(f, recs[i], file, rows[i], &fr[i])) errs[i] = xstrdup(err_msg());
-            }
-            for (int i = 0; i < n; i++) {
-                cJSON_Delete(recs[i]);
-                if (rc == 0 && errs[i]) {
-                    if (opt->skip_bad_rows) {
-                        ds->stats.n_skipped_rows++;
-                    } else {
-                        err_set("%s", errs[i]);
-                        rc = -1;
-                    }
+            struct chunk *a = &c[cur], *b = &c[cur ^ 1];
+            for (int i = 0; i < a->n; i++) {
+#pragma omp task firstprivate(i) shared(a)
+                {
+                    a->errs[i] = NULL;
+                    if (format_record(f, a->recs[i], file, a->rows[i], &a->fr[i])) a->errs[i] = xstrdup(err_msg());
                 }
-                if (rc == 0 && !errs[i]) {
-                    struct dataset_stats *s = &ds->stats;
-                    s->n_records++;
-                    s->n_truncated += fr[i].truncated;
-                    if (fr[i].dropped) {
-                        s->n_dropped++;
-                        continue;
-                    }
-                    int t = trained_count(&fr[i]);
-                    if (t == 0) {
-                        s->n_zero_trained++;
-                        continue;
-                    }
-                    s->n_trained_tokens += t;
-                    s->n_tokens += fr[i].n;
-                    s->hist[bucket(fr[i].n)]++;
-                    grow_add(&g, &fr[i]);
-                }
-                free(errs[i]);
             }
-            if (read_err && rc == 0) {
-                err_set("%s", read_err);
-                rc = -1;
+            int more = a->got > 0;
+            if (more) chunk_read(b, r);
+#pragma omp taskwait
+            rc = chunk_merge(ds, &g, a, opt);
+            if (rc || !more) {
+                if (more) chunk_discard(b);
+                break;
             }
-            free(read_err);
-            if (rc || got == 0) break;
+            cur ^= 1;
         }
         ds->stats.n_skipped_rows += reader_skipped(r);
         reader_close(r);
     }
-    for (int i = 0; i < CHUNK; i++) formatted_free(&fr[i]);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < CHUNK; i++) formatted_free(&c[k].fr[i]);
+    free(c);
     if (rc) {
         free(g.ids), free(g.mask), free(g.offsets);
         return -1;
