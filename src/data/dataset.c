@@ -133,8 +133,9 @@ static int build_in_memory(struct dataset *ds, const struct dataset_options *opt
         }
         chunk_read(&c[0], r);
         int cur = 0;
+        /* master, not single: err_set is thread-local and the caller reads it on this thread */
 #pragma omp parallel
-#pragma omp single
+#pragma omp master
         for (;;) {
             struct chunk *a = &c[cur], *b = &c[cur ^ 1];
             for (int i = 0; i < a->n; i++) {
