@@ -1,8 +1,10 @@
 /* cmd_data: `csft data cat FILE...` prints every record of the given datasets (JSON, JSONL,
  * .gz, Parquet, Arrow IPC, save_to_disk folders) as one JSON object per line, with the
  * dataset's own columns in the file's order and UTF-8 kept raw (our printer, not cJSON's, so
- * that 64-bit integers up to 2^53 print exactly). `csft data stats` needs the
- * tokenizer and a config; it is not part of this build yet. */
+ * that 64-bit integers up to 2^53 print exactly). `csft data stats --config run.yaml` builds
+ * the configured dataset (tokenizer, template, formatting, cache: train/pipeline.h) and
+ * prints what training would see: counts, a length histogram, trained tokens, truncation,
+ * records that train nothing, skipped rows, the cache, and the packing plan. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -10,13 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_config.h"
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/util.h"
+#include "data/pack.h"
 #include "data/reader.h"
+#include "model/model_config.h"
+#include "train/pipeline.h"
 
 static void data_usage(FILE *f) {
     fprintf(f, "usage: csft data cat [--offset N] [--limit N] [--skip-bad-rows] FILE...\n"
-               "       csft data stats --config run.yaml\n\n"
+               "       csft data stats --config run.yaml [--eval] [--set key.path=value]...\n\n"
                "cat    print the records of each FILE as JSON Lines (the dataset's own columns, lists of\n"
                "       structs as arrays of objects). FILE: .json (a top-level array) or .jsonl, either\n"
                "       optionally .gz; .parquet; .arrow (Arrow IPC stream, as datasets writes) or .feather;\n"
@@ -25,8 +32,18 @@ static void data_usage(FILE *f) {
                "  --limit N        print at most N records\n"
                "  --skip-bad-rows  skip rows that are malformed JSON, not objects, or invalid UTF-8, and\n"
                "                   report how many were skipped (default: such a row is an error)\n"
-               "stats  record count, token-count histogram, trained tokens, truncated and zero-trained\n"
-               "       records of the configured dataset (needs --config for the tokenizer/template)\n");
+               "stats  build the configured train_dataset exactly as training would (tokenizer, chat\n"
+               "       template, column_mapping, loss_on, truncation, seq_length, cache_dir) and print:\n"
+               "       records read, sequences kept, bad rows skipped (skip_bad_rows), records truncated\n"
+               "       or dropped by the truncation policy, records with zero trained tokens (a warning:\n"
+               "       they train nothing and are left out), total and trained token counts, a histogram\n"
+               "       of tokens per sequence, whether the pretokenized cache was hit, and with packing the\n"
+               "       number of packed rows of seq_length and their fill. The tokenizer comes from\n"
+               "       train_dataset.tokenizer / vocab_file or load_checkpoint (docs/data.md).\n"
+               "  --config FILE    the run config (YAML)\n"
+               "  --set K=V        override a config key (repeatable), e.g. --set train_dataset.seq_length=4096\n"
+               "  --eval           use eval_dataset instead of train_dataset\n"
+               "       Exit status: 0 ok, 1 a data/config error (the message names file and row), 2 usage.\n");
 }
 
 /* Writes a number the way JSON.stringify / Python's json do for the values datasets hold:
@@ -169,6 +186,127 @@ usage_fail:
     return 2;
 }
 
+
+static void print_count_line(const char *what, long long n, long long of) {
+    if (of > 0) printf("  %-26s %12lld  (%.1f%%)\n", what, n, 100.0 * (double)n / (double)of);
+    else printf("  %-26s %12lld\n", what, n);
+}
+
+/* The statistics of one built dataset (and its packing plan) on stdout. */
+static void stats_print(const struct run_config *cfg, const struct config_dataset *d, const char *which,
+                        const struct dataset *ds) {
+    const struct dataset_stats *s = &ds->stats;
+    static const char *trunc_names[] = {"right", "left", "drop", "error"};
+    static const char *loss_names[] = {"assistant", "last_turn", "all"};
+    printf("%s: %d file(s), format %s, loss_on %s, truncation %s, seq_length %d\n", which, d->n_data_files,
+           data_format_name(d->format), loss_names[d->loss_on], trunc_names[d->truncation], d->seq_length);
+    if (d->cache_dir && d->cache_dir[0])
+        printf("  cache                      %s (%s)\n", s->from_cache ? "hit" : "miss, written",
+               ds->cache_path ? ds->cache_path : d->cache_dir);
+    else
+        printf("  cache                      off (set %s.cache_dir to keep the tokenized data)\n", which);
+    print_count_line("records read", s->n_records, 0);
+    print_count_line("sequences kept", s->n_sequences, s->n_records);
+    print_count_line("bad rows skipped", s->n_skipped_rows, 0);
+    print_count_line("truncated", s->n_truncated, s->n_records);
+    print_count_line("dropped (too long)", s->n_dropped, s->n_records);
+    print_count_line("zero trained tokens", s->n_zero_trained, s->n_records);
+    print_count_line("tokens", s->n_tokens, 0);
+    print_count_line("trained tokens", s->n_trained_tokens, s->n_tokens);
+    int64_t mx = 0, mn = ds->n ? INT64_MAX : 0;
+    for (int64_t i = 0; i < ds->n; i++) {
+        int64_t l = dataset_len(ds, i);
+        if (l > mx) mx = l;
+        if (l < mn) mn = l;
+    }
+    printf("  tokens per sequence        min %lld, mean %.1f, max %lld\n", (long long)mn,
+           ds->n ? (double)s->n_tokens / (double)ds->n : 0.0, (long long)mx);
+    printf("  histogram (tokens per sequence):\n");
+    int64_t top = 1;
+    for (int b = 0; b < 16; b++)
+        if (s->hist[b] > top) top = s->hist[b];
+    for (int b = 0; b < 16; b++) {
+        if (!s->hist[b]) continue;
+        char range[48];
+        if (b == 15) snprintf(range, sizeof range, "[%lld, inf)", 1ll << b);
+        else snprintf(range, sizeof range, "[%lld, %lld)", 1ll << b, 1ll << (b + 1));
+        int w = (int)(40 * s->hist[b] / top);
+        printf("    %-16s %10lld  ", range, (long long)s->hist[b]);
+        for (int k = 0; k < (w ? w : 1); k++) putchar('#');
+        putchar('\n');
+    }
+    if (d->packing && d->seq_length > 0) {
+        struct pack_options po = {.packing = 1, .shuffle = d->shuffle, .seq_length = d->seq_length,
+                                  .seed = (uint64_t)cfg->seed};
+        struct row_plan p;
+        double t0 = time_now();
+        row_plan_build(&p, ds, &po, 0);
+        double fill = p.n_rows ? (double)s->n_tokens / ((double)p.n_rows * d->seq_length) : 0;
+        printf("  packing                    %lld rows of %d tokens, %.1f%% filled (%.3f s)\n", (long long)p.n_rows,
+               d->seq_length, 100 * fill, time_now() - t0);
+        row_plan_free(&p);
+    } else {
+        printf("  packing                    off: %lld rows, padded per batch\n", (long long)ds->n);
+    }
+    printf("  time                       %.3f s\n", s->seconds);
+    if (s->n_zero_trained)
+        fprintf(stderr,
+                "warning: %lld record(s) have no trained token (e.g. no assistant turn, or the response cut "
+                "by truncation) and are left out; check loss_on/truncation/seq_length\n",
+                (long long)s->n_zero_trained);
+    if (s->n_skipped_rows)
+        fprintf(stderr, "warning: %lld bad row(s) skipped (skip_bad_rows)\n", (long long)s->n_skipped_rows);
+}
+
+static int data_stats(int argc, char **argv) {
+    int use_eval = 0, n = 0;
+    char **args = xcalloc((size_t)argc + 1, sizeof *args);
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--eval") == 0) use_eval = 1;
+        else args[n++] = argv[i];
+    }
+    struct run_config cfg;
+    int rc = cli_load_config(n, args, "data stats", NULL, 0, -1, &cfg);
+    free(args);
+    if (rc) return rc;
+    const struct config_dataset *d = use_eval ? &cfg.eval_dataset : &cfg.train_dataset;
+    const char *which = use_eval ? "eval_dataset" : "train_dataset";
+    if (!d->n_data_files) {
+        fprintf(stderr, "csft data stats: %s.data_files is empty\n", which);
+        config_free(&cfg);
+        return 1;
+    }
+    struct model_config mc, *mcp = NULL;
+    char *mj = path_join(cfg.load_checkpoint, "config.json");
+    if (file_exists(mj)) {
+        if (model_config_load(&mc, cfg.load_checkpoint, 0)) {
+            free(mj);
+            config_free(&cfg);
+            return cli_fail("data stats");
+        }
+        mcp = &mc;
+    }
+    free(mj);
+    struct pipeline p;
+    struct dataset *ds = NULL;
+    rc = 0;
+    if (pipeline_open_lazy(&p, &cfg, d, mcp, cfg.run_mode == RUN_MODE_TRAIN)) {
+        err_wrap("%s", which);
+        rc = cli_fail("data stats");
+    } else {
+        if (pipeline_dataset(&p, d, &ds)) {
+            err_wrap("%s", which);
+            rc = cli_fail("data stats");
+        } else {
+            stats_print(&cfg, d, which, ds);
+            dataset_free(ds);
+        }
+        pipeline_close(&p);
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 int cmd_data(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         data_usage(argc < 2 ? stderr : stdout);
@@ -182,9 +320,11 @@ int cmd_data(int argc, char **argv) {
         return data_cat(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "stats") == 0) {
-        fprintf(stderr, "csft data stats: not implemented in this build yet (it needs --config: a tokenizer "
-                        "and chat template to count tokens)\n");
-        return 2;
+        if (cli_wants_help(argc - 1, argv + 1)) {
+            data_usage(stdout);
+            return 0;
+        }
+        return data_stats(argc - 1, argv + 1);
     }
     fprintf(stderr, "csft data: unknown subcommand '%s' (cat, stats)\n", argv[1]);
     data_usage(stderr);

@@ -46,6 +46,14 @@ struct dataset {
     char *cache_path; /* key path prefix, if cached */
 };
 
+/* Builds the dataset: from the cache when one matches (checked: headers, sizes, checksums; a
+ * damaged cache is reported on stderr and rebuilt), else by reading and formatting every
+ * record (then written to the cache). Format errors name file and row; with skip_bad_rows
+ * such rows are counted in stats.n_skipped_rows instead. Needs f->tk unless the records are
+ * pre-tokenized. */
 int dataset_build(struct dataset **out, const struct dataset_options *opt, const struct formatter *f);
+/* Only the cache: 1 and *out on a valid hit, 0 otherwise (no cache, absent or damaged). f's
+ * options (not its tokenizer) enter the key, so a caller may try this before loading one. */
+int dataset_load_cached(struct dataset **out, const struct dataset_options *opt, const struct formatter *f);
 void dataset_free(struct dataset *ds);
 static inline int64_t dataset_len(const struct dataset *ds, int64_t i) { return ds->offsets[i + 1] - ds->offsets[i]; }

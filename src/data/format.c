@@ -189,11 +189,16 @@ static int format_tokenized(const struct formatter *f, const cJSON *rec, const c
     out_reserve(out, n);
     const cJSON *e = ids->child, *l = labels ? labels->child : NULL;
     for (int64_t i = 0; i < n; i++, e = e->next, l = l ? l->next : NULL) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= f->vocab_size)
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= f->vocab_size ||
+            e->valuedouble != (double)e->valueint)
             return err_set("%s: row %lld: input_ids[%lld] is not a token id in [0, %d)", file, (long long)row,
                            (long long)i, f->vocab_size);
+        /* TRL: a label is the id itself (trained) or negative, conventionally -100 (ignored) */
+        if (l && (!cJSON_IsNumber(l) || (l->valuedouble >= 0 && l->valueint != e->valueint)))
+            return err_set("%s: row %lld: labels[%lld] must be -100 or input_ids[%lld] (%d)", file, (long long)row,
+                           (long long)i, (long long)i, e->valueint);
         out->ids[i] = e->valueint;
-        out->labels[i] = l ? (l->valueint < 0 ? -100 : l->valueint) : e->valueint;
+        out->labels[i] = l ? (l->valuedouble < 0 ? -100 : l->valueint) : e->valueint;
     }
     out->n = n;
     return 0;
@@ -209,7 +214,7 @@ static int truncate_out(const struct formatter *f, struct formatted *out, const 
         memmove(out->labels, out->labels + out->n - L, sizeof(int32_t) * (size_t)L);
         out->n = L;
         break;
-    case TRUNCATION_DROP: out->dropped = 1; break;
+    case TRUNCATION_DROP: out->dropped = 1; return 0; /* dropped, not cut: counted apart */
     case TRUNCATION_ERROR:
         return err_set("%s: row %lld: %lld tokens exceed seq_length %lld (truncation: error)", file, (long long)row,
                        (long long)out->n, (long long)L);

@@ -22,12 +22,24 @@ struct pipeline {
     char *tokenizer_dir; /* folder whose tokenizer files are copied next to saved models */
     char *salt;          /* cache-key identity of tokenizer + template */
     int32_t pad_id, eos_id;
+    /* where the tokenizer comes from, for a deferred load (pipeline_open_lazy) */
+    char *tok_vocab, *tok_merges, *tok_src;
+    int32_t model_vocab; /* the model's vocab_size, 0 = unknown */
 };
 
 /* pretrain: plain-text defaults (format text when auto, loss on everything). mc: the model's
  * config (vocab size check, eos fallback), may be NULL. */
 int pipeline_open(struct pipeline *p, const struct run_config *cfg, const struct config_dataset *d,
                   const struct model_config *mc, int pretrain);
+/* As pipeline_open, but the tokenizer (the slow part: ~0.3 s for a 150k vocabulary) is loaded
+ * only when needed: by pipeline_dataset on a cache miss, or pipeline_load_tokenizer. pad_id and
+ * eos_id are resolved from tokenizer_config.json's added_tokens_decoder (else it loads at once).
+ * p->tk stays NULL until loaded. */
+int pipeline_open_lazy(struct pipeline *p, const struct run_config *cfg, const struct config_dataset *d,
+                       const struct model_config *mc, int pretrain);
+/* Loads the tokenizer of a lazily opened pipeline (no-op when loaded or not needed). */
+int pipeline_load_tokenizer(struct pipeline *p);
+/* The tokenized dataset: the cache when it matches, else built (loading the tokenizer if lazy). */
 int pipeline_dataset(struct pipeline *p, const struct config_dataset *d, struct dataset **out);
 void pipeline_close(struct pipeline *p);
 /* Copies tokenizer files (tokenizer.json, tokenizer_config.json, vocab.json, merges.txt,
