@@ -163,12 +163,12 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
         if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
     }
     if (load_model(r, *resume_path)) return -1;
-    if (pipeline_open(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
+    if (pipeline_open_lazy(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
     if (pipeline_dataset(&r->pipe, &c->train_dataset, &r->train)) return err_wrap("train_dataset");
     if (r->rank == 0) print_data_stats(r->train, "train_dataset");
     if (c->eval_dataset.n_data_files > 0) {
         struct pipeline ep;
-        if (pipeline_open(&ep, c, &c->eval_dataset, &r->m.cfg, pretrain)) return err_wrap("eval_dataset");
+        if (pipeline_open_lazy(&ep, c, &c->eval_dataset, &r->m.cfg, pretrain)) return err_wrap("eval_dataset");
         int rc = pipeline_dataset(&ep, &c->eval_dataset, &r->eval);
         pipeline_close(&ep);
         if (rc) return err_wrap("eval_dataset");
