@@ -69,6 +69,9 @@ endif
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" test
 
+demo:
+	bash scripts/demo.sh
+
 bench: csft
 	@bash bench/run.sh
 
@@ -78,5 +81,7 @@ format:
 clean:
 	rm -rf build build-asan build-cuda csft
 
+
+.PHONY: demo
 .PHONY: all test test-cuda test-asan bench format clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
