@@ -2,8 +2,10 @@
 CC ?= gcc
 OPT ?= -O2 -march=native
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc
-LDLIBS := -lcjson -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -lm
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS := $(shell pkg-config --libs ompi-c)
+CFLAGS += -std=c11 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc $(MPI_CFLAGS)
+LDLIBS := -lcjson -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -lm $(MPI_LIBS)
 BUILD ?= build
 
 LIB_SRC := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))

@@ -11,11 +11,17 @@
 
 void adamw_init(struct adamw *o, const struct param *params, int n_params, float beta1, float beta2, float eps,
                 float weight_decay) {
+    int64_t n = 0;
+    for (int i = 0; i < n_params; i++) n += params[i].numel;
+    adamw_init_n(o, n, beta1, beta2, eps, weight_decay);
+}
+
+void adamw_init_n(struct adamw *o, int64_t n, float beta1, float beta2, float eps, float weight_decay) {
     memset(o, 0, sizeof *o);
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
-    for (int i = 0; i < n_params; i++) o->n += params[i].numel;
-    o->m = xcalloc((size_t)o->n, sizeof(float));
-    o->v = xcalloc((size_t)o->n, sizeof(float));
+    o->n = n;
+    o->m = xcalloc((size_t)(n ? n : 1), sizeof(float));
+    o->v = xcalloc((size_t)(n ? n : 1), sizeof(float));
 }
 
 void adamw_free(struct adamw *o) {
@@ -25,21 +31,30 @@ void adamw_free(struct adamw *o) {
 }
 
 void adamw_step(struct adamw *o, struct param *params, int n_params, float lr) {
+    adamw_step_range(o, params, n_params, 0, o->n, NULL, lr);
+}
+
+void adamw_step_range(struct adamw *o, struct param *params, int n_params, int64_t lo, int64_t hi, const float *grad,
+                      float lr) {
     o->step++;
     /* torch computes the bias corrections as Python floats (double), then uses them as scalars */
     double bc1 = 1.0 - pow((double)o->beta1, (double)o->step), bc2 = 1.0 - pow((double)o->beta2, (double)o->step);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2), b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     int64_t off = 0;
-    for (int i = 0; i < n_params; i++) {
+    for (int i = 0; i < n_params && off < hi; i++) {
         struct param *p = &params[i];
-        float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
-        float *w = p->data, *g = p->grad, *m = o->m + off, *v = o->v + off;
+        int64_t a = off > lo ? off : lo, b = off + p->numel < hi ? off + p->numel : hi;
+        if (a < b) {
+            float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
+            float *w = p->data + (a - off), *m = o->m + (a - lo), *v = o->v + (a - lo);
+            const float *g = grad ? grad + (a - lo) : p->grad + (a - off);
 #pragma omp parallel for
-        for (int64_t j = 0; j < p->numel; j++) {
-            w[j] *= decay;
-            m[j] += (g[j] - m[j]) * (1.0f - b1);
-            v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
-            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+            for (int64_t j = 0; j < b - a; j++) {
+                w[j] *= decay;
+                m[j] += (g[j] - m[j]) * (1.0f - b1);
+                v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
+                w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+            }
         }
         off += p->numel;
     }
