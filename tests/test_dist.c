@@ -2,9 +2,11 @@
  * `mpirun -np 2` (tests/test_dist.sh) it checks that 2 ranks x batch 2 give the same losses
  * and weights as 1 process x batch 4 after 5 steps (within 1e-5), with and without ZeRO-1,
  * overlapped or not, with accumulation, for full fine-tuning and LoRA on the tiny fixtures.
- * `--abort-test` makes rank 1 fail so the script can check the message on every rank. */
+ * `--abort-test` makes rank 1 fail (`--die-test`: be killed) so the script can check that the
+ * job ends with a message on every rank. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,8 +328,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "test_dist: %s\n", err_msg());
         return 1;
     }
-    if (argc > 1 && strcmp(argv[1], "--abort-test") == 0) {
+    if (argc > 1 && (strcmp(argv[1], "--abort-test") == 0 || strcmp(argv[1], "--die-test") == 0)) {
         dist_barrier(&D);
+        if (D.rank == 1 && argv[1][2] == 'd') raise(SIGKILL); /* a rank that dies without a word */
         if (D.rank == 1) dist_abort(&D, "deliberate failure of rank 1 (test)");
         dist_barrier(&D); /* never completes: mpirun ends this rank */
         dist_finalize(&D);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel tests under mpirun (run by tests/run.sh with the test binary folder as $1):
 # 2 ranks x batch 2 against 1 process x batch 4 (build/tests/test_dist), and a rank that
-# fails must end the job with a message on every rank. Skips (0 passed) without mpirun.
+# fails (or is killed) must end the job with a message on every rank. Skips without mpirun.
 set -u
 dir=${1:-build/tests}
 if ! command -v mpirun > /dev/null; then
@@ -33,6 +33,14 @@ if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'csft rank 1/2: error: delibe
 else
     printf '%s\n' "$out" | tail -20
     echo "mpirun -np 2 test_dist --abort-test: expected a failing job with a message from both ranks (exit $rc)"
+    failed=$((failed + 1))
+fi
+out=$(timeout 120 $mpi "$dir/test_dist" --die-test 2>&1); rc=$?
+if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'csft rank 0/2: stopped by the launcher: another rank failed'; then
+    passed=$((passed + 1))
+else
+    printf '%s\n' "$out" | tail -20
+    echo "mpirun -np 2 test_dist --die-test: expected a failing job with a message from rank 0 (exit $rc)"
     failed=$((failed + 1))
 fi
 echo "dist_mpirun: $passed passed, $failed failed"
