@@ -43,7 +43,8 @@ static int read_rows(const cJSON *arr, int32_t *out, int T) {
     for (int b = 0; b < cJSON_GetArraySize(arr); b++) {
         const cJSON *row = cJSON_GetArrayItem(arr, b);
         if (cJSON_GetArraySize(row) != T) return -1;
-        for (int t = 0; t < T; t++) out[b * T + t] = cJSON_GetArrayItem(row, t)->valueint;
+        for (int t = 0; t < T; t++)
+            out[b * T + t] = cJSON_GetArrayItem(row, t)->valueint;
     }
     return 0;
 }
@@ -56,7 +57,8 @@ static int load_batches(const char *dir, struct batch4 *out, int n) {
     if (!text) return -1;
     cJSON *ref = cJSON_Parse(text);
     free(text);
-    const cJSON *bi = cJSON_GetObjectItem(ref, "batches_input_ids"), *bl = cJSON_GetObjectItem(ref, "batches_labels");
+    const cJSON *bi = cJSON_GetObjectItem(ref, "batches_input_ids"),
+                *bl = cJSON_GetObjectItem(ref, "batches_labels");
     int nb = cJSON_GetArraySize(bi), rc = 0;
     int T = cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(bi, 0), 0));
     for (int s = 0; s < n; s++) {
@@ -71,21 +73,23 @@ static int load_batches(const char *dir, struct batch4 *out, int n) {
                 read_rows(cJSON_GetArrayItem(bl, k), b->labels + h * 2 * T, T))
                 rc = -1;
         }
-        for (int i = 0; i < 4 * T; i++) b->pos[i] = i % T;
+        for (int i = 0; i < 4 * T; i++)
+            b->pos[i] = i % T;
     }
     cJSON_Delete(ref);
     return rc;
 }
 
 static void free_batches(struct batch4 *b, int n) {
-    for (int i = 0; i < n; i++) free(b[i].ids), free(b[i].labels), free(b[i].pos);
+    for (int i = 0; i < n; i++)
+        free(b[i].ids), free(b[i].labels), free(b[i].pos);
 }
 
 /* ---- one run ---- */
 
 struct run_opts {
     const char *dir;
-    int lora;     /* attach a fresh adapter (same seed on every rank) */
+    int lora; /* attach a fresh adapter (same seed on every rank) */
     int zero, overlap, n_mb;
     int64_t bucket;
 };
@@ -102,13 +106,15 @@ static double lr_of(int step) { return 1e-3 * (step < 2 ? (step + 1) / 2.0 : 1.0
 
 static double max_abs_diff(const float *a, const float *b, int64_t n) {
     double w = 0;
-    for (int64_t i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]));
+    for (int64_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]));
     return w;
 }
 
 static double rel_err(const float *a, const float *b, int64_t n) {
     double d = 0, r = 0;
-    for (int64_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
+    for (int64_t i = 0; i < n; i++)
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
     return r > 0 ? sqrt(d / r) : sqrt(d);
 }
 
@@ -138,24 +144,30 @@ static void check_parity(const struct run_opts *o) {
     struct param *pr = model_trainable(&ref, &np);
     adamw_init(&oref, pr, np, 0.9f, 0.999f, 1e-8f, 0.1f);
     dp_adamw_init(&dp, &opt, 0.9f, 0.999f, 1e-8f, 0.1f);
-    if (o->zero) EXPECT(opt.n <= (dp.n + D.world - 1) / D.world + 64, "ZeRO shard %lld of %lld", (long long)opt.n, (long long)dp.n);
+    if (o->zero)
+        EXPECT(opt.n <= (dp.n + D.world - 1) / D.world + 64, "ZeRO shard %lld of %lld", (long long)opt.n,
+               (long long)dp.n);
     struct step_comm comm = dp_step_comm(&dp);
     double worst_loss = 0, worst_norm = 0;
     for (int s = 0; s < N_STEPS; s++) {
-        struct micro_batch g = {.ids = gb[s].ids, .labels = gb[s].labels, .pos = gb[s].pos, .B = 4, .T = gb[s].T};
+        struct micro_batch g = {
+            .ids = gb[s].ids, .labels = gb[s].labels, .pos = gb[s].pos, .B = 4, .T = gb[s].T};
         struct micro_batch local, mbs[4];
         struct step_result rr, rd;
         EXPECT(dp_shard_rows(&local, &g, D.rank, D.world) == 0, "%s", err_msg());
-        for (int i = 0; i < o->n_mb; i++) EXPECT(dp_shard_rows(&mbs[i], &local, i, o->n_mb) == 0, "%s", err_msg());
+        for (int i = 0; i < o->n_mb; i++)
+            EXPECT(dp_shard_rows(&mbs[i], &local, i, o->n_mb) == 0, "%s", err_msg());
         EXPECT(train_step(&ref, &oref, &g, 1, lr_of(s), 1.0, NULL, &rr) == 0, "%s", err_msg());
         EXPECT(train_step(&m, &opt, mbs, o->n_mb, lr_of(s), 1.0, &comm, &rd) == 0, "%s", err_msg());
-        EXPECT(rd.n_tokens == rr.n_tokens, "step %d: %lld vs %lld tokens", s, (long long)rd.n_tokens, (long long)rr.n_tokens);
+        EXPECT(rd.n_tokens == rr.n_tokens, "step %d: %lld vs %lld tokens", s, (long long)rd.n_tokens,
+               (long long)rr.n_tokens);
         worst_loss = fmax(worst_loss, fabs(rd.loss - rr.loss) / fabs(rr.loss));
         worst_norm = fmax(worst_norm, fabs(rd.grad_norm - rr.grad_norm) / fabs(rr.grad_norm));
     }
     if (o->overlap)
-        EXPECT(dp.overlapped > 0 && dp.overlapped < dp.n, "%lld of %lld gradient elements sent during the backward",
-               (long long)dp.overlapped, (long long)dp.n);
+        EXPECT(dp.overlapped > 0 && dp.overlapped < dp.n,
+               "%lld of %lld gradient elements sent during the backward", (long long)dp.overlapped,
+               (long long)dp.n);
     double wdiff = max_abs_diff(dp.data, pr[0].data, dp.n), wrel = rel_err(dp.data, pr[0].data, dp.n);
     EXPECT(worst_loss <= TOL, "losses differ by %.3g (relative)", worst_loss);
     EXPECT(worst_norm <= TOL, "grad norms differ by %.3g (relative)", worst_norm);
@@ -165,10 +177,12 @@ static void check_parity(const struct run_opts *o) {
     float *w0 = xmalloc(sizeof(float) * (size_t)dp.n);
     memcpy(w0, dp.data, sizeof(float) * (size_t)dp.n);
     dist_broadcast(&D, w0, sizeof(float) * (size_t)dp.n, 0);
-    EXPECT(memcmp(w0, dp.data, sizeof(float) * (size_t)dp.n) == 0, "rank %d's weights differ from rank 0's", D.rank);
+    EXPECT(memcmp(w0, dp.data, sizeof(float) * (size_t)dp.n) == 0, "rank %d's weights differ from rank 0's",
+           D.rank);
     free(w0);
     if (D.rank == 0)
-        printf("  %s%s zero=%d overlap=%d n_mb=%d bucket=%lld: loss %.2e, grad norm %.2e, weights %.2e (max element "
+        printf("  %s%s zero=%d overlap=%d n_mb=%d bucket=%lld: loss %.2e, grad norm %.2e, weights %.2e (max "
+               "element "
                "%.2e)\n",
                o->dir, o->lora ? " (LoRA)" : "", o->zero, o->overlap, o->n_mb, (long long)dp.cfg.bucket_elems,
                worst_loss, worst_norm, wrel, wdiff);
@@ -192,14 +206,16 @@ static void check_parity(const struct run_opts *o) {
     dp_optim_scatter(&dp2, &opt2, m_full, v_full, 0);
     EXPECT(opt2.step == N_STEPS, "step after load %lld", (long long)opt2.step);
     struct step_comm comm2 = dp_step_comm(&dp2);
-    struct micro_batch g = {.ids = gb[0].ids, .labels = gb[0].labels, .pos = gb[0].pos, .B = 4, .T = gb[0].T}, local;
+    struct micro_batch g = {.ids = gb[0].ids, .labels = gb[0].labels, .pos = gb[0].pos, .B = 4, .T = gb[0].T},
+                       local;
     struct step_result rr, rd;
     dp_shard_rows(&local, &g, D.rank, D.world);
     EXPECT(train_step(&ref, &oref, &g, 1, 1e-3, 1.0, NULL, &rr) == 0, "%s", err_msg());
     EXPECT(train_step(&m2, &opt2, &local, 1, 1e-3, 1.0, &comm2, &rd) == 0, "%s", err_msg());
     EXPECT_NEAR(rd.loss, rr.loss, TOL);
     wrel = rel_err(dp2.data, pr[0].data, dp2.n), wdiff = max_abs_diff(dp2.data, pr[0].data, dp2.n);
-    EXPECT(wrel <= TOL && wdiff <= TOL_ELEM, "resumed weights differ by %.3g (relative), %.3g (element)", wrel, wdiff);
+    EXPECT(wrel <= TOL && wdiff <= TOL_ELEM, "resumed weights differ by %.3g (relative), %.3g (element)",
+           wrel, wdiff);
 done:
     free(m_full), free(v_full);
     adamw_free(&oref), adamw_free(&opt), adamw_free(&opt2);
@@ -212,14 +228,15 @@ static void test_parity_full(void) {
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .n_mb = 1});
 }
 static void test_parity_full_overlap(void) {
-    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .overlap = 1, .n_mb = 1, .bucket = 5000});
+    check_parity(
+        &(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .overlap = 1, .n_mb = 1, .bucket = 5000});
 }
 static void test_parity_zero(void) {
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .zero = 1, .n_mb = 1});
 }
 static void test_parity_zero_overlap_accum(void) {
-    check_parity(
-        &(struct run_opts){.dir = "tests/fixtures/hf/qwen3-tiny", .zero = 1, .overlap = 1, .n_mb = 2, .bucket = 3001});
+    check_parity(&(struct run_opts){
+        .dir = "tests/fixtures/hf/qwen3-tiny", .zero = 1, .overlap = 1, .n_mb = 2, .bucket = 3001});
 }
 static void test_parity_lora_zero(void) {
     check_parity(&(struct run_opts){
@@ -243,13 +260,16 @@ static void test_collectives(void) {
     EXPECT_STR(s, "hello");
     /* rank k owns k+1 elements of an allgather/gather/scatter buffer */
     int counts[16], displs[16], n = 0;
-    for (int k = 0; k < w && k < 16; k++) counts[k] = k + 1, displs[k] = n, n += k + 1;
+    for (int k = 0; k < w && k < 16; k++)
+        counts[k] = k + 1, displs[k] = n, n += k + 1;
     float buf[256] = {0}, part[16], back[16] = {0};
-    for (int j = 0; j < counts[r]; j++) buf[displs[r] + j] = part[j] = (float)(100 * r + j);
+    for (int j = 0; j < counts[r]; j++)
+        buf[displs[r] + j] = part[j] = (float)(100 * r + j);
     dist_allgatherv_f32(&D, buf, counts, displs);
     int ok = 1;
     for (int k = 0; k < w; k++)
-        for (int j = 0; j < counts[k]; j++) ok &= buf[displs[k] + j] == 100 * k + j;
+        for (int j = 0; j < counts[k]; j++)
+            ok &= buf[displs[k] + j] == 100 * k + j;
     EXPECT(ok, "allgatherv");
     float all[256] = {0};
     dist_gatherv_f32(&D, part, all, counts, displs, 0);
@@ -264,22 +284,26 @@ static void test_world_check(void) {
     EXPECT(dist_check_world(&D, D.world) == 0, "equal is fine");
     EXPECT(dist_check_world(&D, D.world + 2) == -1, "mismatch must fail");
     char want[128];
-    snprintf(want, sizeof want, "parallel_config.data_parallel is %d but the job runs %d rank", D.world + 2, D.world);
+    snprintf(want, sizeof want, "parallel_config.data_parallel is %d but the job runs %d rank", D.world + 2,
+             D.world);
     EXPECT_ERR(want);
 }
 
 static void test_shard_rows(void) {
     int32_t ids[6 * 2], lab[6 * 2], pos[6 * 2];
-    for (int i = 0; i < 12; i++) ids[i] = i, lab[i] = -i, pos[i] = i % 2;
+    for (int i = 0; i < 12; i++)
+        ids[i] = i, lab[i] = -i, pos[i] = i % 2;
     struct micro_batch g = {.ids = ids, .labels = lab, .pos = pos, .B = 6, .T = 2}, out;
     EXPECT(dp_shard_rows(&out, &g, 2, 3) == 0, "%s", err_msg());
-    EXPECT(out.B == 2 && out.T == 2 && out.ids[0] == 8 && out.labels[3] == -11 && out.pos[1] == 1, "rows 4-5");
+    EXPECT(out.B == 2 && out.T == 2 && out.ids[0] == 8 && out.labels[3] == -11 && out.pos[1] == 1,
+           "rows 4-5");
     EXPECT(dp_shard_rows(&out, &g, 0, 4) == -1, "6 rows over 4 ranks must fail");
     EXPECT_ERR("the global batch has 6 rows, not a multiple of the 4 ranks");
     EXPECT(dp_shard_rows(&out, &g, 3, 3) == -1, "rank out of range");
     EXPECT_ERR("rank 3 of 3 is out of range");
     int owned = 0;
-    for (int i = 0; i < 10; i++) owned += dp_owns(i, 1, 3);
+    for (int i = 0; i < 10; i++)
+        owned += dp_owns(i, 1, 3);
     EXPECT(owned == 3, "round robin: rank 1 of 3 owns 1, 4, 7");
 }
 
@@ -299,9 +323,12 @@ static void test_dp_errors(void) {
 /* The ZeRO-1 AdamW on shards equals the plain one on the whole buffer, bit for bit. */
 static void test_adamw_range(void) {
     float w1[10], w2[10], g[10];
-    struct param p[2] = {{.numel = 4, .data = w1, .grad = g, .decay = 1}, {.numel = 6, .data = w1 + 4, .grad = g + 4}};
-    struct param q[2] = {{.numel = 4, .data = w2, .grad = g, .decay = 1}, {.numel = 6, .data = w2 + 4, .grad = g + 4}};
-    for (int i = 0; i < 10; i++) w1[i] = w2[i] = 0.1f * i - 0.3f, g[i] = 0.05f * (i % 3) - 0.04f;
+    struct param p[2] = {{.numel = 4, .data = w1, .grad = g, .decay = 1},
+                         {.numel = 6, .data = w1 + 4, .grad = g + 4}};
+    struct param q[2] = {{.numel = 4, .data = w2, .grad = g, .decay = 1},
+                         {.numel = 6, .data = w2 + 4, .grad = g + 4}};
+    for (int i = 0; i < 10; i++)
+        w1[i] = w2[i] = 0.1f * i - 0.3f, g[i] = 0.05f * (i % 3) - 0.04f;
     struct adamw a, b0, b1;
     adamw_init(&a, p, 2, 0.9f, 0.99f, 1e-8f, 0.1f);
     adamw_init_n(&b0, 3, 0.9f, 0.99f, 1e-8f, 0.1f);
@@ -312,15 +339,16 @@ static void test_adamw_range(void) {
         adamw_step_range(&b1, q, 2, 3, 10, NULL, 0.01f);
     }
     EXPECT(memcmp(w1, w2, sizeof w1) == 0, "sharded AdamW differs");
-    EXPECT(memcmp(a.m + 3, b1.m, 7 * sizeof(float)) == 0 && memcmp(a.v, b0.v, 3 * sizeof(float)) == 0, "state");
+    EXPECT(memcmp(a.m + 3, b1.m, 7 * sizeof(float)) == 0 && memcmp(a.v, b0.v, 3 * sizeof(float)) == 0,
+           "state");
     adamw_free(&a), adamw_free(&b0), adamw_free(&b1);
 }
 
 /* RUN, then one verdict for the job: a test failed if it failed on any rank. */
-#define DRUN(fn)                                                              \
-    do {                                                                      \
-        RUN(fn);                                                              \
-        if (dist_any(&D, t_cur_failed != 0) && !t_cur_failed) t_passed--, t_failed++; \
+#define DRUN(fn)                                                                                             \
+    do {                                                                                                     \
+        RUN(fn);                                                                                             \
+        if (dist_any(&D, t_cur_failed != 0) && !t_cur_failed) t_passed--, t_failed++;                        \
     } while (0)
 
 int main(int argc, char **argv) {

@@ -15,15 +15,15 @@
 #include "core/err.h"
 #include "core/util.h"
 
-#define MPI_CHECK(d, call)                                                                            \
-    do {                                                                                              \
-        int mpi_rc_ = (call);                                                                         \
-        if (mpi_rc_ != MPI_SUCCESS) {                                                                 \
-            char mpi_msg_[MPI_MAX_ERROR_STRING];                                                      \
-            int mpi_len_ = 0;                                                                         \
-            MPI_Error_string(mpi_rc_, mpi_msg_, &mpi_len_);                                           \
-            dist_abort((d), "%s:%d: %s failed: %.*s", __FILE__, __LINE__, #call, mpi_len_, mpi_msg_); \
-        }                                                                                             \
+#define MPI_CHECK(d, call)                                                                                   \
+    do {                                                                                                     \
+        int mpi_rc_ = (call);                                                                                \
+        if (mpi_rc_ != MPI_SUCCESS) {                                                                        \
+            char mpi_msg_[MPI_MAX_ERROR_STRING];                                                             \
+            int mpi_len_ = 0;                                                                                \
+            MPI_Error_string(mpi_rc_, mpi_msg_, &mpi_len_);                                                  \
+            dist_abort((d), "%s:%d: %s failed: %.*s", __FILE__, __LINE__, #call, mpi_len_, mpi_msg_);        \
+        }                                                                                                    \
     } while (0)
 
 /* Chunk size for collectives over more than INT_MAX elements. */
@@ -57,10 +57,11 @@ int dist_init(struct dist *d, int *argc, char ***argv) {
     MPI_CHECK(d, MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
     MPI_CHECK(d, MPI_Comm_size(MPI_COMM_WORLD, &d->world));
     if (d->world > 1) {
-        int n = snprintf(term_msg, sizeof term_msg,
-                         "csft rank %d/%d: stopped by the launcher: another rank failed or the job was cancelled "
-                         "(see the first error above)\n",
-                         d->rank, d->world);
+        int n =
+            snprintf(term_msg, sizeof term_msg,
+                     "csft rank %d/%d: stopped by the launcher: another rank failed or the job was cancelled "
+                     "(see the first error above)\n",
+                     d->rank, d->world);
         term_len = n > 0 && (size_t)n < sizeof term_msg ? (size_t)n : sizeof term_msg - 1;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -83,9 +84,10 @@ void dist_finalize(struct dist *d) {
 
 int dist_check_world(const struct dist *d, int want) {
     if (want <= 0 || want == d->world) return 0;
-    return err_set("parallel_config.data_parallel is %d but the job runs %d rank%s (mpirun -np %d): set it to %d "
-                   "or leave it out",
-                   want, d->world, d->world == 1 ? "" : "s", d->world, d->world);
+    return err_set(
+        "parallel_config.data_parallel is %d but the job runs %d rank%s (mpirun -np %d): set it to %d "
+        "or leave it out",
+        want, d->world, d->world == 1 ? "" : "s", d->world, d->world);
 }
 
 void dist_abort(const struct dist *d, const char *fmt, ...) {
@@ -113,12 +115,15 @@ static void allreduce(struct dist *d, void *x, int64_t n, MPI_Datatype type, siz
     double t = time_now();
     for (int64_t off = 0; off < n; off += DIST_CHUNK) {
         int64_t c = n - off < DIST_CHUNK ? n - off : DIST_CHUNK;
-        MPI_CHECK(d, MPI_Allreduce(MPI_IN_PLACE, (char *)x + (size_t)off * size, (int)c, type, MPI_SUM, MPI_COMM_WORLD));
+        MPI_CHECK(d, MPI_Allreduce(MPI_IN_PLACE, (char *)x + (size_t)off * size, (int)c, type, MPI_SUM,
+                                   MPI_COMM_WORLD));
     }
     d->comm_s += time_now() - t;
 }
 
-void dist_allreduce_sum_f64(struct dist *d, double *x, int64_t n) { allreduce(d, x, n, MPI_DOUBLE, sizeof *x); }
+void dist_allreduce_sum_f64(struct dist *d, double *x, int64_t n) {
+    allreduce(d, x, n, MPI_DOUBLE, sizeof *x);
+}
 void dist_allreduce_sum_f32(struct dist *d, float *x, int64_t n) { allreduce(d, x, n, MPI_FLOAT, sizeof *x); }
 
 int dist_any(struct dist *d, int flag) {
@@ -143,27 +148,34 @@ void dist_broadcast(struct dist *d, void *buf, size_t bytes, int root) {
 void dist_allgatherv_f32(struct dist *d, float *buf, const int *counts, const int *displs) {
     if (!d->mpi || d->world == 1) return;
     double t = time_now();
-    MPI_CHECK(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+    MPI_CHECK(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                                MPI_COMM_WORLD));
     d->comm_s += time_now() - t;
 }
 
-void dist_gatherv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs, int root) {
+void dist_gatherv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                      int root) {
     if (!d->mpi || d->world == 1) {
-        if (counts[0] && recv + displs[0] != send) memmove(recv + displs[0], send, sizeof(float) * (size_t)counts[0]);
+        if (counts[0] && recv + displs[0] != send)
+            memmove(recv + displs[0], send, sizeof(float) * (size_t)counts[0]);
         return;
     }
     double t = time_now();
-    MPI_CHECK(d, MPI_Gatherv(send, counts[d->rank], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, root, MPI_COMM_WORLD));
+    MPI_CHECK(d, MPI_Gatherv(send, counts[d->rank], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, root,
+                             MPI_COMM_WORLD));
     d->comm_s += time_now() - t;
 }
 
-void dist_scatterv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs, int root) {
+void dist_scatterv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                       int root) {
     if (!d->mpi || d->world == 1) {
-        if (counts[0] && send + displs[0] != recv) memmove(recv, send + displs[0], sizeof(float) * (size_t)counts[0]);
+        if (counts[0] && send + displs[0] != recv)
+            memmove(recv, send + displs[0], sizeof(float) * (size_t)counts[0]);
         return;
     }
     double t = time_now();
-    MPI_CHECK(d, MPI_Scatterv(send, counts, displs, MPI_FLOAT, recv, counts[d->rank], MPI_FLOAT, root, MPI_COMM_WORLD));
+    MPI_CHECK(d, MPI_Scatterv(send, counts, displs, MPI_FLOAT, recv, counts[d->rank], MPI_FLOAT, root,
+                              MPI_COMM_WORLD));
     d->comm_s += time_now() - t;
 }
 

@@ -10,9 +10,9 @@
 
 struct dist {
     int rank, world;
-    int mpi;         /* 1 when MPI was initialised (launched by mpirun) */
-    double comm_s;   /* seconds spent inside blocking collectives and waits (statistics) */
-    void *reqs;      /* outstanding non-blocking requests (MPI_Request[]), private */
+    int mpi;       /* 1 when MPI was initialised (launched by mpirun) */
+    double comm_s; /* seconds spent inside blocking collectives and waits (statistics) */
+    void *reqs;    /* outstanding non-blocking requests (MPI_Request[]), private */
     int n_reqs, cap_reqs;
 };
 
@@ -41,9 +41,11 @@ void dist_broadcast(struct dist *d, void *buf, size_t bytes, int root);
 /* Rank r's counts[r] elements sit at buf + displs[r]; afterwards every rank has all of them. */
 void dist_allgatherv_f32(struct dist *d, float *buf, const int *counts, const int *displs);
 /* root receives rank r's `send` (counts[r] elements) at recv + displs[r]; recv only read on root. */
-void dist_gatherv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs, int root);
+void dist_gatherv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                      int root);
 /* Inverse of gatherv: rank r receives counts[r] elements from root's send + displs[r]. */
-void dist_scatterv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs, int root);
+void dist_scatterv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                       int root);
 
 /* Non-blocking collectives: started now, completed by dist_wait_all (dist_progress lets MPI
  * advance them from inside the backward pass). The buffers must stay untouched until then. */

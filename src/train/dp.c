@@ -63,7 +63,9 @@ static void cb_backward_begin(int mb, int n_mb, void *ctx) {
     dp->armed = dp->cfg.overlap && mb == n_mb - 1;
 }
 
-static void cb_allreduce_f64(double *x, int n, void *ctx) { dist_allreduce_sum_f64(((struct dp *)ctx)->d, x, n); }
+static void cb_allreduce_f64(double *x, int n, void *ctx) {
+    dist_allreduce_sum_f64(((struct dp *)ctx)->d, x, n);
+}
 
 static void cb_allreduce_grads(struct param *params, int n_params, void *ctx) {
     (void)params, (void)n_params;
@@ -82,20 +84,22 @@ static double cb_grad_norm(struct param *params, int n_params, void *ctx) {
     const float *g = dp->shard_grad;
     double ss = 0;
 #pragma omp parallel for reduction(+ : ss)
-    for (int64_t j = 0; j < dp->hi - dp->lo; j++) ss += (double)g[j] * g[j];
+    for (int64_t j = 0; j < dp->hi - dp->lo; j++)
+        ss += (double)g[j] * g[j];
     dist_allreduce_sum_f64(dp->d, &ss, 1);
     return sqrt(ss);
 }
 
-static void cb_optimizer_step(struct adamw *opt, struct param *params, int n_params, float lr, double grad_norm,
-                              double max_grad_norm, void *ctx) {
+static void cb_optimizer_step(struct adamw *opt, struct param *params, int n_params, float lr,
+                              double grad_norm, double max_grad_norm, void *ctx) {
     struct dp *dp = ctx;
     int64_t ns = dp->hi - dp->lo;
     double coef = max_grad_norm > 0 ? max_grad_norm / (grad_norm + 1e-6) : 1.0; /* as grad_clip */
     if (coef < 1.0) {
         float c = (float)coef, *g = dp->shard_grad;
 #pragma omp parallel for
-        for (int64_t j = 0; j < ns; j++) g[j] *= c;
+        for (int64_t j = 0; j < ns; j++)
+            g[j] *= c;
     }
     adamw_step_range(opt, params, n_params, dp->lo, dp->hi, dp->shard_grad, lr);
     double t = time_now();
@@ -144,7 +148,8 @@ static void plan_ready(struct dp *dp, int n_layers) {
     dp->ready_from = xmalloc(sizeof(int64_t) * (size_t)(n_layers ? n_layers : 1));
     for (int l = 0; l < n_layers; l++) {
         int i = dp->n_params;
-        while (i > 0 && level[i - 1] >= l) i--;
+        while (i > 0 && level[i - 1] >= l)
+            i--;
         dp->ready_from[l] = off[i];
     }
     free(off);
@@ -158,14 +163,16 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
     if (dp->cfg.bucket_elems > (1 << 30)) dp->cfg.bucket_elems = 1 << 30;
     dp->params = model_trainable(m, &dp->n_params);
     if (dp->n_params == 0 || !dp->params[0].grad)
-        return err_set("data parallel: the model has no trainable tensors (load it with gradients or attach LoRA)");
+        return err_set(
+            "data parallel: the model has no trainable tensors (load it with gradients or attach LoRA)");
     dp->data = dp->params[0].data, dp->grad = dp->params[0].grad;
     for (int i = 0; i < dp->n_params; i++) {
         const struct param *p = &dp->params[i];
         if (p->data != dp->data + dp->n || p->grad != dp->grad + dp->n)
-            return err_set("data parallel: trainable tensor %s is not contiguous with the previous one in the flat "
-                           "buffer (expected offset %lld)",
-                           p->name, (long long)dp->n);
+            return err_set(
+                "data parallel: trainable tensor %s is not contiguous with the previous one in the flat "
+                "buffer (expected offset %lld)",
+                p->name, (long long)dp->n);
         dp->n += p->numel;
     }
     /* Every rank must train the same tensors. */
@@ -173,14 +180,16 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
     dist_broadcast(d, root, sizeof root, 0);
     int bad = shape[0] != root[0] || shape[1] != root[1];
     if (dist_any(d, bad))
-        return err_set("data parallel: rank %d trains %lld elements in %lld tensors, rank 0 %lld in %lld: every rank "
-                       "must load the same model and adapter",
-                       d->rank, (long long)shape[0], (long long)shape[1], (long long)root[0], (long long)root[1]);
+        return err_set(
+            "data parallel: rank %d trains %lld elements in %lld tensors, rank 0 %lld in %lld: every rank "
+            "must load the same model and adapter",
+            d->rank, (long long)shape[0], (long long)shape[1], (long long)root[0], (long long)root[1]);
     int w = d->world;
     dp->bounds = xmalloc(sizeof(int64_t) * (size_t)(w + 1));
     int64_t chunk = (dp->n + w - 1) / w;
     chunk = (chunk + 63) / 64 * 64; /* shards start 256-byte aligned */
-    for (int r = 0; r <= w; r++) dp->bounds[r] = (int64_t)r * chunk < dp->n ? (int64_t)r * chunk : dp->n;
+    for (int r = 0; r <= w; r++)
+        dp->bounds[r] = (int64_t)r * chunk < dp->n ? (int64_t)r * chunk : dp->n;
     dp->lo = cfg->zero ? dp->bounds[d->rank] : 0;
     dp->hi = cfg->zero ? dp->bounds[d->rank + 1] : dp->n;
     dp->counts = xmalloc(sizeof(int) * (size_t)w);
@@ -198,21 +207,26 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
 }
 
 void dp_free(struct dp *dp) {
-    if (dp->m && dp->m->grads_ready_ctx == dp) dp->m->on_layer_grads_ready = NULL, dp->m->grads_ready_ctx = NULL;
-    free(dp->bounds), free(dp->shard_grad), free(dp->ready_from), free(dp->counts), free(dp->displs), free(dp->pool);
+    if (dp->m && dp->m->grads_ready_ctx == dp)
+        dp->m->on_layer_grads_ready = NULL, dp->m->grads_ready_ctx = NULL;
+    free(dp->bounds), free(dp->shard_grad), free(dp->ready_from), free(dp->counts), free(dp->displs),
+        free(dp->pool);
     memset(dp, 0, sizeof *dp);
 }
 
-void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps, float weight_decay) {
+void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,
+                   float weight_decay) {
     adamw_init_n(o, dp->hi - dp->lo, beta1, beta2, eps, weight_decay);
 }
 
 int dp_shard_rows(struct micro_batch *out, const struct micro_batch *global, int rank, int world) {
-    if (world < 1 || rank < 0 || rank >= world) return err_set("data parallel: rank %d of %d is out of range", rank, world);
+    if (world < 1 || rank < 0 || rank >= world)
+        return err_set("data parallel: rank %d of %d is out of range", rank, world);
     if (global->B % world)
-        return err_set("data parallel: the global batch has %d rows, not a multiple of the %d ranks (set the batch "
-                       "size to a multiple of the world size)",
-                       global->B, world);
+        return err_set(
+            "data parallel: the global batch has %d rows, not a multiple of the %d ranks (set the batch "
+            "size to a multiple of the world size)",
+            global->B, world);
     int b = global->B / world;
     int64_t off = (int64_t)rank * b * global->T;
     *out = (struct micro_batch){.ids = global->ids + off,
@@ -232,8 +246,10 @@ static void state_move(struct dp *dp, float *part, float *full, int root, int ga
         int64_t s = a > dp->lo ? a : dp->lo;
         float *mine = dp->counts[me] ? part + (s - dp->lo) : part;
         float *all = me == root ? full + a : NULL;
-        if (gather) dist_gatherv_f32(dp->d, mine, all, dp->counts, dp->displs, root);
-        else dist_scatterv_f32(dp->d, all, mine, dp->counts, dp->displs, root);
+        if (gather)
+            dist_gatherv_f32(dp->d, mine, all, dp->counts, dp->displs, root);
+        else
+            dist_scatterv_f32(dp->d, all, mine, dp->counts, dp->displs, root);
     }
 }
 

@@ -26,18 +26,18 @@ struct dp {
     int n_params;
     float *data, *grad; /* the flat trainable buffer (params[0].data...) and its gradient */
     int64_t n;
-    int64_t *bounds;    /* (world+1) shard boundaries of the flat space; rank r owns [bounds[r], bounds[r+1]) */
-    int64_t lo, hi;     /* this rank's shard (the whole space without ZeRO) */
-    float *shard_grad;  /* (hi-lo) summed gradient of the shard (ZeRO only) */
-    int64_t *ready_from; /* (n_layers) once layer l's backward is done, grads [ready_from[l], n) are final */
+    int64_t *bounds; /* (world+1) shard boundaries of the flat space; rank r owns [bounds[r], bounds[r+1]) */
+    int64_t lo, hi;  /* this rank's shard (the whole space without ZeRO) */
+    float *shard_grad;    /* (hi-lo) summed gradient of the shard (ZeRO only) */
+    int64_t *ready_from;  /* (n_layers) once layer l's backward is done, grads [ready_from[l], n) are final */
     int *counts, *displs; /* (world) scratch */
     int *pool, pool_rows; /* (pool_rows, world) counts of the reduce-scatters in flight (ZeRO) */
     /* backward state */
     int armed;
     int64_t sent_from; /* grads [sent_from, n) have been handed to communication */
     /* statistics (seconds, summed over steps) */
-    double wait_s;     /* exposed: waiting for gradient buckets after the backward */
-    double gather_s;   /* ZeRO parameter allgather */
+    double wait_s;      /* exposed: waiting for gradient buckets after the backward */
+    double gather_s;    /* ZeRO parameter allgather */
     int64_t overlapped; /* gradient elements of the last step sent while the backward still ran */
 };
 
@@ -47,7 +47,8 @@ struct dp {
 int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_config *cfg);
 void dp_free(struct dp *dp);
 /* AdamW state for this rank: the whole space, or its shard under ZeRO. */
-void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps, float weight_decay);
+void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,
+                   float weight_decay);
 /* The train_step hook that runs the step data-parallel through dp. */
 struct step_comm dp_step_comm(struct dp *dp);
 
