@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test binary in $1 and the fixture checks, sums the "N passed, N failed" lines,
-# and ends with the total. Exit status is non-zero if anything failed or a binary crashed.
+# Runs every test binary in $1, every tests/test_*.sh script (given $1; e.g. the mpirun tests)
+# and the fixture checks, sums the "N passed, N failed" lines, and ends with the total.
+# Exit status is non-zero if anything failed or a binary crashed.
 set -u
 dir=$1
 passed=0 failed=0 status=0
-for t in "$dir"/test_*; do
-    [ -x "$t" ] || continue
-    out=$("$t" 2>&1); rc=$?
+for t in "$dir"/test_* tests/test_*.sh; do
+    case $t in
+    *.sh) [ -f "$t" ] || continue; out=$(bash "$t" "$dir" 2>&1); rc=$? ;;
+    *) [ -x "$t" ] || continue; out=$("$t" 2>&1); rc=$? ;;
+    esac
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
     if [ -z "$line" ] || [ $rc -ne 0 ]; then
         printf '%s\n' "$out" | tail -40

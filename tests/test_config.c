@@ -53,7 +53,7 @@ static void test_defaults(void) {
     EXPECT(c.lr_schedule.type == LR_SCHEDULE_COSINE && c.lr_schedule.decay_ratio == 0.1, "schedule");
     EXPECT(c.max_grad_norm == 1.0 && c.save_steps == 500 && c.save_total_limit == 3 && c.logging_steps == 10,
            "misc");
-    EXPECT(c.parallel_config.data_parallel == 1 && c.parallel_config.model_parallel == 1, "parallel");
+    EXPECT(c.parallel_config.data_parallel == 0 && c.parallel_config.model_parallel == 1, "parallel");
     EXPECT(c.predict.max_new_tokens == 256 && !c.predict.do_sample && c.predict.top_p == 1.0, "predict");
     char w[64];
     EXPECT_STR(config_where(&c, "seed", w, sizeof w), "default");
@@ -329,7 +329,7 @@ static void test_parallel(void) {
     EXPECT(load_text(&c, "parallel_config:\n  micro_batch_num: 16\n", NULL, 0) != 0, "pipeline setting");
     EXPECT_ERR("unknown key 'parallel_config.micro_batch_num' (MindSpore setting): not supported yet");
     EXPECT(load_text(&c, "parallel_config:\n  zero_stage: 3\n", NULL, 0) != 0, "zero 3");
-    EXPECT_ERR("parallel_config.zero_stage: expected an integer [0, 2], found 3");
+    EXPECT_ERR("parallel_config.zero_stage: expected an integer [0, 1], found 3");
 }
 
 /* MindSpore's own config: every foreign key is named with where it lives in csft. */

@@ -5,6 +5,7 @@
 #include "cli/cli_config.h"
 #include "cli/commands.h"
 #include "core/err.h"
+#include "dist/dist.h"
 #include "train/trainer.h"
 
 static void usage(const char *cmd) {
@@ -46,7 +47,16 @@ int cmd_run_mode(struct run_config *cfg, const char *cmd) {
     case RUN_MODE_EVAL: return cmd_eval_config(cfg);
     default: break;
     }
-    int rc = trainer_run(cfg, cfg->run_mode == RUN_MODE_TRAIN, NULL);
+    struct dist d;
+    if (dist_init(&d, NULL, NULL)) return cli_fail(cmd);
+    if (dist_check_world(&d, cfg->parallel_config.data_parallel)) {
+        if (d.world > 1) dist_abort(&d, "%s", err_msg());
+        dist_finalize(&d);
+        return cli_fail(cmd);
+    }
+    int rc = trainer_run(cfg, cfg->run_mode == RUN_MODE_TRAIN, &d);
+    if (rc && d.world > 1) dist_abort(&d, "%s", err_msg()); /* ends every rank with the message */
     if (rc) fprintf(stderr, "csft %s: %s\n", cmd, err_msg());
+    dist_finalize(&d);
     return rc ? 1 : 0;
 }

@@ -358,6 +358,7 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
         lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
         lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
         K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, l, 1), N, C, 1);
+        if (m->on_layer_grads_ready) m->on_layer_grads_ready(l, m->grads_ready_ctx);
 #undef XA
     }
     if (m->dwte) K->embedding_backward(m->dwte, a->dx, a->ids, N, C);

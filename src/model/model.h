@@ -71,6 +71,10 @@ struct model {
     int64_t n_lora;
     uint64_t dropout_seed; /* set per micro-batch; dropout masks are regenerated, not stored */
     int training;          /* dropout on */
+    /* Called by model_backward after layer l's gradients are final (l = L-1 .. 0), so data
+     * parallelism can start communicating them while earlier layers run (train/dp.h). */
+    void (*on_layer_grads_ready)(int layer, void *ctx);
+    void *grads_ready_ctx;
     /* activations for the current (B, T) */
     struct acts *acts;
     int B, T;

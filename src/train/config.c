@@ -219,11 +219,12 @@ static const struct key_def train_keys[] = {
      "Clip the global gradient norm to this; 0 = no clipping."},
     {"on_nonfinite", KT_ENUM, RC(on_nonfinite), "stop", 0, 0, 0, nonfinites, 0,
      "A NaN/Inf loss or gradient norm: stop (with the step number) or skip the step and count it."},
-    {"parallel_config.data_parallel", KT_INT, RC(parallel_config.data_parallel), "1", K_MIN, 1, 0, 0, 0,
-     "Processes that each train on a slice of the batch (launch with mpirun -np N)."},
-    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 2, 0, 0,
-     "0 = replicate optimizer state; 1 = shard optimizer state; 2 = also shard gradients, over "
-     "data_parallel."},
+    {"parallel_config.data_parallel", KT_INT, RC(parallel_config.data_parallel), "0", K_MIN, 0, 0, 0, 0,
+     "Processes that each train on their own rows of every step (launch with mpirun -np N); 0 = as many "
+     "as mpirun started, N = must equal the number started."},
+    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 1, 0, 0,
+     "0 = every process keeps the whole AdamW state; 1 = ZeRO stage 1: the AdamW state is sharded over "
+     "the processes (memory per process / N)."},
     {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_ONLY_DEFAULT, 0, 0,
      0, 0, "Tensor parallelism: only 1 (not supported yet)."},
     {"parallel_config.pipeline_stage", KT_INT, RC(parallel_config.pipeline_stage), "1", K_ONLY_DEFAULT, 0, 0,

@@ -11,12 +11,18 @@
 
 void adamw_init(struct adamw *o, const struct param *params, int n_params, float beta1, float beta2, float eps,
                 float weight_decay) {
+    int64_t n = 0;
+    for (int i = 0; i < n_params; i++) n += params[i].numel;
+    adamw_init_n(o, n, beta1, beta2, eps, weight_decay);
+}
+
+void adamw_init_n(struct adamw *o, int64_t n, float beta1, float beta2, float eps, float weight_decay) {
     memset(o, 0, sizeof *o);
     o->k = kernels_selected();
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
-    for (int i = 0; i < n_params; i++) o->n += params[i].numel;
-    o->m = o->k->mem_alloc(sizeof(float) * (size_t)o->n);
-    o->v = o->k->mem_alloc(sizeof(float) * (size_t)o->n);
+    o->n = n;
+    o->m = o->k->mem_alloc(sizeof(float) * (size_t)(n ? n : 1));
+    o->v = o->k->mem_alloc(sizeof(float) * (size_t)(n ? n : 1));
 }
 
 void adamw_free(struct adamw *o) {
@@ -25,15 +31,25 @@ void adamw_free(struct adamw *o) {
 }
 
 void adamw_step(struct adamw *o, struct param *params, int n_params, float lr) {
+    adamw_step_range(o, params, n_params, 0, o->n, NULL, lr);
+}
+
+void adamw_step_range(struct adamw *o, struct param *params, int n_params, int64_t lo, int64_t hi, const float *grad,
+                      float lr) {
     o->step++;
     /* torch computes the bias corrections as Python floats (double), then uses them as scalars */
     double bc1 = 1.0 - pow((double)o->beta1, (double)o->step), bc2 = 1.0 - pow((double)o->beta2, (double)o->step);
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2), b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     int64_t off = 0;
-    for (int i = 0; i < n_params; i++) {
+    for (int i = 0; i < n_params && off < hi; i++) {
         struct param *p = &params[i];
-        float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
-        o->k->adamw(p->data, o->m + off, o->v + off, p->grad, p->numel, decay, b1, b2, step_size, bc2_sqrt, eps);
+        int64_t a = off > lo ? off : lo, b = off + p->numel < hi ? off + p->numel : hi;
+        if (a < b) {
+            float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
+            const float *g = grad ? grad + (a - lo) : p->grad + (a - off);
+            o->k->adamw(p->data + (a - off), o->m + (a - lo), o->v + (a - lo), g, b - a, decay, b1, b2, step_size,
+                        bc2_sqrt, eps);
+        }
         off += p->numel;
     }
 }

@@ -16,9 +16,16 @@ struct adamw {
 
 void adamw_init(struct adamw *o, const struct param *params, int n_params, float beta1, float beta2, float eps,
                 float weight_decay);
+/* State for n elements only: a ZeRO-1 shard of the flat parameter space (train/dp.h). */
+void adamw_init_n(struct adamw *o, int64_t n, float beta1, float beta2, float eps, float weight_decay);
 void adamw_free(struct adamw *o);
 /* One update of every param with its grad at learning rate lr (decay only where p->decay). */
 void adamw_step(struct adamw *o, struct param *params, int n_params, float lr);
+/* The same update on the flat elements [lo, hi) of the params' concatenation only (a ZeRO-1
+ * shard): the state holds hi - lo elements; grad[j - lo] is element j's gradient (NULL: the
+ * params' own grads). adamw_step is the range [0, o->n). */
+void adamw_step_range(struct adamw *o, struct param *params, int n_params, int64_t lo, int64_t hi, const float *grad,
+                      float lr);
 
 /* L2 norm of all gradients together (float64 accumulation). */
 double grad_global_norm(const struct param *params, int n_params);

@@ -24,6 +24,7 @@ int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs
         model_shift_labels(targets, mbs[i].labels, mbs[i].B, mbs[i].T);
         m->dropout_seed = rng_step_seed(m->dropout_seed, i);
         model_forward(m, mbs[i].ids, mbs[i].pos, mbs[i].B, mbs[i].T);
+        if (comm && comm->backward_begin) comm->backward_begin(i, n_mb, comm->ctx);
         counts[1] += model_backward(m, targets, scale);
     }
     m->training = 0;
@@ -34,9 +35,14 @@ int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs
     if (comm && comm->allreduce_grads) comm->allreduce_grads(params, n_params, comm->ctx);
     res->n_tokens = (int64_t)counts[0];
     res->loss = counts[0] > 0 ? counts[1] / counts[0] : 0;
-    res->grad_norm = grad_global_norm(params, n_params);
+    res->grad_norm = comm && comm->grad_norm ? comm->grad_norm(params, n_params, comm->ctx)
+                                             : grad_global_norm(params, n_params);
     if (!isfinite(res->loss) || !isfinite(res->grad_norm))
         return err_set("non-finite loss (%g) or gradient norm (%g); weights left unchanged", res->loss, res->grad_norm);
+    if (comm && comm->optimizer_step) {
+        comm->optimizer_step(opt, params, n_params, (float)lr, res->grad_norm, max_grad_norm, comm->ctx);
+        return 0;
+    }
     if (max_grad_norm > 0) grad_clip(params, n_params, res->grad_norm, max_grad_norm);
     adamw_step(opt, params, n_params, (float)lr);
     return 0;

@@ -19,11 +19,18 @@ struct step_result {
     int64_t n_tokens; /* trained tokens */
 };
 
-/* Hook for data parallelism: sums n values across ranks in place (NULL = one process). */
+/* Hook for data parallelism: sums n values across ranks in place (NULL = one process).
+ * train/dp.h fills one. The members after ctx are optional (NULL = the one-process path). */
 struct step_comm {
     void (*allreduce_sum_f64)(double *x, int n, void *ctx);
     void (*allreduce_grads)(struct param *params, int n_params, void *ctx);
     void *ctx;
+    /* Before micro-batch mb's backward (overlapped communication arms on the last one). */
+    void (*backward_begin)(int mb, int n_mb, void *ctx);
+    /* Replace grad_global_norm and clip + adamw_step when the optimizer state is sharded. */
+    double (*grad_norm)(struct param *params, int n_params, void *ctx);
+    void (*optimizer_step)(struct adamw *opt, struct param *params, int n_params, float lr, double grad_norm,
+                           double max_grad_norm, void *ctx);
 };
 
 /* Returns -1 (with err) if the loss or gradient norm is not finite; the weights are then

@@ -13,9 +13,11 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "data/pack.h"
+#include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/dp.h"
 #include "train/metrics.h"
 #include "train/pipeline.h"
 #include "train/step.h"
@@ -25,7 +27,8 @@ static void on_signal(int sig) { stop_requested = sig; }
 
 struct run {
     const struct run_config *cfg;
-    const struct trainer_dist *dist;
+    struct dist *d;  /* NULL: one process */
+    struct dp dp;    /* data parallelism (world > 1) */
     int rank, world;
     struct model m;
     struct pipeline pipe;
@@ -102,13 +105,29 @@ static double run_eval(struct run *r, int64_t *n_tok) {
     return n ? sum / n : 0;
 }
 
+/* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
+static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
+    if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
+    *tmp = r->opt;
+    tmp->n = r->dp.n;
+    tmp->m = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+    tmp->v = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+    dp_optim_gather(&r->dp, &r->opt, tmp->m, tmp->v, 0);
+    return tmp;
+}
+
 static int save_checkpoint(struct run *r, const char *why) {
-    if (r->rank != 0) return 0;
+    struct adamw tmp, *o = full_optimizer(r, &tmp);
+    int rc = 0;
     char *path = NULL;
-    if (checkpoint_save(r->cfg->output_dir, &r->m, &r->opt, &r->st, r->config_yaml, r->cfg->save_total_limit,
-                        r->cfg->load_checkpoint, &path))
-        return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
-    metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
+    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, &r->m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
+                                        r->cfg->load_checkpoint, &path))
+        rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
+    if (o != &r->opt) free(tmp.m), free(tmp.v);
+    if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
+        return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
+    if (rc) return rc;
+    if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
     free(path);
     return 0;
 }
@@ -177,12 +196,12 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
     return 0;
 }
 
-int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer_dist *dist) {
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     struct run R = {0}, *r = &R;
     r->cfg = cfg;
-    r->dist = dist;
-    r->rank = dist ? dist->rank : 0;
-    r->world = dist ? dist->world : 1;
+    r->d = d && d->world > 1 ? d : NULL;
+    r->rank = r->d ? d->rank : 0;
+    r->world = r->d ? d->world : 1;
     char *resume_path = NULL;
     int rc = -1;
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
@@ -203,12 +222,31 @@ int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer
     r->sched.min_lr_ratio = cfg->optimizer.learning_rate > 0 ? cfg->lr_schedule.min_lr / cfg->optimizer.learning_rate : 0;
     int n_params;
     struct param *params = model_trainable(&r->m, &n_params);
-    adamw_init(&r->opt, params, n_params, (float)cfg->optimizer.betas[0], (float)cfg->optimizer.betas[1],
-               (float)cfg->optimizer.eps, (float)cfg->optimizer.weight_decay);
+    float b1 = (float)cfg->optimizer.betas[0], b2 = (float)cfg->optimizer.betas[1], eps = (float)cfg->optimizer.eps;
+    float wd = (float)cfg->optimizer.weight_decay;
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
-    if (resume_path && checkpoint_load(resume_path, &r->m, &r->opt, &r->st)) goto done;
-    r->m.dropout_seed = r->st.dropout_seed;
+    if (r->d) {
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
+        if (dp_init(&r->dp, r->d, &r->m, &dc)) goto done;
+        dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
+        if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
+            struct adamw full;
+            adamw_init(&full, params, n_params, b1, b2, eps, wd);
+            int bad = checkpoint_load(resume_path, &r->m, &full, &r->st);
+            if (dist_any(r->d, bad)) {
+                adamw_free(&full);
+                if (!bad) err_set("another rank could not load %s", resume_path);
+                goto done;
+            }
+            dp_optim_scatter(&r->dp, &r->opt, full.m, full.v, 0);
+            r->opt.step = full.step;
+            adamw_free(&full);
+        }
+    } else {
+        adamw_init(&r->opt, params, n_params, b1, b2, eps, wd);
+        if (resume_path && checkpoint_load(resume_path, &r->m, &r->opt, &r->st)) goto done;
+    }
 
     /* resolved config, saved beside outputs and in every checkpoint */
     char *buf = NULL;
@@ -233,10 +271,10 @@ int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer
         if (!r->metrics) goto done;
     }
     signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
 
     struct step_comm comm = {0}, *commp = NULL;
-    if (dist) comm = (struct step_comm){dist->allreduce_sum_f64, dist->allreduce_grads, dist->ctx}, commp = &comm;
+    if (r->d) comm = dp_step_comm(&r->dp), commp = &comm;
     int64_t start_step = r->st.step;
     double t_start = time_now(), t_window = t_start, loss_window = 0;
     int64_t tok_window = 0, steps_window = 0;
@@ -254,14 +292,14 @@ int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer
         if (r->st.next_row >= r->plan.n_rows) r->st.epoch++, r->st.next_row = 0;
         double lr = lr_at(&r->sched, r->st.step + 1);
         struct step_result res;
-        r->m.dropout_seed = r->st.dropout_seed;
+        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->rank + 1); /* own masks per rank */
         int bad = train_step(&r->m, &r->opt, mbs, GA, lr, cfg->max_grad_norm, commp, &res);
         r->st.dropout_seed = rng_hash(r->st.dropout_seed + 1);
         int64_t real = 0;
         for (int g = 0; g < GA; g++) real += mb[g].n_tokens;
-        if (dist && dist->allreduce_sum_f64) {
+        if (r->d) {
             double x = (double)real;
-            dist->allreduce_sum_f64(&x, 1, dist->ctx);
+            dist_allreduce_sum_f64(r->d, &x, 1);
             real = (int64_t)x;
         }
         if (bad) {
@@ -294,10 +332,10 @@ int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer
             metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
                                      (long long)r->st.step, el, exp(el), (long long)nt);
         }
-        if (stop_requested) {
+        int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
+        if (stop) {
             if (save_checkpoint(r, "last-state")) goto done;
-            err_set("stopped by signal %d after step %lld; resume with resume_training: true", (int)stop_requested,
-                    (long long)r->st.step);
+            err_set("stopped by a signal after step %lld; resume with resume_training: true", (long long)r->st.step);
             goto done;
         }
         if ((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last)
@@ -316,6 +354,7 @@ done:
     free(mb), free(mbs);
     row_plan_free(&r->plan);
     adamw_free(&r->opt);
+    if (r->d && r->dp.d) dp_free(&r->dp);
     dataset_free(r->train);
     dataset_free(r->eval);
     pipeline_close(&r->pipe);

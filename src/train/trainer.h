@@ -7,15 +7,8 @@
 
 #include "train/config.h"
 
-/* Distributed context (dist/): rank, world size and the collectives train_step needs; NULL
- * runs as one process. */
-struct trainer_dist {
-    int rank, world;
-    void (*allreduce_sum_f64)(double *x, int n, void *ctx);
-    void (*allreduce_grads)(struct param *params, int n_params, void *ctx);
-    void (*barrier)(void *ctx);
-    void *ctx;
-};
+struct dist;
 
-/* pretrain: `csft train` semantics (whole-text loss). Returns 0, or -1 with err. */
-int trainer_run(const struct run_config *cfg, int pretrain, const struct trainer_dist *dist);
+/* pretrain: `csft train` semantics (whole-text loss). d: the data-parallel world (dist/dist.h),
+ * NULL or a world of 1 for one process. Returns 0, or -1 with err. */
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d);

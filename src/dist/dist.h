@@ -1,0 +1,57 @@
+/* dist: the communication layer of data-parallel training, MPI underneath (OpenMPI), with a
+ * single-process implementation behind the same calls. MPI_Init runs only when a launcher
+ * started us (mpirun sets OMPI_COMM_WORLD_SIZE / PMIX_RANK / PMI_SIZE), so a plain `csft` never
+ * touches the MPI runtime (a singleton MPI_Init costs ~0.4 s and leaks under ASan).
+ * Collectives must be called by every rank in the same order. Counts are per-call ints (MPI):
+ * callers split big flat buffers into buckets (see train/dp.h). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+struct dist {
+    int rank, world;
+    int mpi;       /* 1 when MPI was initialised (launched by mpirun) */
+    double comm_s; /* seconds spent inside blocking collectives and waits (statistics) */
+    void *reqs;    /* outstanding non-blocking requests (MPI_Request[]), private */
+    int n_reqs, cap_reqs;
+};
+
+/* Detects the launch: under mpirun initialises MPI (with thread level FUNNELED) and fills
+ * rank/world; otherwise rank 0 of 1. Under MPI, errors in MPI calls abort the job with the
+ * MPI error string, and SIGTERM (how mpirun ends the other ranks when one dies) prints a
+ * one-line notice on each surviving rank before it exits. Returns -1 with err if MPI fails. */
+int dist_init(struct dist *d, int *argc, char ***argv);
+/* MPI_Finalize (after a barrier) when MPI was initialised; frees the request table. */
+void dist_finalize(struct dist *d);
+
+/* parallel_config.data_parallel against the world size: want <= 0 (unset) or == world is ok;
+ * otherwise -1 with a message naming both numbers. Every rank computes the same answer. */
+int dist_check_world(const struct dist *d, int want);
+/* Prints "csft rank R/N: error: MSG" on this rank and ends the whole job (MPI_Abort; exit(1)
+ * without MPI). For commands (main-level code) only: library code returns errors. */
+_Noreturn void dist_abort(const struct dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Blocking collectives (no-ops or copies with one process). */
+void dist_barrier(struct dist *d);
+void dist_allreduce_sum_f64(struct dist *d, double *x, int64_t n); /* in place */
+void dist_allreduce_sum_f32(struct dist *d, float *x, int64_t n);  /* in place */
+/* Logical OR of flag over all ranks (agreement on stopping, signals, non-finite steps). */
+int dist_any(struct dist *d, int flag);
+void dist_broadcast(struct dist *d, void *buf, size_t bytes, int root);
+/* Rank r's counts[r] elements sit at buf + displs[r]; afterwards every rank has all of them. */
+void dist_allgatherv_f32(struct dist *d, float *buf, const int *counts, const int *displs);
+/* root receives rank r's `send` (counts[r] elements) at recv + displs[r]; recv only read on root. */
+void dist_gatherv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                      int root);
+/* Inverse of gatherv: rank r receives counts[r] elements from root's send + displs[r]. */
+void dist_scatterv_f32(struct dist *d, const float *send, float *recv, const int *counts, const int *displs,
+                       int root);
+
+/* Non-blocking collectives: started now, completed by dist_wait_all (dist_progress lets MPI
+ * advance them from inside the backward pass). The buffers must stay untouched until then. */
+void dist_iallreduce_sum_f32(struct dist *d, float *x, int n);
+/* Sums send (sum of counts elements, all ranks) and leaves rank r's slice [displ_r, displ_r +
+ * counts[r]) in its recv (counts[r] elements). */
+void dist_ireduce_scatter_sum_f32(struct dist *d, const float *send, float *recv, const int *counts);
+void dist_progress(struct dist *d);
+void dist_wait_all(struct dist *d);

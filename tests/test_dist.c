@@ -1,0 +1,381 @@
+/* Tests for src/dist and src/train/dp. Run plainly it is one rank (make test); under
+ * `mpirun -np 2` (tests/test_dist.sh) it checks that 2 ranks x batch 2 give the same losses
+ * and weights as 1 process x batch 4 after 5 steps (within 1e-5), with and without ZeRO-1,
+ * overlapped or not, with accumulation, for full fine-tuning and LoRA on the tiny fixtures.
+ * `--abort-test` makes rank 1 fail (`--die-test`: be killed) so the script can check that the
+ * job ends with a message on every rank. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "dist/dist.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "test.h"
+#include "train/dp.h"
+#include "train/optim.h"
+#include "train/step.h"
+
+static struct dist D;
+
+#define N_STEPS 5
+/* Losses, grad norms and the weight vector (relative L2) agree within TOL: the ranks sum
+ * float32 gradients in another order (observed ~1e-8 on losses, <1e-6 on weights). Single
+ * elements get TOL_ELEM: a gradient that is zero in exact math (the k_proj bias: softmax
+ * ignores a shift of every key) is pure rounding noise of ~1e-9, which AdamW with eps 1e-8
+ * turns into a noise-sized step (observed 1.04e-5 after 5 steps at lr 1e-3). A lost or
+ * doubled gradient sum moves weights by ~lr = 1e-3 per step, far outside both. */
+#define TOL 1e-5
+#define TOL_ELEM 1e-4
+
+/* ---- the fixture's batches, stacked two by two into B=4 ---- */
+
+struct batch4 {
+    int B, T;
+    int32_t *ids, *labels, *pos;
+};
+
+static int read_rows(const cJSON *arr, int32_t *out, int T) {
+    for (int b = 0; b < cJSON_GetArraySize(arr); b++) {
+        const cJSON *row = cJSON_GetArrayItem(arr, b);
+        if (cJSON_GetArraySize(row) != T) return -1;
+        for (int t = 0; t < T; t++)
+            out[b * T + t] = cJSON_GetArrayItem(row, t)->valueint;
+    }
+    return 0;
+}
+
+/* Global batch s = fixture batches 2s and 2s+1 (mod 3) one after the other. */
+static int load_batches(const char *dir, struct batch4 *out, int n) {
+    char *path = path_join(dir, "reference.json");
+    char *text = file_read_all(path, NULL);
+    free(path);
+    if (!text) return -1;
+    cJSON *ref = cJSON_Parse(text);
+    free(text);
+    const cJSON *bi = cJSON_GetObjectItem(ref, "batches_input_ids"),
+                *bl = cJSON_GetObjectItem(ref, "batches_labels");
+    int nb = cJSON_GetArraySize(bi), rc = 0;
+    int T = cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(bi, 0), 0));
+    for (int s = 0; s < n; s++) {
+        struct batch4 *b = &out[s];
+        b->B = 4, b->T = T;
+        b->ids = xmalloc(sizeof(int32_t) * 4 * T), b->labels = xmalloc(sizeof(int32_t) * 4 * T);
+        b->pos = xmalloc(sizeof(int32_t) * 4 * T);
+        for (int h = 0; h < 2; h++) {
+            int k = (2 * s + h) % nb;
+            if (cJSON_GetArraySize(cJSON_GetArrayItem(bi, k)) != 2) rc = -1;
+            if (rc || read_rows(cJSON_GetArrayItem(bi, k), b->ids + h * 2 * T, T) ||
+                read_rows(cJSON_GetArrayItem(bl, k), b->labels + h * 2 * T, T))
+                rc = -1;
+        }
+        for (int i = 0; i < 4 * T; i++)
+            b->pos[i] = i % T;
+    }
+    cJSON_Delete(ref);
+    return rc;
+}
+
+static void free_batches(struct batch4 *b, int n) {
+    for (int i = 0; i < n; i++)
+        free(b[i].ids), free(b[i].labels), free(b[i].pos);
+}
+
+/* ---- one run ---- */
+
+struct run_opts {
+    const char *dir;
+    int lora; /* attach a fresh adapter (same seed on every rank) */
+    int zero, overlap, n_mb;
+    int64_t bucket;
+};
+
+static int load_model(struct model *m, const struct run_opts *o) {
+    if (model_load(m, o->dir, 0, !o->lora)) return -1;
+    if (!o->lora) return 0;
+    static const char *const targets[] = {"q_proj", "v_proj", "down_proj"};
+    struct lora_spec spec = {.rank = 4, .alpha = 8, .targets = targets, .n_targets = 3};
+    return lora_attach(m, &spec, 1234);
+}
+
+static double lr_of(int step) { return 1e-3 * (step < 2 ? (step + 1) / 2.0 : 1.0); }
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double w = 0;
+    for (int64_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]));
+    return w;
+}
+
+static double rel_err(const float *a, const float *b, int64_t n) {
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < n; i++)
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+/* Trains the reference (1 process, batch 4, no comm) and the data-parallel copy side by side;
+ * then a checkpoint round trip: the gathered optimizer state matches the reference's, and a
+ * copy resumed from it with the other ZeRO setting takes a sixth step equal to the reference. */
+static void check_parity(const struct run_opts *o) {
+    struct batch4 gb[N_STEPS];
+    struct model ref = {0}, m = {0}, m2 = {0};
+    struct dp dp = {0}, dp2 = {0};
+    struct adamw oref = {0}, opt = {0}, opt2 = {0};
+    float *m_full = NULL, *v_full = NULL;
+    if (load_batches(o->dir, gb, N_STEPS)) {
+        EXPECT(0, "%s: batches: %s", o->dir, err_msg());
+        return;
+    }
+    if (load_model(&ref, o) || load_model(&m, o) || load_model(&m2, o)) {
+        EXPECT(0, "%s: load: %s", o->dir, err_msg());
+        goto done;
+    }
+    struct dp_config cfg = {.zero = o->zero, .overlap = o->overlap, .bucket_elems = o->bucket};
+    if (dp_init(&dp, &D, &m, &cfg)) {
+        EXPECT(0, "dp_init: %s", err_msg());
+        goto done;
+    }
+    int np;
+    struct param *pr = model_trainable(&ref, &np);
+    adamw_init(&oref, pr, np, 0.9f, 0.999f, 1e-8f, 0.1f);
+    dp_adamw_init(&dp, &opt, 0.9f, 0.999f, 1e-8f, 0.1f);
+    if (o->zero)
+        EXPECT(opt.n <= (dp.n + D.world - 1) / D.world + 64, "ZeRO shard %lld of %lld", (long long)opt.n,
+               (long long)dp.n);
+    struct step_comm comm = dp_step_comm(&dp);
+    double worst_loss = 0, worst_norm = 0;
+    for (int s = 0; s < N_STEPS; s++) {
+        struct micro_batch g = {
+            .ids = gb[s].ids, .labels = gb[s].labels, .pos = gb[s].pos, .B = 4, .T = gb[s].T};
+        struct micro_batch local, mbs[4];
+        struct step_result rr, rd;
+        EXPECT(dp_shard_rows(&local, &g, D.rank, D.world) == 0, "%s", err_msg());
+        for (int i = 0; i < o->n_mb; i++)
+            EXPECT(dp_shard_rows(&mbs[i], &local, i, o->n_mb) == 0, "%s", err_msg());
+        EXPECT(train_step(&ref, &oref, &g, 1, lr_of(s), 1.0, NULL, &rr) == 0, "%s", err_msg());
+        EXPECT(train_step(&m, &opt, mbs, o->n_mb, lr_of(s), 1.0, &comm, &rd) == 0, "%s", err_msg());
+        EXPECT(rd.n_tokens == rr.n_tokens, "step %d: %lld vs %lld tokens", s, (long long)rd.n_tokens,
+               (long long)rr.n_tokens);
+        worst_loss = fmax(worst_loss, fabs(rd.loss - rr.loss) / fabs(rr.loss));
+        worst_norm = fmax(worst_norm, fabs(rd.grad_norm - rr.grad_norm) / fabs(rr.grad_norm));
+    }
+    if (o->overlap)
+        EXPECT(dp.overlapped > 0 && dp.overlapped < dp.n,
+               "%lld of %lld gradient elements sent during the backward", (long long)dp.overlapped,
+               (long long)dp.n);
+    double wdiff = max_abs_diff(dp.data, pr[0].data, dp.n), wrel = rel_err(dp.data, pr[0].data, dp.n);
+    EXPECT(worst_loss <= TOL, "losses differ by %.3g (relative)", worst_loss);
+    EXPECT(worst_norm <= TOL, "grad norms differ by %.3g (relative)", worst_norm);
+    EXPECT(wrel <= TOL, "weights differ by %.3g (relative L2) after %d steps", wrel, N_STEPS);
+    EXPECT(wdiff <= TOL_ELEM, "a weight differs by %.3g after %d steps", wdiff, N_STEPS);
+    /* every rank holds exactly rank 0's weights */
+    float *w0 = xmalloc(sizeof(float) * (size_t)dp.n);
+    memcpy(w0, dp.data, sizeof(float) * (size_t)dp.n);
+    dist_broadcast(&D, w0, sizeof(float) * (size_t)dp.n, 0);
+    EXPECT(memcmp(w0, dp.data, sizeof(float) * (size_t)dp.n) == 0, "rank %d's weights differ from rank 0's",
+           D.rank);
+    free(w0);
+    if (D.rank == 0)
+        printf("  %s%s zero=%d overlap=%d n_mb=%d bucket=%lld: loss %.2e, grad norm %.2e, weights %.2e (max "
+               "element "
+               "%.2e)\n",
+               o->dir, o->lora ? " (LoRA)" : "", o->zero, o->overlap, o->n_mb, (long long)dp.cfg.bucket_elems,
+               worst_loss, worst_norm, wrel, wdiff);
+
+    /* checkpoint: full optimizer state on rank 0, equal to the one-process state */
+    m_full = xmalloc(sizeof(float) * (size_t)dp.n), v_full = xmalloc(sizeof(float) * (size_t)dp.n);
+    dp_optim_gather(&dp, &opt, m_full, v_full, 0);
+    if (D.rank == 0) {
+        double em = rel_err(m_full, oref.m, dp.n), ev = rel_err(v_full, oref.v, dp.n);
+        EXPECT(em <= 1e-4 && ev <= 1e-4, "gathered state: m %.3g, v %.3g relative error", em, ev);
+    }
+    /* resume into the other layout (ZeRO <-> replicated), then one more step on both */
+    memcpy(model_trainable(&m2, &np)[0].data, dp.data, sizeof(float) * (size_t)dp.n);
+    struct dp_config cfg2 = {.zero = !o->zero, .overlap = !o->overlap, .bucket_elems = 1000};
+    if (dp_init(&dp2, &D, &m2, &cfg2)) {
+        EXPECT(0, "dp_init: %s", err_msg());
+        goto done;
+    }
+    dp_adamw_init(&dp2, &opt2, 0.9f, 0.999f, 1e-8f, 0.1f);
+    opt2.step = D.rank == 0 ? opt.step : -1;
+    dp_optim_scatter(&dp2, &opt2, m_full, v_full, 0);
+    EXPECT(opt2.step == N_STEPS, "step after load %lld", (long long)opt2.step);
+    struct step_comm comm2 = dp_step_comm(&dp2);
+    struct micro_batch g = {.ids = gb[0].ids, .labels = gb[0].labels, .pos = gb[0].pos, .B = 4, .T = gb[0].T},
+                       local;
+    struct step_result rr, rd;
+    dp_shard_rows(&local, &g, D.rank, D.world);
+    EXPECT(train_step(&ref, &oref, &g, 1, 1e-3, 1.0, NULL, &rr) == 0, "%s", err_msg());
+    EXPECT(train_step(&m2, &opt2, &local, 1, 1e-3, 1.0, &comm2, &rd) == 0, "%s", err_msg());
+    EXPECT_NEAR(rd.loss, rr.loss, TOL);
+    wrel = rel_err(dp2.data, pr[0].data, dp2.n), wdiff = max_abs_diff(dp2.data, pr[0].data, dp2.n);
+    EXPECT(wrel <= TOL && wdiff <= TOL_ELEM, "resumed weights differ by %.3g (relative), %.3g (element)",
+           wrel, wdiff);
+done:
+    free(m_full), free(v_full);
+    adamw_free(&oref), adamw_free(&opt), adamw_free(&opt2);
+    dp_free(&dp), dp_free(&dp2);
+    model_free(&ref), model_free(&m), model_free(&m2);
+    free_batches(gb, N_STEPS);
+}
+
+static void test_parity_full(void) {
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .n_mb = 1});
+}
+static void test_parity_full_overlap(void) {
+    check_parity(
+        &(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .overlap = 1, .n_mb = 1, .bucket = 5000});
+}
+static void test_parity_zero(void) {
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .zero = 1, .n_mb = 1});
+}
+static void test_parity_zero_overlap_accum(void) {
+    check_parity(&(struct run_opts){
+        .dir = "tests/fixtures/hf/qwen3-tiny", .zero = 1, .overlap = 1, .n_mb = 2, .bucket = 3001});
+}
+static void test_parity_lora_zero(void) {
+    check_parity(&(struct run_opts){
+        .dir = "tests/fixtures/hf/llama-tiny", .lora = 1, .zero = 1, .overlap = 1, .n_mb = 1, .bucket = 700});
+}
+
+/* ---- collectives and helpers ---- */
+
+static void test_collectives(void) {
+    int w = D.world, r = D.rank;
+    double x[2] = {r + 1, 0.5};
+    dist_allreduce_sum_f64(&D, x, 2);
+    EXPECT(x[0] == w * (w + 1) / 2.0 && x[1] == 0.5 * w, "allreduce f64 %g %g", x[0], x[1]);
+    float f[3] = {1, 2, (float)r};
+    dist_allreduce_sum_f32(&D, f, 3);
+    EXPECT(f[0] == w && f[1] == 2 * w && f[2] == w * (w - 1) / 2.0f, "allreduce f32");
+    EXPECT(dist_any(&D, r == w - 1) == 1 && dist_any(&D, 0) == 0, "any");
+    char s[8] = "";
+    if (r == 0) strcpy(s, "hello");
+    dist_broadcast(&D, s, sizeof s, 0);
+    EXPECT_STR(s, "hello");
+    /* rank k owns k+1 elements of an allgather/gather/scatter buffer */
+    int counts[16], displs[16], n = 0;
+    for (int k = 0; k < w && k < 16; k++)
+        counts[k] = k + 1, displs[k] = n, n += k + 1;
+    float buf[256] = {0}, part[16], back[16] = {0};
+    for (int j = 0; j < counts[r]; j++)
+        buf[displs[r] + j] = part[j] = (float)(100 * r + j);
+    dist_allgatherv_f32(&D, buf, counts, displs);
+    int ok = 1;
+    for (int k = 0; k < w; k++)
+        for (int j = 0; j < counts[k]; j++)
+            ok &= buf[displs[k] + j] == 100 * k + j;
+    EXPECT(ok, "allgatherv");
+    float all[256] = {0};
+    dist_gatherv_f32(&D, part, all, counts, displs, 0);
+    if (r == 0) EXPECT(memcmp(all, buf, sizeof(float) * n) == 0, "gatherv");
+    dist_scatterv_f32(&D, all, back, counts, displs, 0);
+    EXPECT(memcmp(back, part, sizeof(float) * counts[r]) == 0, "scatterv");
+    dist_barrier(&D);
+}
+
+static void test_world_check(void) {
+    EXPECT(dist_check_world(&D, 0) == 0, "unset is fine");
+    EXPECT(dist_check_world(&D, D.world) == 0, "equal is fine");
+    EXPECT(dist_check_world(&D, D.world + 2) == -1, "mismatch must fail");
+    char want[128];
+    snprintf(want, sizeof want, "parallel_config.data_parallel is %d but the job runs %d rank", D.world + 2,
+             D.world);
+    EXPECT_ERR(want);
+}
+
+static void test_shard_rows(void) {
+    int32_t ids[6 * 2], lab[6 * 2], pos[6 * 2];
+    for (int i = 0; i < 12; i++)
+        ids[i] = i, lab[i] = -i, pos[i] = i % 2;
+    struct micro_batch g = {.ids = ids, .labels = lab, .pos = pos, .B = 6, .T = 2}, out;
+    EXPECT(dp_shard_rows(&out, &g, 2, 3) == 0, "%s", err_msg());
+    EXPECT(out.B == 2 && out.T == 2 && out.ids[0] == 8 && out.labels[3] == -11 && out.pos[1] == 1,
+           "rows 4-5");
+    EXPECT(dp_shard_rows(&out, &g, 0, 4) == -1, "6 rows over 4 ranks must fail");
+    EXPECT_ERR("the global batch has 6 rows, not a multiple of the 4 ranks");
+    EXPECT(dp_shard_rows(&out, &g, 3, 3) == -1, "rank out of range");
+    EXPECT_ERR("rank 3 of 3 is out of range");
+    int owned = 0;
+    for (int i = 0; i < 10; i++)
+        owned += dp_owns(i, 1, 3);
+    EXPECT(owned == 3, "round robin: rank 1 of 3 owns 1, 4, 7");
+}
+
+static void test_dp_errors(void) {
+    struct model m = {0};
+    struct dp dp;
+    struct dp_config cfg = {0};
+    if (model_load(&m, "tests/fixtures/hf/qwen2-tiny", 0, 0)) {
+        EXPECT(0, "load: %s", err_msg());
+        return;
+    }
+    EXPECT(dp_init(&dp, &D, &m, &cfg) == -1, "frozen model must fail");
+    EXPECT_ERR("no trainable tensors");
+    model_free(&m);
+}
+
+/* The ZeRO-1 AdamW on shards equals the plain one on the whole buffer, bit for bit. */
+static void test_adamw_range(void) {
+    float w1[10], w2[10], g[10];
+    struct param p[2] = {{.numel = 4, .data = w1, .grad = g, .decay = 1},
+                         {.numel = 6, .data = w1 + 4, .grad = g + 4}};
+    struct param q[2] = {{.numel = 4, .data = w2, .grad = g, .decay = 1},
+                         {.numel = 6, .data = w2 + 4, .grad = g + 4}};
+    for (int i = 0; i < 10; i++)
+        w1[i] = w2[i] = 0.1f * i - 0.3f, g[i] = 0.05f * (i % 3) - 0.04f;
+    struct adamw a, b0, b1;
+    adamw_init(&a, p, 2, 0.9f, 0.99f, 1e-8f, 0.1f);
+    adamw_init_n(&b0, 3, 0.9f, 0.99f, 1e-8f, 0.1f);
+    adamw_init_n(&b1, 7, 0.9f, 0.99f, 1e-8f, 0.1f);
+    for (int s = 0; s < 3; s++) {
+        adamw_step(&a, p, 2, 0.01f);
+        adamw_step_range(&b0, q, 2, 0, 3, g, 0.01f);
+        adamw_step_range(&b1, q, 2, 3, 10, NULL, 0.01f);
+    }
+    EXPECT(memcmp(w1, w2, sizeof w1) == 0, "sharded AdamW differs");
+    EXPECT(memcmp(a.m + 3, b1.m, 7 * sizeof(float)) == 0 && memcmp(a.v, b0.v, 3 * sizeof(float)) == 0,
+           "state");
+    adamw_free(&a), adamw_free(&b0), adamw_free(&b1);
+}
+
+/* RUN, then one verdict for the job: a test failed if it failed on any rank. */
+#define DRUN(fn)                                                                                             \
+    do {                                                                                                     \
+        RUN(fn);                                                                                             \
+        if (dist_any(&D, t_cur_failed != 0) && !t_cur_failed) t_passed--, t_failed++;                        \
+    } while (0)
+
+int main(int argc, char **argv) {
+    if (dist_init(&D, &argc, &argv)) {
+        fprintf(stderr, "test_dist: %s\n", err_msg());
+        return 1;
+    }
+    if (argc > 1 && (strcmp(argv[1], "--abort-test") == 0 || strcmp(argv[1], "--die-test") == 0)) {
+        dist_barrier(&D);
+        if (D.rank == 1 && argv[1][2] == 'd') raise(SIGKILL); /* a rank that dies without a word */
+        if (D.rank == 1) dist_abort(&D, "deliberate failure of rank 1 (test)");
+        dist_barrier(&D); /* never completes: mpirun ends this rank */
+        dist_finalize(&D);
+        return 0;
+    }
+    DRUN(test_collectives);
+    DRUN(test_world_check);
+    DRUN(test_shard_rows);
+    DRUN(test_adamw_range);
+    DRUN(test_dp_errors);
+    DRUN(test_parity_full);
+    DRUN(test_parity_full_overlap);
+    DRUN(test_parity_zero);
+    DRUN(test_parity_zero_overlap_accum);
+    DRUN(test_parity_lora_zero);
+    int rc = t_failed ? 1 : 0;
+    if (D.rank == 0) rc = TEST_SUMMARY(D.world > 1 ? "dist_mpi" : "dist");
+    dist_finalize(&D);
+    return rc;
+}
