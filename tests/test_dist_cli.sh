@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The training command under mpirun (run by tests/run.sh with the test binary folder as $1):
+# `mpirun -np 2 csft finetune` with batch 1 per rank gives the same losses as one process with
+# batch 2 (the qwen2-tiny fixture batches as tokenized records), with and without ZeRO-1; a
+# checkpoint written by 2 ZeRO-1 ranks resumes on 1 process with the same losses; a world
+# size that does not match data_parallel fails clearly. Skips without mpirun.
+set -u
+if ! command -v mpirun > /dev/null; then
+    echo "test_dist_cli.sh: mpirun not found: MPI tests skipped"
+    echo "dist_cli: 0 passed, 0 failed"
+    exit 0
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
+export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+mpi="mpirun -np 2 --oversubscribe -x ASAN_OPTIONS -x CSFT_PROGRESS"
+work=build/tmp_dist_cli
+rm -rf "$work" && mkdir -p "$work"
+passed=0 failed=0
+
+# reference.json's three batches (B=2 each) as six JSONL records, in order
+ref=tests/fixtures/hf/qwen2-tiny/reference.json
+rows() { # $1: the key; prints one comma-separated row per line
+    sed -E "s/.*\"$1\": \[(\[\[[^\"]*\]\])\].*/\1/" "$ref" | sed -e 's/\], *\[/\n/g' | tr -d '[] '
+}
+paste -d'|' <(rows batches_input_ids) <(rows batches_labels) |
+    awk -F'|' '{printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", $1, $2}' > "$work/batches.jsonl"
+if [ "$(wc -l < "$work/batches.jsonl")" != 6 ]; then
+    echo "could not extract the fixture batches"
+    echo "dist_cli: 0 passed, 1 failed"
+    exit 1
+fi
+cat > "$work/run.yaml" << EOF
+run_mode: finetune
+seed: 1
+load_checkpoint: tests/fixtures/hf/qwen2-tiny
+train_dataset: {data_files: [$work/batches.jsonl], format: tokenized, shuffle: false, packing: false, seq_length: 64}
+runner_config: {epochs: 2, batch_size: 1}
+optimizer: {learning_rate: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-8, weight_decay: 0.1}
+lr_schedule: {type: cosine, warmup_steps: 2}
+max_grad_norm: 1.0
+logging_steps: 1
+save_steps: 3
+tensorboard: false
+EOF
+losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$1/metrics.jsonl" 2> /dev/null; }
+same_losses() { # six steps, max relative difference <= 1e-5
+    paste <(losses "$1") <(losses "$2") | awk '
+        NF == 2 { d = ($1 - $2) / $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+        END { exit !(n == 6 && m <= 1e-5) }'
+}
+check() { # $1: description, $2: exit status of the run, $3: 1 if the extra condition holds
+    if [ "$2" -eq 0 ] && [ "$3" -eq 1 ]; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL: $1 (exit $2)"
+        failed=$((failed + 1))
+    fi
+}
+
+./csft finetune --config "$work/run.yaml" --set output_dir=$work/one --set runner_config.batch_size=2 \
+    > "$work/one.log" 2>&1
+for zero in 0 1; do
+    $mpi ./csft finetune --config "$work/run.yaml" --set output_dir=$work/two_$zero \
+        --set parallel_config.zero_stage=$zero > "$work/two_$zero.log" 2>&1
+    rc=$?
+    ok=0
+    same_losses "$work/one" "$work/two_$zero" && ok=1
+    [ $ok -eq 1 ] || { tail -5 "$work/two_$zero.log"; echo "losses: $(losses $work/two_$zero | tr '\n' ' ') vs $(losses $work/one | tr '\n' ' ')"; }
+    check "mpirun -np 2 csft finetune, zero_stage $zero, equals one process with twice the batch" $rc $ok
+done
+
+mkdir -p "$work/resumed/checkpoints"
+cp -r "$work/two_1/checkpoints/checkpoint-3" "$work/resumed/checkpoints/" && cp "$work/two_1/metrics.jsonl" "$work/resumed/"
+./csft finetune --config "$work/run.yaml" --set output_dir=$work/resumed --set runner_config.batch_size=2 \
+    --set resume_training=true > "$work/resumed.log" 2>&1
+rc=$?
+ok=0
+same_losses "$work/one" "$work/resumed" && ok=1
+[ $ok -eq 1 ] || tail -5 "$work/resumed.log"
+check "a 2-rank ZeRO-1 checkpoint resumes on 1 process with the same losses" $rc $ok
+
+$mpi ./csft finetune --config "$work/run.yaml" --set output_dir=$work/bad --set parallel_config.data_parallel=4 \
+    > "$work/bad.log" 2>&1
+rc=$?
+ok=0
+[ $rc -ne 0 ] && grep -q 'data_parallel is 4 but the job runs 2 ranks' "$work/bad.log" && ok=1
+[ $ok -eq 1 ] || tail -5 "$work/bad.log"
+check "data_parallel 4 on 2 ranks fails with a clear message" 0 $ok
+
+echo "dist_cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]
