@@ -117,12 +117,8 @@ void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
 
 void bpe_free(struct bpe *m) {
     free(m->arena);
-    free(m->form_off);
-    free(m->form_len);
-    free(m->raw_off);
-    free(m->raw_len);
-    free(m->raw_map.slots);
-    free(m->raw_map.hashes);
+    free(m->toks);
+    free(m->slots);
     free(m->pairs);
     memset(m, 0, sizeof *m);
 }
@@ -132,86 +128,113 @@ int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id) {
     if (id >= m->n_ids) {
         int64_t n = m->n_ids ? m->n_ids : 1024;
         while (n <= id) n *= 2;
-        m->form_off = xrealloc(m->form_off, (size_t)n * sizeof(uint32_t));
-        m->form_len = xrealloc(m->form_len, (size_t)n * sizeof(uint32_t));
-        m->raw_off = xrealloc(m->raw_off, (size_t)n * sizeof(uint32_t));
-        m->raw_len = xrealloc(m->raw_len, (size_t)n * sizeof(uint32_t));
-        for (int64_t i = m->n_ids; i < n; i++) m->form_len[i] = m->raw_len[i] = UINT32_MAX;
+        m->toks = xrealloc(m->toks, (size_t)n * sizeof *m->toks);
+        for (int64_t i = m->n_ids; i < n; i++) m->toks[i].form_len = m->toks[i].raw_len = UINT32_MAX;
         m->n_ids = (int32_t)n;
     }
-    if (m->form_len[id] != UINT32_MAX)
-        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + m->form_off[id], (int)len,
-                       form);
-    m->form_off[id] = arena_put(m, form, len);
-    m->form_len[id] = (uint32_t)len;
+    struct bpe_tok *t = &m->toks[id];
+    if (t->form_len != UINT32_MAX)
+        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + t->form_off, (int)len, form);
+    t->form_off = arena_put(m, form, len);
+    t->form_len = (uint32_t)len;
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
     int64_t rl = form_to_raw(form, len, raw);
     if (rl < 0) {
-        m->raw_off[id] = m->form_off[id];
-        m->raw_len[id] = (uint32_t)len;
+        t->raw_off = t->form_off;
+        t->raw_len = (uint32_t)len;
+    } else if ((size_t)rl == len) { /* printable ASCII and Latin-1 forms are their own bytes */
+        t->raw_off = t->form_off;
+        t->raw_len = (uint32_t)rl;
     } else {
-        m->raw_off[id] = arena_put(m, raw, (size_t)rl);
-        m->raw_len[id] = (uint32_t)rl;
+        t->raw_off = arena_put(m, raw, (size_t)rl);
+        t->raw_len = (uint32_t)rl;
     }
     if (raw != small) free(raw);
     return 0;
 }
 
+/* 1 if the token's form is not made of alphabet characters (so its raw bytes are the form). */
+static int form_is_plain(const struct bpe *m, const struct bpe_tok *t) {
+    char small[256];
+    char *raw = t->form_len <= sizeof small ? small : xmalloc(t->form_len);
+    int plain = form_to_raw(m->arena + t->form_off, t->form_len, raw) < 0;
+    if (raw != small) free(raw);
+    return plain;
+}
+
+static inline int slot_matches(const struct bpe *m, const struct bpe_slot *sl, uint32_t h, const char *s,
+                                size_t len) {
+    if (sl->hash != h || sl->len != (len < 255 ? len : 255)) return 0;
+    if (len <= sizeof sl->key) return memcmp(sl->key, s, len) == 0;
+    const struct bpe_tok *t = &m->toks[sl->id1 - 1];
+    return t->raw_len == len && memcmp(m->arena + t->raw_off, s, len) == 0;
+}
+
 void bpe_finish_vocab(struct bpe *m) {
     /* Trim the id arrays to one past the largest id. */
     int32_t n = m->n_ids;
-    while (n > 0 && m->form_len[n - 1] == UINT32_MAX) n--;
+    while (n > 0 && m->toks[n - 1].form_len == UINT32_MAX) n--;
     m->n_ids = n;
     uint32_t size = 1024;
-    while (size < (uint32_t)n * 2u) size *= 2;
-    m->raw_map.mask = size - 1;
-    m->raw_map.slots = xcalloc(size, sizeof(uint32_t));
-    m->raw_map.hashes = xcalloc(size, sizeof(uint32_t));
+    while (size < (uint32_t)n + (uint32_t)n / 2) size *= 2;
+    m->slot_mask = size - 1;
+    m->slots = xcalloc(size, sizeof *m->slots);
     for (int32_t id = 0; id < n; id++) {
-        if (m->raw_len[id] == UINT32_MAX) continue;
-        const char *s = m->arena + m->raw_off[id];
-        uint32_t len = m->raw_len[id];
+        const struct bpe_tok *t = &m->toks[id];
+        if (t->raw_len == UINT32_MAX) continue;
+        const char *s = m->arena + t->raw_off;
+        uint32_t len = t->raw_len;
         uint64_t h = hash_bytes(s, len);
-        uint32_t i = (uint32_t)h & m->raw_map.mask;
+        uint32_t i = (uint32_t)h & m->slot_mask;
         int dup = 0;
-        while (m->raw_map.slots[i]) {
-            uint32_t o = m->raw_map.slots[i] - 1;
-            if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
-                memcmp(m->arena + m->raw_off[o], s, len) == 0) {
+        while (m->slots[i].id1) {
+            if (slot_matches(m, &m->slots[i], (uint32_t)(h >> 32), s, len)) {
                 dup = 1; /* two forms for the same bytes: the lower id wins the raw lookup */
                 break;
             }
-            i = (i + 1) & m->raw_map.mask;
+            i = (i + 1) & m->slot_mask;
         }
         if (dup) continue;
-        m->raw_map.slots[i] = (uint32_t)id + 1;
-        m->raw_map.hashes[i] = (uint32_t)(h >> 32);
+        struct bpe_slot *sl = &m->slots[i];
+        sl->id1 = (uint32_t)id + 1;
+        sl->hash = (uint32_t)(h >> 32);
+        sl->len = (uint8_t)(len < 255 ? len : 255);
+        sl->plain = (uint8_t)(t->raw_off == t->form_off && form_is_plain(m, t));
+        memcpy(sl->key, s, len < sizeof sl->key ? len : sizeof sl->key);
         if (len == 1 && m->byte_id[(uint8_t)s[0]] < 0) m->byte_id[(uint8_t)s[0]] = id;
     }
 }
 
-int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
-    if (!m->raw_map.slots) return -1;
+static const struct bpe_slot *slot_find(const struct bpe *m, const char *bytes, size_t len) {
+    if (!m->slots) return NULL;
     uint64_t h = hash_bytes(bytes, len);
-    uint32_t i = (uint32_t)h & m->raw_map.mask;
-    while (m->raw_map.slots[i]) {
-        uint32_t o = m->raw_map.slots[i] - 1;
-        if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
-            memcmp(m->arena + m->raw_off[o], bytes, len) == 0)
-            return (int32_t)o;
-        i = (i + 1) & m->raw_map.mask;
+    uint32_t i = (uint32_t)h & m->slot_mask;
+    while (m->slots[i].id1) {
+        if (slot_matches(m, &m->slots[i], (uint32_t)(h >> 32), bytes, len)) return &m->slots[i];
+        i = (i + 1) & m->slot_mask;
     }
-    return -1;
+    return NULL;
+}
+
+int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
+    const struct bpe_slot *sl = slot_find(m, bytes, len);
+    return sl ? (int32_t)sl->id1 - 1 : -1;
 }
 
 int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len) {
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
     int64_t rl = form_to_raw(form, len, raw);
-    int32_t id = rl < 0 ? bpe_lookup_raw(m, form, len) : bpe_lookup_raw(m, raw, (size_t)rl);
+    const struct bpe_slot *sl = rl < 0 ? slot_find(m, form, len) : slot_find(m, raw, (size_t)rl);
     if (raw != small) free(raw);
-    if (id >= 0 && (m->form_len[id] != len || memcmp(m->arena + m->form_off[id], form, len) != 0)) id = -1;
+    if (!sl) return -1;
+    int32_t id = (int32_t)sl->id1 - 1;
+    /* Equal raw bytes mean equal forms when both forms are byte-level (a bijection) or both
+     * plain (raw = form); only a mixed pair needs the forms compared. */
+    if (sl->plain != (rl < 0) &&
+        (m->toks[id].form_len != len || memcmp(m->arena + m->toks[id].form_off, form, len) != 0))
+        return -1;
     return id;
 }
 
@@ -242,11 +265,11 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
     if (a < 0 || b < 0)
         return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left, (int)right_len,
                        right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
-    size_t la = m->raw_len[a], lb = m->raw_len[b];
+    size_t la = m->toks[a].raw_len, lb = m->toks[b].raw_len;
     char small[512];
     char *cat = la + lb <= sizeof small ? small : xmalloc(la + lb);
-    memcpy(cat, m->arena + m->raw_off[a], la);
-    memcpy(cat + la, m->arena + m->raw_off[b], lb);
+    memcpy(cat, m->arena + m->toks[a].raw_off, la);
+    memcpy(cat + la, m->arena + m->toks[b].raw_off, lb);
     int32_t c = bpe_lookup_raw(m, cat, la + lb);
     if (cat != small) free(cat);
     if (c < 0)

@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "tok/bpe.h"
+#include "tok/jscan.h"
 #include "tok/pretok.h"
 
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
@@ -248,7 +249,75 @@ static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
 
 /* ---- loading: tokenizer.json ---- */
 
-static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
+/* model.vocab (or a whole vocab.json): {"token": id, ...}. */
+static int scan_vocab(struct tokenizer *tk, struct jscan *j, const char *p) {
+    int first = 1, r;
+    while ((r = jscan_next(j, &p, &first, '{')) == 1) {
+        int64_t id;
+        const char *q = jscan_int(j, p, &id);
+        if (!q) return err_wrap("\"%s\"", j->buf);
+        if (id > INT32_MAX) return err_set("\"%s\": id %lld is too large", j->buf, (long long)id);
+        if (bpe_add_token(&tk->bpe, j->buf, j->len, (int32_t)id)) return -1;
+        p = q;
+    }
+    return r;
+}
+
+/* model.merges: ["a b", ...] or [["a", "b"], ...], in rank order. */
+static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
+    int first = 1, r;
+    int64_t i = 0;
+    char *left = NULL;
+    size_t left_cap = 0;
+    while ((r = jscan_next(j, &p, &first, '[')) == 1) {
+        int rc;
+        if (*p == '"') {
+            if (!(p = jscan_string(j, p))) break;
+            char *sp = memchr(j->buf, ' ', j->len);
+            if (!sp || memchr(sp + 1, ' ', j->len - (size_t)(sp + 1 - j->buf))) {
+                r = err_set("model.merges[%lld]: expected \"left right\", found \"%s\"", (long long)i, j->buf);
+                break;
+            }
+            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1, j->len - (size_t)(sp + 1 - j->buf));
+        } else if (*p == '[') {
+            int f2 = 1, n = 0, r2;
+            size_t left_len = 0;
+            rc = 0;
+            while ((r2 = jscan_next(j, &p, &f2, '[')) == 1) {
+                if (*p != '"' || n == 2) {
+                    r2 = -1;
+                    break;
+                }
+                if (!(p = jscan_string(j, p))) break;
+                if (n++ == 0) {
+                    if (j->len + 1 > left_cap) left = xrealloc(left, left_cap = j->len + 1);
+                    memcpy(left, j->buf, j->len + 1);
+                    left_len = j->len;
+                }
+            }
+            if (r2 != 0 || n != 2) {
+                r = err_set("model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                            (long long)i);
+                break;
+            }
+            rc = bpe_add_merge(&tk->bpe, left, left_len, j->buf, j->len);
+        } else {
+            r = err_set("model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                        (long long)i);
+            break;
+        }
+        if (rc) {
+            r = err_wrap("model.merges[%lld]", (long long)i);
+            break;
+        }
+        i++;
+    }
+    free(left);
+    return r < 0 || !p ? -1 : 0;
+}
+
+static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct jscan *j, const char *vocab_at,
+                                const char *merges_at) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) return err_set("expected an object \"model\"");
     const char *type = json_type(model);
@@ -263,20 +332,14 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) return err_set("model.dropout is not supported");
     tk->bpe.ignore_merges = json_flag(model, "ignore_merges");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsObject(vocab)) return err_set("expected an object model.vocab");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it)) return err_set("model.vocab[\"%s\"]: expected an integer id", it->string);
-        if (bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))
-            return err_wrap("model.vocab");
-    }
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsArray(merges)) return err_set("expected an array model.merges");
+    if (!vocab_at) return err_set("expected an object model.vocab");
+    if (scan_vocab(tk, j, vocab_at)) return err_wrap("model.vocab");
+    if (!merges_at) return err_set("expected an array model.merges");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (added && !cJSON_IsNull(added)) {
         if (!cJSON_IsArray(added)) return err_set("added_tokens: expected an array");
         int i = 0;
+        const cJSON *it;
         cJSON_ArrayForEach(it, added) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
             const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
@@ -291,23 +354,7 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
         }
     }
     tokenizer_finish(tk);
-    int i = 0;
-    cJSON_ArrayForEach(it, merges) {
-        int rc;
-        if (cJSON_IsString(it)) {
-            const char *s = it->valuestring, *sp = strchr(s, ' ');
-            if (!sp || strchr(sp + 1, ' ')) return err_set("model.merges[%d]: expected \"left right\", found \"%s\"", i, s);
-            rc = bpe_add_merge(&tk->bpe, s, (size_t)(sp - s), sp + 1, strlen(sp + 1));
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
-                   cJSON_IsString(it->child->next)) {
-            const char *a = it->child->valuestring, *b = it->child->next->valuestring;
-            rc = bpe_add_merge(&tk->bpe, a, strlen(a), b, strlen(b));
-        } else {
-            return err_set("model.merges[%d]: expected a string \"left right\" or a pair [\"left\", \"right\"]", i);
-        }
-        if (rc) return err_wrap("model.merges[%d]", i);
-        i++;
-    }
+    if (scan_merges(tk, j, merges_at)) return -1;
     if (parse_normalizer(tk, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) return -1;
     if (parse_pretokenizer(tk, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) return -1;
     if (parse_decoder(tk, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) return -1;
@@ -336,13 +383,69 @@ static cJSON *json_load(const char *path) {
     return root;
 }
 
+/* Splits tokenizer.json: model.vocab and model.merges are scanned in place later (their
+ * positions go to *vocab_at, *merges_at); every other member is parsed by cJSON into *out. */
+static int split_tokenizer_json(struct jscan *j, cJSON **out, const char **vocab_at, const char **merges_at) {
+    cJSON *root = cJSON_CreateObject();
+    *out = root;
+    const char *p = j->start;
+    int first = 1, r;
+    while ((r = jscan_next(j, &p, &first, '{')) == 1) {
+        char *key = xstrdup(j->buf);
+        const char *ve = strcmp(key, "model") == 0 && *p == '{' ? p : jscan_value(j, p);
+        if (!ve) {
+            free(key);
+            return -1;
+        }
+        if (strcmp(key, "model") == 0 && *p == '{') {
+            cJSON *model = cJSON_CreateObject();
+            cJSON_AddItemToObject(root, "model", model);
+            const char *mp = p;
+            int mfirst = 1, mr;
+            while ((mr = jscan_next(j, &mp, &mfirst, '{')) == 1) {
+                const char *mve = jscan_value(j, mp);
+                if (!mve) break;
+                if (strcmp(j->buf, "vocab") == 0 && *mp == '{') *vocab_at = mp;
+                else if (strcmp(j->buf, "merges") == 0 && *mp == '[') *merges_at = mp;
+                else cJSON_AddItemToObject(model, j->buf, cJSON_ParseWithLength(mp, (size_t)(mve - mp)));
+                mp = mve;
+            }
+            if (mr != 0) {
+                free(key);
+                return -1;
+            }
+            ve = mp;
+        } else {
+            cJSON *v = cJSON_ParseWithLength(p, (size_t)(ve - p));
+            if (!v) {
+                free(key);
+                return jscan_error(j, p, "malformed value");
+            }
+            cJSON_AddItemToObject(root, key, v);
+        }
+        free(key);
+        p = ve;
+    }
+    if (r < 0) return -1;
+    p = jscan_ws(j, p);
+    if (p != j->end) return jscan_error(j, p, "unexpected text after the top-level object");
+    return 0;
+}
+
 static int load_tokenizer_json(struct tokenizer **out, const char *path) {
     *out = NULL;
-    cJSON *root = json_load(path);
-    if (!root) return -1;
+    size_t len;
+    char *text = file_read_all(path, &len);
+    if (!text) return -1;
+    struct jscan j = {text, text + len, NULL, 0, 0};
+    cJSON *root = NULL;
+    const char *vocab_at = NULL, *merges_at = NULL;
     struct tokenizer *tk = tokenizer_new(160000);
-    int rc = cJSON_IsObject(root) ? parse_tokenizer_json(tk, root) : err_set("expected a JSON object");
+    int rc = split_tokenizer_json(&j, &root, &vocab_at, &merges_at);
+    if (!rc) rc = parse_tokenizer_json(tk, root, &j, vocab_at, merges_at);
     cJSON_Delete(root);
+    free(j.buf);
+    free(text);
     if (rc) {
         tokenizer_free(tk);
         return err_wrap("%s", path);
@@ -415,22 +518,17 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
             return cfg ? err_wrap("%s", tokenizer_config) : -1;
         }
     }
-    cJSON *vocab = json_load(vocab_file);
-    if (!vocab) {
+    size_t vlen;
+    char *vtext = file_read_all(vocab_file, &vlen);
+    if (!vtext) {
         tokenizer_free(tk);
         return -1;
     }
-    int rc = 0;
-    if (!cJSON_IsObject(vocab)) rc = err_set("expected a JSON object of token -> id");
-    const cJSON *it;
-    if (!rc) cJSON_ArrayForEach(it, vocab) {
-            if (!cJSON_IsNumber(it)) {
-                rc = err_set("\"%s\": expected an integer id", it->string);
-                break;
-            }
-            if ((rc = bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))) break;
-        }
-    cJSON_Delete(vocab);
+    struct jscan j = {vtext, vtext + vlen, NULL, 0, 0};
+    const char *vp = jscan_ws(&j, vtext);
+    int rc = vp < j.end && *vp == '{' ? scan_vocab(tk, &j, vp) : err_set("expected a JSON object of token -> id");
+    free(j.buf);
+    free(vtext);
     if (rc) {
         tokenizer_free(tk);
         return err_wrap("%s", vocab_file);
@@ -517,8 +615,8 @@ int32_t tokenizer_token_id(const struct tokenizer *tk, const char *token) {
 const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id) {
     if (id < 0 || id >= tk->vocab_size) return NULL;
     if (tk->added_of_id[id] >= 0) return tk->added[tk->added_of_id[id]].content;
-    if (id >= tk->bpe.n_ids || tk->bpe.form_len[id] == UINT32_MAX) return NULL;
-    return tk->bpe.arena + tk->bpe.form_off[id];
+    if (id >= tk->bpe.n_ids || tk->bpe.toks[id].form_len == UINT32_MAX) return NULL;
+    return tk->bpe.arena + tk->bpe.toks[id].form_off;
 }
 
 /* ---- decode ---- */
@@ -537,9 +635,10 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, int64_t n, 
             if (skip_special && a->special) continue;
             s = tk->decoder_bytelevel ? a->raw : a->content;
             l = tk->decoder_bytelevel ? a->raw_len : a->len;
-        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.form_len[id] != UINT32_MAX) {
-            s = tk->bpe.arena + (tk->decoder_bytelevel ? tk->bpe.raw_off[id] : tk->bpe.form_off[id]);
-            l = tk->decoder_bytelevel ? tk->bpe.raw_len[id] : tk->bpe.form_len[id];
+        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.toks[id].form_len != UINT32_MAX) {
+            const struct bpe_tok *t = &tk->bpe.toks[id];
+            s = tk->bpe.arena + (tk->decoder_bytelevel ? t->raw_off : t->form_off);
+            l = tk->decoder_bytelevel ? t->raw_len : t->form_len;
         } else {
             free(buf);
             return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id, (long long)i,
@@ -612,7 +711,7 @@ static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_
     offsets_reserve(o);
     size_t pos = a;
     for (int64_t i = n0; i < o->n; i++) {
-        size_t l = e->tk->bpe.raw_len[o->ids[i]];
+        size_t l = e->tk->bpe.toks[o->ids[i]].raw_len;
         tok_text_range(t, pos, pos + l, &o->starts[i], &o->ends[i]);
         pos += l;
     }
