@@ -120,6 +120,7 @@ void bpe_free(struct bpe *m) {
     free(m->toks);
     free(m->slots);
     free(m->pairs);
+    free(m->dense);
     memset(m, 0, sizeof *m);
 }
 
@@ -275,7 +276,7 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
     if (c < 0)
         return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
                        (int)right_len, right);
-    if (!m->pairs || (uint64_t)(m->n_merges + 1) * 2 > (uint64_t)m->pair_mask + 1) pair_grow(m);
+    if (!m->pairs || (uint64_t)(m->n_merges + 1) * 3 > (uint64_t)(m->pair_mask + 1) * 2) pair_grow(m);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t j = pair_slot(m, key);
     while (m->pairs[j].key != UINT64_MAX) {
@@ -285,12 +286,24 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
         }
         j = (j + 1) & m->pair_mask;
     }
+    if (a < 256 && b < 256) {
+        if (!m->dense) {
+            m->dense = xmalloc(256 * 256 * sizeof *m->dense);
+            for (int i = 0; i < 256 * 256; i++) m->dense[i][0] = INT32_MAX, m->dense[i][1] = -1;
+        }
+        m->dense[a << 8 | b][0] = (int32_t)m->n_merges;
+        m->dense[a << 8 | b][1] = c;
+    }
     m->pairs[j] = (struct bpe_pair){key, (int32_t)m->n_merges++, c};
     return 0;
 }
 
 /* Rank of merging (a, b), or INT32_MAX if they do not merge; the merged id goes to *out. */
 static inline int32_t pair_get(const struct bpe *m, int32_t a, int32_t b, int32_t *out) {
+    if ((uint32_t)a < 256 && (uint32_t)b < 256 && m->dense) {
+        *out = m->dense[a << 8 | b][1];
+        return m->dense[a << 8 | b][0];
+    }
     *out = -1;
     if (!m->pairs) return INT32_MAX;
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;

@@ -36,6 +36,8 @@ struct bpe {
     struct bpe_slot *slots; /* (slot_mask+1) raw bytes -> id */
     uint32_t slot_mask;
     struct bpe_pair *pairs; /* (pair_mask+1) open addressing, one cache line per probe */
+    int32_t (*dense)[2];    /* (256 * 256) rank, merged id of pairs of ids < 256 (the byte tokens
+                               in GPT-2 ordered vocabs): 512 KB that stay in cache */
     uint32_t pair_mask;
     int64_t n_merges;
     int32_t byte_id[256]; /* id of each single byte, -1 if absent */

@@ -137,11 +137,13 @@ void utf8_lossy(const char *s, size_t len, struct tok_text *t) {
     out_finish(&o, t, 0);
 }
 
-/* A code point that no normalization form changes and that never composes with a neighbour. */
-static int cp_is_stable(int32_t c) {
+/* A code point that the normalization leaves alone and that never composes with a neighbour
+ * (compatibility decompositions, decomp_type != 0, only count for NFKC/NFKD). */
+static int cp_is_stable(int32_t c, int compat) {
     if ((c >= 0x1100 && c <= 0x11FF) || (c >= 0xAC00 && c <= 0xD7A3)) return 0; /* Hangul: algorithmic */
     const utf8proc_property_t *p = utf8proc_get_property(c);
-    return p->combining_class == 0 && p->decomp_seqindex == UINT16_MAX && p->comb_index == UINT16_MAX;
+    return p->combining_class == 0 && p->comb_index == UINT16_MAX &&
+           (p->decomp_seqindex == UINT16_MAX || (!compat && p->decomp_type != 0));
 }
 
 void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, struct tok_text *t) {
@@ -171,7 +173,7 @@ void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, 
             utf8proc_int32_t c;
             utf8proc_ssize_t k = utf8proc_iterate(p + ce, (utf8proc_ssize_t)(len - ce), &c);
             if (k <= 0) k = 1, c = 0xFFFD;
-            if (stable && !cp_is_stable(c)) stable = 0;
+            if (stable && !cp_is_stable(c, (opt & UTF8PROC_COMPAT) != 0)) stable = 0;
             ce += (size_t)k;
         }
         i = ce;
