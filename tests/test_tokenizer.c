@@ -1,5 +1,6 @@
 /* Tests for src/tok tokenizer: every line of the Qwen golden file (ids and decoded text, from HF
- * tokenizers 0.23.2) with both loaders, the Llama 3 golden from ../shared when present, and
+ * tokenizers 0.23.2) with both loaders, 800 fuzz lines checked the same way, the Llama 3 golden
+ * from ../shared when present, and
  * hand-picked cases whose ids were taken from HF tokenizers (Node binding) once: added/special
  * tokens, invalid UTF-8, empty text, \s and (?i:) semantics, offsets, malformed files, threads. */
 #include <cjson/cJSON.h>
@@ -14,6 +15,7 @@
 
 #define QWEN_DIR "tests/fixtures/tokenizer/qwen"
 #define QWEN_GOLDEN "tests/fixtures/tokenizer/qwen.jsonl"
+#define QWEN_FUZZ "tests/fixtures/tokenizer/qwen_fuzz.jsonl"
 #define LLAMA3_DIR "../shared/fixtures/tokenizer/llama3"
 #define LLAMA3_GOLDEN "../shared/fixtures/tokenizer/golden/llama3.jsonl"
 
@@ -98,6 +100,17 @@ static void test_qwen_golden_tokenizer_json(void) {
     int ok = golden_check(qwen, &g, "qwen tokenizer.json");
     EXPECT(ok == g.n, "%d of %d", ok, g.n);
     printf("qwen tokenizer.json: %d/%d golden lines\n", ok, g.n);
+    golden_free(&g);
+}
+
+/* 800 adversarial texts (bench/tokenizer/make_fuzz_golden.js) with HF's ids and decode. */
+static void test_qwen_fuzz(void) {
+    struct golden g;
+    EXPECT(golden_load(&g, QWEN_FUZZ) == 0, "%s", err_msg());
+    EXPECT(g.n == 800, "%d fuzz lines", g.n);
+    int ok = golden_check(qwen, &g, "qwen fuzz");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen fuzz: %d/%d lines\n", ok, g.n);
     golden_free(&g);
 }
 
@@ -384,6 +397,7 @@ int main(void) {
     }
     printf("qwen tokenizer.json loaded in %.3f s\n", time_now() - t0);
     RUN(test_qwen_golden_tokenizer_json);
+    RUN(test_qwen_fuzz);
     RUN(test_qwen_golden_vocab_merges);
     RUN(test_llama3_golden);
     RUN(test_special_tokens);
