@@ -39,7 +39,8 @@ static int golden_load(struct golden *g, const char *path) {
         if (!nl) nl = data + len;
         *nl = 0;
         cJSON *o = cJSON_Parse(p);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"), *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"),
+                    *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
                     *d = cJSON_GetObjectItemCaseSensitive(o, "decoded");
         if (cJSON_IsString(t) && cJSON_IsArray(ids) && cJSON_IsString(d)) {
             if (g->n == cap) {
@@ -65,7 +66,8 @@ static int golden_load(struct golden *g, const char *path) {
 }
 
 static void golden_free(struct golden *g) {
-    for (int i = 0; i < g->n; i++) free(g->text[i]), free(g->decoded[i]), free(g->ids[i]);
+    for (int i = 0; i < g->n; i++)
+        free(g->text[i]), free(g->decoded[i]), free(g->ids[i]);
     free(g->text);
     free(g->decoded);
     free(g->ids);
@@ -80,7 +82,8 @@ static int golden_check(const struct tokenizer *tk, const struct golden *g, cons
         int64_t n;
         tokenizer_encode(tk, g->text[i], strlen(g->text[i]), &ids, &n);
         int ids_ok = n == g->n_ids[i] && memcmp(ids, g->ids[i], (size_t)n * sizeof(int32_t)) == 0;
-        EXPECT(ids_ok, "%s line %d: ids differ (%lld vs %lld ids)", what, i + 1, (long long)n, (long long)g->n_ids[i]);
+        EXPECT(ids_ok, "%s line %d: ids differ (%lld vs %lld ids)", what, i + 1, (long long)n,
+               (long long)g->n_ids[i]);
         free(ids);
         char *text;
         size_t len;
@@ -116,7 +119,8 @@ static void test_qwen_fuzz(void) {
 
 static void test_qwen_golden_vocab_merges(void) {
     struct tokenizer *tk;
-    int rc = tokenizer_load_files(&tk, QWEN_DIR "/vocab.json", QWEN_DIR "/merges.txt", QWEN_DIR "/tokenizer_config.json");
+    int rc = tokenizer_load_files(&tk, QWEN_DIR "/vocab.json", QWEN_DIR "/merges.txt",
+                                  QWEN_DIR "/tokenizer_config.json");
     EXPECT(rc == 0, "%s", err_msg());
     if (rc) return;
     EXPECT(tokenizer_vocab_size(tk) == 151669, "%d", tokenizer_vocab_size(tk));
@@ -155,7 +159,8 @@ static void test_llama3_golden(void) {
 }
 
 /* Encodes text and compares with ids from HF. */
-static void expect_ids(const struct tokenizer *tk, const char *text, size_t len, const int32_t *want, int64_t n_want) {
+static void expect_ids(const struct tokenizer *tk, const char *text, size_t len, const int32_t *want,
+                       int64_t n_want) {
     int32_t *ids;
     int64_t n;
     EXPECT(tokenizer_encode(tk, text, len, &ids, &n) == 0, "%s", err_msg());
@@ -164,10 +169,10 @@ static void expect_ids(const struct tokenizer *tk, const char *text, size_t len,
            n ? ids[0] : -1, (long long)n_want, n_want ? want[0] : -1);
     free(ids);
 }
-#define EXPECT_IDS(tk, text, ...)                                                                 \
-    do {                                                                                          \
-        const int32_t w_[] = {__VA_ARGS__};                                                       \
-        expect_ids((tk), (text), sizeof(text) - 1, w_, (int64_t)(sizeof w_ / sizeof w_[0]));     \
+#define EXPECT_IDS(tk, text, ...)                                                                            \
+    do {                                                                                                     \
+        const int32_t w_[] = {__VA_ARGS__};                                                                  \
+        expect_ids((tk), (text), sizeof(text) - 1, w_, (int64_t)(sizeof w_ / sizeof w_[0]));                 \
     } while (0)
 
 static void test_special_tokens(void) {
@@ -181,7 +186,8 @@ static void test_special_tokens(void) {
     EXPECT_STR(tokenizer_id_to_token(qwen, 279), "\xC4\xA0the");
     EXPECT(tokenizer_id_to_token(qwen, 151669) == NULL, "past the end");
     EXPECT(tokenizer_vocab_size(qwen) == 151669, "%d", tokenizer_vocab_size(qwen));
-    EXPECT(tokenizer_is_special(qwen, 151645) && !tokenizer_is_special(qwen, 151667) && tokenizer_is_added(qwen, 151667),
+    EXPECT(tokenizer_is_special(qwen, 151645) && !tokenizer_is_special(qwen, 151667) &&
+               tokenizer_is_added(qwen, 151667),
            "special flags");
     /* decode, with and without special tokens */
     const int32_t ids[] = {151644, 872, 198, 6023, 151645, 198};
@@ -208,11 +214,11 @@ static void test_special_tokens(void) {
 static void test_regex_semantics(void) {
     /* U+180E is not \s for HF (Oniguruma), unlike PCRE2's own \s */
     EXPECT_IDS(qwen, "\t\t\xE1\xA0\x8E\t\tx", 197, 197, 123970, 236, 197, 10225);
-    EXPECT_IDS(qwen, "\t\t\xC2\x85\t\tx", 298, 126, 227, 197, 10225);           /* U+0085 is \s */
-    EXPECT_IDS(qwen, "\t\t\xE2\x80\xA8\t\tx", 298, 378, 101, 197, 10225);       /* U+2028 is \s */
-    EXPECT_IDS(qwen, "it'\xC5\xBF ok", 275, 6, 144815, 5394);                    /* (?i:'s) takes 'ſ */
+    EXPECT_IDS(qwen, "\t\t\xC2\x85\t\tx", 298, 126, 227, 197, 10225);     /* U+0085 is \s */
+    EXPECT_IDS(qwen, "\t\t\xE2\x80\xA8\t\tx", 298, 378, 101, 197, 10225); /* U+2028 is \s */
+    EXPECT_IDS(qwen, "it'\xC5\xBF ok", 275, 6, 144815, 5394);             /* (?i:'s) takes 'ſ */
     EXPECT_IDS(qwen, "WE'LL I'D", 12457, 6, 4086, 358, 27705);
-    EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);               /* \p{N} one at a time */
+    EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);                /* \p{N} one at a time */
     EXPECT_IDS(qwen, "\xE2\x85\xA7\xE2\x85\xA8 x", 70467, 100, 70467, 101, 856); /* Nl */
     EXPECT_IDS(qwen, "Hello \xE4\xB8\x96\xE7\x95\x8C e\xCC\x81!", 9707, 220, 99489, 3958, 0); /* NFC */
 }
@@ -221,10 +227,12 @@ static void test_long_words(void) {
     /* Longer than the small-word path: the heap merge loop. */
     char buf[400];
     strcpy(buf, "xxx");
-    for (int i = 0; i < 30; i++) strcat(buf, "abcdefghij");
+    for (int i = 0; i < 30; i++)
+        strcat(buf, "abcdefghij");
     int32_t want[61];
     want[0] = 24048;
-    for (int i = 0; i < 30; i++) want[1 + 2 * i] = 56747, want[2 + 2 * i] = 3172;
+    for (int i = 0; i < 30; i++)
+        want[1 + 2 * i] = 56747, want[2 + 2 * i] = 3172;
     expect_ids(qwen, buf, strlen(buf), want, 61);
     char sp[120];
     memset(sp, ' ', 100);
@@ -234,7 +242,8 @@ static void test_long_words(void) {
     /* A megabyte without a split point stays fast and round-trips. */
     size_t n = 1 << 20;
     char *big = xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++) big[i] = "qwertzuiopasdfghjkl"[i * 7 % 19];
+    for (size_t i = 0; i < n; i++)
+        big[i] = "qwertzuiopasdfghjkl"[i * 7 % 19];
     big[n] = 0;
     int32_t *ids;
     int64_t k;
@@ -261,12 +270,19 @@ static void test_empty_and_invalid_utf8(void) {
     free(s);
     /* Invalid bytes read as U+FFFD, one per maximal invalid subpart (Python errors="replace"):
      * "a\xFFb\xE4\xB8" is "a\uFFFDb\uFFFD", which HF encodes as 64 5691 65 5691. */
-    EXPECT_IDS(qwen, "a\xFF" "b\xE4\xB8", 64, 5691, 65, 5691);
-    EXPECT_IDS(qwen, "\xED\xA0\x80", 57332); /* a surrogate: three subparts, HF's id of "\uFFFD\uFFFD\uFFFD" */
-    EXPECT_IDS(qwen, "\xF0\x9F\x98", 5691);             /* truncated 4-byte sequence */
+    EXPECT_IDS(qwen,
+               "a\xFF"
+               "b\xE4\xB8",
+               64, 5691, 65, 5691);
+    EXPECT_IDS(qwen, "\xED\xA0\x80",
+               57332);                      /* a surrogate: three subparts, HF's id of "\uFFFD\uFFFD\uFFFD" */
+    EXPECT_IDS(qwen, "\xF0\x9F\x98", 5691); /* truncated 4-byte sequence */
     /* Offsets of replaced bytes point at the original bytes. */
     int64_t *off;
-    tokenizer_encode_offsets(qwen, "a\xFF" "b\xE4\xB8", 5, &ids, &off, &n);
+    tokenizer_encode_offsets(qwen,
+                             "a\xFF"
+                             "b\xE4\xB8",
+                             5, &ids, &off, &n);
     EXPECT(n == 4 && off[2] == 1 && off[3] == 2 && off[6] == 3 && off[7] == 5, "offsets over invalid bytes");
     free(ids);
     free(off);
@@ -279,7 +295,8 @@ static void test_empty_and_invalid_utf8(void) {
     uint32_t x = 12345;
     char buf[256];
     for (int r = 0; r < 200; r++) {
-        for (int i = 0; i < 256; i++) x = x * 1664525u + 1013904223u, buf[i] = (char)(x >> 24);
+        for (int i = 0; i < 256; i++)
+            x = x * 1664525u + 1013904223u, buf[i] = (char)(x >> 24);
         tokenizer_encode(qwen, buf, 256, &ids, &n);
         EXPECT(n > 0, "ids");
         free(ids);
@@ -295,8 +312,8 @@ static void test_offsets(void) {
     const int64_t want[][2] = {{0, 12}, {12, 17}, {17, 18}, {18, 24}, {24, 28}, {28, 29}, {29, 39}};
     EXPECT(n == 7, "%lld ids", (long long)n);
     for (int64_t i = 0; i < n && i < 7; i++)
-        EXPECT(off[2 * i] == want[i][0] && off[2 * i + 1] == want[i][1], "token %lld: [%lld, %lld)", (long long)i,
-               (long long)off[2 * i], (long long)off[2 * i + 1]);
+        EXPECT(off[2 * i] == want[i][0] && off[2 * i + 1] == want[i][1], "token %lld: [%lld, %lld)",
+               (long long)i, (long long)off[2 * i], (long long)off[2 * i + 1]);
     free(ids);
     free(off);
     /* U+1D11E is two tokens (HF: 124596 252): byte ranges inside the character. */
@@ -346,17 +363,20 @@ static void test_malformed_files(void) {
     p = write_tmp("wordpiece.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "wordpiece");
     EXPECT_ERR("only BPE is supported");
-    p = write_tmp("badmerge.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2},"
-                                   " \"merges\": [\"a b\", \"a c\"]}}");
+    p = write_tmp("badmerge.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2},"
+                  " \"merges\": [\"a b\", \"a c\"]}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "merge of unknown token");
     EXPECT_ERR("model.merges[1]");
     EXPECT_ERR("\"c\" is not in the vocab");
-    p = write_tmp("badmerge2.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
+    p = write_tmp("badmerge2.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "merge of one token");
     EXPECT_ERR("model.merges[0]: expected a string");
-    p = write_tmp("badregex.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
-                                   " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"},"
-                                   " \"behavior\": \"Isolated\"}}");
+    p = write_tmp("badregex.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                  " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"},"
+                  " \"behavior\": \"Isolated\"}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "bad regex");
     EXPECT_ERR("pre_tokenizer Split: regex \"(a\"");
     p = write_tmp("badnorm.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"

@@ -77,7 +77,8 @@ int main(int argc, char **argv) {
         for (int64_t d = 0; d < n_docs; d++) {
             b.n = 0;
             tokenizer_encode_append(tk, docs[d], lens[d], 0, &b);
-            for (int64_t i = 0; i < b.n; i++) hash = (hash ^ (uint64_t)b.ids[i]) * 1099511628211ULL;
+            for (int64_t i = 0; i < b.n; i++)
+                hash = (hash ^ (uint64_t)b.ids[i]) * 1099511628211ULL;
             n_ids += b.n;
         }
         double dt = time_now() - t0, dc = cpu_now() - c0;
@@ -93,12 +94,14 @@ int main(int argc, char **argv) {
     }
     double dt_off = time_now() - t0;
     printf("{\"impl\": \"csft\", \"load_s\": %.3f, \"load_cpu_s\": %.3f, \"docs\": %lld, \"bytes\": %zu, "
-           "\"ids\": %lld, \"hash\": \"%016llx\", \"encode_s\": %.3f, \"mb_per_s\": %.2f, \"mb_per_s_cpu\": %.2f, "
+           "\"ids\": %lld, \"hash\": \"%016llx\", \"encode_s\": %.3f, \"mb_per_s\": %.2f, \"mb_per_s_cpu\": "
+           "%.2f, "
            "\"mb_per_s_offsets\": %.2f}\n",
-           best_load, best_load_cpu, (long long)n_docs, bytes, (long long)n_ids, (unsigned long long)hash, best,
-           bytes / best / 1e6, bytes / best_cpu / 1e6, bytes / dt_off / 1e6);
+           best_load, best_load_cpu, (long long)n_docs, bytes, (long long)n_ids, (unsigned long long)hash,
+           best, bytes / best / 1e6, bytes / best_cpu / 1e6, bytes / dt_off / 1e6);
     tokenizer_buf_free(&b);
-    for (int64_t d = 0; d < n_docs; d++) free(docs[d]);
+    for (int64_t d = 0; d < n_docs; d++)
+        free(docs[d]);
     free(docs);
     free(lens);
     tokenizer_free(tk);

@@ -21,7 +21,8 @@ static pthread_once_t byte_once = PTHREAD_ONCE_INIT;
 static void byte_tables_init(void) {
     /* Printable Latin-1 bytes stand for themselves; the other 68 take 256, 257, ... in order. */
     uint32_t next = 256;
-    for (int i = 0; i < 324; i++) char_byte[i] = -1;
+    for (int i = 0; i < 324; i++)
+        char_byte[i] = -1;
     for (int b = 0; b < 256; b++) {
         int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         byte_char[b] = keep ? (uint32_t)b : next++;
@@ -94,7 +95,8 @@ static inline uint64_t hash_bytes(const char *s, size_t len) {
 
 static uint32_t arena_put(struct bpe *m, const char *s, size_t len) {
     if (m->arena_len + len + 1 > m->arena_cap) {
-        while (m->arena_len + len + 1 > m->arena_cap) m->arena_cap *= 2;
+        while (m->arena_len + len + 1 > m->arena_cap)
+            m->arena_cap *= 2;
         m->arena = xrealloc(m->arena, m->arena_cap);
     }
     uint32_t off = (uint32_t)m->arena_len;
@@ -111,7 +113,8 @@ void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
     memset(m, 0, sizeof *m);
     m->arena_cap = (size_t)(n_vocab_hint > 0 ? n_vocab_hint : 1024) * 24;
     m->arena = xmalloc(m->arena_cap);
-    for (int b = 0; b < 256; b++) m->byte_id[b] = -1;
+    for (int b = 0; b < 256; b++)
+        m->byte_id[b] = -1;
     m->uid = atomic_fetch_add((_Atomic uint32_t *)&next_uid, 1);
 }
 
@@ -128,14 +131,17 @@ int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id) {
     if (id < 0) return err_set("token \"%.*s\" has id %d, expected a non-negative id", (int)len, form, id);
     if (id >= m->n_ids) {
         int64_t n = m->n_ids ? m->n_ids : 1024;
-        while (n <= id) n *= 2;
+        while (n <= id)
+            n *= 2;
         m->toks = xrealloc(m->toks, (size_t)n * sizeof *m->toks);
-        for (int64_t i = m->n_ids; i < n; i++) m->toks[i].form_len = m->toks[i].raw_len = UINT32_MAX;
+        for (int64_t i = m->n_ids; i < n; i++)
+            m->toks[i].form_len = m->toks[i].raw_len = UINT32_MAX;
         m->n_ids = (int32_t)n;
     }
     struct bpe_tok *t = &m->toks[id];
     if (t->form_len != UINT32_MAX)
-        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + t->form_off, (int)len, form);
+        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + t->form_off, (int)len,
+                       form);
     t->form_off = arena_put(m, form, len);
     t->form_len = (uint32_t)len;
     char small[256];
@@ -165,7 +171,7 @@ static int form_is_plain(const struct bpe *m, const struct bpe_tok *t) {
 }
 
 static inline int slot_matches(const struct bpe *m, const struct bpe_slot *sl, uint32_t h, const char *s,
-                                size_t len) {
+                               size_t len) {
     if (sl->hash != h || sl->len != (len < 255 ? len : 255)) return 0;
     if (len <= sizeof sl->key) return memcmp(sl->key, s, len) == 0;
     const struct bpe_tok *t = &m->toks[sl->id1 - 1];
@@ -175,10 +181,12 @@ static inline int slot_matches(const struct bpe *m, const struct bpe_slot *sl, u
 void bpe_finish_vocab(struct bpe *m) {
     /* Trim the id arrays to one past the largest id. */
     int32_t n = m->n_ids;
-    while (n > 0 && m->toks[n - 1].form_len == UINT32_MAX) n--;
+    while (n > 0 && m->toks[n - 1].form_len == UINT32_MAX)
+        n--;
     m->n_ids = n;
     uint32_t size = 1024;
-    while (size < (uint32_t)n + (uint32_t)n / 2) size *= 2;
+    while (size < (uint32_t)n + (uint32_t)n / 2)
+        size *= 2;
     m->slot_mask = size - 1;
     m->slots = xcalloc(size, sizeof *m->slots);
     for (int32_t id = 0; id < n; id++) {
@@ -251,11 +259,13 @@ static void pair_grow(struct bpe *m) {
     uint32_t size = old_size ? old_size * 2 : 1u << 16;
     m->pair_mask = size - 1;
     m->pairs = xmalloc(size * sizeof *m->pairs);
-    for (uint32_t i = 0; i < size; i++) m->pairs[i].key = UINT64_MAX;
+    for (uint32_t i = 0; i < size; i++)
+        m->pairs[i].key = UINT64_MAX;
     for (uint32_t i = 0; i < old_size; i++) {
         if (old[i].key == UINT64_MAX) continue;
         uint32_t j = pair_slot(m, old[i].key);
-        while (m->pairs[j].key != UINT64_MAX) j = (j + 1) & m->pair_mask;
+        while (m->pairs[j].key != UINT64_MAX)
+            j = (j + 1) & m->pair_mask;
         m->pairs[j] = old[i];
     }
     free(old);
@@ -264,8 +274,8 @@ static void pair_grow(struct bpe *m) {
 int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
     int32_t a = bpe_lookup_form(m, left, left_len), b = bpe_lookup_form(m, right, right_len);
     if (a < 0 || b < 0)
-        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left, (int)right_len,
-                       right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
+        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left,
+                       (int)right_len, right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
     size_t la = m->toks[a].raw_len, lb = m->toks[b].raw_len;
     char small[512];
     char *cat = la + lb <= sizeof small ? small : xmalloc(la + lb);
@@ -289,7 +299,8 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
     if (a < 256 && b < 256) {
         if (!m->dense) {
             m->dense = xmalloc(256 * 256 * sizeof *m->dense);
-            for (int i = 0; i < 256 * 256; i++) m->dense[i][0] = INT32_MAX, m->dense[i][1] = -1;
+            for (int i = 0; i < 256 * 256; i++)
+                m->dense[i][0] = INT32_MAX, m->dense[i][1] = -1;
         }
         m->dense[a << 8 | b][0] = (int32_t)m->n_merges;
         m->dense[a << 8 | b][1] = c;
@@ -364,7 +375,8 @@ static int small_merge(const struct bpe *m, const char *w, size_t len, int32_t *
         int32_t id = m->byte_id[(uint8_t)w[i]];
         if (id >= 0) sym[n++] = id;
     }
-    for (int i = 0; i + 1 < n; i++) rank[i] = pair_get(m, sym[i], sym[i + 1], &newid[i]);
+    for (int i = 0; i + 1 < n; i++)
+        rank[i] = pair_get(m, sym[i], sym[i + 1], &newid[i]);
     while (n > 1) {
         int best = -1;
         int32_t br = INT32_MAX;
@@ -373,7 +385,8 @@ static int small_merge(const struct bpe *m, const char *w, size_t len, int32_t *
         if (best < 0) break;
         sym[best] = newid[best];
         memmove(sym + best + 1, sym + best + 2, (size_t)(n - best - 2) * sizeof(int32_t));
-        memmove(rank + best + 1, rank + best + 2, (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
+        memmove(rank + best + 1, rank + best + 2,
+                (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
         memmove(newid + best + 1, newid + best + 2,
                 (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
         n--;
@@ -426,7 +439,8 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
         int32_t id = m->byte_id[(uint8_t)w[i]];
         if (id >= 0) sym[n++] = id;
     }
-    for (int64_t i = 0; i < n; i++) prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    for (int64_t i = 0; i < n; i++)
+        prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     for (int64_t i = 0; i + 1 < n; i++) {
         int32_t c, r = pair_get(m, sym[i], sym[i + 1], &c);
         if (r != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r << 32 | (uint64_t)i, c});
@@ -443,11 +457,13 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
         if (next[nx] >= 0) prev[next[nx]] = pos;
         if (prev[pos] >= 0) {
             int32_t p = prev[pos], c2, r2 = pair_get(m, sym[p], sym[pos], &c2);
-            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
         }
         if (next[pos] >= 0) {
             int32_t c2, r2 = pair_get(m, sym[pos], sym[next[pos]], &c2);
-            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
         }
     }
     for (int64_t i = 0; i < n; i++)
@@ -458,7 +474,8 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
     free(heap);
 }
 
-void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n, int64_t *cap) {
+void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n,
+                     int64_t *cap) {
     if (len == 0) return;
     if (m->ignore_merges) {
         int32_t id = bpe_lookup_raw(m, w, len);
@@ -480,13 +497,15 @@ void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **i
         struct cache_entry *c = cache_get();
         e = &c[hash_bytes(w, len) & (CACHE_SIZE - 1)];
         if (e->uid == m->uid && e->klen == len && memcmp(e->key, w, len) == 0) {
-            for (int i = 0; i < e->n_ids; i++) push_id(ids, n, cap, e->ids[i]);
+            for (int i = 0; i < e->n_ids; i++)
+                push_id(ids, n, cap, e->ids[i]);
             return;
         }
     }
     int32_t sym[SMALL_WORD];
     int k = small_merge(m, w, len, sym);
-    for (int i = 0; i < k; i++) push_id(ids, n, cap, sym[i]);
+    for (int i = 0; i < k; i++)
+        push_id(ids, n, cap, sym[i]);
     if (e && k <= CACHE_IDS) {
         e->uid = m->uid;
         e->klen = (uint8_t)len;

@@ -12,8 +12,8 @@
 struct bpe_slot {
     uint32_t id1; /* id + 1; 0 = empty */
     uint32_t hash;
-    uint8_t len;       /* min(length, 255) */
-    uint8_t plain;     /* the form is not byte-level: raw bytes = form bytes */
+    uint8_t len;   /* min(length, 255) */
+    uint8_t plain; /* the form is not byte-level: raw bytes = form bytes */
     char key[6];
 };
 

@@ -11,20 +11,24 @@
 int jscan_error(const struct jscan *j, const char *p, const char *what) {
     if (!p || p > j->end) p = j->end;
     size_t line = 1;
-    for (const char *q = j->start; q < p; q++) line += *q == '\n';
+    for (const char *q = j->start; q < p; q++)
+        line += *q == '\n';
     return err_set("invalid JSON at line %zu (byte %zu): %s", line, (size_t)(p - j->start), what);
 }
 
 const char *jscan_ws(const struct jscan *j, const char *p) {
-    while (p < j->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    while (p < j->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
     return p;
 }
 
 static const char *skip_string(const struct jscan *j, const char *p) {
     for (p++; p < j->end; p++) {
         if (*p == '"') return p + 1;
-        if (*p == '\\') p++;
-        else if ((unsigned char)*p < 0x20) break;
+        if (*p == '\\')
+            p++;
+        else if ((unsigned char)*p < 0x20)
+            break;
     }
     jscan_error(j, p, "unterminated string");
     return NULL;
@@ -75,7 +79,8 @@ const char *jscan_value(const struct jscan *j, const char *p) {
             if (c == '"') {
                 if (!(p = skip_string(j, p))) return NULL;
             } else if (c == '-' || (c >= '0' && c <= '9')) {
-                while (p < j->end && strchr("+-.eE0123456789", *p)) p++;
+                while (p < j->end && strchr("+-.eE0123456789", *p))
+                    p++;
             } else if (j->end - p >= 4 && (memcmp(p, "true", 4) == 0 || memcmp(p, "null", 4) == 0)) {
                 p += 4;
             } else if (j->end - p >= 5 && memcmp(p, "false", 5) == 0) {
@@ -118,7 +123,8 @@ const char *jscan_value(const struct jscan *j, const char *p) {
 
 static void buf_put(struct jscan *j, const char *s, size_t n) {
     if (j->len + n + 1 > j->cap) {
-        while (j->len + n + 1 > j->cap) j->cap = j->cap ? j->cap * 2 : 256;
+        while (j->len + n + 1 > j->cap)
+            j->cap = j->cap ? j->cap * 2 : 256;
         j->buf = xrealloc(j->buf, j->cap);
     }
     memcpy(j->buf + j->len, s, n);
@@ -129,7 +135,10 @@ static int hex4(const char *p, uint32_t *v) {
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         *v = *v << 4 | (uint32_t)d;
     }
@@ -145,7 +154,8 @@ const char *jscan_string(struct jscan *j, const char *p) {
     p++;
     for (;;) {
         const char *q = p;
-        while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+        while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+            q++;
         buf_put(j, p, (size_t)(q - p));
         if (q >= j->end || (unsigned char)*q < 0x20) {
             jscan_error(j, q, "unterminated string");
@@ -179,7 +189,8 @@ const char *jscan_string(struct jscan *j, const char *p) {
             }
             p += 4;
             if (c >= 0xD800 && c <= 0xDBFF) {
-                if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) || lo < 0xDC00 ||
+                    lo > 0xDFFF) {
                     jscan_error(j, q, "unpaired surrogate in \\u escape");
                     return NULL;
                 }
@@ -191,13 +202,16 @@ const char *jscan_string(struct jscan *j, const char *p) {
             }
             char u[4];
             size_t n;
-            if (c < 0x80) u[0] = (char)c, n = 1;
-            else if (c < 0x800) u[0] = (char)(0xC0 | c >> 6), u[1] = (char)(0x80 | (c & 63)), n = 2;
+            if (c < 0x80)
+                u[0] = (char)c, n = 1;
+            else if (c < 0x800)
+                u[0] = (char)(0xC0 | c >> 6), u[1] = (char)(0x80 | (c & 63)), n = 2;
             else if (c < 0x10000)
-                u[0] = (char)(0xE0 | c >> 12), u[1] = (char)(0x80 | ((c >> 6) & 63)), u[2] = (char)(0x80 | (c & 63)), n = 3;
+                u[0] = (char)(0xE0 | c >> 12), u[1] = (char)(0x80 | ((c >> 6) & 63)),
+                u[2] = (char)(0x80 | (c & 63)), n = 3;
             else
-                u[0] = (char)(0xF0 | c >> 18), u[1] = (char)(0x80 | ((c >> 12) & 63)), u[2] = (char)(0x80 | ((c >> 6) & 63)),
-                u[3] = (char)(0x80 | (c & 63)), n = 4;
+                u[0] = (char)(0xF0 | c >> 18), u[1] = (char)(0x80 | ((c >> 12) & 63)),
+                u[2] = (char)(0x80 | ((c >> 6) & 63)), u[3] = (char)(0x80 | (c & 63)), n = 4;
             buf_put(j, u, n);
             continue;
         }
@@ -250,7 +264,8 @@ int jscan_next(struct jscan *j, const char **pp, int *first, char open) {
             *pp = p + 1;
             return 0;
         }
-        if (p >= j->end || *p != ',') return jscan_error(j, p, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        if (p >= j->end || *p != ',')
+            return jscan_error(j, p, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
         p = jscan_ws(j, p + 1);
     }
     if (open == '{') {

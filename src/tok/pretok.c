@@ -47,13 +47,15 @@ struct out {
 
 static void out_put(struct out *o, const char *s, size_t n, int64_t start, int64_t end) {
     if (o->len + n > o->cap) {
-        while (o->len + n > o->cap) o->cap = o->cap ? o->cap * 2 : 256;
+        while (o->len + n > o->cap)
+            o->cap = o->cap ? o->cap * 2 : 256;
         o->s = xrealloc(o->s, o->cap + 1);
         o->start = xrealloc(o->start, o->cap * sizeof(int64_t));
         o->end = xrealloc(o->end, o->cap * sizeof(int64_t));
     }
     memcpy(o->s + o->len, s, n);
-    for (size_t i = 0; i < n; i++) o->start[o->len + i] = start, o->end[o->len + i] = end;
+    for (size_t i = 0; i < n; i++)
+        o->start[o->len + i] = start, o->end[o->len + i] = end;
     o->len += n;
 }
 
@@ -61,7 +63,8 @@ static void out_put(struct out *o, const char *s, size_t n, int64_t start, int64
 static void out_copy(struct out *o, const char *s, size_t n, int64_t pos) {
     size_t at = o->len;
     out_put(o, s, n, 0, 0);
-    for (size_t i = 0; i < n; i++) o->start[at + i] = pos + (int64_t)i, o->end[at + i] = pos + (int64_t)i + 1;
+    for (size_t i = 0; i < n; i++)
+        o->start[at + i] = pos + (int64_t)i, o->end[at + i] = pos + (int64_t)i + 1;
 }
 
 static void out_finish(struct out *o, struct tok_text *t, int64_t base) {
@@ -81,14 +84,22 @@ static size_t utf8_seq(const uint8_t *p, size_t n, size_t *sub) {
     size_t need;
     uint8_t lo = 0x80, hi = 0xBF;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) need = 2, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC) need = 2;
-    else if (c == 0xED) need = 2, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF) need = 2;
-    else if (c == 0xF0) need = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) need = 3, hi = 0x8F;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0)
+        need = 2, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC)
+        need = 2;
+    else if (c == 0xED)
+        need = 2, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF)
+        need = 2;
+    else if (c == 0xF0)
+        need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else if (c == 0xF4)
+        need = 3, hi = 0x8F;
     else {
         *sub = 1;
         return 0;
@@ -153,8 +164,10 @@ void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, 
     t->base = base;
     if (form == TOK_NORM_NONE) return;
     utf8proc_option_t opt = UTF8PROC_STABLE;
-    if (form == TOK_NORM_NFC || form == TOK_NORM_NFKC) opt |= UTF8PROC_COMPOSE;
-    else opt |= UTF8PROC_DECOMPOSE;
+    if (form == TOK_NORM_NFC || form == TOK_NORM_NFKC)
+        opt |= UTF8PROC_COMPOSE;
+    else
+        opt |= UTF8PROC_DECOMPOSE;
     if (form == TOK_NORM_NFKC || form == TOK_NORM_NFKD) opt |= UTF8PROC_COMPAT;
 
     const uint8_t *p = (const uint8_t *)s;
@@ -196,7 +209,8 @@ void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, 
 }
 
 /* Unicode White_Space, Oniguruma's \s (PCRE2's \s also takes U+180E). */
-#define WS_CLASS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+#define WS_CLASS                                                                                             \
+    "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
 pcre2_code *pretok_regex_compile(const char *pattern, int literal) {
     size_t n = strlen(pattern), cap = n * 4 + 256, o = 0;
@@ -240,7 +254,8 @@ pcre2_code *pretok_regex_compile(const char *pattern, int literal) {
     buf[o] = 0;
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf, o, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)buf, o, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
     free(buf);
     if (!re) {
         PCRE2_UCHAR msg[256];

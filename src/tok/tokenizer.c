@@ -16,8 +16,9 @@
 #include "tok/pretok.h"
 
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define QWEN2_REGEX                                                                                            \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
+#define QWEN2_REGEX                                                                                          \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                                    \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"                                                           \
     "\\s+(?!\\S)|\\s+"
 
 struct added_token {
@@ -59,8 +60,8 @@ struct tokenizer {
 
 /* ---- added tokens ---- */
 
-static int added_add(struct tokenizer *tk, const char *content, int32_t id, int special, int lstrip, int rstrip,
-                     int single_word, int normalized) {
+static int added_add(struct tokenizer *tk, const char *content, int32_t id, int special, int lstrip,
+                     int rstrip, int single_word, int normalized) {
     if (!content || !*content) return err_set("added token %d has empty content", id);
     if (id < 0) return err_set("added token \"%s\" has negative id %d", content, id);
     for (int i = 0; i < tk->n_added; i++)
@@ -81,7 +82,8 @@ static int added_add(struct tokenizer *tk, const char *content, int32_t id, int 
 
 static int cmp_order(const void *x, const void *y, void *ctx) {
     const struct added_token *t = ctx, *a = &t[*(const int32_t *)x], *b = &t[*(const int32_t *)y];
-    if ((uint8_t)a->content[0] != (uint8_t)b->content[0]) return (uint8_t)a->content[0] - (uint8_t)b->content[0];
+    if ((uint8_t)a->content[0] != (uint8_t)b->content[0])
+        return (uint8_t)a->content[0] - (uint8_t)b->content[0];
     if (a->len != b->len) return a->len > b->len ? -1 : 1;
     return a->id - b->id;
 }
@@ -115,7 +117,8 @@ static void tokenizer_finish(struct tokenizer *tk) {
         if (tk->added[i].id + 1 > n) n = tk->added[i].id + 1;
     tk->vocab_size = n;
     tk->added_of_id = xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) tk->added_of_id[i] = -1;
+    for (int32_t i = 0; i < n; i++)
+        tk->added_of_id[i] = -1;
     tk->order = xmalloc((size_t)(tk->n_added ? tk->n_added : 1) * sizeof(int32_t));
     for (int i = 0; i < tk->n_added; i++) {
         struct added_token *a = &tk->added[i];
@@ -125,7 +128,8 @@ static void tokenizer_finish(struct tokenizer *tk) {
         a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
     }
     qsort_r(tk->order, (size_t)tk->n_added, sizeof(int32_t), cmp_order, tk->added);
-    for (int c = 0; c < 256; c++) tk->first_lo[c] = tk->first_hi[c] = 0;
+    for (int c = 0; c < 256; c++)
+        tk->first_lo[c] = tk->first_hi[c] = 0;
     for (int i = 0; i < tk->n_added; i++) {
         int c = (uint8_t)tk->added[tk->order[i]].content[0];
         if (tk->first_hi[c] == 0) tk->first_lo[c] = i;
@@ -136,8 +140,10 @@ static void tokenizer_finish(struct tokenizer *tk) {
 void tokenizer_free(struct tokenizer *tk) {
     if (!tk) return;
     bpe_free(&tk->bpe);
-    for (int i = 0; i < tk->n_steps; i++) pcre2_code_free(tk->steps[i].re);
-    for (int i = 0; i < tk->n_added; i++) free(tk->added[i].content), free(tk->added[i].raw);
+    for (int i = 0; i < tk->n_steps; i++)
+        pcre2_code_free(tk->steps[i].re);
+    for (int i = 0; i < tk->n_added; i++)
+        free(tk->added[i].content), free(tk->added[i].raw);
     free(tk->added);
     free(tk->order);
     free(tk->added_of_id);
@@ -181,11 +187,16 @@ static int parse_normalizer(struct tokenizer *tk, const cJSON *n) {
         return 0;
     }
     enum tok_norm f;
-    if (strcmp(type, "NFC") == 0) f = TOK_NORM_NFC;
-    else if (strcmp(type, "NFD") == 0) f = TOK_NORM_NFD;
-    else if (strcmp(type, "NFKC") == 0) f = TOK_NORM_NFKC;
-    else if (strcmp(type, "NFKD") == 0) f = TOK_NORM_NFKD;
-    else return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
+    if (strcmp(type, "NFC") == 0)
+        f = TOK_NORM_NFC;
+    else if (strcmp(type, "NFD") == 0)
+        f = TOK_NORM_NFD;
+    else if (strcmp(type, "NFKC") == 0)
+        f = TOK_NORM_NFKC;
+    else if (strcmp(type, "NFKD") == 0)
+        f = TOK_NORM_NFKD;
+    else
+        return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
     if (tk->norm != TOK_NORM_NONE && tk->norm != f)
         return err_set("normalizer: only one Unicode normalization form is supported");
     tk->norm = f;
@@ -213,12 +224,18 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
         const char *bs = cJSON_IsString(b) ? b->valuestring : "Isolated";
         enum split_behavior beh;
-        if (strcmp(bs, "Isolated") == 0) beh = SPLIT_ISOLATED;
-        else if (strcmp(bs, "Removed") == 0) beh = SPLIT_REMOVED;
-        else if (strcmp(bs, "MergedWithPrevious") == 0) beh = SPLIT_MERGED_PREV;
-        else if (strcmp(bs, "MergedWithNext") == 0) beh = SPLIT_MERGED_NEXT;
-        else return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
-        if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx), beh))
+        if (strcmp(bs, "Isolated") == 0)
+            beh = SPLIT_ISOLATED;
+        else if (strcmp(bs, "Removed") == 0)
+            beh = SPLIT_REMOVED;
+        else if (strcmp(bs, "MergedWithPrevious") == 0)
+            beh = SPLIT_MERGED_PREV;
+        else if (strcmp(bs, "MergedWithNext") == 0)
+            beh = SPLIT_MERGED_NEXT;
+        else
+            return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
+        if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx),
+                           beh))
             return err_wrap("pre_tokenizer Split");
         return 0;
     }
@@ -228,12 +245,13 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         int use_regex = ur ? cJSON_IsTrue(ur) : 1; /* HF default: true */
         pcre2_code *re = NULL;
         if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
-        tk->steps[tk->n_steps++] =
-            (struct pretok_step){STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
+        tk->steps[tk->n_steps++] = (struct pretok_step){STEP_BYTELEVEL, re, re && regex_is_jit(re),
+                                                        SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
         return 0;
     }
     if (strcmp(type, "Digits") == 0)
-        return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0, SPLIT_ISOLATED);
+        return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0,
+                              SPLIT_ISOLATED);
     return err_set("pre_tokenizer: type \"%s\" is not supported (Split, ByteLevel, Digits, Sequence)", type);
 }
 
@@ -275,10 +293,12 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
             if (!(p = jscan_string(j, p))) break;
             char *sp = memchr(j->buf, ' ', j->len);
             if (!sp || memchr(sp + 1, ' ', j->len - (size_t)(sp + 1 - j->buf))) {
-                r = err_set("model.merges[%lld]: expected \"left right\", found \"%s\"", (long long)i, j->buf);
+                r = err_set("model.merges[%lld]: expected \"left right\", found \"%s\"", (long long)i,
+                            j->buf);
                 break;
             }
-            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1, j->len - (size_t)(sp + 1 - j->buf));
+            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1,
+                               j->len - (size_t)(sp + 1 - j->buf));
         } else if (*p == '[') {
             int f2 = 1, n = 0, r2;
             size_t left_len = 0;
@@ -296,14 +316,16 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
                 }
             }
             if (r2 != 0 || n != 2) {
-                r = err_set("model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
-                            (long long)i);
+                r = err_set(
+                    "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                    (long long)i);
                 break;
             }
             rc = bpe_add_merge(&tk->bpe, left, left_len, j->buf, j->len);
         } else {
-            r = err_set("model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
-                        (long long)i);
+            r = err_set(
+                "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                (long long)i);
             break;
         }
         if (rc) {
@@ -316,8 +338,8 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
     return r < 0 || !p ? -1 : 0;
 }
 
-static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct jscan *j, const char *vocab_at,
-                                const char *merges_at) {
+static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct jscan *j,
+                                const char *vocab_at, const char *merges_at) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) return err_set("expected an object \"model\"");
     const char *type = json_type(model);
@@ -346,8 +368,8 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct 
             if (!cJSON_IsNumber(id) || !cJSON_IsString(content))
                 return err_set("added_tokens[%d]: expected \"id\" (integer) and \"content\" (string)", i);
             const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
-            if (added_add(tk, content->valuestring, id->valueint, json_flag(it, "special"), json_flag(it, "lstrip"),
-                          json_flag(it, "rstrip"), json_flag(it, "single_word"),
+            if (added_add(tk, content->valuestring, id->valueint, json_flag(it, "special"),
+                          json_flag(it, "lstrip"), json_flag(it, "rstrip"), json_flag(it, "single_word"),
                           nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
                 return err_wrap("added_tokens[%d]", i);
             i++;
@@ -376,7 +398,8 @@ static cJSON *json_load(const char *path) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
         size_t line = 1;
-        for (size_t i = 0; i < off; i++) line += text[i] == '\n';
+        for (size_t i = 0; i < off; i++)
+            line += text[i] == '\n';
         err_set("%s: invalid JSON near byte %zu (line %zu)", path, off, line);
     }
     free(text);
@@ -405,9 +428,12 @@ static int split_tokenizer_json(struct jscan *j, cJSON **out, const char **vocab
             while ((mr = jscan_next(j, &mp, &mfirst, '{')) == 1) {
                 const char *mve = jscan_value(j, mp);
                 if (!mve) break;
-                if (strcmp(j->buf, "vocab") == 0 && *mp == '{') *vocab_at = mp;
-                else if (strcmp(j->buf, "merges") == 0 && *mp == '[') *merges_at = mp;
-                else cJSON_AddItemToObject(model, j->buf, cJSON_ParseWithLength(mp, (size_t)(mve - mp)));
+                if (strcmp(j->buf, "vocab") == 0 && *mp == '{')
+                    *vocab_at = mp;
+                else if (strcmp(j->buf, "merges") == 0 && *mp == '[')
+                    *merges_at = mp;
+                else
+                    cJSON_AddItemToObject(model, j->buf, cJSON_ParseWithLength(mp, (size_t)(mve - mp)));
                 mp = mve;
             }
             if (mr != 0) {
@@ -470,8 +496,8 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
         const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
-        if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"), json_flag(it, "lstrip"),
-                      json_flag(it, "rstrip"), json_flag(it, "single_word"),
+        if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"),
+                      json_flag(it, "lstrip"), json_flag(it, "rstrip"), json_flag(it, "single_word"),
                       nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
             return err_wrap("added_tokens_decoder");
     }
@@ -487,19 +513,26 @@ static int parse_merges_txt(struct tokenizer *tk, char *text, size_t len) {
         line++;
         char *a = p;
         p = nl ? nl + 1 : end;
-        while (a < e && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
+        while (a < e && (*a == ' ' || *a == '\t' || *a == '\r'))
+            a++;
         char *z = e;
-        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r')) z--;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r'))
+            z--;
         if (a == z || (line == 1 && strncmp(a, "#version", 8) == 0)) continue;
         char *sp = a;
-        while (sp < z && *sp != ' ' && *sp != '\t') sp++;
+        while (sp < z && *sp != ' ' && *sp != '\t')
+            sp++;
         char *b = sp;
-        while (b < z && (*b == ' ' || *b == '\t')) b++;
+        while (b < z && (*b == ' ' || *b == '\t'))
+            b++;
         char *be = b;
-        while (be < z && *be != ' ' && *be != '\t') be++;
+        while (be < z && *be != ' ' && *be != '\t')
+            be++;
         if (b == z || be != z)
-            return err_set("line %zu: expected two tokens \"left right\", found \"%.*s\"", line, (int)(z - a), a);
-        if (bpe_add_merge(&tk->bpe, a, (size_t)(sp - a), b, (size_t)(z - b))) return err_wrap("line %zu", line);
+            return err_set("line %zu: expected two tokens \"left right\", found \"%.*s\"", line, (int)(z - a),
+                           a);
+        if (bpe_add_merge(&tk->bpe, a, (size_t)(sp - a), b, (size_t)(z - b)))
+            return err_wrap("line %zu", line);
     }
     return 0;
 }
@@ -511,7 +544,9 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     int gpt2 = 0;
     if (tokenizer_config) {
         cJSON *cfg = json_load(tokenizer_config);
-        int rc = !cfg ? -1 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2) : err_set("expected a JSON object");
+        int rc = !cfg                  ? -1
+                 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2)
+                                       : err_set("expected a JSON object");
         cJSON_Delete(cfg);
         if (rc) {
             tokenizer_free(tk);
@@ -526,7 +561,8 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     }
     struct jscan j = {vtext, vtext + vlen, NULL, 0, 0};
     const char *vp = jscan_ws(&j, vtext);
-    int rc = vp < j.end && *vp == '{' ? scan_vocab(tk, &j, vp) : err_set("expected a JSON object of token -> id");
+    int rc =
+        vp < j.end && *vp == '{' ? scan_vocab(tk, &j, vp) : err_set("expected a JSON object of token -> id");
     free(j.buf);
     free(vtext);
     if (rc) {
@@ -569,7 +605,8 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
         int rc;
         if (!file_exists(v) || !file_exists(m))
             rc = err_set("%s: no tokenizer.json, nor vocab.json + merges.txt", path);
-        else rc = tokenizer_load_files(out, v, m, file_exists(c) ? c : NULL);
+        else
+            rc = tokenizer_load_files(out, v, m, file_exists(c) ? c : NULL);
         free(v);
         free(m);
         free(c);
@@ -580,8 +617,10 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
     if (n >= 10 && strcmp(path + n - 10, "vocab.json") == 0) {
         char *dir = xstrdup(path);
         char *slash = strrchr(dir, '/');
-        if (slash) slash[1] = 0;
-        else dir[0] = 0;
+        if (slash)
+            slash[1] = 0;
+        else
+            dir[0] = 0;
         char *m = xasprintf("%smerges.txt", dir), *c = xasprintf("%stokenizer_config.json", dir);
         int rc = file_exists(m) ? tokenizer_load_files(out, path, m, file_exists(c) ? c : NULL)
                                 : err_set("%s: no merges.txt beside it (%s)", path, m);
@@ -641,11 +680,12 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, int64_t n, 
             l = tk->decoder_bytelevel ? t->raw_len : t->form_len;
         } else {
             free(buf);
-            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id, (long long)i,
-                           tk->vocab_size);
+            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id,
+                           (long long)i, tk->vocab_size);
         }
         if (o + l + 1 > cap) {
-            while (o + l + 1 > cap) cap *= 2;
+            while (o + l + 1 > cap)
+                cap *= 2;
             buf = xrealloc(buf, cap);
         }
         memcpy(buf + o, s, l);
@@ -737,7 +777,8 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* an empty match splits nothing */
             pos = ms + 1;
-            while (pos < n && (subj[pos] & 0xC0) == 0x80) pos++;
+            while (pos < n && (subj[pos] & 0xC0) == 0x80)
+                pos++;
             continue;
         }
         switch (st->behavior) {
@@ -784,7 +825,8 @@ static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t
         tmp.start = xmalloc(n * sizeof(int64_t));
         tmp.end = xmalloc(n * sizeof(int64_t));
         tmp.start[0] = tmp.end[0] = (int64_t)a;
-        for (size_t i = 1; i < n; i++) tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
+        for (size_t i = 1; i < n; i++)
+            tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
         tmp.parent = t;
         split_regex(e, &tmp, 0, n, step);
         tok_text_free(&tmp);
@@ -805,7 +847,8 @@ static size_t ws_at(const char *s, size_t i, size_t n) {
 }
 
 static size_t char_start_before(const char *s, size_t i) {
-    do i--;
+    do
+        i--;
     while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80);
     return i;
 }
@@ -837,7 +880,8 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
         const struct added_token *found = NULL;
         for (int32_t k = lo; k < hi && !found; k++) {
             const struct added_token *at = &tk->added[tk->order[k]];
-            if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL))) continue;
+            if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL)))
+                continue;
             if (at->len > b - i || memcmp(s + i, at->content, at->len) != 0) continue;
             if (at->single_word && ((i > 0 && word_char_at(s, char_start_before(s, i), t->len)) ||
                                     (i + at->len < t->len && word_char_at(s, i + at->len, t->len))))
@@ -856,17 +900,22 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
                 ms = p;
             }
         if (found->rstrip)
-            while (me < b && (k = ws_at(s, me, b))) me += k;
+            while (me < b && (k = ws_at(s, me, b)))
+                me += k;
         if (ms > last) {
-            if (normalized) pretok_run(e, t, last, ms, 0);
-            else encode_segment(e, t, last, ms);
+            if (normalized)
+                pretok_run(e, t, last, ms, 0);
+            else
+                encode_segment(e, t, last, ms);
         }
         emit_added(e, t, ms, me, found->id);
         last = i = me;
     }
     if (last < b) {
-        if (normalized) pretok_run(e, t, last, b, 0);
-        else encode_segment(e, t, last, b);
+        if (normalized)
+            pretok_run(e, t, last, b, 0);
+        else
+            encode_segment(e, t, last, b);
     }
 }
 
@@ -876,8 +925,10 @@ static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, si
     struct tok_text nt;
     tok_normalize(e->tk->norm, t->s + a, b - a, (int64_t)a, &nt);
     nt.parent = t;
-    if (e->tk->has_normalized_added) split_added(e, &nt, 0, nt.len, 1);
-    else pretok_run(e, &nt, 0, nt.len, 0);
+    if (e->tk->has_normalized_added)
+        split_added(e, &nt, 0, nt.len, 1);
+    else
+        pretok_run(e, &nt, 0, nt.len, 0);
     tok_text_free(&nt);
 }
 
@@ -886,14 +937,17 @@ int tokenizer_encode_append(const struct tokenizer *tk, const char *text, size_t
     struct tok_text san;
     utf8_lossy(text, len, &san);
     struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL)};
-    if (tk->n_added) split_added(&e, &san, 0, san.len, 0);
-    else encode_segment(&e, &san, 0, san.len);
+    if (tk->n_added)
+        split_added(&e, &san, 0, san.len, 0);
+    else
+        encode_segment(&e, &san, 0, san.len);
     pcre2_match_data_free(e.md);
     tok_text_free(&san);
     return 0;
 }
 
-int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids, int64_t *n_ids) {
+int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids,
+                     int64_t *n_ids) {
     struct tokenizer_buf b = {0};
     int rc = tokenizer_encode_append(tk, text, len, 0, &b);
     *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
@@ -907,7 +961,8 @@ int tokenizer_encode_offsets(const struct tokenizer *tk, const char *text, size_
     b.want_offsets = 1;
     int rc = tokenizer_encode_append(tk, text, len, 0, &b);
     *offsets = xmalloc((size_t)(b.n ? b.n : 1) * 2 * sizeof(int64_t));
-    for (int64_t i = 0; i < b.n; i++) (*offsets)[2 * i] = b.starts[i], (*offsets)[2 * i + 1] = b.ends[i];
+    for (int64_t i = 0; i < b.n; i++)
+        (*offsets)[2 * i] = b.starts[i], (*offsets)[2 * i + 1] = b.ends[i];
     *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
     *n_ids = b.n;
     free(b.starts);
