@@ -220,6 +220,9 @@ static void test_regex_semantics(void) {
     EXPECT_IDS(qwen, "WE'LL I'D", 12457, 6, 4086, 358, 27705);
     EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);                /* \p{N} one at a time */
     EXPECT_IDS(qwen, "\xE2\x85\xA7\xE2\x85\xA8 x", 70467, 100, 70467, 101, 856); /* Nl */
+    /* Unicode 16.0 properties, as HF's Oniguruma has them: U+1D2C0 (Kaktovik numeral, N since 15.0) */
+    EXPECT_IDS(qwen, " \xF0\x9D\x8B\x80u", 220, 56252, 233, 222, 84);
+    EXPECT_IDS(qwen, "x \xF0\x9D\x8B\x80\xF0\x9D\x8B\x80y", 87, 220, 56252, 233, 222, 56252, 233, 222, 88);
     EXPECT_IDS(qwen, "Hello \xE4\xB8\x96\xE7\x95\x8C e\xCC\x81!", 9707, 220, 99489, 3958, 0); /* NFC */
 }
 

@@ -14,6 +14,7 @@
 
 void tok_text_free(struct tok_text *t) {
     free(t->owned);
+    free(t->view);
     free(t->start);
     free(t->end);
     memset(t, 0, sizeof *t);
@@ -208,59 +209,171 @@ void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, 
     out_finish(&o, t, base);
 }
 
-/* Unicode White_Space, Oniguruma's \s (PCRE2's \s also takes U+180E). */
+/* HF tokenizers matches Split regexes with Oniguruma 6.9.10, whose Unicode data is version 16.0;
+ * Debian's PCRE2 10.42 has 14.0. Two adjustments make them agree:
+ * - \s is rewritten to Unicode White_Space (PCRE2's \s also takes U+180E, out since Unicode 6.3);
+ * - code points that are letters or numbers in 16.0 but unassigned for PCRE2 are replaced, in a copy
+ *   the regex runs on (pretok_regex_view), by a stand-in of the same class and UTF-8 length, so
+ *   match positions stay valid for the real text. Rewriting \p{L} into a class with these ranges
+ *   instead would cost ~30% of the encode speed. The table came from running both engines over
+ *   every code point (HF through its Node binding's Split pre-tokenizer, PCRE2 directly); no code
+ *   point is in PCRE2's \p{L} or \p{N} but not in HF's. With a newer PCRE2 it is merely redundant. */
 #define WS_CLASS                                                                                             \
     "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
+struct cp_range {
+    int32_t lo, hi;
+    char cls; /* 'L' or 'N' */
+};
+static const struct cp_range new_props[] = {
+    {0x1C89, 0x1C8A, 'L'},   {0xA7CB, 0xA7CD, 'L'},   {0xA7DA, 0xA7DC, 'L'},   {0x105C0, 0x105F3, 'L'},
+    {0x10D40, 0x10D49, 'N'}, {0x10D4A, 0x10D65, 'L'}, {0x10D6F, 0x10D85, 'L'}, {0x10EC2, 0x10EC4, 'L'},
+    {0x1123F, 0x11240, 'L'}, {0x11380, 0x11389, 'L'}, {0x1138B, 0x1138B, 'L'}, {0x1138E, 0x1138E, 'L'},
+    {0x11390, 0x113B5, 'L'}, {0x113B7, 0x113B7, 'L'}, {0x113D1, 0x113D1, 'L'}, {0x113D3, 0x113D3, 'L'},
+    {0x116D0, 0x116E3, 'N'}, {0x11BC0, 0x11BE0, 'L'}, {0x11BF0, 0x11BF9, 'N'}, {0x11F02, 0x11F02, 'L'},
+    {0x11F04, 0x11F10, 'L'}, {0x11F12, 0x11F33, 'L'}, {0x11F50, 0x11F59, 'N'}, {0x1342F, 0x1342F, 'L'},
+    {0x13441, 0x13446, 'L'}, {0x13460, 0x143FA, 'L'}, {0x16100, 0x1611D, 'L'}, {0x16130, 0x16139, 'N'},
+    {0x16D40, 0x16D6C, 'L'}, {0x16D70, 0x16D79, 'N'}, {0x18CFF, 0x18CFF, 'L'}, {0x1B132, 0x1B132, 'L'},
+    {0x1B155, 0x1B155, 'L'}, {0x1CCF0, 0x1CCF9, 'N'}, {0x1D2C0, 0x1D2D3, 'N'}, {0x1DF25, 0x1DF2A, 'L'},
+    {0x1E030, 0x1E06D, 'L'}, {0x1E4D0, 0x1E4EB, 'L'}, {0x1E4F0, 0x1E4F9, 'N'}, {0x1E5D0, 0x1E5ED, 'L'},
+    {0x1E5F0, 0x1E5F0, 'L'}, {0x1E5F1, 0x1E5FA, 'N'}, {0x2B739, 0x2B739, 'L'}, {0x2EBF0, 0x2EE5D, 'L'},
+    {0x31350, 0x323AF, 'L'},
+};
+
+static int new_prop_class(int32_t c) {
+    int lo = 0, hi = (int)(sizeof new_props / sizeof new_props[0]) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (c < new_props[mid].lo)
+            hi = mid - 1;
+        else if (c > new_props[mid].hi)
+            lo = mid + 1;
+        else
+            return new_props[mid].cls;
+    }
+    return 0;
+}
+
+char *pretok_regex_view(const char *s, size_t len) {
+    const uint8_t *p = (const uint8_t *)s;
+    char *view = NULL;
+    for (size_t i = 0; i < len;) {
+        if (p[i] < 0xE1) { /* every code point in the table is >= U+1C89 */
+            i++;
+            continue;
+        }
+        if (p[i] < 0xF0 && p[i] != 0xE1 && p[i] != 0xEA) { /* 3-byte ones are U+1Cxx and U+A7xx */
+            i += 3;
+            continue;
+        }
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+        if (k <= 0) {
+            i++;
+            continue;
+        }
+        int cls = new_prop_class(c);
+        if (cls) {
+            if (!view) {
+                view = xmalloc(len + 1);
+                memcpy(view, s, len);
+                view[len] = 0;
+            }
+            /* U+4E00 (Lo), U+20000 (Lo), U+1D7CE (Nd): known to every PCRE2 */
+            const char *stand = k == 3       ? "\xE4\xB8\x80"
+                                : cls == 'L' ? "\xF0\xA0\x80\x80"
+                                             : "\xF0\x9D\x9F\x8E";
+            memcpy(view + i, stand, (size_t)k);
+        }
+        i += (size_t)k;
+    }
+    return view;
+}
+
+struct strbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_put(struct strbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        while (b->len + n + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 256;
+        b->s = xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_puts(struct strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+/* The class body (without brackets) that stands for the escape at p (backslash included), or
+ * NULL if the escape is not rewritten; *skip receives the escape's length. */
+static const char *class_body(const char *p, size_t *skip, int *negated) {
+    static const struct {
+        const char *esc, *body;
+        int neg;
+    } tab[] = {{"\\s", WS_CLASS, 0}, {"\\S", WS_CLASS, 1}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        size_t n = strlen(tab[i].esc);
+        if (strncmp(p, tab[i].esc, n) == 0) {
+            *skip = n;
+            *negated = tab[i].neg;
+            return tab[i].body;
+        }
+    }
+    return NULL;
+}
+
 pcre2_code *pretok_regex_compile(const char *pattern, int literal) {
-    size_t n = strlen(pattern), cap = n * 4 + 256, o = 0;
-    char *buf = xmalloc(cap + sizeof WS_CLASS * (n + 1));
+    size_t n = strlen(pattern);
+    struct strbuf b = {0};
+    sb_put(&b, "", 0);
     if (literal) {
         for (size_t i = 0; i < n; i++) {
-            if (strchr("\\^$.|?*+()[]{}", pattern[i])) buf[o++] = '\\';
-            buf[o++] = pattern[i];
+            if (strchr("\\^$.|?*+()[]{}", pattern[i])) sb_put(&b, "\\", 1);
+            sb_put(&b, pattern + i, 1);
         }
     } else {
         int in_class = 0;
         for (size_t i = 0; i < n; i++) {
             char c = pattern[i];
             if (c == '\\' && i + 1 < n) {
-                char d = pattern[i + 1];
-                if (d == 's' || (d == 'S' && !in_class)) {
-                    const char *rep = in_class ? WS_CLASS : NULL;
-                    if (rep) {
-                        memcpy(buf + o, rep, strlen(rep)), o += strlen(rep);
-                    } else {
-                        o += (size_t)sprintf(buf + o, "[%s%s]", d == 'S' ? "^" : "", WS_CLASS);
-                    }
+                size_t skip;
+                int neg;
+                const char *body = class_body(pattern + i, &skip, &neg);
+                if (body && !(in_class && neg)) { /* a negated set inside a class stays as written */
+                    if (!in_class) sb_puts(&b, neg ? "[^" : "[");
+                    sb_puts(&b, body);
+                    if (!in_class) sb_puts(&b, "]");
+                    i += skip - 1;
                 } else {
-                    buf[o++] = c;
-                    buf[o++] = d;
+                    sb_put(&b, pattern + i, 2);
+                    i++;
                 }
-                i++;
                 continue;
             }
             if (!in_class && c == '[') {
                 in_class = 1;
-                buf[o++] = c;
-                if (i + 1 < n && pattern[i + 1] == '^') buf[o++] = pattern[++i];
-                if (i + 1 < n && pattern[i + 1] == ']') buf[o++] = pattern[++i];
+                sb_put(&b, &c, 1);
+                if (i + 1 < n && pattern[i + 1] == '^') sb_put(&b, pattern + ++i, 1);
+                if (i + 1 < n && pattern[i + 1] == ']') sb_put(&b, pattern + ++i, 1);
                 continue;
             }
             if (in_class && c == ']') in_class = 0;
-            buf[o++] = c;
+            sb_put(&b, &c, 1);
         }
     }
-    buf[o] = 0;
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *re =
-        pcre2_compile((PCRE2_SPTR)buf, o, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
-    free(buf);
+        pcre2_compile((PCRE2_SPTR)b.s, b.len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+    free(b.s);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        err_set("regex \"%s\": %s (at offset %zu)", pattern, (const char *)msg, (size_t)eo);
+        err_set("regex \"%s\": %s", pattern, (const char *)msg);
         return NULL;
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);

@@ -767,7 +767,7 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
         pretok_run(e, t, a, b, step + 1);
         return;
     }
-    const uint8_t *subj = (const uint8_t *)t->s + a;
+    const uint8_t *subj = (const uint8_t *)(t->view ? t->view : t->s) + a;
     size_t n = b - a, pos = 0, last = 0;
     while (pos <= n) {
         int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
@@ -828,6 +828,12 @@ static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t
         for (size_t i = 1; i < n; i++)
             tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
         tmp.parent = t;
+        if (t->view) {
+            tmp.view = xmalloc(n + 1);
+            tmp.view[0] = ' ';
+            memcpy(tmp.view + 1, t->view + a, b - a);
+            tmp.view[n] = 0;
+        }
         split_regex(e, &tmp, 0, n, step);
         tok_text_free(&tmp);
         return;
@@ -925,6 +931,7 @@ static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, si
     struct tok_text nt;
     tok_normalize(e->tk->norm, t->s + a, b - a, (int64_t)a, &nt);
     nt.parent = t;
+    if (e->tk->n_steps) nt.view = pretok_regex_view(nt.s, nt.len);
     if (e->tk->has_normalized_added)
         split_added(e, &nt, 0, nt.len, 1);
     else
