@@ -16,6 +16,7 @@
 #define QWEN_DIR "tests/fixtures/tokenizer/qwen"
 #define QWEN_GOLDEN "tests/fixtures/tokenizer/qwen.jsonl"
 #define QWEN_FUZZ "tests/fixtures/tokenizer/qwen_fuzz.jsonl"
+#define QWEN_NFC "tests/fixtures/tokenizer/qwen_nfc.jsonl"
 #define LLAMA3_DIR "../shared/fixtures/tokenizer/llama3"
 #define LLAMA3_GOLDEN "../shared/fixtures/tokenizer/golden/llama3.jsonl"
 
@@ -114,6 +115,17 @@ static void test_qwen_fuzz(void) {
     int ok = golden_check(qwen, &g, "qwen fuzz");
     EXPECT(ok == g.n, "%d of %d", ok, g.n);
     printf("qwen fuzz: %d/%d lines\n", ok, g.n);
+    golden_free(&g);
+}
+
+/* Combining-mark soup (bench/tokenizer/make_nfc_golden.js): HF's NFC has Unicode 9.0 tables. */
+static void test_qwen_nfc(void) {
+    struct golden g;
+    EXPECT(golden_load(&g, QWEN_NFC) == 0, "%s", err_msg());
+    EXPECT(g.n == 297, "%d lines", g.n);
+    int ok = golden_check(qwen, &g, "qwen nfc");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen nfc: %d/%d lines\n", ok, g.n);
     golden_free(&g);
 }
 
@@ -421,6 +433,7 @@ int main(void) {
     printf("qwen tokenizer.json loaded in %.3f s\n", time_now() - t0);
     RUN(test_qwen_golden_tokenizer_json);
     RUN(test_qwen_fuzz);
+    RUN(test_qwen_nfc);
     RUN(test_qwen_golden_vocab_merges);
     RUN(test_llama3_golden);
     RUN(test_special_tokens);
