@@ -121,8 +121,10 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
     cJSON_ArrayForEach(it, ids) gold[k++] = (int32_t)it->valuedouble;
     int ok = 1;
     struct tokenizer_buf b = {0};
-    tokenizer_encode_append(tk, text->valuestring, strlen(text->valuestring), 0, &b);
-    if (b.n != ng || memcmp(b.ids, gold, (size_t)ng * sizeof(int32_t)) != 0) {
+    if (tokenizer_encode_append(tk, text->valuestring, strlen(text->valuestring), 0, &b)) {
+        fprintf(stderr, "%s:%lld: %s\n", file, (long long)line_no, err_msg());
+        ok = 0;
+    } else if (b.n != ng || memcmp(b.ids, gold, (size_t)ng * sizeof(int32_t)) != 0) {
         int64_t d = 0;
         while (d < b.n && d < ng && b.ids[d] == gold[d])
             d++;
@@ -264,7 +266,7 @@ int cmd_tokenize(int argc, char **argv) {
         size_t len;
         char *in = read_stdin(&len);
         double t1 = time_now();
-        encode_print(tk, in, len, flags, offsets);
+        if (encode_print(tk, in, len, flags, offsets)) rc = cli_fail("tokenize");
         if (stats) {
             double dt = time_now() - t1;
             fprintf(stderr, "encoded %zu bytes in %.3f s (%.1f MB/s, including printing)\n", len, dt,

@@ -713,6 +713,7 @@ struct enc {
     struct tokenizer_buf *out;
     int flags;
     pcre2_match_data *md;
+    int regex_error; /* first PCRE2 error code, 0 if none */
 };
 
 static void offsets_reserve(struct tokenizer_buf *b) {
@@ -772,7 +773,10 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
     while (pos <= n) {
         int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
                          : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
-        if (rc < 0) break;
+        if (rc < 0) {
+            if (rc != PCRE2_ERROR_NOMATCH && !e->regex_error) e->regex_error = rc;
+            break;
+        }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* an empty match splits nothing */
@@ -943,13 +947,18 @@ int tokenizer_encode_append(const struct tokenizer *tk, const char *text, size_t
                             struct tokenizer_buf *out) {
     struct tok_text san;
     utf8_lossy(text, len, &san);
-    struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL)};
+    struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL), 0};
     if (tk->n_added)
         split_added(&e, &san, 0, san.len, 0);
     else
         encode_segment(&e, &san, 0, san.len);
     pcre2_match_data_free(e.md);
     tok_text_free(&san);
+    if (e.regex_error) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(e.regex_error, msg, sizeof msg);
+        return err_set("pre-tokenizer regex failed on a %zu-byte text: %s", len, (const char *)msg);
+    }
     return 0;
 }
 
