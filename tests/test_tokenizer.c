@@ -357,11 +357,52 @@ static void test_threads(void) {
     golden_free(&g);
 }
 
+static char tmp_paths[32][256];
+static int n_tmp;
+
+/* Writes a temporary file (removed at the end) and returns its path. */
 static const char *write_tmp(const char *name, const char *content) {
-    static char path[256];
-    snprintf(path, sizeof path, "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
+    char *path = tmp_paths[n_tmp < 31 ? n_tmp++ : 31];
+    snprintf(path, sizeof tmp_paths[0], "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
     file_write_atomic(path, content, strlen(content));
     return path;
+}
+
+/* A folder whose tokenizer.json lacks added tokens that its tokenizer_config.json declares
+ * (Qwen2.5's tokenizer.json with Qwen3's config): transformers adds them on load. */
+static void test_config_added_tokens(void) {
+    size_t len;
+    char *json = file_read_all(QWEN_DIR "/tokenizer.json", &len);
+    char *from = strstr(json, ",\n    {\n      \"id\": 151665"), *to = from ? strstr(from, "\n  ],") : NULL;
+    EXPECT(from && to, "layout of the fixture");
+    if (!from || !to) {
+        free(json);
+        return;
+    }
+    memmove(from, to, strlen(to) + 1);
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/csft_test_tok_%d_dir", (int)getpid());
+    dir_create(dir);
+    char *tj = path_join(dir, "tokenizer.json"), *tc = path_join(dir, "tokenizer_config.json");
+    file_write_atomic(tj, json, strlen(json));
+    struct tokenizer *tk;
+    EXPECT(tokenizer_load(&tk, tj) == 0, "%s", err_msg());
+    EXPECT(tokenizer_vocab_size(tk) == 151665 && tokenizer_token_id(tk, "<think>") == -1,
+           "Qwen2.5 file alone");
+    tokenizer_free(tk);
+    char *cfg = file_read_all(QWEN_DIR "/tokenizer_config.json", &len);
+    file_write_atomic(tc, cfg, len);
+    EXPECT(tokenizer_load(&tk, dir) == 0, "%s", err_msg());
+    EXPECT(tokenizer_vocab_size(tk) == 151669, "%d", tokenizer_vocab_size(tk));
+    EXPECT_IDS(tk, "<think>\n\n</think>\n\n", 151667, 271, 151668, 271);
+    tokenizer_free(tk);
+    unlink(tj);
+    unlink(tc);
+    rmdir(dir);
+    free(cfg);
+    free(json);
+    free(tj);
+    free(tc);
 }
 
 static void test_malformed_files(void) {
@@ -442,7 +483,10 @@ int main(void) {
     RUN(test_empty_and_invalid_utf8);
     RUN(test_offsets);
     RUN(test_threads);
+    RUN(test_config_added_tokens);
     RUN(test_malformed_files);
     tokenizer_free(qwen);
+    for (int i = 0; i < n_tmp; i++)
+        unlink(tmp_paths[i]);
     return TEST_SUMMARY("tokenizer");
 }

@@ -109,23 +109,25 @@ static char *bytelevel_decode(const char *s, size_t len, size_t *out_len) {
     return o;
 }
 
-/* Indexes ids and added tokens once everything is loaded. */
-static void tokenizer_finish(struct tokenizer *tk) {
-    bpe_finish_vocab(&tk->bpe);
+/* (Re)builds the indexes of the added tokens. */
+static void added_index(struct tokenizer *tk) {
     int32_t n = tk->bpe.n_ids;
     for (int i = 0; i < tk->n_added; i++)
         if (tk->added[i].id + 1 > n) n = tk->added[i].id + 1;
     tk->vocab_size = n;
+    free(tk->added_of_id);
+    free(tk->order);
     tk->added_of_id = xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
     for (int32_t i = 0; i < n; i++)
         tk->added_of_id[i] = -1;
     tk->order = xmalloc((size_t)(tk->n_added ? tk->n_added : 1) * sizeof(int32_t));
+    tk->has_normalized_added = 0;
     for (int i = 0; i < tk->n_added; i++) {
         struct added_token *a = &tk->added[i];
         tk->added_of_id[a->id] = i;
         tk->order[i] = i;
         if (a->normalized) tk->has_normalized_added = 1;
-        a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
+        if (!a->raw) a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
     }
     qsort_r(tk->order, (size_t)tk->n_added, sizeof(int32_t), cmp_order, tk->added);
     for (int c = 0; c < 256; c++)
@@ -135,6 +137,12 @@ static void tokenizer_finish(struct tokenizer *tk) {
         if (tk->first_hi[c] == 0) tk->first_lo[c] = i;
         tk->first_hi[c] = i + 1;
     }
+}
+
+/* Indexes ids and added tokens once the vocab and added tokens are loaded (before merges). */
+static void tokenizer_finish(struct tokenizer *tk) {
+    bpe_finish_vocab(&tk->bpe);
+    added_index(tk);
 }
 
 void tokenizer_free(struct tokenizer *tk) {
@@ -482,10 +490,15 @@ static int load_tokenizer_json(struct tokenizer **out, const char *path) {
 
 /* ---- loading: vocab.json + merges.txt ---- */
 
-static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
+/* tokenizer_config.json: tokenizer_class and added_tokens_decoder. With only_missing (a config
+ * beside a tokenizer.json), only tokens whose content is not an added token yet are added, as
+ * transformers' PreTrainedTokenizerFast does; such a token takes its vocab id if it has one.
+ * Returns the number of tokens added, or -1. */
+static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2, int only_missing) {
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
     *gpt2 = cJSON_IsString(cls) && strncmp(cls->valuestring, "GPT2Tokenizer", 13) == 0;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *it;
+    int n_new = 0;
     if (!dec || cJSON_IsNull(dec)) return 0;
     if (!cJSON_IsObject(dec)) return err_set("added_tokens_decoder: expected an object");
     cJSON_ArrayForEach(it, dec) {
@@ -495,13 +508,22 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
         if (*end || end == it->string || !cJSON_IsString(content))
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
+        if (only_missing) {
+            int present = 0;
+            for (int i = 0; i < tk->n_added && !present; i++)
+                present = strcmp(tk->added[i].content, content->valuestring) == 0;
+            if (present) continue;
+            int32_t vid = bpe_lookup_form(&tk->bpe, content->valuestring, strlen(content->valuestring));
+            if (vid >= 0) id = vid;
+        }
         const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
         if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"),
                       json_flag(it, "lstrip"), json_flag(it, "rstrip"), json_flag(it, "single_word"),
                       nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
             return err_wrap("added_tokens_decoder");
+        n_new++;
     }
-    return 0;
+    return n_new;
 }
 
 static int parse_merges_txt(struct tokenizer *tk, char *text, size_t len) {
@@ -545,10 +567,10 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     if (tokenizer_config) {
         cJSON *cfg = json_load(tokenizer_config);
         int rc = !cfg                  ? -1
-                 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2)
+                 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2, 0)
                                        : err_set("expected a JSON object");
         cJSON_Delete(cfg);
-        if (rc) {
+        if (rc < 0) {
             tokenizer_free(tk);
             return cfg ? err_wrap("%s", tokenizer_config) : -1;
         }
@@ -590,6 +612,18 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     return 0;
 }
 
+/* Adds the added tokens of a tokenizer_config.json that tokenizer.json lacks. */
+static int apply_config(struct tokenizer *tk, const char *config) {
+    cJSON *cfg = json_load(config);
+    if (!cfg) return -1;
+    int gpt2;
+    int n = cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2, 1) : err_set("expected a JSON object");
+    cJSON_Delete(cfg);
+    if (n < 0) return err_wrap("%s", config);
+    if (n > 0) added_index(tk);
+    return 0;
+}
+
 int tokenizer_load(struct tokenizer **out, const char *path) {
     *out = NULL;
     if (dir_exists(path)) {
@@ -597,6 +631,13 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
         if (file_exists(tj)) {
             int rc = load_tokenizer_json(out, tj);
             free(tj);
+            char *c = path_join(path, "tokenizer_config.json");
+            if (!rc && file_exists(c)) rc = apply_config(*out, c);
+            free(c);
+            if (rc) {
+                tokenizer_free(*out);
+                *out = NULL;
+            }
             return rc;
         }
         free(tj);
