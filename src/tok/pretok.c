@@ -149,13 +149,18 @@ void utf8_lossy(const char *s, size_t len, struct tok_text *t) {
     out_finish(&o, t, 0);
 }
 
-/* A code point that the normalization leaves alone and that never composes with a neighbour
- * (compatibility decompositions, decomp_type != 0, only count for NFKC/NFKD). */
-static int cp_is_stable(int32_t c, int compat) {
-    if ((c >= 0x1100 && c <= 0x11FF) || (c >= 0xAC00 && c <= 0xD7A3)) return 0; /* Hangul: algorithmic */
+/* A code point that the normalization leaves alone whatever its neighbours, unless one of them is
+ * itself not stable: no canonical decomposition (nor a compatibility one for NFKC/NFKD), class 0,
+ * and, when composing, not the second character of a composition (utf8proc flags those with
+ * comb_index >= 0x8000; a first character only composes with a second one, which is unstable).
+ * Precomposed Hangul only changes before a trailing jamo (unstable) or under NFD. */
+static int cp_is_stable(int32_t c, int compat, int compose) {
+    if (c >= 0xAC00 && c <= 0xD7A3) return compose;
+    if (c >= 0x1100 && c <= 0x11FF) return 0;
     const utf8proc_property_t *p = utf8proc_get_property(c);
-    return p->combining_class == 0 && p->comb_index == UINT16_MAX &&
-           (p->decomp_seqindex == UINT16_MAX || (!compat && p->decomp_type != 0));
+    if (p->combining_class != 0) return 0;
+    if (p->decomp_seqindex != UINT16_MAX && (compat || p->decomp_type == 0)) return 0;
+    return !compose || p->comb_index == UINT16_MAX || p->comb_index < 0x8000;
 }
 
 /* HF tokenizers normalizes with the unicode-normalization-alignments crate, whose tables are
@@ -238,7 +243,8 @@ void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, 
                 i = ce + (size_t)k;
                 break;
             }
-            if (stable && !cp_is_stable(c, (opt & UTF8PROC_COMPAT) != 0)) stable = 0;
+            if (stable && !cp_is_stable(c, (opt & UTF8PROC_COMPAT) != 0, (opt & UTF8PROC_COMPOSE) != 0))
+                stable = 0;
             ce += (size_t)k;
         }
         if (!i) i = ce;
