@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include "tok/bpe.h"
 #include "tok/tokenizer.h"
 
 #define QWEN_DIR "tests/fixtures/tokenizer/qwen"
@@ -368,6 +369,82 @@ static const char *write_tmp(const char *name, const char *content) {
     return path;
 }
 
+/* A tiny byte-level tokenizer.json: the 256 byte tokens (id = byte) plus "a " (256), " b" (257)
+ * and "  " (258), and the given pre_tokenizer. Returns the file path. */
+static const char *tiny_tokenizer(const char *name, const char *pre_tokenizer) {
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    char form[8];
+    for (int b = 0; b < 256; b++) {
+        uint32_t c = bpe_byte_to_char((uint8_t)b);
+        if (c < 0x80)
+            form[0] = (char)c, form[1] = 0;
+        else
+            form[0] = (char)(0xC0 | c >> 6), form[1] = (char)(0x80 | (c & 63)), form[2] = 0;
+        cJSON_AddNumberToObject(vocab, form, b);
+    }
+    cJSON_AddNumberToObject(vocab, "a\xC4\xA0", 256);
+    cJSON_AddNumberToObject(vocab,
+                            "\xC4\xA0"
+                            "b",
+                            257);
+    cJSON_AddNumberToObject(vocab, "\xC4\xA0\xC4\xA0", 258);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    cJSON_AddItemToArray(merges, cJSON_CreateString("a \xC4\xA0"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\xC4\xA0 b"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\xC4\xA0 \xC4\xA0"));
+    cJSON_AddItemToObject(root, "pre_tokenizer", cJSON_Parse(pre_tokenizer));
+    char *text = cJSON_PrintUnformatted(root);
+    const char *path = write_tmp(name, text);
+    free(text);
+    cJSON_Delete(root);
+    return path;
+}
+
+/* HF's Split behaviors and invert (the merges reveal where the pieces were cut). */
+static void test_split_behaviors(void) {
+    static const struct {
+        const char *behavior;
+        int invert;
+        int32_t ids[4];
+        int n;
+    } cases[] = {
+        /* ids from HF tokenizers for the same file; with invert the gaps are the delimiters */
+        {"Isolated", 0, {'a', ' ', ' ', 'b'}, 4},      /* a|␣|␣|b */
+        {"Removed", 0, {'a', 'b'}, 2},                 /* a|b */
+        {"MergedWithPrevious", 0, {256, ' ', 'b'}, 3}, /* a␣|␣|b */
+        {"MergedWithNext", 0, {'a', ' ', 257}, 3},     /* a|␣|␣b */
+        {"Contiguous", 0, {'a', 258, 'b'}, 3},         /* a|␣␣|b */
+        {"Removed", 1, {' ', ' '}, 2},                 /* ␣|␣ */
+        {"Isolated", 1, {'a', ' ', ' ', 'b'}, 4},      /* a|␣|␣|b */
+        {"MergedWithPrevious", 1, {'a', ' ', 257}, 3}, /* a|␣|␣b */
+        {"MergedWithNext", 1, {256, ' ', 'b'}, 3},     /* a␣|␣|b */
+        {"Contiguous", 1, {'a', 258, 'b'}, 3},         /* a|␣␣|b */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char pre[256];
+        snprintf(pre, sizeof pre,
+                 "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                 "{\"String\": \" \"},"
+                 " \"behavior\": \"%s\", \"invert\": %s}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                 cases[i].behavior, cases[i].invert ? "true" : "false");
+        struct tokenizer *tk;
+        if (tokenizer_load(&tk, tiny_tokenizer("tiny.json", pre))) {
+            EXPECT(0, "%s", err_msg());
+            continue;
+        }
+        int32_t *ids;
+        int64_t n;
+        tokenizer_encode(tk, "a  b", 4, &ids, &n);
+        int same = n == cases[i].n && memcmp(ids, cases[i].ids, (size_t)n * sizeof(int32_t)) == 0;
+        EXPECT(same, "%s invert=%d: %lld ids, first %d", cases[i].behavior, cases[i].invert, (long long)n,
+               n ? ids[0] : -1);
+        free(ids);
+        tokenizer_free(tk);
+    }
+}
+
 /* A folder whose tokenizer.json lacks added tokens that its tokenizer_config.json declares
  * (Qwen2.5's tokenizer.json with Qwen3's config): transformers adds them on load. */
 static void test_config_added_tokens(void) {
@@ -483,6 +560,7 @@ int main(void) {
     RUN(test_empty_and_invalid_utf8);
     RUN(test_offsets);
     RUN(test_threads);
+    RUN(test_split_behaviors);
     RUN(test_config_added_tokens);
     RUN(test_malformed_files);
     tokenizer_free(qwen);

@@ -32,7 +32,7 @@ struct added_token {
 };
 
 enum step_kind { STEP_SPLIT, STEP_BYTELEVEL };
-enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT };
+enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 
 struct pretok_step {
     enum step_kind kind;
@@ -40,6 +40,7 @@ struct pretok_step {
     int jit;        /* re was JIT-compiled */
     enum split_behavior behavior;
     int add_prefix_space;
+    int invert; /* the gaps between matches are the delimiters */
 };
 
 enum { MAX_STEPS = 8 };
@@ -170,7 +171,7 @@ static int add_regex_step(struct tokenizer *tk, const char *pattern, int literal
     if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
     pcre2_code *re = pretok_regex_compile(pattern, literal);
     if (!re) return -1;
-    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0};
+    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0, 0};
     return 0;
 }
 
@@ -229,7 +230,6 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
         if (!cJSON_IsString(rx) && !cJSON_IsString(str))
             return err_set("pre_tokenizer Split: expected pattern {\"Regex\": ...} or {\"String\": ...}");
-        if (json_flag(p, "invert")) return err_set("pre_tokenizer Split: invert=true is not supported");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
         const char *bs = cJSON_IsString(b) ? b->valuestring : "Isolated";
         enum split_behavior beh;
@@ -241,11 +241,14 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
             beh = SPLIT_MERGED_PREV;
         else if (strcmp(bs, "MergedWithNext") == 0)
             beh = SPLIT_MERGED_NEXT;
+        else if (strcmp(bs, "Contiguous") == 0)
+            beh = SPLIT_CONTIGUOUS;
         else
             return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
         if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx),
                            beh))
             return err_wrap("pre_tokenizer Split");
+        tk->steps[tk->n_steps - 1].invert = json_flag(p, "invert");
         return 0;
     }
     if (strcmp(type, "ByteLevel") == 0) {
@@ -254,8 +257,8 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         int use_regex = ur ? cJSON_IsTrue(ur) : 1; /* HF default: true */
         pcre2_code *re = NULL;
         if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
-        tk->steps[tk->n_steps++] = (struct pretok_step){STEP_BYTELEVEL, re, re && regex_is_jit(re),
-                                                        SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
+        tk->steps[tk->n_steps++] = (struct pretok_step){
+            STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space"), 0};
         return 0;
     }
     if (strcmp(type, "Digits") == 0)
@@ -802,8 +805,54 @@ static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_
 
 static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step);
 
-/* Splits [a, b) of t at the matches of step's regex, per its behavior; each piece goes on to
- * the next step. The regex sees only the piece, as HF runs it on each split separately. */
+/* HF's SplitDelimiterBehavior over the stream of spans (gaps and matches, in order) that one
+ * regex makes of a piece: a span is a delimiter if it is a match (a gap with invert). Pieces
+ * go on to the next step as soon as they are complete; pend is the piece not yet complete. */
+struct splitter {
+    struct enc *e;
+    const struct tok_text *t;
+    int step;
+    enum split_behavior beh;
+    size_t ps, pe;  /* pending piece, ps == pe when none */
+    int pend_delim; /* the pending piece is a lone delimiter (MergedWithNext) */
+    int prev_delim;
+};
+
+static void splitter_emit(struct splitter *sp, size_t s, size_t e) {
+    if (e > s) pretok_run(sp->e, sp->t, s, e, sp->step + 1);
+}
+
+static void splitter_span(struct splitter *sp, size_t s, size_t e, int delim) {
+    switch (sp->beh) {
+    case SPLIT_ISOLATED: splitter_emit(sp, s, e); break;
+    case SPLIT_REMOVED:
+        if (!delim) splitter_emit(sp, s, e);
+        break;
+    case SPLIT_MERGED_PREV: /* a delimiter joins the piece before it, unless that is a delimiter */
+    case SPLIT_CONTIGUOUS:  /* consecutive spans of the same kind make one piece */
+        if (sp->pe > sp->ps &&
+            (sp->beh == SPLIT_MERGED_PREV ? delim && !sp->prev_delim : delim == sp->prev_delim)) {
+            sp->pe = e;
+        } else {
+            splitter_emit(sp, sp->ps, sp->pe);
+            sp->ps = s, sp->pe = e;
+        }
+        break;
+    case SPLIT_MERGED_NEXT: /* a delimiter joins the piece after it, unless that is a delimiter */
+        if (delim) {
+            if (sp->pend_delim) splitter_emit(sp, sp->ps, sp->pe);
+            sp->ps = s, sp->pe = e, sp->pend_delim = 1;
+        } else {
+            splitter_emit(sp, sp->pend_delim ? sp->ps : s, e);
+            sp->ps = sp->pe = 0, sp->pend_delim = 0;
+        }
+        break;
+    }
+    sp->prev_delim = delim;
+}
+
+/* Splits [a, b) of t at the matches of step's regex; each piece goes on to the next step. The
+ * regex sees only this piece, as HF runs it on each split separately. */
 static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
     const struct pretok_step *st = &e->tk->steps[step];
     if (!st->re) {
@@ -812,6 +861,30 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
     }
     const uint8_t *subj = (const uint8_t *)(t->view ? t->view : t->s) + a;
     size_t n = b - a, pos = 0, last = 0;
+    if (st->behavior == SPLIT_ISOLATED) { /* the common case, streamed directly */
+        while (pos <= n) {
+            int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
+                             : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
+            if (rc < 0) {
+                if (rc != PCRE2_ERROR_NOMATCH && !e->regex_error) e->regex_error = rc;
+                break;
+            }
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+            size_t ms = ov[0], me = ov[1];
+            if (me == ms) { /* an empty match splits nothing */
+                pos = ms + 1;
+                while (pos < n && (subj[pos] & 0xC0) == 0x80)
+                    pos++;
+                continue;
+            }
+            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
+            pretok_run(e, t, a + ms, a + me, step + 1);
+            last = pos = me;
+        }
+        if (last < n) pretok_run(e, t, a + last, b, step + 1);
+        return;
+    }
+    struct splitter sp = {e, t, step, st->behavior, 0, 0, 0, 0};
     while (pos <= n) {
         int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
                          : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
@@ -821,34 +894,18 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];
-        if (me == ms) { /* an empty match splits nothing */
+        if (me == ms) {
             pos = ms + 1;
             while (pos < n && (subj[pos] & 0xC0) == 0x80)
                 pos++;
             continue;
         }
-        switch (st->behavior) {
-        case SPLIT_ISOLATED:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            pretok_run(e, t, a + ms, a + me, step + 1);
-            last = me;
-            break;
-        case SPLIT_REMOVED:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            last = me;
-            break;
-        case SPLIT_MERGED_PREV:
-            pretok_run(e, t, a + last, a + me, step + 1);
-            last = me;
-            break;
-        case SPLIT_MERGED_NEXT:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            last = ms;
-            break;
-        }
-        pos = me;
+        if (ms > last) splitter_span(&sp, a + last, a + ms, st->invert);
+        splitter_span(&sp, a + ms, a + me, !st->invert);
+        last = pos = me;
     }
-    if (last < n) pretok_run(e, t, a + last, b, step + 1);
+    if (last < n) splitter_span(&sp, a + last, b, st->invert);
+    splitter_emit(&sp, sp.ps, sp.pe);
 }
 
 static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
