@@ -1,7 +1,8 @@
 /* tokenizer: loading (tokenizer.json, vocab.json + merges.txt), encode pipeline and decode;
  * see tokenizer.h. Mirrors HF tokenizers: AddedVocabulary (leftmost-longest match of added
  * tokens, non-normalized ones on the raw text, normalized ones after the normalizer), then
- * the pre-tokenizer steps (Split regex / ByteLevel / Digits), then models::bpe. */
+ * the pre-tokenizer steps (Split with any behavior and invert, ByteLevel, Digits), then
+ * models::bpe. Checked against HF on Qwen3, Llama 3, DeepSeek-V3 and GPT-4o tokenizer files. */
 #include "tok/tokenizer.h"
 
 #include <cjson/cJSON.h>
