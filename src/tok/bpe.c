@@ -106,7 +106,7 @@ static uint32_t arena_put(struct bpe *m, const char *s, size_t len) {
     return off;
 }
 
-static uint32_t next_uid = 1;
+static _Atomic uint32_t next_uid = 1;
 
 void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
     pthread_once(&byte_once, byte_tables_init);
@@ -115,7 +115,7 @@ void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
     m->arena = xmalloc(m->arena_cap);
     for (int b = 0; b < 256; b++)
         m->byte_id[b] = -1;
-    m->uid = atomic_fetch_add((_Atomic uint32_t *)&next_uid, 1);
+    m->uid = atomic_fetch_add(&next_uid, 1);
 }
 
 void bpe_free(struct bpe *m) {
