@@ -1,5 +1,6 @@
 /* Tests for src/tok tokenizer: every line of the Qwen golden file (ids and decoded text, from HF
- * tokenizers 0.23.2) with both loaders, the Llama 3 golden from ../shared when present, and
+ * tokenizers 0.23.2) with both loaders, 800 fuzz lines checked the same way, the Llama 3 golden
+ * from ../shared when present, and
  * hand-picked cases whose ids were taken from HF tokenizers (Node binding) once: added/special
  * tokens, invalid UTF-8, empty text, \s and (?i:) semantics, offsets, malformed files, threads. */
 #include <cjson/cJSON.h>
@@ -10,10 +11,13 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include "tok/bpe.h"
 #include "tok/tokenizer.h"
 
 #define QWEN_DIR "tests/fixtures/tokenizer/qwen"
 #define QWEN_GOLDEN "tests/fixtures/tokenizer/qwen.jsonl"
+#define QWEN_FUZZ "tests/fixtures/tokenizer/qwen_fuzz.jsonl"
+#define QWEN_NFC "tests/fixtures/tokenizer/qwen_nfc.jsonl"
 #define LLAMA3_DIR "../shared/fixtures/tokenizer/llama3"
 #define LLAMA3_GOLDEN "../shared/fixtures/tokenizer/golden/llama3.jsonl"
 
@@ -37,7 +41,8 @@ static int golden_load(struct golden *g, const char *path) {
         if (!nl) nl = data + len;
         *nl = 0;
         cJSON *o = cJSON_Parse(p);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"), *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"),
+                    *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
                     *d = cJSON_GetObjectItemCaseSensitive(o, "decoded");
         if (cJSON_IsString(t) && cJSON_IsArray(ids) && cJSON_IsString(d)) {
             if (g->n == cap) {
@@ -63,7 +68,8 @@ static int golden_load(struct golden *g, const char *path) {
 }
 
 static void golden_free(struct golden *g) {
-    for (int i = 0; i < g->n; i++) free(g->text[i]), free(g->decoded[i]), free(g->ids[i]);
+    for (int i = 0; i < g->n; i++)
+        free(g->text[i]), free(g->decoded[i]), free(g->ids[i]);
     free(g->text);
     free(g->decoded);
     free(g->ids);
@@ -78,7 +84,8 @@ static int golden_check(const struct tokenizer *tk, const struct golden *g, cons
         int64_t n;
         tokenizer_encode(tk, g->text[i], strlen(g->text[i]), &ids, &n);
         int ids_ok = n == g->n_ids[i] && memcmp(ids, g->ids[i], (size_t)n * sizeof(int32_t)) == 0;
-        EXPECT(ids_ok, "%s line %d: ids differ (%lld vs %lld ids)", what, i + 1, (long long)n, (long long)g->n_ids[i]);
+        EXPECT(ids_ok, "%s line %d: ids differ (%lld vs %lld ids)", what, i + 1, (long long)n,
+               (long long)g->n_ids[i]);
         free(ids);
         char *text;
         size_t len;
@@ -101,9 +108,32 @@ static void test_qwen_golden_tokenizer_json(void) {
     golden_free(&g);
 }
 
+/* 800 adversarial texts (bench/tokenizer/make_fuzz_golden.js) with HF's ids and decode. */
+static void test_qwen_fuzz(void) {
+    struct golden g;
+    EXPECT(golden_load(&g, QWEN_FUZZ) == 0, "%s", err_msg());
+    EXPECT(g.n == 800, "%d fuzz lines", g.n);
+    int ok = golden_check(qwen, &g, "qwen fuzz");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen fuzz: %d/%d lines\n", ok, g.n);
+    golden_free(&g);
+}
+
+/* Combining-mark soup (bench/tokenizer/make_nfc_golden.js): HF's NFC has Unicode 9.0 tables. */
+static void test_qwen_nfc(void) {
+    struct golden g;
+    EXPECT(golden_load(&g, QWEN_NFC) == 0, "%s", err_msg());
+    EXPECT(g.n == 297, "%d lines", g.n);
+    int ok = golden_check(qwen, &g, "qwen nfc");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("qwen nfc: %d/%d lines\n", ok, g.n);
+    golden_free(&g);
+}
+
 static void test_qwen_golden_vocab_merges(void) {
     struct tokenizer *tk;
-    int rc = tokenizer_load_files(&tk, QWEN_DIR "/vocab.json", QWEN_DIR "/merges.txt", QWEN_DIR "/tokenizer_config.json");
+    int rc = tokenizer_load_files(&tk, QWEN_DIR "/vocab.json", QWEN_DIR "/merges.txt",
+                                  QWEN_DIR "/tokenizer_config.json");
     EXPECT(rc == 0, "%s", err_msg());
     if (rc) return;
     EXPECT(tokenizer_vocab_size(tk) == 151669, "%d", tokenizer_vocab_size(tk));
@@ -142,7 +172,8 @@ static void test_llama3_golden(void) {
 }
 
 /* Encodes text and compares with ids from HF. */
-static void expect_ids(const struct tokenizer *tk, const char *text, size_t len, const int32_t *want, int64_t n_want) {
+static void expect_ids(const struct tokenizer *tk, const char *text, size_t len, const int32_t *want,
+                       int64_t n_want) {
     int32_t *ids;
     int64_t n;
     EXPECT(tokenizer_encode(tk, text, len, &ids, &n) == 0, "%s", err_msg());
@@ -151,10 +182,10 @@ static void expect_ids(const struct tokenizer *tk, const char *text, size_t len,
            n ? ids[0] : -1, (long long)n_want, n_want ? want[0] : -1);
     free(ids);
 }
-#define EXPECT_IDS(tk, text, ...)                                                                 \
-    do {                                                                                          \
-        const int32_t w_[] = {__VA_ARGS__};                                                       \
-        expect_ids((tk), (text), sizeof(text) - 1, w_, (int64_t)(sizeof w_ / sizeof w_[0]));     \
+#define EXPECT_IDS(tk, text, ...)                                                                            \
+    do {                                                                                                     \
+        const int32_t w_[] = {__VA_ARGS__};                                                                  \
+        expect_ids((tk), (text), sizeof(text) - 1, w_, (int64_t)(sizeof w_ / sizeof w_[0]));                 \
     } while (0)
 
 static void test_special_tokens(void) {
@@ -168,7 +199,8 @@ static void test_special_tokens(void) {
     EXPECT_STR(tokenizer_id_to_token(qwen, 279), "\xC4\xA0the");
     EXPECT(tokenizer_id_to_token(qwen, 151669) == NULL, "past the end");
     EXPECT(tokenizer_vocab_size(qwen) == 151669, "%d", tokenizer_vocab_size(qwen));
-    EXPECT(tokenizer_is_special(qwen, 151645) && !tokenizer_is_special(qwen, 151667) && tokenizer_is_added(qwen, 151667),
+    EXPECT(tokenizer_is_special(qwen, 151645) && !tokenizer_is_special(qwen, 151667) &&
+               tokenizer_is_added(qwen, 151667),
            "special flags");
     /* decode, with and without special tokens */
     const int32_t ids[] = {151644, 872, 198, 6023, 151645, 198};
@@ -195,12 +227,15 @@ static void test_special_tokens(void) {
 static void test_regex_semantics(void) {
     /* U+180E is not \s for HF (Oniguruma), unlike PCRE2's own \s */
     EXPECT_IDS(qwen, "\t\t\xE1\xA0\x8E\t\tx", 197, 197, 123970, 236, 197, 10225);
-    EXPECT_IDS(qwen, "\t\t\xC2\x85\t\tx", 298, 126, 227, 197, 10225);           /* U+0085 is \s */
-    EXPECT_IDS(qwen, "\t\t\xE2\x80\xA8\t\tx", 298, 378, 101, 197, 10225);       /* U+2028 is \s */
-    EXPECT_IDS(qwen, "it'\xC5\xBF ok", 275, 6, 144815, 5394);                    /* (?i:'s) takes 'ſ */
+    EXPECT_IDS(qwen, "\t\t\xC2\x85\t\tx", 298, 126, 227, 197, 10225);     /* U+0085 is \s */
+    EXPECT_IDS(qwen, "\t\t\xE2\x80\xA8\t\tx", 298, 378, 101, 197, 10225); /* U+2028 is \s */
+    EXPECT_IDS(qwen, "it'\xC5\xBF ok", 275, 6, 144815, 5394);             /* (?i:'s) takes 'ſ */
     EXPECT_IDS(qwen, "WE'LL I'D", 12457, 6, 4086, 358, 27705);
-    EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);               /* \p{N} one at a time */
+    EXPECT_IDS(qwen, "12345678", 16, 17, 18, 19, 20, 21, 22, 23);                /* \p{N} one at a time */
     EXPECT_IDS(qwen, "\xE2\x85\xA7\xE2\x85\xA8 x", 70467, 100, 70467, 101, 856); /* Nl */
+    /* Unicode 16.0 properties, as HF's Oniguruma has them: U+1D2C0 (Kaktovik numeral, N since 15.0) */
+    EXPECT_IDS(qwen, " \xF0\x9D\x8B\x80u", 220, 56252, 233, 222, 84);
+    EXPECT_IDS(qwen, "x \xF0\x9D\x8B\x80\xF0\x9D\x8B\x80y", 87, 220, 56252, 233, 222, 56252, 233, 222, 88);
     EXPECT_IDS(qwen, "Hello \xE4\xB8\x96\xE7\x95\x8C e\xCC\x81!", 9707, 220, 99489, 3958, 0); /* NFC */
 }
 
@@ -208,10 +243,12 @@ static void test_long_words(void) {
     /* Longer than the small-word path: the heap merge loop. */
     char buf[400];
     strcpy(buf, "xxx");
-    for (int i = 0; i < 30; i++) strcat(buf, "abcdefghij");
+    for (int i = 0; i < 30; i++)
+        strcat(buf, "abcdefghij");
     int32_t want[61];
     want[0] = 24048;
-    for (int i = 0; i < 30; i++) want[1 + 2 * i] = 56747, want[2 + 2 * i] = 3172;
+    for (int i = 0; i < 30; i++)
+        want[1 + 2 * i] = 56747, want[2 + 2 * i] = 3172;
     expect_ids(qwen, buf, strlen(buf), want, 61);
     char sp[120];
     memset(sp, ' ', 100);
@@ -221,7 +258,8 @@ static void test_long_words(void) {
     /* A megabyte without a split point stays fast and round-trips. */
     size_t n = 1 << 20;
     char *big = xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++) big[i] = "qwertzuiopasdfghjkl"[i * 7 % 19];
+    for (size_t i = 0; i < n; i++)
+        big[i] = "qwertzuiopasdfghjkl"[i * 7 % 19];
     big[n] = 0;
     int32_t *ids;
     int64_t k;
@@ -248,12 +286,19 @@ static void test_empty_and_invalid_utf8(void) {
     free(s);
     /* Invalid bytes read as U+FFFD, one per maximal invalid subpart (Python errors="replace"):
      * "a\xFFb\xE4\xB8" is "a\uFFFDb\uFFFD", which HF encodes as 64 5691 65 5691. */
-    EXPECT_IDS(qwen, "a\xFF" "b\xE4\xB8", 64, 5691, 65, 5691);
-    EXPECT_IDS(qwen, "\xED\xA0\x80", 57332); /* a surrogate: three subparts, HF's id of "\uFFFD\uFFFD\uFFFD" */
-    EXPECT_IDS(qwen, "\xF0\x9F\x98", 5691);             /* truncated 4-byte sequence */
+    EXPECT_IDS(qwen,
+               "a\xFF"
+               "b\xE4\xB8",
+               64, 5691, 65, 5691);
+    EXPECT_IDS(qwen, "\xED\xA0\x80",
+               57332);                      /* a surrogate: three subparts, HF's id of "\uFFFD\uFFFD\uFFFD" */
+    EXPECT_IDS(qwen, "\xF0\x9F\x98", 5691); /* truncated 4-byte sequence */
     /* Offsets of replaced bytes point at the original bytes. */
     int64_t *off;
-    tokenizer_encode_offsets(qwen, "a\xFF" "b\xE4\xB8", 5, &ids, &off, &n);
+    tokenizer_encode_offsets(qwen,
+                             "a\xFF"
+                             "b\xE4\xB8",
+                             5, &ids, &off, &n);
     EXPECT(n == 4 && off[2] == 1 && off[3] == 2 && off[6] == 3 && off[7] == 5, "offsets over invalid bytes");
     free(ids);
     free(off);
@@ -266,7 +311,8 @@ static void test_empty_and_invalid_utf8(void) {
     uint32_t x = 12345;
     char buf[256];
     for (int r = 0; r < 200; r++) {
-        for (int i = 0; i < 256; i++) x = x * 1664525u + 1013904223u, buf[i] = (char)(x >> 24);
+        for (int i = 0; i < 256; i++)
+            x = x * 1664525u + 1013904223u, buf[i] = (char)(x >> 24);
         tokenizer_encode(qwen, buf, 256, &ids, &n);
         EXPECT(n > 0, "ids");
         free(ids);
@@ -282,8 +328,8 @@ static void test_offsets(void) {
     const int64_t want[][2] = {{0, 12}, {12, 17}, {17, 18}, {18, 24}, {24, 28}, {28, 29}, {29, 39}};
     EXPECT(n == 7, "%lld ids", (long long)n);
     for (int64_t i = 0; i < n && i < 7; i++)
-        EXPECT(off[2 * i] == want[i][0] && off[2 * i + 1] == want[i][1], "token %lld: [%lld, %lld)", (long long)i,
-               (long long)off[2 * i], (long long)off[2 * i + 1]);
+        EXPECT(off[2 * i] == want[i][0] && off[2 * i + 1] == want[i][1], "token %lld: [%lld, %lld)",
+               (long long)i, (long long)off[2 * i], (long long)off[2 * i + 1]);
     free(ids);
     free(off);
     /* U+1D11E is two tokens (HF: 124596 252): byte ranges inside the character. */
@@ -312,11 +358,128 @@ static void test_threads(void) {
     golden_free(&g);
 }
 
+static char tmp_paths[32][256];
+static int n_tmp;
+
+/* Writes a temporary file (removed at the end) and returns its path. */
 static const char *write_tmp(const char *name, const char *content) {
-    static char path[256];
-    snprintf(path, sizeof path, "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
+    char *path = tmp_paths[n_tmp < 31 ? n_tmp++ : 31];
+    snprintf(path, sizeof tmp_paths[0], "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
     file_write_atomic(path, content, strlen(content));
     return path;
+}
+
+/* A tiny byte-level tokenizer.json: the 256 byte tokens (id = byte) plus "a " (256), " b" (257)
+ * and "  " (258), and the given pre_tokenizer. Returns the file path. */
+static const char *tiny_tokenizer(const char *name, const char *pre_tokenizer) {
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    char form[8];
+    for (int b = 0; b < 256; b++) {
+        uint32_t c = bpe_byte_to_char((uint8_t)b);
+        if (c < 0x80)
+            form[0] = (char)c, form[1] = 0;
+        else
+            form[0] = (char)(0xC0 | c >> 6), form[1] = (char)(0x80 | (c & 63)), form[2] = 0;
+        cJSON_AddNumberToObject(vocab, form, b);
+    }
+    cJSON_AddNumberToObject(vocab, "a\xC4\xA0", 256);
+    cJSON_AddNumberToObject(vocab,
+                            "\xC4\xA0"
+                            "b",
+                            257);
+    cJSON_AddNumberToObject(vocab, "\xC4\xA0\xC4\xA0", 258);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    cJSON_AddItemToArray(merges, cJSON_CreateString("a \xC4\xA0"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\xC4\xA0 b"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\xC4\xA0 \xC4\xA0"));
+    cJSON_AddItemToObject(root, "pre_tokenizer", cJSON_Parse(pre_tokenizer));
+    char *text = cJSON_PrintUnformatted(root);
+    const char *path = write_tmp(name, text);
+    free(text);
+    cJSON_Delete(root);
+    return path;
+}
+
+/* HF's Split behaviors and invert (the merges reveal where the pieces were cut). */
+static void test_split_behaviors(void) {
+    static const struct {
+        const char *behavior;
+        int invert;
+        int32_t ids[4];
+        int n;
+    } cases[] = {
+        /* ids from HF tokenizers for the same file; with invert the gaps are the delimiters */
+        {"Isolated", 0, {'a', ' ', ' ', 'b'}, 4},      /* a|␣|␣|b */
+        {"Removed", 0, {'a', 'b'}, 2},                 /* a|b */
+        {"MergedWithPrevious", 0, {256, ' ', 'b'}, 3}, /* a␣|␣|b */
+        {"MergedWithNext", 0, {'a', ' ', 257}, 3},     /* a|␣|␣b */
+        {"Contiguous", 0, {'a', 258, 'b'}, 3},         /* a|␣␣|b */
+        {"Removed", 1, {' ', ' '}, 2},                 /* ␣|␣ */
+        {"Isolated", 1, {'a', ' ', ' ', 'b'}, 4},      /* a|␣|␣|b */
+        {"MergedWithPrevious", 1, {'a', ' ', 257}, 3}, /* a|␣|␣b */
+        {"MergedWithNext", 1, {256, ' ', 'b'}, 3},     /* a␣|␣|b */
+        {"Contiguous", 1, {'a', 258, 'b'}, 3},         /* a|␣␣|b */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char pre[256];
+        snprintf(pre, sizeof pre,
+                 "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                 "{\"String\": \" \"},"
+                 " \"behavior\": \"%s\", \"invert\": %s}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                 cases[i].behavior, cases[i].invert ? "true" : "false");
+        struct tokenizer *tk;
+        if (tokenizer_load(&tk, tiny_tokenizer("tiny.json", pre))) {
+            EXPECT(0, "%s", err_msg());
+            continue;
+        }
+        int32_t *ids;
+        int64_t n;
+        tokenizer_encode(tk, "a  b", 4, &ids, &n);
+        int same = n == cases[i].n && memcmp(ids, cases[i].ids, (size_t)n * sizeof(int32_t)) == 0;
+        EXPECT(same, "%s invert=%d: %lld ids, first %d", cases[i].behavior, cases[i].invert, (long long)n,
+               n ? ids[0] : -1);
+        free(ids);
+        tokenizer_free(tk);
+    }
+}
+
+/* A folder whose tokenizer.json lacks added tokens that its tokenizer_config.json declares
+ * (Qwen2.5's tokenizer.json with Qwen3's config): transformers adds them on load. */
+static void test_config_added_tokens(void) {
+    size_t len;
+    char *json = file_read_all(QWEN_DIR "/tokenizer.json", &len);
+    char *from = strstr(json, ",\n    {\n      \"id\": 151665"), *to = from ? strstr(from, "\n  ],") : NULL;
+    EXPECT(from && to, "layout of the fixture");
+    if (!from || !to) {
+        free(json);
+        return;
+    }
+    memmove(from, to, strlen(to) + 1);
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/csft_test_tok_%d_dir", (int)getpid());
+    dir_create(dir);
+    char *tj = path_join(dir, "tokenizer.json"), *tc = path_join(dir, "tokenizer_config.json");
+    file_write_atomic(tj, json, strlen(json));
+    struct tokenizer *tk;
+    EXPECT(tokenizer_load(&tk, tj) == 0, "%s", err_msg());
+    EXPECT(tokenizer_vocab_size(tk) == 151665 && tokenizer_token_id(tk, "<think>") == -1,
+           "Qwen2.5 file alone");
+    tokenizer_free(tk);
+    char *cfg = file_read_all(QWEN_DIR "/tokenizer_config.json", &len);
+    file_write_atomic(tc, cfg, len);
+    EXPECT(tokenizer_load(&tk, dir) == 0, "%s", err_msg());
+    EXPECT(tokenizer_vocab_size(tk) == 151669, "%d", tokenizer_vocab_size(tk));
+    EXPECT_IDS(tk, "<think>\n\n</think>\n\n", 151667, 271, 151668, 271);
+    tokenizer_free(tk);
+    unlink(tj);
+    unlink(tc);
+    rmdir(dir);
+    free(cfg);
+    free(json);
+    free(tj);
+    free(tc);
 }
 
 static void test_malformed_files(void) {
@@ -333,17 +496,20 @@ static void test_malformed_files(void) {
     p = write_tmp("wordpiece.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "wordpiece");
     EXPECT_ERR("only BPE is supported");
-    p = write_tmp("badmerge.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2},"
-                                   " \"merges\": [\"a b\", \"a c\"]}}");
+    p = write_tmp("badmerge.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2},"
+                  " \"merges\": [\"a b\", \"a c\"]}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "merge of unknown token");
     EXPECT_ERR("model.merges[1]");
     EXPECT_ERR("\"c\" is not in the vocab");
-    p = write_tmp("badmerge2.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
+    p = write_tmp("badmerge2.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "merge of one token");
     EXPECT_ERR("model.merges[0]: expected a string");
-    p = write_tmp("badregex.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
-                                   " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"},"
-                                   " \"behavior\": \"Isolated\"}}");
+    p = write_tmp("badregex.json",
+                  "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                  " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"},"
+                  " \"behavior\": \"Isolated\"}}");
     EXPECT(tokenizer_load(&tk, p) != 0, "bad regex");
     EXPECT_ERR("pre_tokenizer Split: regex \"(a\"");
     p = write_tmp("badnorm.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
@@ -384,6 +550,8 @@ int main(void) {
     }
     printf("qwen tokenizer.json loaded in %.3f s\n", time_now() - t0);
     RUN(test_qwen_golden_tokenizer_json);
+    RUN(test_qwen_fuzz);
+    RUN(test_qwen_nfc);
     RUN(test_qwen_golden_vocab_merges);
     RUN(test_llama3_golden);
     RUN(test_special_tokens);
@@ -392,7 +560,11 @@ int main(void) {
     RUN(test_empty_and_invalid_utf8);
     RUN(test_offsets);
     RUN(test_threads);
+    RUN(test_split_behaviors);
+    RUN(test_config_added_tokens);
     RUN(test_malformed_files);
     tokenizer_free(qwen);
+    for (int i = 0; i < n_tmp; i++)
+        unlink(tmp_paths[i]);
     return TEST_SUMMARY("tokenizer");
 }

@@ -5,10 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/util.h"
 #include "tok/tokenizer.h"
+
+/* CPU seconds of this thread: less disturbed than wall time on a shared machine. */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -16,17 +24,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     int repeats = argc > 3 ? atoi(argv[3]) : 3;
-    double best_load = 1e9;
+    double best_load = 1e9, best_load_cpu = 1e9;
     struct tokenizer *tk = NULL;
     for (int r = 0; r < 3; r++) {
         if (tk) tokenizer_free(tk);
-        double t0 = time_now();
+        double t0 = time_now(), c0 = cpu_now();
         if (tokenizer_load(&tk, argv[1])) {
             fprintf(stderr, "%s\n", err_msg());
             return 1;
         }
-        double dt = time_now() - t0;
+        double dt = time_now() - t0, dc = cpu_now() - c0;
         if (dt < best_load) best_load = dt;
+        if (dc < best_load_cpu) best_load_cpu = dc;
     }
     size_t len;
     char *data = file_read_all(argv[2], &len);
@@ -57,22 +66,24 @@ int main(int argc, char **argv) {
         cJSON_Delete(o);
     }
     free(data);
-    double best = 1e9;
+    double best = 1e9, best_cpu = 1e9;
     uint64_t hash = 0;
     int64_t n_ids = 0;
     struct tokenizer_buf b = {0};
     for (int r = 0; r < repeats; r++) {
         hash = 1469598103934665603ULL;
         n_ids = 0;
-        double t0 = time_now();
+        double t0 = time_now(), c0 = cpu_now();
         for (int64_t d = 0; d < n_docs; d++) {
             b.n = 0;
             tokenizer_encode_append(tk, docs[d], lens[d], 0, &b);
-            for (int64_t i = 0; i < b.n; i++) hash = (hash ^ (uint64_t)b.ids[i]) * 1099511628211ULL;
+            for (int64_t i = 0; i < b.n; i++)
+                hash = (hash ^ (uint64_t)b.ids[i]) * 1099511628211ULL;
             n_ids += b.n;
         }
-        double dt = time_now() - t0;
+        double dt = time_now() - t0, dc = cpu_now() - c0;
         if (dt < best) best = dt;
+        if (dc < best_cpu) best_cpu = dc;
     }
     /* Offsets cost, once. */
     b.want_offsets = 1;
@@ -82,12 +93,15 @@ int main(int argc, char **argv) {
         tokenizer_encode_append(tk, docs[d], lens[d], 0, &b);
     }
     double dt_off = time_now() - t0;
-    printf("{\"impl\": \"csft\", \"load_s\": %.3f, \"docs\": %lld, \"bytes\": %zu, \"ids\": %lld, \"hash\": \"%016llx\", "
-           "\"encode_s\": %.3f, \"mb_per_s\": %.2f, \"mb_per_s_offsets\": %.2f}\n",
-           best_load, (long long)n_docs, bytes, (long long)n_ids, (unsigned long long)hash, best, bytes / best / 1e6,
-           bytes / dt_off / 1e6);
+    printf("{\"impl\": \"csft\", \"load_s\": %.3f, \"load_cpu_s\": %.3f, \"docs\": %lld, \"bytes\": %zu, "
+           "\"ids\": %lld, \"hash\": \"%016llx\", \"encode_s\": %.3f, \"mb_per_s\": %.2f, \"mb_per_s_cpu\": "
+           "%.2f, "
+           "\"mb_per_s_offsets\": %.2f}\n",
+           best_load, best_load_cpu, (long long)n_docs, bytes, (long long)n_ids, (unsigned long long)hash,
+           best, bytes / best / 1e6, bytes / best_cpu / 1e6, bytes / dt_off / 1e6);
     tokenizer_buf_free(&b);
-    for (int64_t d = 0; d < n_docs; d++) free(docs[d]);
+    for (int64_t d = 0; d < n_docs; d++)
+        free(docs[d]);
     free(docs);
     free(lens);
     tokenizer_free(tk);

@@ -25,7 +25,7 @@ if [ ${#dirs[@]} -eq 0 ]; then
     dirs=(tests/fixtures/tokenizer/qwen)
     [ -f ../shared/fixtures/tokenizer/llama3/tokenizer.json ] && dirs+=(../shared/fixtures/tokenizer/llama3)
 fi
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in "${dirs[@]}"; do
     echo "== $d"
     ours=$("$work/bench_tokenizer" "$d" "$corpus" 3)
@@ -37,8 +37,9 @@ for d in "${dirs[@]}"; do
     fi
     node -e '
         const a = JSON.parse(process.argv[1]), b = process.argv[2] ? JSON.parse(process.argv[2]) : null;
-        let s = `csft ${a.mb_per_s} MB/s (load ${a.load_s} s)`;
-        if (b) s += `, HF ${b.mb_per_s} MB/s (load ${b.load_s} s): ratio ${(a.mb_per_s / b.mb_per_s).toFixed(1)}x, ` +
+        let s = `csft ${a.mb_per_s} MB/s wall, ${a.mb_per_s_cpu} MB/s per CPU-second (load ${a.load_s} s wall, ${a.load_cpu_s} s CPU)`;
+        if (b) s += `\nHF   ${b.mb_per_s} MB/s wall, ${b.mb_per_s_cpu} MB/s per CPU-second (load ${b.load_s} s)` +
+            `\nratio ${(a.mb_per_s / b.mb_per_s).toFixed(1)}x wall, ${(a.mb_per_s_cpu / b.mb_per_s_cpu).toFixed(1)}x CPU; ` +
             `ids ${a.hash === b.hash && a.ids === b.ids ? "identical" : "DIFFER"} (${a.ids} ids)`;
         console.log(s);' "$ours" "$hf"
 done

@@ -48,7 +48,8 @@ static char *read_stdin(size_t *len) {
 }
 
 static void print_ids(const int32_t *ids, int64_t n) {
-    for (int64_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    for (int64_t i = 0; i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
 }
 
@@ -59,7 +60,8 @@ static int encode_print(const struct tokenizer *tk, const char *text, size_t len
     if (offsets) {
         for (int64_t i = 0; i < b.n; i++) {
             const char *tok = tokenizer_id_to_token(tk, b.ids[i]);
-            printf("%d\t%lld\t%lld\t%s\n", b.ids[i], (long long)b.starts[i], (long long)b.ends[i], tok ? tok : "");
+            printf("%d\t%lld\t%lld\t%s\n", b.ids[i], (long long)b.starts[i], (long long)b.ends[i],
+                   tok ? tok : "");
         }
     } else {
         print_ids(b.ids, b.n);
@@ -108,7 +110,8 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "ids");
     const cJSON *decoded = cJSON_GetObjectItemCaseSensitive(o, "decoded");
     if (!cJSON_IsString(text) || !cJSON_IsArray(ids)) {
-        fprintf(stderr, "%s:%lld: expected \"text\" (string) and \"ids\" (array)\n", file, (long long)line_no);
+        fprintf(stderr, "%s:%lld: expected \"text\" (string) and \"ids\" (array)\n", file,
+                (long long)line_no);
         return 0;
     }
     int64_t ng = cJSON_GetArraySize(ids);
@@ -118,13 +121,17 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
     cJSON_ArrayForEach(it, ids) gold[k++] = (int32_t)it->valuedouble;
     int ok = 1;
     struct tokenizer_buf b = {0};
-    tokenizer_encode_append(tk, text->valuestring, strlen(text->valuestring), 0, &b);
-    if (b.n != ng || memcmp(b.ids, gold, (size_t)ng * sizeof(int32_t)) != 0) {
+    if (tokenizer_encode_append(tk, text->valuestring, strlen(text->valuestring), 0, &b)) {
+        fprintf(stderr, "%s:%lld: %s\n", file, (long long)line_no, err_msg());
+        ok = 0;
+    } else if (b.n != ng || memcmp(b.ids, gold, (size_t)ng * sizeof(int32_t)) != 0) {
         int64_t d = 0;
-        while (d < b.n && d < ng && b.ids[d] == gold[d]) d++;
-        fprintf(stderr, "%s:%lld: ids differ at %lld: got %lld ids [..., %d, ...], expected %lld [..., %d, ...]\n",
-                file, (long long)line_no, (long long)d, (long long)b.n, d < b.n ? b.ids[d] : -1, (long long)ng,
-                d < ng ? gold[d] : -1);
+        while (d < b.n && d < ng && b.ids[d] == gold[d])
+            d++;
+        fprintf(stderr,
+                "%s:%lld: ids differ at %lld: got %lld ids [..., %d, ...], expected %lld [..., %d, ...]\n",
+                file, (long long)line_no, (long long)d, (long long)b.n, d < b.n ? b.ids[d] : -1,
+                (long long)ng, d < ng ? gold[d] : -1);
         ok = 0;
     }
     tokenizer_buf_free(&b);
@@ -159,7 +166,8 @@ static int check_file(const struct tokenizer *tk, const char *file) {
         line_no++;
         char *q = p;
         p = nl ? nl + 1 : data + len;
-        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+        while (*q == ' ' || *q == '\t' || *q == '\r')
+            q++;
         if (!*q) continue;
         cJSON *o = cJSON_Parse(q);
         if (!cJSON_IsObject(o)) {
@@ -170,8 +178,10 @@ static int check_file(const struct tokenizer *tk, const char *file) {
                     (long long)line_no);
             failed++;
         } else {
-            if (check_line(tk, file, line_no, o)) passed++;
-            else failed++;
+            if (check_line(tk, file, line_no, o))
+                passed++;
+            else
+                failed++;
         }
         cJSON_Delete(o);
     }
@@ -192,10 +202,14 @@ int cmd_tokenize(int argc, char **argv) {
         const char *a = argv[i];
         int has_val = i + 1 < argc;
         if (strcmp(a, "--tokenizer") == 0 && has_val) {
-            const char *v = argv[++i], *eq = strchr(v, '=');
-            /* PREFIX=PATH: only text lines are handled here, so every prefix serves them. */
-            if (!path || !eq) path = eq && !strchr(v, '/') ? v : (eq && strchr(eq, '/') ? eq + 1 : v);
-            if (eq && (!strchr(v, '/') || strchr(v, '/') > eq)) path = eq + 1;
+            /* PREFIX=PATH chooses a tokenizer by a chat-template line's name; text lines (the only
+             * kind checked here) use a bare PATH, else the first one given. */
+            const char *v = argv[++i], *eq = strchr(v, '='), *slash = strchr(v, '/');
+            int prefixed = eq && eq > v && (!slash || slash > eq);
+            if (!prefixed)
+                path = v;
+            else if (!path)
+                path = eq + 1;
         } else if (strcmp(a, "--merges") == 0 && has_val) {
             merges = argv[++i];
         } else if (strcmp(a, "--config") == 0 && has_val) {
@@ -213,7 +227,8 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (strcmp(a, "--stats") == 0) {
             stats = 1;
         } else if (strcmp(a, "--") == 0) {
-            while (++i < argc) texts[n_text++] = argv[i];
+            while (++i < argc)
+                texts[n_text++] = argv[i];
         } else if (a[0] == '-' && a[1] == '-') {
             free(texts);
             fprintf(stderr, "csft tokenize: unknown option %s (or missing value)\n", a);
@@ -235,7 +250,9 @@ int cmd_tokenize(int argc, char **argv) {
         free(texts);
         return cli_fail("tokenize");
     }
-    if (stats) fprintf(stderr, "loaded %s in %.3f s (vocab size %d)\n", path, time_now() - t0, tokenizer_vocab_size(tk));
+    if (stats)
+        fprintf(stderr, "loaded %s in %.3f s (vocab size %d)\n", path, time_now() - t0,
+                tokenizer_vocab_size(tk));
     int rc = 0;
     if (check) {
         rc = check_file(tk, check);
@@ -243,12 +260,13 @@ int cmd_tokenize(int argc, char **argv) {
     } else if (decode) {
         if (decode_stdin(tk, skip_special)) rc = cli_fail("tokenize");
     } else if (n_text) {
-        for (int i = 0; i < n_text; i++) encode_print(tk, texts[i], strlen(texts[i]), flags, offsets);
+        for (int i = 0; i < n_text; i++)
+            encode_print(tk, texts[i], strlen(texts[i]), flags, offsets);
     } else {
         size_t len;
         char *in = read_stdin(&len);
         double t1 = time_now();
-        encode_print(tk, in, len, flags, offsets);
+        if (encode_print(tk, in, len, flags, offsets)) rc = cli_fail("tokenize");
         if (stats) {
             double dt = time_now() - t1;
             fprintf(stderr, "encoded %zu bytes in %.3f s (%.1f MB/s, including printing)\n", len, dt,

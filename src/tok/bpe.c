@@ -21,7 +21,8 @@ static pthread_once_t byte_once = PTHREAD_ONCE_INIT;
 static void byte_tables_init(void) {
     /* Printable Latin-1 bytes stand for themselves; the other 68 take 256, 257, ... in order. */
     uint32_t next = 256;
-    for (int i = 0; i < 324; i++) char_byte[i] = -1;
+    for (int i = 0; i < 324; i++)
+        char_byte[i] = -1;
     for (int b = 0; b < 256; b++) {
         int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         byte_char[b] = keep ? (uint32_t)b : next++;
@@ -94,7 +95,8 @@ static inline uint64_t hash_bytes(const char *s, size_t len) {
 
 static uint32_t arena_put(struct bpe *m, const char *s, size_t len) {
     if (m->arena_len + len + 1 > m->arena_cap) {
-        while (m->arena_len + len + 1 > m->arena_cap) m->arena_cap *= 2;
+        while (m->arena_len + len + 1 > m->arena_cap)
+            m->arena_cap *= 2;
         m->arena = xrealloc(m->arena, m->arena_cap);
     }
     uint32_t off = (uint32_t)m->arena_len;
@@ -104,26 +106,24 @@ static uint32_t arena_put(struct bpe *m, const char *s, size_t len) {
     return off;
 }
 
-static uint32_t next_uid = 1;
+static _Atomic uint32_t next_uid = 1;
 
 void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
     pthread_once(&byte_once, byte_tables_init);
     memset(m, 0, sizeof *m);
     m->arena_cap = (size_t)(n_vocab_hint > 0 ? n_vocab_hint : 1024) * 24;
     m->arena = xmalloc(m->arena_cap);
-    for (int b = 0; b < 256; b++) m->byte_id[b] = -1;
-    m->uid = atomic_fetch_add((_Atomic uint32_t *)&next_uid, 1);
+    for (int b = 0; b < 256; b++)
+        m->byte_id[b] = -1;
+    m->uid = atomic_fetch_add(&next_uid, 1);
 }
 
 void bpe_free(struct bpe *m) {
     free(m->arena);
-    free(m->form_off);
-    free(m->form_len);
-    free(m->raw_off);
-    free(m->raw_len);
-    free(m->raw_map.slots);
-    free(m->raw_map.hashes);
+    free(m->toks);
+    free(m->slots);
     free(m->pairs);
+    free(m->dense);
     memset(m, 0, sizeof *m);
 }
 
@@ -131,87 +131,119 @@ int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id) {
     if (id < 0) return err_set("token \"%.*s\" has id %d, expected a non-negative id", (int)len, form, id);
     if (id >= m->n_ids) {
         int64_t n = m->n_ids ? m->n_ids : 1024;
-        while (n <= id) n *= 2;
-        m->form_off = xrealloc(m->form_off, (size_t)n * sizeof(uint32_t));
-        m->form_len = xrealloc(m->form_len, (size_t)n * sizeof(uint32_t));
-        m->raw_off = xrealloc(m->raw_off, (size_t)n * sizeof(uint32_t));
-        m->raw_len = xrealloc(m->raw_len, (size_t)n * sizeof(uint32_t));
-        for (int64_t i = m->n_ids; i < n; i++) m->form_len[i] = m->raw_len[i] = UINT32_MAX;
+        while (n <= id)
+            n *= 2;
+        m->toks = xrealloc(m->toks, (size_t)n * sizeof *m->toks);
+        for (int64_t i = m->n_ids; i < n; i++)
+            m->toks[i].form_len = m->toks[i].raw_len = UINT32_MAX;
         m->n_ids = (int32_t)n;
     }
-    if (m->form_len[id] != UINT32_MAX)
-        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + m->form_off[id], (int)len,
+    struct bpe_tok *t = &m->toks[id];
+    if (t->form_len != UINT32_MAX)
+        return err_set("id %d is given to both \"%s\" and \"%.*s\"", id, m->arena + t->form_off, (int)len,
                        form);
-    m->form_off[id] = arena_put(m, form, len);
-    m->form_len[id] = (uint32_t)len;
+    t->form_off = arena_put(m, form, len);
+    t->form_len = (uint32_t)len;
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
     int64_t rl = form_to_raw(form, len, raw);
     if (rl < 0) {
-        m->raw_off[id] = m->form_off[id];
-        m->raw_len[id] = (uint32_t)len;
+        t->raw_off = t->form_off;
+        t->raw_len = (uint32_t)len;
+    } else if ((size_t)rl == len) { /* printable ASCII and Latin-1 forms are their own bytes */
+        t->raw_off = t->form_off;
+        t->raw_len = (uint32_t)rl;
     } else {
-        m->raw_off[id] = arena_put(m, raw, (size_t)rl);
-        m->raw_len[id] = (uint32_t)rl;
+        t->raw_off = arena_put(m, raw, (size_t)rl);
+        t->raw_len = (uint32_t)rl;
     }
     if (raw != small) free(raw);
     return 0;
 }
 
+/* 1 if the token's form is not made of alphabet characters (so its raw bytes are the form). */
+static int form_is_plain(const struct bpe *m, const struct bpe_tok *t) {
+    char small[256];
+    char *raw = t->form_len <= sizeof small ? small : xmalloc(t->form_len);
+    int plain = form_to_raw(m->arena + t->form_off, t->form_len, raw) < 0;
+    if (raw != small) free(raw);
+    return plain;
+}
+
+static inline int slot_matches(const struct bpe *m, const struct bpe_slot *sl, uint32_t h, const char *s,
+                               size_t len) {
+    if (sl->hash != h || sl->len != (len < 255 ? len : 255)) return 0;
+    if (len <= sizeof sl->key) return memcmp(sl->key, s, len) == 0;
+    const struct bpe_tok *t = &m->toks[sl->id1 - 1];
+    return t->raw_len == len && memcmp(m->arena + t->raw_off, s, len) == 0;
+}
+
 void bpe_finish_vocab(struct bpe *m) {
     /* Trim the id arrays to one past the largest id. */
     int32_t n = m->n_ids;
-    while (n > 0 && m->form_len[n - 1] == UINT32_MAX) n--;
+    while (n > 0 && m->toks[n - 1].form_len == UINT32_MAX)
+        n--;
     m->n_ids = n;
     uint32_t size = 1024;
-    while (size < (uint32_t)n * 2u) size *= 2;
-    m->raw_map.mask = size - 1;
-    m->raw_map.slots = xcalloc(size, sizeof(uint32_t));
-    m->raw_map.hashes = xcalloc(size, sizeof(uint32_t));
+    while (size < (uint32_t)n + (uint32_t)n / 2)
+        size *= 2;
+    m->slot_mask = size - 1;
+    m->slots = xcalloc(size, sizeof *m->slots);
     for (int32_t id = 0; id < n; id++) {
-        if (m->raw_len[id] == UINT32_MAX) continue;
-        const char *s = m->arena + m->raw_off[id];
-        uint32_t len = m->raw_len[id];
+        const struct bpe_tok *t = &m->toks[id];
+        if (t->raw_len == UINT32_MAX) continue;
+        const char *s = m->arena + t->raw_off;
+        uint32_t len = t->raw_len;
         uint64_t h = hash_bytes(s, len);
-        uint32_t i = (uint32_t)h & m->raw_map.mask;
+        uint32_t i = (uint32_t)h & m->slot_mask;
         int dup = 0;
-        while (m->raw_map.slots[i]) {
-            uint32_t o = m->raw_map.slots[i] - 1;
-            if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
-                memcmp(m->arena + m->raw_off[o], s, len) == 0) {
+        while (m->slots[i].id1) {
+            if (slot_matches(m, &m->slots[i], (uint32_t)(h >> 32), s, len)) {
                 dup = 1; /* two forms for the same bytes: the lower id wins the raw lookup */
                 break;
             }
-            i = (i + 1) & m->raw_map.mask;
+            i = (i + 1) & m->slot_mask;
         }
         if (dup) continue;
-        m->raw_map.slots[i] = (uint32_t)id + 1;
-        m->raw_map.hashes[i] = (uint32_t)(h >> 32);
+        struct bpe_slot *sl = &m->slots[i];
+        sl->id1 = (uint32_t)id + 1;
+        sl->hash = (uint32_t)(h >> 32);
+        sl->len = (uint8_t)(len < 255 ? len : 255);
+        sl->plain = (uint8_t)(t->raw_off == t->form_off && form_is_plain(m, t));
+        memcpy(sl->key, s, len < sizeof sl->key ? len : sizeof sl->key);
         if (len == 1 && m->byte_id[(uint8_t)s[0]] < 0) m->byte_id[(uint8_t)s[0]] = id;
     }
 }
 
-int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
-    if (!m->raw_map.slots) return -1;
+static const struct bpe_slot *slot_find(const struct bpe *m, const char *bytes, size_t len) {
+    if (!m->slots) return NULL;
     uint64_t h = hash_bytes(bytes, len);
-    uint32_t i = (uint32_t)h & m->raw_map.mask;
-    while (m->raw_map.slots[i]) {
-        uint32_t o = m->raw_map.slots[i] - 1;
-        if (m->raw_map.hashes[i] == (uint32_t)(h >> 32) && m->raw_len[o] == len &&
-            memcmp(m->arena + m->raw_off[o], bytes, len) == 0)
-            return (int32_t)o;
-        i = (i + 1) & m->raw_map.mask;
+    uint32_t i = (uint32_t)h & m->slot_mask;
+    while (m->slots[i].id1) {
+        if (slot_matches(m, &m->slots[i], (uint32_t)(h >> 32), bytes, len)) return &m->slots[i];
+        i = (i + 1) & m->slot_mask;
     }
-    return -1;
+    return NULL;
+}
+
+int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
+    const struct bpe_slot *sl = slot_find(m, bytes, len);
+    return sl ? (int32_t)sl->id1 - 1 : -1;
 }
 
 int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len) {
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
     int64_t rl = form_to_raw(form, len, raw);
-    int32_t id = rl < 0 ? bpe_lookup_raw(m, form, len) : bpe_lookup_raw(m, raw, (size_t)rl);
+    const struct bpe_slot *sl = rl < 0 ? slot_find(m, form, len) : slot_find(m, raw, (size_t)rl);
     if (raw != small) free(raw);
-    if (id >= 0 && (m->form_len[id] != len || memcmp(m->arena + m->form_off[id], form, len) != 0)) id = -1;
+    if (!sl) return -1;
+    int32_t id = (int32_t)sl->id1 - 1;
+    /* Equal raw bytes mean equal forms when both forms are byte-level (a bijection) or both
+     * plain (raw = form); only a mixed pair needs the forms compared. */
+    if (sl->plain != (rl < 0) &&
+        (m->toks[id].form_len != len || memcmp(m->arena + m->toks[id].form_off, form, len) != 0))
+        return -1;
     return id;
 }
 
@@ -227,11 +259,13 @@ static void pair_grow(struct bpe *m) {
     uint32_t size = old_size ? old_size * 2 : 1u << 16;
     m->pair_mask = size - 1;
     m->pairs = xmalloc(size * sizeof *m->pairs);
-    for (uint32_t i = 0; i < size; i++) m->pairs[i].key = UINT64_MAX;
+    for (uint32_t i = 0; i < size; i++)
+        m->pairs[i].key = UINT64_MAX;
     for (uint32_t i = 0; i < old_size; i++) {
         if (old[i].key == UINT64_MAX) continue;
         uint32_t j = pair_slot(m, old[i].key);
-        while (m->pairs[j].key != UINT64_MAX) j = (j + 1) & m->pair_mask;
+        while (m->pairs[j].key != UINT64_MAX)
+            j = (j + 1) & m->pair_mask;
         m->pairs[j] = old[i];
     }
     free(old);
@@ -240,19 +274,19 @@ static void pair_grow(struct bpe *m) {
 int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
     int32_t a = bpe_lookup_form(m, left, left_len), b = bpe_lookup_form(m, right, right_len);
     if (a < 0 || b < 0)
-        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left, (int)right_len,
-                       right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
-    size_t la = m->raw_len[a], lb = m->raw_len[b];
+        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left,
+                       (int)right_len, right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
+    size_t la = m->toks[a].raw_len, lb = m->toks[b].raw_len;
     char small[512];
     char *cat = la + lb <= sizeof small ? small : xmalloc(la + lb);
-    memcpy(cat, m->arena + m->raw_off[a], la);
-    memcpy(cat + la, m->arena + m->raw_off[b], lb);
+    memcpy(cat, m->arena + m->toks[a].raw_off, la);
+    memcpy(cat + la, m->arena + m->toks[b].raw_off, lb);
     int32_t c = bpe_lookup_raw(m, cat, la + lb);
     if (cat != small) free(cat);
     if (c < 0)
         return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
                        (int)right_len, right);
-    if (!m->pairs || (uint64_t)(m->n_merges + 1) * 2 > (uint64_t)m->pair_mask + 1) pair_grow(m);
+    if (!m->pairs || (uint64_t)(m->n_merges + 1) * 3 > (uint64_t)(m->pair_mask + 1) * 2) pair_grow(m);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t j = pair_slot(m, key);
     while (m->pairs[j].key != UINT64_MAX) {
@@ -262,12 +296,25 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
         }
         j = (j + 1) & m->pair_mask;
     }
+    if (a < 256 && b < 256) {
+        if (!m->dense) {
+            m->dense = xmalloc(256 * 256 * sizeof *m->dense);
+            for (int i = 0; i < 256 * 256; i++)
+                m->dense[i][0] = INT32_MAX, m->dense[i][1] = -1;
+        }
+        m->dense[a << 8 | b][0] = (int32_t)m->n_merges;
+        m->dense[a << 8 | b][1] = c;
+    }
     m->pairs[j] = (struct bpe_pair){key, (int32_t)m->n_merges++, c};
     return 0;
 }
 
 /* Rank of merging (a, b), or INT32_MAX if they do not merge; the merged id goes to *out. */
 static inline int32_t pair_get(const struct bpe *m, int32_t a, int32_t b, int32_t *out) {
+    if ((uint32_t)a < 256 && (uint32_t)b < 256 && m->dense) {
+        *out = m->dense[a << 8 | b][1];
+        return m->dense[a << 8 | b][0];
+    }
     *out = -1;
     if (!m->pairs) return INT32_MAX;
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
@@ -328,7 +375,8 @@ static int small_merge(const struct bpe *m, const char *w, size_t len, int32_t *
         int32_t id = m->byte_id[(uint8_t)w[i]];
         if (id >= 0) sym[n++] = id;
     }
-    for (int i = 0; i + 1 < n; i++) rank[i] = pair_get(m, sym[i], sym[i + 1], &newid[i]);
+    for (int i = 0; i + 1 < n; i++)
+        rank[i] = pair_get(m, sym[i], sym[i + 1], &newid[i]);
     while (n > 1) {
         int best = -1;
         int32_t br = INT32_MAX;
@@ -337,7 +385,8 @@ static int small_merge(const struct bpe *m, const char *w, size_t len, int32_t *
         if (best < 0) break;
         sym[best] = newid[best];
         memmove(sym + best + 1, sym + best + 2, (size_t)(n - best - 2) * sizeof(int32_t));
-        memmove(rank + best + 1, rank + best + 2, (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
+        memmove(rank + best + 1, rank + best + 2,
+                (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
         memmove(newid + best + 1, newid + best + 2,
                 (size_t)(n - best - 3 > 0 ? n - best - 3 : 0) * sizeof(int32_t));
         n--;
@@ -390,7 +439,8 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
         int32_t id = m->byte_id[(uint8_t)w[i]];
         if (id >= 0) sym[n++] = id;
     }
-    for (int64_t i = 0; i < n; i++) prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    for (int64_t i = 0; i < n; i++)
+        prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     for (int64_t i = 0; i + 1 < n; i++) {
         int32_t c, r = pair_get(m, sym[i], sym[i + 1], &c);
         if (r != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r << 32 | (uint64_t)i, c});
@@ -407,11 +457,13 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
         if (next[nx] >= 0) prev[next[nx]] = pos;
         if (prev[pos] >= 0) {
             int32_t p = prev[pos], c2, r2 = pair_get(m, sym[p], sym[pos], &c2);
-            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
         }
         if (next[pos] >= 0) {
             int32_t c2, r2 = pair_get(m, sym[pos], sym[next[pos]], &c2);
-            if (r2 != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
         }
     }
     for (int64_t i = 0; i < n; i++)
@@ -422,7 +474,8 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
     free(heap);
 }
 
-void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n, int64_t *cap) {
+void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n,
+                     int64_t *cap) {
     if (len == 0) return;
     if (m->ignore_merges) {
         int32_t id = bpe_lookup_raw(m, w, len);
@@ -444,13 +497,15 @@ void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **i
         struct cache_entry *c = cache_get();
         e = &c[hash_bytes(w, len) & (CACHE_SIZE - 1)];
         if (e->uid == m->uid && e->klen == len && memcmp(e->key, w, len) == 0) {
-            for (int i = 0; i < e->n_ids; i++) push_id(ids, n, cap, e->ids[i]);
+            for (int i = 0; i < e->n_ids; i++)
+                push_id(ids, n, cap, e->ids[i]);
             return;
         }
     }
     int32_t sym[SMALL_WORD];
     int k = small_merge(m, w, len, sym);
-    for (int i = 0; i < k; i++) push_id(ids, n, cap, sym[i]);
+    for (int i = 0; i < k; i++)
+        push_id(ids, n, cap, sym[i]);
     if (e && k <= CACHE_IDS) {
         e->uid = m->uid;
         e->klen = (uint8_t)len;

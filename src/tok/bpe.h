@@ -7,11 +7,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Open-addressing map from byte strings (stored in the bpe arena) to ids. */
-struct bpe_strmap {
-    uint32_t *slots; /* id + 1; 0 = empty */
-    uint32_t *hashes;
-    uint32_t mask;
+/* A slot of the open-addressing map from raw bytes to ids: keys up to 6 bytes are kept in
+ * the slot itself, so a lookup usually touches one cache line. */
+struct bpe_slot {
+    uint32_t id1; /* id + 1; 0 = empty */
+    uint32_t hash;
+    uint8_t len;   /* min(length, 255) */
+    uint8_t plain; /* the form is not byte-level: raw bytes = form bytes */
+    char key[6];
+};
+
+/* Where the strings of one id live in the arena; len UINT32_MAX = no token with this id. */
+struct bpe_tok {
+    uint32_t form_off, form_len; /* the token as written in the file */
+    uint32_t raw_off, raw_len;   /* the bytes it stands for */
 };
 
 struct bpe_pair {
@@ -23,10 +32,12 @@ struct bpe {
     int32_t n_ids; /* one past the largest model id */
     char *arena;   /* every string, NUL-terminated */
     size_t arena_len, arena_cap;
-    uint32_t *form_off, *form_len; /* (n_ids) the token as written in the file; len UINT32_MAX = no token */
-    uint32_t *raw_off, *raw_len;   /* (n_ids) the bytes it stands for */
-    struct bpe_strmap raw_map;     /* raw bytes -> id */
+    struct bpe_tok *toks;   /* (n_ids) */
+    struct bpe_slot *slots; /* (slot_mask+1) raw bytes -> id */
+    uint32_t slot_mask;
     struct bpe_pair *pairs; /* (pair_mask+1) open addressing, one cache line per probe */
+    int32_t (*dense)[2];    /* (256 * 256) rank, merged id of pairs of ids < 256 (the byte tokens
+                               in GPT-2 ordered vocabs): 512 KB that stay in cache */
     uint32_t pair_mask;
     int64_t n_merges;
     int32_t byte_id[256]; /* id of each single byte, -1 if absent */

@@ -20,6 +20,7 @@ struct tok_text {
     int64_t *start, *end;
     int64_t base;
     const struct tok_text *parent;
+    char *view; /* what regexes see instead of s (same length), NULL = s; owned */
 };
 
 void tok_text_free(struct tok_text *t);
@@ -33,6 +34,11 @@ enum tok_norm { TOK_NORM_NONE, TOK_NORM_NFC, TOK_NORM_NFD, TOK_NORM_NFKC, TOK_NO
 
 /* t = normalization of the valid UTF-8 s (base offset base); s itself when unchanged. */
 void tok_normalize(enum tok_norm form, const char *s, size_t len, int64_t base, struct tok_text *t);
+
+/* NULL when PCRE2 classifies every code point of s as HF does; otherwise a malloc'd copy of s in
+ * which each letter/number that PCRE2's older Unicode tables do not know is replaced by a
+ * stand-in of the same class and length, for the regex to run on. */
+char *pretok_regex_view(const char *s, size_t len);
 
 /* Compiles an HF Split regex (Oniguruma syntax as used by tokenizer files) for PCRE2, JIT if
  * available. literal != 0 compiles the pattern as a plain string. NULL + err on a bad pattern. */

@@ -1,7 +1,8 @@
 /* tokenizer: loading (tokenizer.json, vocab.json + merges.txt), encode pipeline and decode;
  * see tokenizer.h. Mirrors HF tokenizers: AddedVocabulary (leftmost-longest match of added
  * tokens, non-normalized ones on the raw text, normalized ones after the normalizer), then
- * the pre-tokenizer steps (Split regex / ByteLevel / Digits), then models::bpe. */
+ * the pre-tokenizer steps (Split with any behavior and invert, ByteLevel, Digits), then
+ * models::bpe. Checked against HF on Qwen3, Llama 3, DeepSeek-V3 and GPT-4o tokenizer files. */
 #include "tok/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -12,12 +13,15 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "tok/bpe.h"
+#include "tok/jscan.h"
 #include "tok/pretok.h"
 
+/* GPT-2's pattern, used by a ByteLevel pre-tokenizer with use_regex. */
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define QWEN2_REGEX                                                                                            \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
-    "\\s+(?!\\S)|\\s+"
+/* Qwen2Tokenizer's PRETOKENIZE_REGEX (the Split regex of Qwen's tokenizer.json). */
+#define QWEN2_REGEX                                                                                          \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"                                      \
+    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 struct added_token {
     char *content;
@@ -29,7 +33,7 @@ struct added_token {
 };
 
 enum step_kind { STEP_SPLIT, STEP_BYTELEVEL };
-enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT };
+enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 
 struct pretok_step {
     enum step_kind kind;
@@ -37,6 +41,7 @@ struct pretok_step {
     int jit;        /* re was JIT-compiled */
     enum split_behavior behavior;
     int add_prefix_space;
+    int invert; /* the gaps between matches are the delimiters */
 };
 
 enum { MAX_STEPS = 8 };
@@ -58,8 +63,8 @@ struct tokenizer {
 
 /* ---- added tokens ---- */
 
-static int added_add(struct tokenizer *tk, const char *content, int32_t id, int special, int lstrip, int rstrip,
-                     int single_word, int normalized) {
+static int added_add(struct tokenizer *tk, const char *content, int32_t id, int special, int lstrip,
+                     int rstrip, int single_word, int normalized) {
     if (!content || !*content) return err_set("added token %d has empty content", id);
     if (id < 0) return err_set("added token \"%s\" has negative id %d", content, id);
     for (int i = 0; i < tk->n_added; i++)
@@ -80,7 +85,8 @@ static int added_add(struct tokenizer *tk, const char *content, int32_t id, int 
 
 static int cmp_order(const void *x, const void *y, void *ctx) {
     const struct added_token *t = ctx, *a = &t[*(const int32_t *)x], *b = &t[*(const int32_t *)y];
-    if ((uint8_t)a->content[0] != (uint8_t)b->content[0]) return (uint8_t)a->content[0] - (uint8_t)b->content[0];
+    if ((uint8_t)a->content[0] != (uint8_t)b->content[0])
+        return (uint8_t)a->content[0] - (uint8_t)b->content[0];
     if (a->len != b->len) return a->len > b->len ? -1 : 1;
     return a->id - b->id;
 }
@@ -106,25 +112,29 @@ static char *bytelevel_decode(const char *s, size_t len, size_t *out_len) {
     return o;
 }
 
-/* Indexes ids and added tokens once everything is loaded. */
-static void tokenizer_finish(struct tokenizer *tk) {
-    bpe_finish_vocab(&tk->bpe);
+/* (Re)builds the indexes of the added tokens. */
+static void added_index(struct tokenizer *tk) {
     int32_t n = tk->bpe.n_ids;
     for (int i = 0; i < tk->n_added; i++)
         if (tk->added[i].id + 1 > n) n = tk->added[i].id + 1;
     tk->vocab_size = n;
+    free(tk->added_of_id);
+    free(tk->order);
     tk->added_of_id = xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) tk->added_of_id[i] = -1;
+    for (int32_t i = 0; i < n; i++)
+        tk->added_of_id[i] = -1;
     tk->order = xmalloc((size_t)(tk->n_added ? tk->n_added : 1) * sizeof(int32_t));
+    tk->has_normalized_added = 0;
     for (int i = 0; i < tk->n_added; i++) {
         struct added_token *a = &tk->added[i];
         tk->added_of_id[a->id] = i;
         tk->order[i] = i;
         if (a->normalized) tk->has_normalized_added = 1;
-        a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
+        if (!a->raw) a->raw = bytelevel_decode(a->content, a->len, &a->raw_len);
     }
     qsort_r(tk->order, (size_t)tk->n_added, sizeof(int32_t), cmp_order, tk->added);
-    for (int c = 0; c < 256; c++) tk->first_lo[c] = tk->first_hi[c] = 0;
+    for (int c = 0; c < 256; c++)
+        tk->first_lo[c] = tk->first_hi[c] = 0;
     for (int i = 0; i < tk->n_added; i++) {
         int c = (uint8_t)tk->added[tk->order[i]].content[0];
         if (tk->first_hi[c] == 0) tk->first_lo[c] = i;
@@ -132,11 +142,19 @@ static void tokenizer_finish(struct tokenizer *tk) {
     }
 }
 
+/* Indexes ids and added tokens once the vocab and added tokens are loaded (before merges). */
+static void tokenizer_finish(struct tokenizer *tk) {
+    bpe_finish_vocab(&tk->bpe);
+    added_index(tk);
+}
+
 void tokenizer_free(struct tokenizer *tk) {
     if (!tk) return;
     bpe_free(&tk->bpe);
-    for (int i = 0; i < tk->n_steps; i++) pcre2_code_free(tk->steps[i].re);
-    for (int i = 0; i < tk->n_added; i++) free(tk->added[i].content), free(tk->added[i].raw);
+    for (int i = 0; i < tk->n_steps; i++)
+        pcre2_code_free(tk->steps[i].re);
+    for (int i = 0; i < tk->n_added; i++)
+        free(tk->added[i].content), free(tk->added[i].raw);
     free(tk->added);
     free(tk->order);
     free(tk->added_of_id);
@@ -154,7 +172,7 @@ static int add_regex_step(struct tokenizer *tk, const char *pattern, int literal
     if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
     pcre2_code *re = pretok_regex_compile(pattern, literal);
     if (!re) return -1;
-    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0};
+    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0, 0};
     return 0;
 }
 
@@ -180,11 +198,16 @@ static int parse_normalizer(struct tokenizer *tk, const cJSON *n) {
         return 0;
     }
     enum tok_norm f;
-    if (strcmp(type, "NFC") == 0) f = TOK_NORM_NFC;
-    else if (strcmp(type, "NFD") == 0) f = TOK_NORM_NFD;
-    else if (strcmp(type, "NFKC") == 0) f = TOK_NORM_NFKC;
-    else if (strcmp(type, "NFKD") == 0) f = TOK_NORM_NFKD;
-    else return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
+    if (strcmp(type, "NFC") == 0)
+        f = TOK_NORM_NFC;
+    else if (strcmp(type, "NFD") == 0)
+        f = TOK_NORM_NFD;
+    else if (strcmp(type, "NFKC") == 0)
+        f = TOK_NORM_NFKC;
+    else if (strcmp(type, "NFKD") == 0)
+        f = TOK_NORM_NFKD;
+    else
+        return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
     if (tk->norm != TOK_NORM_NONE && tk->norm != f)
         return err_set("normalizer: only one Unicode normalization form is supported");
     tk->norm = f;
@@ -208,17 +231,25 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
         if (!cJSON_IsString(rx) && !cJSON_IsString(str))
             return err_set("pre_tokenizer Split: expected pattern {\"Regex\": ...} or {\"String\": ...}");
-        if (json_flag(p, "invert")) return err_set("pre_tokenizer Split: invert=true is not supported");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
         const char *bs = cJSON_IsString(b) ? b->valuestring : "Isolated";
         enum split_behavior beh;
-        if (strcmp(bs, "Isolated") == 0) beh = SPLIT_ISOLATED;
-        else if (strcmp(bs, "Removed") == 0) beh = SPLIT_REMOVED;
-        else if (strcmp(bs, "MergedWithPrevious") == 0) beh = SPLIT_MERGED_PREV;
-        else if (strcmp(bs, "MergedWithNext") == 0) beh = SPLIT_MERGED_NEXT;
-        else return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
-        if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx), beh))
+        if (strcmp(bs, "Isolated") == 0)
+            beh = SPLIT_ISOLATED;
+        else if (strcmp(bs, "Removed") == 0)
+            beh = SPLIT_REMOVED;
+        else if (strcmp(bs, "MergedWithPrevious") == 0)
+            beh = SPLIT_MERGED_PREV;
+        else if (strcmp(bs, "MergedWithNext") == 0)
+            beh = SPLIT_MERGED_NEXT;
+        else if (strcmp(bs, "Contiguous") == 0)
+            beh = SPLIT_CONTIGUOUS;
+        else
+            return err_set("pre_tokenizer Split: behavior \"%s\" is not supported", bs);
+        if (add_regex_step(tk, cJSON_IsString(rx) ? rx->valuestring : str->valuestring, !cJSON_IsString(rx),
+                           beh))
             return err_wrap("pre_tokenizer Split");
+        tk->steps[tk->n_steps - 1].invert = json_flag(p, "invert");
         return 0;
     }
     if (strcmp(type, "ByteLevel") == 0) {
@@ -227,12 +258,13 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         int use_regex = ur ? cJSON_IsTrue(ur) : 1; /* HF default: true */
         pcre2_code *re = NULL;
         if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
-        tk->steps[tk->n_steps++] =
-            (struct pretok_step){STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space")};
+        tk->steps[tk->n_steps++] = (struct pretok_step){
+            STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space"), 0};
         return 0;
     }
     if (strcmp(type, "Digits") == 0)
-        return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0, SPLIT_ISOLATED);
+        return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0,
+                              SPLIT_ISOLATED);
     return err_set("pre_tokenizer: type \"%s\" is not supported (Split, ByteLevel, Digits, Sequence)", type);
 }
 
@@ -248,7 +280,79 @@ static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
 
 /* ---- loading: tokenizer.json ---- */
 
-static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
+/* model.vocab (or a whole vocab.json): {"token": id, ...}. */
+static int scan_vocab(struct tokenizer *tk, struct jscan *j, const char *p) {
+    int first = 1, r;
+    while ((r = jscan_next(j, &p, &first, '{')) == 1) {
+        int64_t id;
+        const char *q = jscan_int(j, p, &id);
+        if (!q) return err_wrap("\"%s\"", j->buf);
+        if (id > INT32_MAX) return err_set("\"%s\": id %lld is too large", j->buf, (long long)id);
+        if (bpe_add_token(&tk->bpe, j->buf, j->len, (int32_t)id)) return -1;
+        p = q;
+    }
+    return r;
+}
+
+/* model.merges: ["a b", ...] or [["a", "b"], ...], in rank order. */
+static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
+    int first = 1, r;
+    int64_t i = 0;
+    char *left = NULL;
+    size_t left_cap = 0;
+    while ((r = jscan_next(j, &p, &first, '[')) == 1) {
+        int rc;
+        if (*p == '"') {
+            if (!(p = jscan_string(j, p))) break;
+            char *sp = memchr(j->buf, ' ', j->len);
+            if (!sp || memchr(sp + 1, ' ', j->len - (size_t)(sp + 1 - j->buf))) {
+                r = err_set("model.merges[%lld]: expected \"left right\", found \"%s\"", (long long)i,
+                            j->buf);
+                break;
+            }
+            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1,
+                               j->len - (size_t)(sp + 1 - j->buf));
+        } else if (*p == '[') {
+            int f2 = 1, n = 0, r2;
+            size_t left_len = 0;
+            rc = 0;
+            while ((r2 = jscan_next(j, &p, &f2, '[')) == 1) {
+                if (*p != '"' || n == 2) {
+                    r2 = -1;
+                    break;
+                }
+                if (!(p = jscan_string(j, p))) break;
+                if (n++ == 0) {
+                    if (j->len + 1 > left_cap) left = xrealloc(left, left_cap = j->len + 1);
+                    memcpy(left, j->buf, j->len + 1);
+                    left_len = j->len;
+                }
+            }
+            if (r2 != 0 || n != 2) {
+                r = err_set(
+                    "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                    (long long)i);
+                break;
+            }
+            rc = bpe_add_merge(&tk->bpe, left, left_len, j->buf, j->len);
+        } else {
+            r = err_set(
+                "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
+                (long long)i);
+            break;
+        }
+        if (rc) {
+            r = err_wrap("model.merges[%lld]", (long long)i);
+            break;
+        }
+        i++;
+    }
+    free(left);
+    return r < 0 || !p ? -1 : 0;
+}
+
+static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct jscan *j,
+                                const char *vocab_at, const char *merges_at) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) return err_set("expected an object \"model\"");
     const char *type = json_type(model);
@@ -263,51 +367,29 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root) {
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) return err_set("model.dropout is not supported");
     tk->bpe.ignore_merges = json_flag(model, "ignore_merges");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsObject(vocab)) return err_set("expected an object model.vocab");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it)) return err_set("model.vocab[\"%s\"]: expected an integer id", it->string);
-        if (bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))
-            return err_wrap("model.vocab");
-    }
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsArray(merges)) return err_set("expected an array model.merges");
+    if (!vocab_at) return err_set("expected an object model.vocab");
+    if (scan_vocab(tk, j, vocab_at)) return err_wrap("model.vocab");
+    if (!merges_at) return err_set("expected an array model.merges");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (added && !cJSON_IsNull(added)) {
         if (!cJSON_IsArray(added)) return err_set("added_tokens: expected an array");
         int i = 0;
+        const cJSON *it;
         cJSON_ArrayForEach(it, added) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
             const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
             if (!cJSON_IsNumber(id) || !cJSON_IsString(content))
                 return err_set("added_tokens[%d]: expected \"id\" (integer) and \"content\" (string)", i);
             const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
-            if (added_add(tk, content->valuestring, id->valueint, json_flag(it, "special"), json_flag(it, "lstrip"),
-                          json_flag(it, "rstrip"), json_flag(it, "single_word"),
+            if (added_add(tk, content->valuestring, id->valueint, json_flag(it, "special"),
+                          json_flag(it, "lstrip"), json_flag(it, "rstrip"), json_flag(it, "single_word"),
                           nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
                 return err_wrap("added_tokens[%d]", i);
             i++;
         }
     }
     tokenizer_finish(tk);
-    int i = 0;
-    cJSON_ArrayForEach(it, merges) {
-        int rc;
-        if (cJSON_IsString(it)) {
-            const char *s = it->valuestring, *sp = strchr(s, ' ');
-            if (!sp || strchr(sp + 1, ' ')) return err_set("model.merges[%d]: expected \"left right\", found \"%s\"", i, s);
-            rc = bpe_add_merge(&tk->bpe, s, (size_t)(sp - s), sp + 1, strlen(sp + 1));
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
-                   cJSON_IsString(it->child->next)) {
-            const char *a = it->child->valuestring, *b = it->child->next->valuestring;
-            rc = bpe_add_merge(&tk->bpe, a, strlen(a), b, strlen(b));
-        } else {
-            return err_set("model.merges[%d]: expected a string \"left right\" or a pair [\"left\", \"right\"]", i);
-        }
-        if (rc) return err_wrap("model.merges[%d]", i);
-        i++;
-    }
+    if (scan_merges(tk, j, merges_at)) return -1;
     if (parse_normalizer(tk, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) return -1;
     if (parse_pretokenizer(tk, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) return -1;
     if (parse_decoder(tk, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) return -1;
@@ -329,20 +411,80 @@ static cJSON *json_load(const char *path) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
         size_t line = 1;
-        for (size_t i = 0; i < off; i++) line += text[i] == '\n';
+        for (size_t i = 0; i < off; i++)
+            line += text[i] == '\n';
         err_set("%s: invalid JSON near byte %zu (line %zu)", path, off, line);
     }
     free(text);
     return root;
 }
 
+/* Splits tokenizer.json: model.vocab and model.merges are scanned in place later (their
+ * positions go to *vocab_at, *merges_at); every other member is parsed by cJSON into *out. */
+static int split_tokenizer_json(struct jscan *j, cJSON **out, const char **vocab_at, const char **merges_at) {
+    cJSON *root = cJSON_CreateObject();
+    *out = root;
+    const char *p = j->start;
+    int first = 1, r;
+    while ((r = jscan_next(j, &p, &first, '{')) == 1) {
+        char *key = xstrdup(j->buf);
+        const char *ve = strcmp(key, "model") == 0 && *p == '{' ? p : jscan_value(j, p);
+        if (!ve) {
+            free(key);
+            return -1;
+        }
+        if (strcmp(key, "model") == 0 && *p == '{') {
+            cJSON *model = cJSON_CreateObject();
+            cJSON_AddItemToObject(root, "model", model);
+            const char *mp = p;
+            int mfirst = 1, mr;
+            while ((mr = jscan_next(j, &mp, &mfirst, '{')) == 1) {
+                const char *mve = jscan_value(j, mp);
+                if (!mve) break;
+                if (strcmp(j->buf, "vocab") == 0 && *mp == '{')
+                    *vocab_at = mp;
+                else if (strcmp(j->buf, "merges") == 0 && *mp == '[')
+                    *merges_at = mp;
+                else
+                    cJSON_AddItemToObject(model, j->buf, cJSON_ParseWithLength(mp, (size_t)(mve - mp)));
+                mp = mve;
+            }
+            if (mr != 0) {
+                free(key);
+                return -1;
+            }
+            ve = mp;
+        } else {
+            cJSON *v = cJSON_ParseWithLength(p, (size_t)(ve - p));
+            if (!v) {
+                free(key);
+                return jscan_error(j, p, "malformed value");
+            }
+            cJSON_AddItemToObject(root, key, v);
+        }
+        free(key);
+        p = ve;
+    }
+    if (r < 0) return -1;
+    p = jscan_ws(j, p);
+    if (p != j->end) return jscan_error(j, p, "unexpected text after the top-level object");
+    return 0;
+}
+
 static int load_tokenizer_json(struct tokenizer **out, const char *path) {
     *out = NULL;
-    cJSON *root = json_load(path);
-    if (!root) return -1;
+    size_t len;
+    char *text = file_read_all(path, &len);
+    if (!text) return -1;
+    struct jscan j = {text, text + len, NULL, 0, 0};
+    cJSON *root = NULL;
+    const char *vocab_at = NULL, *merges_at = NULL;
     struct tokenizer *tk = tokenizer_new(160000);
-    int rc = cJSON_IsObject(root) ? parse_tokenizer_json(tk, root) : err_set("expected a JSON object");
+    int rc = split_tokenizer_json(&j, &root, &vocab_at, &merges_at);
+    if (!rc) rc = parse_tokenizer_json(tk, root, &j, vocab_at, merges_at);
     cJSON_Delete(root);
+    free(j.buf);
+    free(text);
     if (rc) {
         tokenizer_free(tk);
         return err_wrap("%s", path);
@@ -353,10 +495,15 @@ static int load_tokenizer_json(struct tokenizer **out, const char *path) {
 
 /* ---- loading: vocab.json + merges.txt ---- */
 
-static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
+/* tokenizer_config.json: tokenizer_class and added_tokens_decoder. With only_missing (a config
+ * beside a tokenizer.json), only tokens whose content is not an added token yet are added, as
+ * transformers' PreTrainedTokenizerFast does; such a token takes its vocab id if it has one.
+ * Returns the number of tokens added, or -1. */
+static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2, int only_missing) {
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
     *gpt2 = cJSON_IsString(cls) && strncmp(cls->valuestring, "GPT2Tokenizer", 13) == 0;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *it;
+    int n_new = 0;
     if (!dec || cJSON_IsNull(dec)) return 0;
     if (!cJSON_IsObject(dec)) return err_set("added_tokens_decoder: expected an object");
     cJSON_ArrayForEach(it, dec) {
@@ -366,13 +513,22 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2) {
         if (*end || end == it->string || !cJSON_IsString(content))
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
+        if (only_missing) {
+            int present = 0;
+            for (int i = 0; i < tk->n_added && !present; i++)
+                present = strcmp(tk->added[i].content, content->valuestring) == 0;
+            if (present) continue;
+            int32_t vid = bpe_lookup_form(&tk->bpe, content->valuestring, strlen(content->valuestring));
+            if (vid >= 0) id = vid;
+        }
         const cJSON *nz = cJSON_GetObjectItemCaseSensitive(it, "normalized");
-        if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"), json_flag(it, "lstrip"),
-                      json_flag(it, "rstrip"), json_flag(it, "single_word"),
+        if (added_add(tk, content->valuestring, (int32_t)id, json_flag(it, "special"),
+                      json_flag(it, "lstrip"), json_flag(it, "rstrip"), json_flag(it, "single_word"),
                       nz ? cJSON_IsTrue(nz) : !json_flag(it, "special")))
             return err_wrap("added_tokens_decoder");
+        n_new++;
     }
-    return 0;
+    return n_new;
 }
 
 static int parse_merges_txt(struct tokenizer *tk, char *text, size_t len) {
@@ -384,19 +540,26 @@ static int parse_merges_txt(struct tokenizer *tk, char *text, size_t len) {
         line++;
         char *a = p;
         p = nl ? nl + 1 : end;
-        while (a < e && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
+        while (a < e && (*a == ' ' || *a == '\t' || *a == '\r'))
+            a++;
         char *z = e;
-        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r')) z--;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r'))
+            z--;
         if (a == z || (line == 1 && strncmp(a, "#version", 8) == 0)) continue;
         char *sp = a;
-        while (sp < z && *sp != ' ' && *sp != '\t') sp++;
+        while (sp < z && *sp != ' ' && *sp != '\t')
+            sp++;
         char *b = sp;
-        while (b < z && (*b == ' ' || *b == '\t')) b++;
+        while (b < z && (*b == ' ' || *b == '\t'))
+            b++;
         char *be = b;
-        while (be < z && *be != ' ' && *be != '\t') be++;
+        while (be < z && *be != ' ' && *be != '\t')
+            be++;
         if (b == z || be != z)
-            return err_set("line %zu: expected two tokens \"left right\", found \"%.*s\"", line, (int)(z - a), a);
-        if (bpe_add_merge(&tk->bpe, a, (size_t)(sp - a), b, (size_t)(z - b))) return err_wrap("line %zu", line);
+            return err_set("line %zu: expected two tokens \"left right\", found \"%.*s\"", line, (int)(z - a),
+                           a);
+        if (bpe_add_merge(&tk->bpe, a, (size_t)(sp - a), b, (size_t)(z - b)))
+            return err_wrap("line %zu", line);
     }
     return 0;
 }
@@ -408,29 +571,27 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     int gpt2 = 0;
     if (tokenizer_config) {
         cJSON *cfg = json_load(tokenizer_config);
-        int rc = !cfg ? -1 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2) : err_set("expected a JSON object");
+        int rc = !cfg                  ? -1
+                 : cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2, 0)
+                                       : err_set("expected a JSON object");
         cJSON_Delete(cfg);
-        if (rc) {
+        if (rc < 0) {
             tokenizer_free(tk);
             return cfg ? err_wrap("%s", tokenizer_config) : -1;
         }
     }
-    cJSON *vocab = json_load(vocab_file);
-    if (!vocab) {
+    size_t vlen;
+    char *vtext = file_read_all(vocab_file, &vlen);
+    if (!vtext) {
         tokenizer_free(tk);
         return -1;
     }
-    int rc = 0;
-    if (!cJSON_IsObject(vocab)) rc = err_set("expected a JSON object of token -> id");
-    const cJSON *it;
-    if (!rc) cJSON_ArrayForEach(it, vocab) {
-            if (!cJSON_IsNumber(it)) {
-                rc = err_set("\"%s\": expected an integer id", it->string);
-                break;
-            }
-            if ((rc = bpe_add_token(&tk->bpe, it->string, strlen(it->string), it->valueint))) break;
-        }
-    cJSON_Delete(vocab);
+    struct jscan j = {vtext, vtext + vlen, NULL, 0, 0};
+    const char *vp = jscan_ws(&j, vtext);
+    int rc =
+        vp < j.end && *vp == '{' ? scan_vocab(tk, &j, vp) : err_set("expected a JSON object of token -> id");
+    free(j.buf);
+    free(vtext);
     if (rc) {
         tokenizer_free(tk);
         return err_wrap("%s", vocab_file);
@@ -456,6 +617,18 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
     return 0;
 }
 
+/* Adds the added tokens of a tokenizer_config.json that tokenizer.json lacks. */
+static int apply_config(struct tokenizer *tk, const char *config) {
+    cJSON *cfg = json_load(config);
+    if (!cfg) return -1;
+    int gpt2;
+    int n = cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2, 1) : err_set("expected a JSON object");
+    cJSON_Delete(cfg);
+    if (n < 0) return err_wrap("%s", config);
+    if (n > 0) added_index(tk);
+    return 0;
+}
+
 int tokenizer_load(struct tokenizer **out, const char *path) {
     *out = NULL;
     if (dir_exists(path)) {
@@ -463,6 +636,13 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
         if (file_exists(tj)) {
             int rc = load_tokenizer_json(out, tj);
             free(tj);
+            char *c = path_join(path, "tokenizer_config.json");
+            if (!rc && file_exists(c)) rc = apply_config(*out, c);
+            free(c);
+            if (rc) {
+                tokenizer_free(*out);
+                *out = NULL;
+            }
             return rc;
         }
         free(tj);
@@ -471,7 +651,8 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
         int rc;
         if (!file_exists(v) || !file_exists(m))
             rc = err_set("%s: no tokenizer.json, nor vocab.json + merges.txt", path);
-        else rc = tokenizer_load_files(out, v, m, file_exists(c) ? c : NULL);
+        else
+            rc = tokenizer_load_files(out, v, m, file_exists(c) ? c : NULL);
         free(v);
         free(m);
         free(c);
@@ -482,8 +663,10 @@ int tokenizer_load(struct tokenizer **out, const char *path) {
     if (n >= 10 && strcmp(path + n - 10, "vocab.json") == 0) {
         char *dir = xstrdup(path);
         char *slash = strrchr(dir, '/');
-        if (slash) slash[1] = 0;
-        else dir[0] = 0;
+        if (slash)
+            slash[1] = 0;
+        else
+            dir[0] = 0;
         char *m = xasprintf("%smerges.txt", dir), *c = xasprintf("%stokenizer_config.json", dir);
         int rc = file_exists(m) ? tokenizer_load_files(out, path, m, file_exists(c) ? c : NULL)
                                 : err_set("%s: no merges.txt beside it (%s)", path, m);
@@ -517,8 +700,8 @@ int32_t tokenizer_token_id(const struct tokenizer *tk, const char *token) {
 const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id) {
     if (id < 0 || id >= tk->vocab_size) return NULL;
     if (tk->added_of_id[id] >= 0) return tk->added[tk->added_of_id[id]].content;
-    if (id >= tk->bpe.n_ids || tk->bpe.form_len[id] == UINT32_MAX) return NULL;
-    return tk->bpe.arena + tk->bpe.form_off[id];
+    if (id >= tk->bpe.n_ids || tk->bpe.toks[id].form_len == UINT32_MAX) return NULL;
+    return tk->bpe.arena + tk->bpe.toks[id].form_off;
 }
 
 /* ---- decode ---- */
@@ -537,16 +720,18 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, int64_t n, 
             if (skip_special && a->special) continue;
             s = tk->decoder_bytelevel ? a->raw : a->content;
             l = tk->decoder_bytelevel ? a->raw_len : a->len;
-        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.form_len[id] != UINT32_MAX) {
-            s = tk->bpe.arena + (tk->decoder_bytelevel ? tk->bpe.raw_off[id] : tk->bpe.form_off[id]);
-            l = tk->decoder_bytelevel ? tk->bpe.raw_len[id] : tk->bpe.form_len[id];
+        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.toks[id].form_len != UINT32_MAX) {
+            const struct bpe_tok *t = &tk->bpe.toks[id];
+            s = tk->bpe.arena + (tk->decoder_bytelevel ? t->raw_off : t->form_off);
+            l = tk->decoder_bytelevel ? t->raw_len : t->form_len;
         } else {
             free(buf);
-            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id, (long long)i,
-                           tk->vocab_size);
+            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id,
+                           (long long)i, tk->vocab_size);
         }
         if (o + l + 1 > cap) {
-            while (o + l + 1 > cap) cap *= 2;
+            while (o + l + 1 > cap)
+                cap *= 2;
             buf = xrealloc(buf, cap);
         }
         memcpy(buf + o, s, l);
@@ -574,6 +759,7 @@ struct enc {
     struct tokenizer_buf *out;
     int flags;
     pcre2_match_data *md;
+    int regex_error; /* first PCRE2 error code, 0 if none */
 };
 
 static void offsets_reserve(struct tokenizer_buf *b) {
@@ -612,7 +798,7 @@ static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_
     offsets_reserve(o);
     size_t pos = a;
     for (int64_t i = n0; i < o->n; i++) {
-        size_t l = e->tk->bpe.raw_len[o->ids[i]];
+        size_t l = e->tk->bpe.toks[o->ids[i]].raw_len;
         tok_text_range(t, pos, pos + l, &o->starts[i], &o->ends[i]);
         pos += l;
     }
@@ -620,49 +806,107 @@ static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_
 
 static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step);
 
-/* Splits [a, b) of t at the matches of step's regex, per its behavior; each piece goes on to
- * the next step. The regex sees only the piece, as HF runs it on each split separately. */
+/* HF's SplitDelimiterBehavior over the stream of spans (gaps and matches, in order) that one
+ * regex makes of a piece: a span is a delimiter if it is a match (a gap with invert). Pieces
+ * go on to the next step as soon as they are complete; pend is the piece not yet complete. */
+struct splitter {
+    struct enc *e;
+    const struct tok_text *t;
+    int step;
+    enum split_behavior beh;
+    size_t ps, pe;  /* pending piece, ps == pe when none */
+    int pend_delim; /* the pending piece is a lone delimiter (MergedWithNext) */
+    int prev_delim;
+};
+
+static void splitter_emit(struct splitter *sp, size_t s, size_t e) {
+    if (e > s) pretok_run(sp->e, sp->t, s, e, sp->step + 1);
+}
+
+static void splitter_span(struct splitter *sp, size_t s, size_t e, int delim) {
+    switch (sp->beh) {
+    case SPLIT_ISOLATED: splitter_emit(sp, s, e); break;
+    case SPLIT_REMOVED:
+        if (!delim) splitter_emit(sp, s, e);
+        break;
+    case SPLIT_MERGED_PREV: /* a delimiter joins the piece before it, unless that is a delimiter */
+    case SPLIT_CONTIGUOUS:  /* consecutive spans of the same kind make one piece */
+        if (sp->pe > sp->ps &&
+            (sp->beh == SPLIT_MERGED_PREV ? delim && !sp->prev_delim : delim == sp->prev_delim)) {
+            sp->pe = e;
+        } else {
+            splitter_emit(sp, sp->ps, sp->pe);
+            sp->ps = s, sp->pe = e;
+        }
+        break;
+    case SPLIT_MERGED_NEXT: /* a delimiter joins the piece after it, unless that is a delimiter */
+        if (delim) {
+            if (sp->pend_delim) splitter_emit(sp, sp->ps, sp->pe);
+            sp->ps = s, sp->pe = e, sp->pend_delim = 1;
+        } else {
+            splitter_emit(sp, sp->pend_delim ? sp->ps : s, e);
+            sp->ps = sp->pe = 0, sp->pend_delim = 0;
+        }
+        break;
+    }
+    sp->prev_delim = delim;
+}
+
+/* Splits [a, b) of t at the matches of step's regex; each piece goes on to the next step. The
+ * regex sees only this piece, as HF runs it on each split separately. */
 static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
     const struct pretok_step *st = &e->tk->steps[step];
     if (!st->re) {
         pretok_run(e, t, a, b, step + 1);
         return;
     }
-    const uint8_t *subj = (const uint8_t *)t->s + a;
+    const uint8_t *subj = (const uint8_t *)(t->view ? t->view : t->s) + a;
     size_t n = b - a, pos = 0, last = 0;
+    if (st->behavior == SPLIT_ISOLATED) { /* the common case, streamed directly */
+        while (pos <= n) {
+            int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
+                             : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
+            if (rc < 0) {
+                if (rc != PCRE2_ERROR_NOMATCH && !e->regex_error) e->regex_error = rc;
+                break;
+            }
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+            size_t ms = ov[0], me = ov[1];
+            if (me == ms) { /* an empty match splits nothing */
+                pos = ms + 1;
+                while (pos < n && (subj[pos] & 0xC0) == 0x80)
+                    pos++;
+                continue;
+            }
+            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
+            pretok_run(e, t, a + ms, a + me, step + 1);
+            last = pos = me;
+        }
+        if (last < n) pretok_run(e, t, a + last, b, step + 1);
+        return;
+    }
+    struct splitter sp = {e, t, step, st->behavior, 0, 0, 0, 0};
     while (pos <= n) {
         int rc = st->jit ? pcre2_jit_match(st->re, subj, n, pos, 0, e->md, NULL)
                          : pcre2_match(st->re, subj, n, pos, PCRE2_NO_UTF_CHECK, e->md, NULL);
-        if (rc < 0) break;
+        if (rc < 0) {
+            if (rc != PCRE2_ERROR_NOMATCH && !e->regex_error) e->regex_error = rc;
+            break;
+        }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];
-        if (me == ms) { /* an empty match splits nothing */
+        if (me == ms) {
             pos = ms + 1;
-            while (pos < n && (subj[pos] & 0xC0) == 0x80) pos++;
+            while (pos < n && (subj[pos] & 0xC0) == 0x80)
+                pos++;
             continue;
         }
-        switch (st->behavior) {
-        case SPLIT_ISOLATED:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            pretok_run(e, t, a + ms, a + me, step + 1);
-            last = me;
-            break;
-        case SPLIT_REMOVED:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            last = me;
-            break;
-        case SPLIT_MERGED_PREV:
-            pretok_run(e, t, a + last, a + me, step + 1);
-            last = me;
-            break;
-        case SPLIT_MERGED_NEXT:
-            if (ms > last) pretok_run(e, t, a + last, a + ms, step + 1);
-            last = ms;
-            break;
-        }
-        pos = me;
+        if (ms > last) splitter_span(&sp, a + last, a + ms, st->invert);
+        splitter_span(&sp, a + ms, a + me, !st->invert);
+        last = pos = me;
     }
-    if (last < n) pretok_run(e, t, a + last, b, step + 1);
+    if (last < n) splitter_span(&sp, a + last, b, st->invert);
+    splitter_emit(&sp, sp.ps, sp.pe);
 }
 
 static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
@@ -685,8 +929,15 @@ static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t
         tmp.start = xmalloc(n * sizeof(int64_t));
         tmp.end = xmalloc(n * sizeof(int64_t));
         tmp.start[0] = tmp.end[0] = (int64_t)a;
-        for (size_t i = 1; i < n; i++) tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
+        for (size_t i = 1; i < n; i++)
+            tmp.start[i] = (int64_t)(a + i - 1), tmp.end[i] = (int64_t)(a + i);
         tmp.parent = t;
+        if (t->view) {
+            tmp.view = xmalloc(n + 1);
+            tmp.view[0] = ' ';
+            memcpy(tmp.view + 1, t->view + a, b - a);
+            tmp.view[n] = 0;
+        }
         split_regex(e, &tmp, 0, n, step);
         tok_text_free(&tmp);
         return;
@@ -706,7 +957,8 @@ static size_t ws_at(const char *s, size_t i, size_t n) {
 }
 
 static size_t char_start_before(const char *s, size_t i) {
-    do i--;
+    do
+        i--;
     while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80);
     return i;
 }
@@ -738,7 +990,8 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
         const struct added_token *found = NULL;
         for (int32_t k = lo; k < hi && !found; k++) {
             const struct added_token *at = &tk->added[tk->order[k]];
-            if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL))) continue;
+            if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL)))
+                continue;
             if (at->len > b - i || memcmp(s + i, at->content, at->len) != 0) continue;
             if (at->single_word && ((i > 0 && word_char_at(s, char_start_before(s, i), t->len)) ||
                                     (i + at->len < t->len && word_char_at(s, i + at->len, t->len))))
@@ -757,17 +1010,22 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
                 ms = p;
             }
         if (found->rstrip)
-            while (me < b && (k = ws_at(s, me, b))) me += k;
+            while (me < b && (k = ws_at(s, me, b)))
+                me += k;
         if (ms > last) {
-            if (normalized) pretok_run(e, t, last, ms, 0);
-            else encode_segment(e, t, last, ms);
+            if (normalized)
+                pretok_run(e, t, last, ms, 0);
+            else
+                encode_segment(e, t, last, ms);
         }
         emit_added(e, t, ms, me, found->id);
         last = i = me;
     }
     if (last < b) {
-        if (normalized) pretok_run(e, t, last, b, 0);
-        else encode_segment(e, t, last, b);
+        if (normalized)
+            pretok_run(e, t, last, b, 0);
+        else
+            encode_segment(e, t, last, b);
     }
 }
 
@@ -777,8 +1035,11 @@ static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, si
     struct tok_text nt;
     tok_normalize(e->tk->norm, t->s + a, b - a, (int64_t)a, &nt);
     nt.parent = t;
-    if (e->tk->has_normalized_added) split_added(e, &nt, 0, nt.len, 1);
-    else pretok_run(e, &nt, 0, nt.len, 0);
+    if (e->tk->n_steps) nt.view = pretok_regex_view(nt.s, nt.len);
+    if (e->tk->has_normalized_added)
+        split_added(e, &nt, 0, nt.len, 1);
+    else
+        pretok_run(e, &nt, 0, nt.len, 0);
     tok_text_free(&nt);
 }
 
@@ -786,15 +1047,23 @@ int tokenizer_encode_append(const struct tokenizer *tk, const char *text, size_t
                             struct tokenizer_buf *out) {
     struct tok_text san;
     utf8_lossy(text, len, &san);
-    struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL)};
-    if (tk->n_added) split_added(&e, &san, 0, san.len, 0);
-    else encode_segment(&e, &san, 0, san.len);
+    struct enc e = {tk, out, flags, pcre2_match_data_create(1, NULL), 0};
+    if (tk->n_added)
+        split_added(&e, &san, 0, san.len, 0);
+    else
+        encode_segment(&e, &san, 0, san.len);
     pcre2_match_data_free(e.md);
     tok_text_free(&san);
+    if (e.regex_error) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(e.regex_error, msg, sizeof msg);
+        return err_set("pre-tokenizer regex failed on a %zu-byte text: %s", len, (const char *)msg);
+    }
     return 0;
 }
 
-int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids, int64_t *n_ids) {
+int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, int32_t **ids,
+                     int64_t *n_ids) {
     struct tokenizer_buf b = {0};
     int rc = tokenizer_encode_append(tk, text, len, 0, &b);
     *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
@@ -808,7 +1077,8 @@ int tokenizer_encode_offsets(const struct tokenizer *tk, const char *text, size_
     b.want_offsets = 1;
     int rc = tokenizer_encode_append(tk, text, len, 0, &b);
     *offsets = xmalloc((size_t)(b.n ? b.n : 1) * 2 * sizeof(int64_t));
-    for (int64_t i = 0; i < b.n; i++) (*offsets)[2 * i] = b.starts[i], (*offsets)[2 * i + 1] = b.ends[i];
+    for (int64_t i = 0; i < b.n; i++)
+        (*offsets)[2 * i] = b.starts[i], (*offsets)[2 * i + 1] = b.ends[i];
     *ids = b.ids ? b.ids : xmalloc(sizeof(int32_t));
     *n_ids = b.n;
     free(b.starts);

@@ -1,9 +1,10 @@
-/* tokenizer: byte-level BPE tokenizers as Hugging Face tokenizers runs them (Qwen2/2.5/3,
+/* tokenizer: byte-level BPE tokenizers as Hugging Face tokenizers 0.23 runs them (Qwen2/2.5/3,
  * Llama 3, GPT-2 style), loaded from tokenizer.json or vocab.json + merges.txt (+ the added
  * tokens of tokenizer_config.json). encode = added tokens on the raw text (longest first),
  * normalizer, Split regex, byte-level BPE; no BOS/EOS (add_special_tokens=False). decode =
- * HF's ByteLevel decoder + lossy UTF-8. A loaded tokenizer is read-only: encode and decode may
- * run from many threads at once (the word cache is per thread). */
+ * HF's ByteLevel decoder + lossy UTF-8. Unicode details follow HF's engines, not the newest
+ * standard (pretok.c). A loaded tokenizer is read-only: encode and decode may run from many
+ * threads at once (the word cache is per thread). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -20,10 +21,11 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
                          const char *tokenizer_config);
 void tokenizer_free(struct tokenizer *tk);
 
-/* Growable result of encoding; zero-initialize, reuse across calls, free with
- * tokenizer_buf_free. With want_offsets set, starts/ends get for each id the byte range
- * [start, end) of the input text it came from (a token inside a multi-byte character covers
- * the whole character; a normalized chunk maps to the input chunk). */
+/* Growable result of encoding; zero-initialize, reuse across calls (set n = 0 to restart), free
+ * with tokenizer_buf_free. With want_offsets set (before the first call), starts/ends get for
+ * each id the byte range [start, end) of the input text it came from: exact bytes, also inside
+ * a multi-byte character split over tokens; text changed by the normalizer maps to the input
+ * bytes of its chunk; a replaced invalid UTF-8 sequence maps to its bytes. */
 struct tokenizer_buf {
     int32_t *ids;           /* (n) */
     int64_t *starts, *ends; /* (n), only with want_offsets */
