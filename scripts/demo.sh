@@ -13,15 +13,15 @@ echo "== 1. a random-weight Qwen2-style model with a 4122-token cut of the Qwen 
 echo "== 2. continued pretraining on examples/demo/corpus.jsonl"
 ./csft train --config examples/demo/pretrain.yaml
 echo "== 3. before LoRA: the pretrained model on the held-out instructions"
-./csft eval --config examples/demo/lora.yaml --set load_checkpoint=demo_out/pretrained \
-    --set model.model_config.pet_config.pet_type=none --data examples/demo/test.jsonl | tee demo_out/eval_before.json
+./csft eval --model demo_out/pretrained --data examples/demo/test.jsonl --set eval_dataset.chat_template=alpaca \
+    | tee demo_out/eval_before.json
 ./csft predict --model demo_out/pretrained --chat-template alpaca --max-new-tokens 24 \
     --input-file examples/demo/test.jsonl --output-file demo_out/before.jsonl 2>&1 | tee demo_out/score_before.txt
 echo "== 4. LoRA fine-tuning on examples/demo/train.jsonl"
 ./csft finetune --config examples/demo/lora.yaml
 echo "== 5. after LoRA"
-./csft eval --config examples/demo/lora.yaml --set load_checkpoint=demo_out/pretrained \
-    --adapter demo_out/lora --data examples/demo/test.jsonl | tee demo_out/eval_after.json
+./csft eval --model demo_out/pretrained --adapter demo_out/lora --data examples/demo/test.jsonl \
+    --set eval_dataset.chat_template=alpaca | tee demo_out/eval_after.json
 ./csft predict --model demo_out/pretrained --adapter demo_out/lora --chat-template alpaca --max-new-tokens 24 \
     --input-file examples/demo/test.jsonl --output-file demo_out/after.jsonl 2>&1 | tee demo_out/score_after.txt
 echo "== samples (after LoRA)"

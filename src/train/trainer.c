@@ -316,7 +316,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
             double now = time_now();
             struct metrics_step ms = {.step = r->st.step, .total_steps = total, .start_step = start_step,
                                       .epoch = r->st.epoch + (double)r->st.next_row / (double)(r->plan.n_rows ? r->plan.n_rows : 1),
-                                      .n_epochs = cfg->runner_config.epochs,
+                                      .n_epochs = (int)((total + steps_per_epoch - 1) / (steps_per_epoch ? steps_per_epoch : 1)),
                                       .loss = steps_window ? loss_window / steps_window : NAN, .lr = lr,
                                       .grad_norm = res.grad_norm, .tokens_per_sec = tok_window / fmax(now - t_window, 1e-9),
                                       .tokens = r->st.tokens_seen, .skipped_steps = r->st.skipped_steps,
