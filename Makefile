@@ -68,8 +68,10 @@ test-cuda:
 endif
 
 # The whole suite under AddressSanitizer + UBSan, in its own build folder.
+# (./csft is rebuilt with the sanitizers for the run, then removed so the next make relinks it.)
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" test
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" test; \
+	rc=$$?; rm -f csft; exit $$rc
 
 demo:
 	bash scripts/demo.sh
