@@ -1,7 +1,9 @@
 /* csft tokenize: encode text to ids (or --decode ids to text) with a model's tokenizer, and
  * --check a golden JSONL file of {text, ids, decoded} lines, printing "N passed, M failed"
- * and exiting non-zero on any failure. Chat-template lines ({template, ...}) are counted as
- * failed here until the chat template module handles them. */
+ * and exiting non-zero on any failure. Chat-template golden lines ({template, messages, tools,
+ * add_generation_prompt, kwargs, rendered, ids, assistant_spans}) are rendered with the
+ * template of the tokenizer chosen by the line's template name (PREFIX=PATH), or the built-in
+ * Alpaca prompts, and checked for text, assistant spans (code points) and ids. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "tok/chat.h"
 #include "tok/tokenizer.h"
 
 static void usage(FILE *f) {
@@ -25,7 +28,10 @@ static void usage(FILE *f) {
             "  --skip-special       with --decode: drop special added tokens\n"
             "  --split-special      encode special-token text (\"<|im_end|>\") as ordinary text\n"
             "  --offsets            print one token per line: id, byte start, byte end, token\n"
-            "  --check FILE.jsonl   check every {text, ids, decoded} line: ids of text and decode of ids\n"
+            "  --check FILE.jsonl   check every {text, ids, decoded} line: ids of text and decode of ids;\n"
+            "                       chat-template lines {template, messages, ..., rendered, ids, assistant_spans}\n"
+            "                       are rendered with the template of the --tokenizer whose PREFIX starts the\n"
+            "                       template name (alpaca*: the built-in prompts) and checked too\n"
             "  --stats              print load time and encode speed to stderr\n");
 }
 
@@ -154,7 +160,96 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
     return ok;
 }
 
-static int check_file(const struct tokenizer *tk, const char *file) {
+/* Tokenizers by template-name prefix (--tokenizer qwen3=DIR); a bare PATH serves the rest. */
+struct tok_choice {
+    const char *prefix, *path;
+    struct tokenizer *tk;
+};
+
+static struct tok_choice *choose(struct tok_choice *c, int n, const char *name) {
+    struct tok_choice *best = NULL;
+    for (int i = 0; i < n; i++) {
+        size_t lp = c[i].prefix ? strlen(c[i].prefix) : 0;
+        if (c[i].prefix && strncmp(name, c[i].prefix, lp) == 0 && (!best || !best->prefix)) best = &c[i];
+        if (!c[i].prefix && !best) best = &c[i];
+    }
+    return best;
+}
+
+static int64_t utf8_codepoints(const char *s, size_t n) {
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return k;
+}
+
+/* Renders one chat-template golden line and compares text, spans and ids. 1 if it passed. */
+static int check_template_line(struct tok_choice *choices, int n_choices, const char *file, int64_t line_no,
+                               const cJSON *o) {
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "template"));
+    struct tok_choice *c = name ? choose(choices, n_choices, name) : NULL;
+    if (!c) {
+        fprintf(stderr, "%s:%lld: no --tokenizer for template \"%s\" (give PREFIX=PATH)\n", file, (long long)line_no,
+                name ? name : "?");
+        return 0;
+    }
+    if (!c->tk && tokenizer_load(&c->tk, c->path)) {
+        fprintf(stderr, "%s:%lld: %s\n", file, (long long)line_no, err_msg());
+        return 0;
+    }
+    struct chat_template *t = NULL;
+    int rc;
+    if (strncmp(name, "alpaca", 6) == 0) {
+        rc = chat_template_builtin(&t, name);
+    } else {
+        char *cfg = path_join(c->path, "tokenizer_config.json");
+        rc = chat_template_load(&t, cfg);
+        free(cfg);
+    }
+    if (rc) {
+        fprintf(stderr, "%s:%lld: template %s: %s\n", file, (long long)line_no, name, err_msg());
+        return 0;
+    }
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(o, "tools"), *rendered = cJSON_GetObjectItemCaseSensitive(o, "rendered");
+    const cJSON *error = cJSON_GetObjectItemCaseSensitive(o, "error"), *ids = cJSON_GetObjectItemCaseSensitive(o, "ids");
+    const cJSON *spans = cJSON_GetObjectItemCaseSensitive(o, "assistant_spans");
+    char *out = NULL;
+    struct chat_span *sp = NULL;
+    int n_sp = 0, ok = 1;
+    rc = chat_render(t, cJSON_GetObjectItemCaseSensitive(o, "messages"), cJSON_IsNull(tools) ? NULL : tools,
+                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "add_generation_prompt")),
+                     cJSON_GetObjectItemCaseSensitive(o, "kwargs"), &out, cJSON_IsArray(spans) && cJSON_GetArraySize(spans) ? &sp : NULL, &n_sp);
+    if (cJSON_IsString(error)) { /* the template must fail, with Jinja's error class */
+        char cls[64];
+        snprintf(cls, sizeof cls, "%.*s", (int)strcspn(error->valuestring, ":"), error->valuestring);
+        ok = rc != 0 && strstr(err_msg(), cls) != NULL;
+        if (!ok) fprintf(stderr, "%s:%lld: expected %s, got %s\n", file, (long long)line_no, error->valuestring, rc ? err_msg() : "a rendering");
+    } else if (rc) {
+        fprintf(stderr, "%s:%lld: %s\n", file, (long long)line_no, err_msg());
+        ok = 0;
+    } else if (!cJSON_IsString(rendered) || strcmp(out, rendered->valuestring) != 0) {
+        fprintf(stderr, "%s:%lld: rendering differs\n", file, (long long)line_no);
+        ok = 0;
+    } else {
+        int ns = cJSON_GetArraySize(spans);
+        ok = cJSON_IsArray(spans) && ns == n_sp;
+        for (int i = 0; ok && i < ns; i++) {
+            const cJSON *g = cJSON_GetArrayItem(spans, i);
+            ok = utf8_codepoints(out, sp[i].start) == (int64_t)cJSON_GetArrayItem(g, 0)->valuedouble &&
+                 utf8_codepoints(out, sp[i].end) == (int64_t)cJSON_GetArrayItem(g, 1)->valuedouble;
+        }
+        if (!ok) fprintf(stderr, "%s:%lld: assistant spans differ\n", file, (long long)line_no);
+        cJSON *tl = cJSON_CreateObject();
+        cJSON_AddStringToObject(tl, "text", out);
+        cJSON_AddItemToObject(tl, "ids", cJSON_Duplicate(ids, 1));
+        if (ok && !check_line(c->tk, file, line_no, tl)) ok = 0;
+        cJSON_Delete(tl);
+    }
+    free(out), free(sp);
+    chat_template_free(t);
+    return ok;
+}
+
+static int check_file(const struct tokenizer *tk, const char *file, struct tok_choice *choices, int n_choices) {
     size_t len;
     char *data = file_read_all(file, &len);
     if (!data) return -1;
@@ -174,9 +269,10 @@ static int check_file(const struct tokenizer *tk, const char *file) {
             fprintf(stderr, "%s:%lld: not a JSON object\n", file, (long long)line_no);
             failed++;
         } else if (cJSON_GetObjectItemCaseSensitive(o, "template")) {
-            fprintf(stderr, "%s:%lld: chat template lines are not supported by this build\n", file,
-                    (long long)line_no);
-            failed++;
+            if (check_template_line(choices, n_choices, file, line_no, o))
+                passed++;
+            else
+                failed++;
         } else {
             if (check_line(tk, file, line_no, o))
                 passed++;
@@ -196,6 +292,8 @@ int cmd_tokenize(int argc, char **argv) {
         return 0;
     }
     const char *path = NULL, *merges = NULL, *config = NULL, *check = NULL;
+    struct tok_choice choices[16];
+    int n_choices = 0;
     int decode = 0, skip_special = 0, flags = 0, offsets = 0, stats = 0, n_text = 0;
     char **texts = xmalloc((size_t)argc * sizeof(char *));
     for (int i = 1; i < argc; i++) {
@@ -210,6 +308,10 @@ int cmd_tokenize(int argc, char **argv) {
                 path = v;
             else if (!path)
                 path = eq + 1;
+            if (n_choices < 16) {
+                char *pre = prefixed ? xasprintf("%.*s", (int)(eq - v), v) : NULL;
+                choices[n_choices++] = (struct tok_choice){pre, prefixed ? eq + 1 : v, NULL};
+            }
         } else if (strcmp(a, "--merges") == 0 && has_val) {
             merges = argv[++i];
         } else if (strcmp(a, "--config") == 0 && has_val) {
@@ -247,6 +349,7 @@ int cmd_tokenize(int argc, char **argv) {
     struct tokenizer *tk;
     double t0 = time_now();
     if (load_one(&tk, path, merges, config)) {
+        for (int i = 0; i < n_choices; i++) free((char *)choices[i].prefix);
         free(texts);
         return cli_fail("tokenize");
     }
@@ -255,7 +358,7 @@ int cmd_tokenize(int argc, char **argv) {
                 tokenizer_vocab_size(tk));
     int rc = 0;
     if (check) {
-        rc = check_file(tk, check);
+        rc = check_file(tk, check, choices, n_choices);
         if (rc < 0) rc = cli_fail("tokenize");
     } else if (decode) {
         if (decode_stdin(tk, skip_special)) rc = cli_fail("tokenize");
@@ -275,6 +378,10 @@ int cmd_tokenize(int argc, char **argv) {
         free(in);
     }
     tokenizer_free(tk);
+    for (int i = 0; i < n_choices; i++) {
+        free((char *)choices[i].prefix);
+        if (choices[i].tk) tokenizer_free(choices[i].tk);
+    }
     free(texts);
     return rc;
 }
