@@ -9,6 +9,7 @@
 
 #include "core/rng.h"
 #include "core/util.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
 #include "test.h"
@@ -237,6 +238,14 @@ static void test_lm_head_ce(void) {
     check_lm_head(5, 8, 11, 64, 1.0f); /* one chunk larger than N */
 }
 
+/* The vectorized exp of the CPU kernels: within 3e-7 relative of exp on [-87, 88], 0 below. */
+static void test_simd_exp(void) {
+    double worst = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.0137f) worst = fmax(worst, fabs(exp_poly(x) - exp((double)x)) / exp((double)x));
+    EXPECT(worst < 3e-7, "worst relative error %.3g", worst);
+    EXPECT(exp_poly(-INFINITY) == 0.0f && exp_poly(-100.0f) == 0.0f && exp_poly(0.0f) == 1.0f, "special values");
+}
+
 /* ---- reference backward vs central finite differences (double) ---- */
 
 struct fd {
@@ -406,6 +415,7 @@ int main(void) {
     RUN(test_attention_decode);
     RUN(test_swiglu);
     RUN(test_lm_head_ce);
+    RUN(test_simd_exp);
     RUN(test_fd_embedding);
     RUN(test_fd_rmsnorm);
     RUN(test_fd_matmul);
