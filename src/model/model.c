@@ -17,7 +17,7 @@ const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "s
 const char *const lin_short[N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
-#define CE_CHUNK 64
+#define CE_CHUNK 128
 
 
 
