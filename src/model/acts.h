@@ -5,6 +5,7 @@
 
 struct acts {
     int64_t cap; /* tokens the buffers hold */
+    int slots;   /* per-layer activation slots: L, or 1 when recomputing */
     int32_t *ids, *pos;
     /* saved for backward, one slice per layer */
     float *x;                       /* (L+1, N, C) residual stream entering each layer */

@@ -115,7 +115,10 @@ int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t
     /* Prefill through the batched forward, then copy each layer's k/v into the cache. */
     int32_t *pos = xmalloc(sizeof(int32_t) * n_prompt);
     for (int i = 0; i < n_prompt; i++) pos[i] = i;
+    int recompute = m->recompute; /* the prefill must keep every layer's k/v */
+    m->recompute = 0;
     model_forward(m, prompt, pos, 1, n_prompt);
+    m->recompute = recompute;
     for (int l = 0; l < L; l++) {
         memcpy(kc + (int64_t)l * Tmax * kvd, m->acts->k + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
         memcpy(vc + (int64_t)l * Tmax * kvd, m->acts->v + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);

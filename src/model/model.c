@@ -176,7 +176,7 @@ void model_free(struct model *m) {
 void model_set_batch(struct model *m, int B, int T) {
     int64_t N = (int64_t)B * T;
     m->B = B, m->T = T;
-    if (m->acts && m->acts->cap >= N) return;
+    if (m->acts && m->acts->cap >= N && m->acts->slots == (m->recompute ? 1 : m->cfg.n_layers)) return;
     acts_free(m->acts);
     const struct model_config *c = &m->cfg;
     int64_t L = c->n_layers, C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads;
@@ -185,10 +185,13 @@ void model_set_batch(struct model *m, int B, int T) {
     if (qd > wide) wide = qd;
     struct acts *a = xcalloc(1, sizeof *a);
     a->cap = N;
+    a->slots = m->recompute ? 1 : (int)L;
+    int64_t x_layers = L; /* the residual stream is kept for every layer either way */
+    L = a->slots;
 #define A(field, count) a->field = xcalloc((size_t)(count), sizeof(float))
     a->ids = xcalloc((size_t)N, sizeof(int32_t));
     a->pos = xcalloc((size_t)N, sizeof(int32_t));
-    A(x, (L + 1) * N * C);
+    A(x, (x_layers + 1) * N * C);
     A(ln1, L * N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, L * N * C), A(rstd2, L * N);
     A(q, L * N * qd), A(k, L * N * kvd), A(v, L * N * kvd), A(att, L * N * qd), A(lse, L * N * H);
     if (c->qk_norm) A(qpre, L * N * qd), A(kpre, L * N * kvd), A(qrstd, L * N * H), A(krstd, L * N * KVH);
@@ -261,50 +264,60 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
 
 #define SL(field, l, width) (a->field + (int64_t)(l) * N * (width))
 
-void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
-    model_set_batch(m, B, T);
+/* One decoder layer forward: x[l] -> x[l+1], saving its activations in slot l (slot 0 when
+ * recomputing: only x[l] is kept per layer and backward re-runs this before each layer). */
+static void layer_forward(struct model *m, int l) {
     const struct model_config *c = &m->cfg;
     const struct kernels *K = m->k;
     struct acts *a = m->acts;
+    int B = m->B, T = m->T;
     int64_t N = (int64_t)B * T;
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
-    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
+    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0, s = m->recompute ? 0 : l;
     float eps = c->rms_norm_eps;
+    const int32_t *pos = a->pos;
+    struct layer *ly = &m->layers[l];
+    float *x = SL(x, l, C), *ln1 = SL(ln1, s, C), *q = SL(q, s, qd), *k = SL(k, s, kvd), *v = SL(v, s, kvd);
+    float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
+#define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
+    K->rmsnorm_forward(ln1, SL(rstd1, s, 1), x, ly->ln1, N, C, eps);
+    lin_forward(m, l, LIN_Q, q, ln1, N, 0, XA(LIN_Q));
+    lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
+    lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
+    if (c->qk_norm) {
+        memcpy(SL(qpre, s, qd), q, sizeof(float) * N * qd);
+        memcpy(SL(kpre, s, kvd), k, sizeof(float) * N * kvd);
+        K->rmsnorm_forward(q, SL(qrstd, s, H), SL(qpre, s, qd), ly->q_norm, N * H, HS, eps);
+        K->rmsnorm_forward(k, SL(krstd, s, KVH), SL(kpre, s, kvd), ly->k_norm, N * KVH, HS, eps);
+    }
+    K->rope_apply(q, pos, m->inv_freq, N, H, HS, 1);
+    K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
+    K->attention_forward(SL(att, s, qd), SL(lse, s, H), q, k, v, pos, B, T, H, KVH, HS);
+    float *xmid = SL(xmid, s, C);
+    memcpy(xmid, x, sizeof(float) * N * C);
+    lin_forward(m, l, LIN_O, xmid, SL(att, s, qd), N, 1, XA(LIN_O));
+    float *ln2 = SL(ln2, s, C), *gate = SL(gate, s, F), *up = SL(up, s, F), *h = SL(h, s, F);
+    K->rmsnorm_forward(ln2, SL(rstd2, s, 1), xmid, ly->ln2, N, C, eps);
+    lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
+    lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
+    K->swiglu_forward(h, gate, up, N * F);
+    float *xnext = SL(x, l + 1, C);
+    memcpy(xnext, xmid, sizeof(float) * N * C);
+    lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
+#undef XA
+}
+
+void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
+    model_set_batch(m, B, T);
+    const struct model_config *c = &m->cfg;
+    struct acts *a = m->acts;
+    int64_t N = (int64_t)B * T;
+    int C = c->hidden_size;
     memcpy(a->ids, ids, sizeof(int32_t) * N);
     memcpy(a->pos, pos, sizeof(int32_t) * N);
-    K->embedding_forward(a->x, ids, m->wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) {
-        struct layer *ly = &m->layers[l];
-        float *x = SL(x, l, C), *ln1 = SL(ln1, l, C), *q = SL(q, l, qd), *k = SL(k, l, kvd), *v = SL(v, l, kvd);
-        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
-#define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
-        K->rmsnorm_forward(ln1, SL(rstd1, l, 1), x, ly->ln1, N, C, eps);
-        lin_forward(m, l, LIN_Q, q, ln1, N, 0, XA(LIN_Q));
-        lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
-        lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
-        if (c->qk_norm) {
-            memcpy(SL(qpre, l, qd), q, sizeof(float) * N * qd);
-            memcpy(SL(kpre, l, kvd), k, sizeof(float) * N * kvd);
-            K->rmsnorm_forward(q, SL(qrstd, l, H), SL(qpre, l, qd), ly->q_norm, N * H, HS, eps);
-            K->rmsnorm_forward(k, SL(krstd, l, KVH), SL(kpre, l, kvd), ly->k_norm, N * KVH, HS, eps);
-        }
-        K->rope_apply(q, pos, m->inv_freq, N, H, HS, 1);
-        K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
-        K->attention_forward(SL(att, l, qd), SL(lse, l, H), q, k, v, pos, B, T, H, KVH, HS);
-        float *xmid = SL(xmid, l, C);
-        memcpy(xmid, x, sizeof(float) * N * C);
-        lin_forward(m, l, LIN_O, xmid, SL(att, l, qd), N, 1, XA(LIN_O));
-        float *ln2 = SL(ln2, l, C), *gate = SL(gate, l, F), *up = SL(up, l, F), *h = SL(h, l, F);
-        K->rmsnorm_forward(ln2, SL(rstd2, l, 1), xmid, ly->ln2, N, C, eps);
-        lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
-        lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
-        K->swiglu_forward(h, gate, up, N * F);
-        float *xnext = SL(x, l + 1, C);
-        memcpy(xnext, xmid, sizeof(float) * N * C);
-        lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
-#undef XA
-    }
-    K->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, eps);
+    m->k->embedding_forward(a->x, ids, m->wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
+    m->k->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, c->rms_norm_eps);
 }
 
 void model_logits(struct model *m, float *logits) {
@@ -331,32 +344,34 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
     K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         struct layer *ly = &m->layers[l];
-        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
+        int s = m->recompute ? 0 : l; /* activation slot */
+        if (m->recompute) layer_forward(m, l);
+        float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
         /* x[l+1] = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm(xmid) */
-        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, SL(h, l, F), XA(LIN_DOWN), N);
-        K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, l, F), SL(up, l, F), N * F);
-        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, SL(ln2, l, C), XA(LIN_GATE), N);
-        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, SL(ln2, l, C), XA(LIN_UP), N);
-        K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, l, C), ly->ln2, SL(rstd2, l, 1), N, C, 1);
+        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, SL(h, s, F), XA(LIN_DOWN), N);
+        K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, s, F), SL(up, s, F), N * F);
+        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, SL(ln2, s, C), XA(LIN_GATE), N);
+        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, SL(ln2, s, C), XA(LIN_UP), N);
+        K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, s, C), ly->ln2, SL(rstd2, s, 1), N, C, 1);
         /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v = proj(norm(x)) */
-        lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, l, qd), XA(LIN_O), N);
-        K->attention_backward(a->dq, a->dk, a->dv, a->datt, SL(att, l, qd), SL(lse, l, H), SL(q, l, qd),
-                              SL(k, l, kvd), SL(v, l, kvd), a->pos, B, T, H, KVH, HS);
+        lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, s, qd), XA(LIN_O), N);
+        K->attention_backward(a->dq, a->dk, a->dv, a->datt, SL(att, s, qd), SL(lse, s, H), SL(q, s, qd),
+                              SL(k, s, kvd), SL(v, s, kvd), a->pos, B, T, H, KVH, HS);
         K->rope_apply(a->dq, a->pos, m->inv_freq, N, H, HS, -1);
         K->rope_apply(a->dk, a->pos, m->inv_freq, N, KVH, HS, -1);
         float *dq = a->dq, *dk = a->dk;
         if (c->qk_norm) {
-            K->rmsnorm_backward(a->dq2, ly->dq_norm, a->dq, SL(qpre, l, qd), ly->q_norm, SL(qrstd, l, H), N * H, HS, 0);
-            K->rmsnorm_backward(a->dk2, ly->dk_norm, a->dk, SL(kpre, l, kvd), ly->k_norm, SL(krstd, l, KVH), N * KVH,
+            K->rmsnorm_backward(a->dq2, ly->dq_norm, a->dq, SL(qpre, s, qd), ly->q_norm, SL(qrstd, s, H), N * H, HS, 0);
+            K->rmsnorm_backward(a->dk2, ly->dk_norm, a->dk, SL(kpre, s, kvd), ly->k_norm, SL(krstd, s, KVH), N * KVH,
                                 HS, 0);
             dq = a->dq2, dk = a->dk2;
         }
-        float *ln1 = SL(ln1, l, C);
+        float *ln1 = SL(ln1, s, C);
         lin_backward(m, l, LIN_Q, a->dln, 0, dq, ln1, XA(LIN_Q), N);
         lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
         lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
-        K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, l, 1), N, C, 1);
+        K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, s, 1), N, C, 1);
 #undef XA
     }
     if (m->dwte) K->embedding_backward(m->dwte, a->dx, a->ids, N, C);

@@ -74,6 +74,9 @@ struct model {
     /* activations for the current (B, T) */
     struct acts *acts;
     int B, T;
+    /* Options, set before the first batch: recompute keeps only each layer's input in the
+     * forward and re-runs the layer before its backward (activations ~1/L, ~1/3 more FLOPs). */
+    int recompute;
 };
 
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the

@@ -1,0 +1,74 @@
+/* Tests for the model's memory options: activation recomputation gives the same loss and
+ * gradients as keeping every activation (full fine-tuning, and LoRA with dropout, on a
+ * Qwen3-style config with q/k norms and a Qwen2-style one with biases). */
+#include <stdlib.h>
+
+#include "core/rng.h"
+#include "core/util.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "test.h"
+
+static struct model_config tiny_config(int qwen3) {
+    struct model_config c = {0};
+    c.arch = qwen3 ? ARCH_QWEN3 : ARCH_QWEN2;
+    c.vocab_size = 97, c.hidden_size = 32, c.intermediate_size = 56, c.n_layers = 3, c.n_heads = 4, c.n_kv_heads = 2;
+    c.head_dim = 8, c.max_position_embeddings = 256, c.rms_norm_eps = 1e-6f, c.rope_theta = 10000;
+    c.qk_norm = qwen3, c.qkv_bias = !qwen3;
+    return c;
+}
+
+/* Loss and a copy of the trainable gradients after one forward/backward. */
+static double run(int qwen3, int lora, int recompute, float **grads, int64_t *n_grads) {
+    struct model_config c = tiny_config(qwen3);
+    struct model m;
+    model_init_random(&m, &c, 3, !lora);
+    if (lora) {
+        static const char *const t[] = {"q_proj", "v_proj", "down_proj"};
+        struct lora_spec spec = {.rank = 4, .alpha = 8, .dropout = 0.1f, .targets = t, .n_targets = 3};
+        EXPECT(lora_attach(&m, &spec, 5) == 0, "attach");
+        for (int64_t i = 0; i < m.n_lora; i++) m.lora_mem[i] = 0.05f * (float)((i * 37) % 11 - 5);
+    }
+    m.recompute = recompute;
+    int B = 2, T = 13;
+    int32_t ids[26], pos[26], tg[26];
+    uint64_t s = 9;
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(rng_next(&s) % 97), pos[i] = i % T < 6 ? i % T : i % T - 6;
+    model_shift_labels(tg, ids, B, T);
+    model_zero_grad(&m);
+    m.training = 1, m.dropout_seed = 77;
+    model_forward(&m, ids, pos, B, T);
+    double loss = model_backward(&m, tg, 1.0f / 24);
+    int n;
+    struct param *p = model_trainable(&m, &n);
+    *n_grads = 0;
+    for (int i = 0; i < n; i++) *n_grads += p[i].numel;
+    *grads = xmalloc(sizeof(float) * (size_t)*n_grads);
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) memcpy(*grads + off, p[i].grad, sizeof(float) * p[i].numel), off += p[i].numel;
+    model_free(&m);
+    return loss;
+}
+
+static void check_recompute(int qwen3, int lora) {
+    float *g0, *g1;
+    int64_t n0, n1;
+    double l0 = run(qwen3, lora, 0, &g0, &n0), l1 = run(qwen3, lora, 1, &g1, &n1);
+    EXPECT(n0 == n1 && n0 > 0, "gradient sizes %ld vs %ld", (long)n0, (long)n1);
+    EXPECT(l0 == l1, "loss %.9g vs %.9g", l0, l1);
+    double worst = 0, norm = 0;
+    for (int64_t i = 0; i < n0 && n0 == n1; i++) worst = fmax(worst, fabs(g0[i] - g1[i])), norm = fmax(norm, fabs(g0[i]));
+    EXPECT(norm > 0 && worst <= 1e-6 * norm, "gradients differ by %.3g (max %.3g)", worst, norm);
+    free(g0), free(g1);
+}
+
+static void test_recompute_full_qwen3(void) { check_recompute(1, 0); }
+static void test_recompute_full_qwen2(void) { check_recompute(0, 0); }
+static void test_recompute_lora_dropout(void) { check_recompute(0, 1); }
+
+int main(void) {
+    RUN(test_recompute_full_qwen3);
+    RUN(test_recompute_full_qwen2);
+    RUN(test_recompute_lora_dropout);
+    return TEST_SUMMARY("model_options");
+}
