@@ -63,7 +63,11 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    (void)recompute, (void)bf16_base; /* model options, wired when the model has them */
+    m.recompute = recompute;
+    if (bf16_base && model_base_to_bf16(&m)) {
+        fprintf(stderr, "bench_train: %s\n", err_msg());
+        return 1;
+    }
     int n_params;
     struct param *params = model_trainable(&m, &n_params);
     struct adamw opt;

@@ -7,6 +7,7 @@
  * the largest reference value. Finite differences: h = 1e-6, error O(h^2) + O(eps/h) ~ 1e-10. */
 #include <stdlib.h>
 
+#include "core/dtype.h"
 #include "core/rng.h"
 #include "core/util.h"
 #include "kernels/cpu/simd.h"
@@ -122,6 +123,31 @@ static void test_matmul(void) {
     check_matmul(7, 13, 5, 1.0f, 0, 1);
     check_matmul(33, 17, 29, 0.5f, 1, 1);
     check_matmul(65, 130, 3, 2.0f, 1, 0);
+}
+
+static void check_matmul_bf16(int64_t N, int IC, int OC, float alpha, int acc, int bias, int wchunk) {
+    float *x = randf(N * IC, 1), *wf = randf((int64_t)OC * IC, 0.5f), *b = bias ? randf(OC, 1) : NULL;
+    float *out = randf(N * OC, 1), *dout = randf(N * OC, 1), *dx = randf(N * IC, 1);
+    float *scratch = randf((int64_t)wchunk * IC, 1);
+    uint16_t *w = xmalloc(sizeof(uint16_t) * (size_t)OC * IC);
+    for (int64_t i = 0; i < (int64_t)OC * IC; i++) w[i] = f32_to_bf16(wf[i]);
+    double *xd = to_d(x, N * IC), *bd = bias ? to_d(b, OC) : NULL, *outd = to_d(out, N * OC);
+    double *doutd = to_d(dout, N * OC), *dxd = to_d(dx, N * IC);
+    K->matmul_forward_bf16(out, x, w, b, N, IC, OC, alpha, acc, scratch, wchunk);
+    matmul_forward_bf16_ref(outd, xd, w, bd, N, IC, OC, alpha, acc);
+    EXPECT_CLOSE(out, outd, N * OC, 1e-4);
+    K->matmul_backward_bf16(dx, dout, w, N, IC, OC, alpha, acc, scratch, wchunk);
+    matmul_backward_bf16_ref(dxd, doutd, w, N, IC, OC, alpha, acc);
+    EXPECT_CLOSE(dx, dxd, N * IC, 1e-4);
+    free(x), free(wf), free(b), free(out), free(dout), free(dx), free(scratch), free(w);
+    free(xd), free(bd), free(outd), free(doutd), free(dxd);
+}
+
+/* bf16 weights: same float32 tolerance against the reference on the bf16-rounded weight. */
+static void test_matmul_bf16(void) {
+    check_matmul_bf16(7, 13, 5, 1.0f, 0, 1, 2);   /* chunks of 2 rows, ragged last chunk */
+    check_matmul_bf16(33, 17, 29, 0.5f, 1, 0, 8);
+    check_matmul_bf16(20, 40, 50, 1.0f, 0, 1, 64); /* one chunk */
 }
 
 static void test_rope(void) {
@@ -410,6 +436,7 @@ int main(void) {
     RUN(test_embedding);
     RUN(test_rmsnorm);
     RUN(test_matmul);
+    RUN(test_matmul_bf16);
     RUN(test_rope);
     RUN(test_attention);
     RUN(test_attention_decode);

@@ -3,6 +3,7 @@
  * Qwen3-style config with q/k norms and a Qwen2-style one with biases). */
 #include <stdlib.h>
 
+#include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
 #include "model/lora.h"
@@ -19,7 +20,7 @@ static struct model_config tiny_config(int qwen3) {
 }
 
 /* Loss and a copy of the trainable gradients after one forward/backward. */
-static double run(int qwen3, int lora, int recompute, float **grads, int64_t *n_grads) {
+static double run_opts(int qwen3, int lora, int recompute, int bf16, float **grads, int64_t *n_grads) {
     struct model_config c = tiny_config(qwen3);
     struct model m;
     model_init_random(&m, &c, 3, !lora);
@@ -30,6 +31,7 @@ static double run(int qwen3, int lora, int recompute, float **grads, int64_t *n_
         for (int64_t i = 0; i < m.n_lora; i++) m.lora_mem[i] = 0.05f * (float)((i * 37) % 11 - 5);
     }
     m.recompute = recompute;
+    if (bf16) EXPECT(model_base_to_bf16(&m) == 0, "bf16");
     int B = 2, T = 13;
     int32_t ids[26], pos[26], tg[26];
     uint64_t s = 9;
@@ -50,6 +52,10 @@ static double run(int qwen3, int lora, int recompute, float **grads, int64_t *n_
     return loss;
 }
 
+static double run(int qwen3, int lora, int recompute, float **grads, int64_t *n_grads) {
+    return run_opts(qwen3, lora, recompute, 0, grads, n_grads);
+}
+
 static void check_recompute(int qwen3, int lora) {
     float *g0, *g1;
     int64_t n0, n1;
@@ -66,7 +72,43 @@ static void test_recompute_full_qwen3(void) { check_recompute(1, 0); }
 static void test_recompute_full_qwen2(void) { check_recompute(0, 0); }
 static void test_recompute_lora_dropout(void) { check_recompute(0, 1); }
 
+/* bf16 base: weights rounded to 8 mantissa bits (relative 2^-9) move the loss by well under
+ * 1e-3 relative and the LoRA gradients by under 2% of their largest entry. */
+static void check_bf16(int qwen3, int recompute) {
+    float *g0, *g1;
+    int64_t n0, n1;
+    double l0 = run_opts(qwen3, 1, 0, 0, &g0, &n0), l1 = run_opts(qwen3, 1, recompute, 1, &g1, &n1);
+    EXPECT(n0 == n1 && n0 > 0, "gradient sizes");
+    EXPECT(fabs(l0 - l1) <= 1e-3 * fabs(l0) && l0 != l1, "loss %.9g (fp32) vs %.9g (bf16 base)", l0, l1);
+    double worst = 0, norm = 0;
+    for (int64_t i = 0; i < n0 && n0 == n1; i++) worst = fmax(worst, fabs(g0[i] - g1[i])), norm = fmax(norm, fabs(g0[i]));
+    EXPECT(norm > 0 && worst <= 2e-2 * norm, "gradients differ by %.3g (max %.3g)", worst, norm);
+    free(g0), free(g1);
+}
+
+static void test_bf16_base_lora(void) { check_bf16(0, 0); }
+static void test_bf16_base_qwen3_recompute(void) { check_bf16(1, 1); }
+
+static void test_bf16_base_refuses_full_ft(void) {
+    struct model_config c = tiny_config(0);
+    struct model m;
+    model_init_random(&m, &c, 3, 1);
+    EXPECT(model_base_to_bf16(&m) != 0, "full fine-tuning must refuse");
+    EXPECT_ERR("a bf16 base must be frozen");
+    model_free(&m);
+    model_init_random(&m, &c, 3, 0);
+    EXPECT(model_base_to_bf16(&m) == 0, "frozen base converts");
+    EXPECT(model_save(&m, "/tmp/csft_test_bf16_save", 0, 0) != 0, "save refuses");
+    EXPECT_ERR("held in bf16");
+    int32_t prompt[3] = {1, 2, 3}, out[4];
+    EXPECT(model_generate(&m, prompt, 3, out, 4, NULL, 0, 0.0f, 0, 1.0f, 1) == 4, "generation runs on a bf16 base");
+    model_free(&m);
+}
+
 int main(void) {
+    RUN(test_bf16_base_lora);
+    RUN(test_bf16_base_qwen3_recompute);
+    RUN(test_bf16_base_refuses_full_ft);
     RUN(test_recompute_full_qwen3);
     RUN(test_recompute_full_qwen2);
     RUN(test_recompute_lora_dropout);

@@ -3,6 +3,9 @@
 #pragma once
 #include <stdint.h>
 
+struct model;
+struct linear;
+
 struct acts {
     int64_t cap; /* tokens the buffers hold */
     int slots;   /* per-layer activation slots: L, or 1 when recomputing */
@@ -17,3 +20,6 @@ struct acts {
     /* backward scratch, shared by all layers */
     float *dx, *dln, *dq, *dk, *dv, *dq2, *dk2, *datt, *dgate, *dup, *dh, *dxa, *tmp1, *tmp2, *ce_scratch;
 };
+
+/* y (N,out) (= or +=) x W^T + b through the float32 or bf16 weight of L (no LoRA). */
+void linear_base_forward(struct model *m, const struct linear *L, float *y, const float *x, int64_t N, int acc);

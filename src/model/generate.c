@@ -14,8 +14,8 @@ struct decode_bufs {
     float *x, *ln, *q, *k, *v, *att, *gate, *up, *h, *xa, *logits, *tmp;
 };
 
-static void lin1(const struct model *m, const struct linear *L, float *y, const float *x, int acc, float *xa) {
-    m->k->matmul_forward(y, x, L->w, L->b, 1, L->in, L->out, 1.0f, acc);
+static void lin1(struct model *m, const struct linear *L, float *y, const float *x, int acc, float *xa) {
+    linear_base_forward(m, L, y, x, 1, acc);
     if (!L->lora_a) return;
     m->k->matmul_forward(xa, x, L->lora_a, NULL, 1, L->in, m->lora.rank, 1.0f, 0);
     m->k->matmul_forward(y, xa, L->lora_b, NULL, 1, m->lora.rank, L->out, m->lora_scaling, 1);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
@@ -18,6 +19,7 @@ const char *const lin_short[N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj", "g
 const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
 #define CE_CHUNK 128
+#define WCHUNK 256 /* bf16 weight rows converted per GEMM */
 
 
 
@@ -168,6 +170,7 @@ void model_free(struct model *m) {
     free(m->lora_params);
     free(m->lora_mem);
     free(m->dlora_mem);
+    free(m->wscratch);
     memset(m, 0, sizeof *m);
 }
 
@@ -219,11 +222,18 @@ static void dropout_apply(const struct model *m, float *out, const float *x, int
     for (int64_t i = 0; i < n; i++) out[i] = rng_hash(base + (uint64_t)i) < thresh ? 0.0f : x[i] * keep_scale;
 }
 
+void linear_base_forward(struct model *m, const struct linear *L, float *y, const float *x, int64_t N, int acc) {
+    if (L->w16)
+        m->k->matmul_forward_bf16(y, x, L->w16, L->b, N, L->in, L->out, 1.0f, acc, m->wscratch, WCHUNK);
+    else
+        m->k->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
+}
+
 /* y (N,out) = (acc ? y : 0) + x W^T + b [+ s * drop(x) A^T B^T, saving xa = drop(x) A^T] */
 static void lin_forward(struct model *m, int l, int li, float *y, const float *x, int64_t N, int acc, float *xa) {
     const struct kernels *K = m->k;
     struct linear *L = &m->layers[l].lin[li];
-    K->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
+    linear_base_forward(m, L, y, x, N, acc);
     if (!L->lora_a) return;
     const float *xin = x;
     if (dropout_on(m)) {
@@ -241,7 +251,10 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
     const struct kernels *K = m->k;
     struct acts *a = m->acts;
     struct linear *L = &m->layers[l].lin[li];
-    K->matmul_backward(dx, L->dw, L->db, dy, x, L->w, N, L->in, L->out, 1.0f, acc);
+    if (L->w16) /* frozen: no weight gradients */
+        K->matmul_backward_bf16(dx, dy, L->w16, N, L->in, L->out, 1.0f, acc, m->wscratch, WCHUNK);
+    else
+        K->matmul_backward(dx, L->dw, L->db, dy, x, L->w, N, L->in, L->out, 1.0f, acc);
     if (!L->lora_a) return;
     int R = m->lora.rank;
     K->matmul_backward(a->dxa, L->dlora_b, NULL, dy, xa, L->lora_b, N, R, L->out, m->lora_scaling, 0);
@@ -403,7 +416,75 @@ struct param *model_trainable(struct model *m, int *n) {
     return m->params;
 }
 
+int model_base_to_bf16(struct model *m) {
+    if (m->base_bf16) return 0;
+    if (m->dbase) return err_set("model_base_to_bf16: the base is trained (full fine-tuning); a bf16 base must be frozen");
+    const struct model_config *c = &m->cfg;
+    /* Which params are decoder linear weights: they become bf16. */
+    char *is_lin = xcalloc((size_t)m->n_params, 1);
+    for (int i = 0; i < m->n_params; i++)
+        for (int l = 0; l < c->n_layers && !is_lin[i]; l++)
+            for (int li = 0; li < N_LIN; li++)
+                if (m->layers[l].lin[li].w == m->params[i].data) is_lin[i] = 1;
+    /* Compact in place, in table order: a write cursor never passes the read cursor (bf16
+     * halves a tensor; float32 tensors keep their size, aligned to 4 bytes). */
+    char *base = (char *)m->base;
+    size_t wr = 0, rd = 0, *off = xmalloc(sizeof(size_t) * (size_t)m->n_params);
+    for (int i = 0; i < m->n_params; i++) {
+        struct param *p = &m->params[i];
+        CHECK((char *)p->data == base + rd, "parameter %s not where the table says", p->name);
+        if (is_lin[i]) {
+            wr = (wr + 1) & ~(size_t)1;
+            /* through a small buffer, so no store can precede a load of the same bytes */
+            float buf[1024];
+            for (int64_t j0 = 0; j0 < p->numel; j0 += 1024) {
+                int nb = p->numel - j0 < 1024 ? (int)(p->numel - j0) : 1024;
+                memcpy(buf, p->data + j0, sizeof(float) * (size_t)nb);
+                uint16_t h[1024];
+                for (int j = 0; j < nb; j++) h[j] = f32_to_bf16(buf[j]);
+                memcpy(base + wr + 2 * (size_t)j0, h, sizeof(uint16_t) * (size_t)nb);
+            }
+            off[i] = wr, wr += (size_t)p->numel * 2;
+        } else {
+            wr = (wr + 3) & ~(size_t)3;
+            memmove(base + wr, p->data, (size_t)p->numel * 4);
+            off[i] = wr, wr += (size_t)p->numel * 4;
+        }
+        rd += (size_t)p->numel * 4;
+        CHECK(wr <= rd, "bf16 compaction overtook its input at %s", p->name);
+    }
+    base = xrealloc(base, wr ? wr : 1);
+    m->base = (float *)base;
+    float **fields[] = {&m->wte, &m->norm, &m->lm_head};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+        for (int i = 0; i < m->n_params; i++)
+            if (*fields[f] == m->params[i].data) { *fields[f] = (float *)(base + off[i]); break; }
+    int64_t widest = 0;
+    for (int i = 0, l = 0; l < c->n_layers; l++) {
+        struct layer *ly = &m->layers[l];
+        float **small[] = {&ly->ln1, &ly->ln2, &ly->q_norm, &ly->k_norm};
+        for (size_t f = 0; f < 4; f++)
+            for (i = 0; i < m->n_params && *small[f]; i++)
+                if (*small[f] == m->params[i].data) { *small[f] = (float *)(base + off[i]); break; }
+        for (int li = 0; li < N_LIN; li++) {
+            struct linear *L = &ly->lin[li];
+            for (i = 0; i < m->n_params; i++) {
+                if (L->w == m->params[i].data) L->w16 = (uint16_t *)(base + off[i]), L->w = NULL;
+                if (L->b && L->b == m->params[i].data) L->b = (float *)(base + off[i]);
+            }
+            if (L->in > widest) widest = L->in;
+        }
+    }
+    for (int i = 0; i < m->n_params; i++) m->params[i].data = is_lin[i] ? NULL : (float *)(base + off[i]);
+    free(is_lin);
+    free(off);
+    m->wscratch = xmalloc(sizeof(float) * (size_t)(WCHUNK * widest));
+    m->base_bf16 = 1;
+    return 0;
+}
+
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes) {
+    if (m->base_bf16) return err_set("model_save %s: the base is held in bf16 (model_base_to_bf16); save from a float32 model", dir);
     if (dir_create(dir)) return -1;
     struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);
     for (int i = 0; i < m->n_params; i++) {
