@@ -17,6 +17,12 @@
 #include "train/optim.h"
 #include "train/step.h"
 
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -78,22 +84,22 @@ int main(int argc, char **argv) {
     for (int64_t n = 0; n < N; n++) ids[n] = (int32_t)(rng_next(&s) % (uint64_t)cfg.vocab_size), pos[n] = (int32_t)(n % T);
     struct micro_batch mb = {.ids = ids, .labels = ids, .pos = pos, .B = B, .T = T};
     struct step_result res;
-    double t_total = 0;
+    double t_total = 0, cpu_total = 0;
     for (int i = 0; i < warmup + steps; i++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         if (train_step(&m, &opt, &mb, 1, 1e-5, 1.0, NULL, &res)) {
             fprintf(stderr, "bench_train: %s\n", err_msg());
             return 1;
         }
         double dt = now() - t0;
         fprintf(stderr, "step %d: %.3f s, loss %.4f\n", i, dt, res.loss);
-        if (i >= warmup) t_total += dt;
+        if (i >= warmup) t_total += dt, cpu_total += cpu_now() - c0;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double step_s = t_total / steps;
-    printf("impl=csft step_s=%.4f tokens_per_s=%.2f peak_rss_mib=%.1f loss=%.5f\n", step_s, N / step_s,
-           ru.ru_maxrss / 1024.0, res.loss);
+    printf("impl=csft step_s=%.4f tokens_per_s=%.2f peak_rss_mib=%.1f loss=%.5f cpu_step_s=%.3f\n", step_s, N / step_s,
+           ru.ru_maxrss / 1024.0, res.loss, cpu_total / steps);
     adamw_free(&opt);
     model_free(&m);
     free(ids), free(pos);

@@ -9,12 +9,7 @@ cd "$(dirname "$0")/.."
 THREADS=${BENCH_THREADS:-2}
 STEPS=${BENCH_STEPS:-3}
 export OMP_NUM_THREADS=$THREADS OMP_PROC_BIND=${OMP_PROC_BIND:-close}
-mkdir -p build/bench
-make -s build/libcsft.a
-CFLAGS="-O2 -march=native -g -std=c11 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc"
-LIBS="-lcjson -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -lm"
-gcc $CFLAGS -o build/bench/bench_train bench/bench_train.c build/libcsft.a $LIBS
-gcc -O2 -march=native -ffp-contract=fast -fopenmp -o build/bench/fma_peak bench/fma_peak.c
+bash bench/build.sh
 
 PY=/usr/bin/python3
 torch_ok=0
