@@ -195,10 +195,11 @@ void model_set_batch(struct model *m, int B, int T) {
     a->ids = xcalloc((size_t)N, sizeof(int32_t));
     a->pos = xcalloc((size_t)N, sizeof(int32_t));
     A(x, (x_layers + 1) * N * C);
-    A(ln1, L * N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, L * N * C), A(rstd2, L * N);
+    /* ln1, ln2 and h are cheap to recompute (elementwise) and rebuilt in backward: one slot */
+    A(ln1, N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, N * C), A(rstd2, L * N);
     A(q, L * N * qd), A(k, L * N * kvd), A(v, L * N * kvd), A(att, L * N * qd), A(lse, L * N * H);
     if (c->qk_norm) A(qpre, L * N * qd), A(kpre, L * N * kvd), A(qrstd, L * N * H), A(krstd, L * N * KVH);
-    A(gate, L * N * F), A(up, L * N * F), A(h, L * N * F);
+    A(gate, L * N * F), A(up, L * N * F), A(h, N * F);
     if (R) A(xa, L * N_LIN * N * R), A(dxa, N * R);
     A(lnf, N * C), A(rstdf, N);
     A(dx, N * C), A(dln, N * C), A(dq, N * qd), A(dk, N * kvd), A(dv, N * kvd), A(dq2, N * qd), A(dk2, N * kvd);
@@ -290,7 +291,7 @@ static void layer_forward(struct model *m, int l) {
     float eps = c->rms_norm_eps;
     const int32_t *pos = a->pos;
     struct layer *ly = &m->layers[l];
-    float *x = SL(x, l, C), *ln1 = SL(ln1, s, C), *q = SL(q, s, qd), *k = SL(k, s, kvd), *v = SL(v, s, kvd);
+    float *x = SL(x, l, C), *ln1 = a->ln1, *q = SL(q, s, qd), *k = SL(k, s, kvd), *v = SL(v, s, kvd);
     float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
     K->rmsnorm_forward(ln1, SL(rstd1, s, 1), x, ly->ln1, N, C, eps);
@@ -309,7 +310,7 @@ static void layer_forward(struct model *m, int l) {
     float *xmid = SL(xmid, s, C);
     memcpy(xmid, x, sizeof(float) * N * C);
     lin_forward(m, l, LIN_O, xmid, SL(att, s, qd), N, 1, XA(LIN_O));
-    float *ln2 = SL(ln2, s, C), *gate = SL(gate, s, F), *up = SL(up, s, F), *h = SL(h, s, F);
+    float *ln2 = a->ln2, *gate = SL(gate, s, F), *up = SL(up, s, F), *h = a->h;
     K->rmsnorm_forward(ln2, SL(rstd2, s, 1), xmid, ly->ln2, N, C, eps);
     lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
     lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
@@ -362,10 +363,12 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
         float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
         /* x[l+1] = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm(xmid) */
-        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, SL(h, s, F), XA(LIN_DOWN), N);
+        K->rmsnorm_forward(a->ln2, SL(rstd2, s, 1), SL(xmid, s, C), ly->ln2, N, C, c->rms_norm_eps); /* rebuild */
+        K->swiglu_forward(a->h, SL(gate, s, F), SL(up, s, F), N * F);
+        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, a->h, XA(LIN_DOWN), N);
         K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, s, F), SL(up, s, F), N * F);
-        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, SL(ln2, s, C), XA(LIN_GATE), N);
-        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, SL(ln2, s, C), XA(LIN_UP), N);
+        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, a->ln2, XA(LIN_GATE), N);
+        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, a->ln2, XA(LIN_UP), N);
         K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, s, C), ly->ln2, SL(rstd2, s, 1), N, C, 1);
         /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v = proj(norm(x)) */
         lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, s, qd), XA(LIN_O), N);
@@ -380,7 +383,8 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
                                 HS, 0);
             dq = a->dq2, dk = a->dk2;
         }
-        float *ln1 = SL(ln1, s, C);
+        float *ln1 = a->ln1;
+        K->rmsnorm_forward(ln1, SL(rstd1, s, 1), SL(x, l, C), ly->ln1, N, C, c->rms_norm_eps); /* rebuild */
         lin_backward(m, l, LIN_Q, a->dln, 0, dq, ln1, XA(LIN_Q), N);
         lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
         lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
