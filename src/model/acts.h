@@ -8,7 +8,8 @@ struct linear;
 
 struct acts {
     int64_t cap; /* tokens the buffers hold */
-    int slots;   /* per-layer activation slots: L, or 1 when recomputing */
+    int slots;
+    int ce_chunk; /* rows per LM-head chunk (ce_scratch holds ce_chunk * (V + 2C)) */   /* per-layer activation slots: L, or 1 when recomputing */
     int32_t *ids, *pos;
     /* saved for backward, one slice per layer */
     float *x;                       /* (L+1, N, C) residual stream entering each layer */

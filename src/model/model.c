@@ -18,7 +18,14 @@ const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "s
 const char *const lin_short[N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
-#define CE_CHUNK 128
+/* Rows of the fused LM head + cross-entropy per chunk: its (chunk, V) logits stay near 128 MB
+ * (bigger chunks make the head's GEMMs faster: the dW GEMM streams dW once per chunk). */
+static int ce_chunk(const struct model *m, int64_t N) {
+    int64_t ch = ((int64_t)32 << 20) / m->cfg.vocab_size;
+    ch = ch < 64 ? 64 : ch > 1024 ? 1024 : ch;
+    if (ch > N) ch = N;
+    return (int)((ch + 15) & ~15);
+}
 #define WCHUNK 256 /* bf16 weight rows converted per GEMM */
 
 
@@ -204,7 +211,8 @@ void model_set_batch(struct model *m, int B, int T) {
     A(lnf, N * C), A(rstdf, N);
     A(dx, N * C), A(dln, N * C), A(dq, N * qd), A(dk, N * kvd), A(dv, N * kvd), A(dq2, N * qd), A(dk2, N * kvd);
     A(datt, N * qd), A(dgate, N * F), A(dup, N * F), A(dh, N * F), A(tmp1, N * wide), A(tmp2, N * wide);
-    A(ce_scratch, (int64_t)CE_CHUNK * (c->vocab_size + 2 * C));
+    a->ce_chunk = ce_chunk(m, N);
+    A(ce_scratch, (int64_t)a->ce_chunk * (c->vocab_size + 2 * C));
 #undef A
     m->acts = a;
 }
@@ -342,7 +350,7 @@ void model_logits(struct model *m, float *logits) {
 double model_loss(struct model *m, const int32_t *targets) {
     int64_t N = (int64_t)m->B * m->T;
     return m->k->lm_head_ce(NULL, NULL, m->acts->lnf, m->lm_head, targets, N, m->cfg.hidden_size, m->cfg.vocab_size,
-                            1.0f, m->acts->ce_scratch, CE_CHUNK);
+                            1.0f, m->acts->ce_scratch, m->acts->ce_chunk);
 }
 
 double model_backward(struct model *m, const int32_t *targets, float grad_scale) {
@@ -354,7 +362,7 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
     double loss = K->lm_head_ce(a->dln, m->dlm_head, a->lnf, m->lm_head, targets, N, C, c->vocab_size, grad_scale,
-                                a->ce_scratch, CE_CHUNK);
+                                a->ce_scratch, a->ce_chunk);
     K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         struct layer *ly = &m->layers[l];
