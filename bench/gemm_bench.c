@@ -1,6 +1,7 @@
 /* gemm_bench: oneDNN sgemm vs OpenBLAS sgemm on the linear layers' real shapes (forward
  * x W^T, backward dy W and dy^T x), GFLOP/s of each; the winner backs cpu_sgemm.
- * Build: see bench/run.sh (needs -lopenblas); OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = 2. */
+ * GEMM_CPU_TIME=1 times CPU seconds instead (GF per CPU-second: steadier on a busy machine).
+ * Build: see bench/build.sh (needs -lopenblas); OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = 2. */
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(getenv("GEMM_CPU_TIME") ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 

@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "train/optim.h"
 #include "test.h"
 
 static struct model_config tiny_config(int qwen3) {
@@ -105,7 +106,31 @@ static void test_bf16_base_refuses_full_ft(void) {
     model_free(&m);
 }
 
+/* AdamW's 8-wide loop equals its scalar loop bit for bit: one 16-element tensor (vector
+ * path) against sixteen 1-element tensors (scalar path), a few steps. */
+static void test_adamw_vector_equals_scalar(void) {
+    float w1[16], g1[16], w2[16], g2[16];
+    struct param p1 = {.n_dims = 1, .numel = 16, .data = w1, .grad = g1, .decay = 1}, p2[16];
+    uint64_t s = 4;
+    for (int i = 0; i < 16; i++) {
+        w1[i] = w2[i] = rng_normal(&s);
+        p2[i] = (struct param){.n_dims = 1, .numel = 1, .data = w2 + i, .grad = g2 + i, .decay = 1};
+    }
+    struct adamw o1, o2;
+    adamw_init(&o1, &p1, 1, 0.9f, 0.95f, 1e-8f, 0.1f);
+    adamw_init(&o2, p2, 16, 0.9f, 0.95f, 1e-8f, 0.1f);
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < 16; i++) g1[i] = g2[i] = rng_normal(&s);
+        adamw_step(&o1, &p1, 1, 1e-2f);
+        adamw_step(&o2, p2, 16, 1e-2f);
+    }
+    EXPECT(memcmp(w1, w2, sizeof w1) == 0, "vector and scalar AdamW differ");
+    EXPECT(w1[3] != 0, "weights updated");
+    adamw_free(&o1), adamw_free(&o2);
+}
+
 int main(void) {
+    RUN(test_adamw_vector_equals_scalar);
     RUN(test_bf16_base_lora);
     RUN(test_bf16_base_qwen3_recompute);
     RUN(test_bf16_base_refuses_full_ft);

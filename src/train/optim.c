@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #include "core/util.h"
 
@@ -34,12 +37,29 @@ void adamw_step(struct adamw *o, struct param *params, int n_params, float lr) {
         struct param *p = &params[i];
         float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
         float *w = p->data, *g = p->grad, *m = o->m + off, *v = o->v + off;
-#pragma omp parallel for
-        for (int64_t j = 0; j < p->numel; j++) {
-            w[j] *= decay;
-            m[j] += (g[j] - m[j]) * (1.0f - b1);
-            v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
-            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+#pragma omp parallel for schedule(static)
+        for (int64_t j0 = 0; j0 < p->numel; j0 += 1024) {
+            int64_t j1 = j0 + 1024 < p->numel ? j0 + 1024 : p->numel, j = j0;
+#ifdef __AVX__
+            /* 8 at a time: the same operations in the same order (bitwise equal to the scalar
+             * loop; scalar sqrtf is not auto-vectorized because of errno) */
+            typedef float v8 __attribute__((vector_size(32)));
+            for (; j + 8 <= j1; j += 8) {
+                v8 wv, gv, mv, vv;
+                memcpy(&wv, w + j, 32), memcpy(&gv, g + j, 32), memcpy(&mv, m + j, 32), memcpy(&vv, v + j, 32);
+                wv *= decay;
+                mv += (gv - mv) * (1.0f - b1);
+                vv = vv * b2 + (1.0f - b2) * gv * gv;
+                wv -= step_size * mv / ((v8)_mm256_sqrt_ps((__m256)vv) / bc2_sqrt + eps);
+                memcpy(w + j, &wv, 32), memcpy(m + j, &mv, 32), memcpy(v + j, &vv, 32);
+            }
+#endif
+            for (; j < j1; j++) {
+                w[j] *= decay;
+                m[j] += (g[j] - m[j]) * (1.0f - b1);
+                v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
+                w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+            }
         }
         off += p->numel;
     }
