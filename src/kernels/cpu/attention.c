@@ -1,6 +1,6 @@
 /* attention: causal, per-document, GQA attention on the CPU in 64x64 tiles (flash-attention
  * style): O(T) memory (only lse is saved), scores and probabilities live in per-thread tiles,
- * tile products through one small register-blocked GEMM, softmax with a vectorized exp.
+ * tile products through one small register-blocked (6x16) GEMM, softmax with a vectorized exp.
  * Forward: parallel over (b, h, query block), online softmax over key blocks. Backward:
  * parallel over (b, kv head), so each thread owns its dk/dv rows and its heads' dq rows.
  * Contract in kernels.h; reference attention_forward_ref / attention_backward_ref. */
@@ -13,33 +13,51 @@
 
 #define BLK 64
 
-/* C (M,N) (= or +=) A (M,K) B (K,N), row-major with leading dimensions; 4x16 register blocks,
- * scalar tails. */
+/* R rows x 16 columns of C (= or +=) A B: 2R accumulators in registers, B's two vectors
+ * loaded once per k and broadcast A. R is a constant at every call site. */
+static inline __attribute__((always_inline)) void tile_micro(float *C, int ldc, const float *A, int lda,
+                                                             const float *B, int ldb, int K, int acc, int R) {
+    v8f c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) c0[i] = c1[i] = v8_set1(0.0f);
+    for (int k = 0; k < K; k++) {
+        v8f b0 = v8_load(B + (int64_t)k * ldb), b1 = v8_load(B + (int64_t)k * ldb + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) {
+            v8f x = v8_set1(A[(int64_t)i * lda + k]);
+            c0[i] = v8_fma(x, b0, c0[i]);
+            c1[i] = v8_fma(x, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) {
+        float *cp = C + (int64_t)i * ldc;
+        v8_store(cp, acc ? v8_load(cp) + c0[i] : c0[i]);
+        v8_store(cp + 8, acc ? v8_load(cp + 8) + c1[i] : c1[i]);
+    }
+}
+
+/* C (M,N) (= or +=) A (M,K) B (K,N), row-major with leading dimensions: 6x16 register
+ * blocks (a 1..5-row block for the last rows), scalar for the last N % 16 columns. */
 static void tile_gemm(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
                       int acc) {
-    int M4 = M & ~3, N16 = N & ~15;
-    for (int r = 0; r < M4; r += 4)
-        for (int c = 0; c < N16; c += 16) {
-            v8f z = v8_set1(0.0f), a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
-            const float *a0 = A + (int64_t)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            for (int k = 0; k < K; k++) {
-                const float *b = B + (int64_t)k * ldb + c;
-                v8f b0 = v8_load(b), b1 = v8_load(b + 8), x;
-                x = v8_set1(a0[k]), a00 = v8_fma(x, b0, a00), a01 = v8_fma(x, b1, a01);
-                x = v8_set1(a1[k]), a10 = v8_fma(x, b0, a10), a11 = v8_fma(x, b1, a11);
-                x = v8_set1(a2[k]), a20 = v8_fma(x, b0, a20), a21 = v8_fma(x, b1, a21);
-                x = v8_set1(a3[k]), a30 = v8_fma(x, b0, a30), a31 = v8_fma(x, b1, a31);
-            }
-            v8f res[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
-            for (int i = 0; i < 4; i++)
-                for (int h = 0; h < 2; h++) {
-                    float *cp = C + (int64_t)(r + i) * ldc + c + 8 * h;
-                    v8_store(cp, acc ? v8_load(cp) + res[2 * i + h] : res[2 * i + h]);
-                }
+    int N16 = N & ~15, M6 = M - M % 6;
+    for (int c = 0; c < N16; c += 16) {
+        for (int r = 0; r < M6; r += 6)
+            tile_micro(C + (int64_t)r * ldc + c, ldc, A + (int64_t)r * lda, lda, B + c, ldb, K, acc, 6);
+        float *Cr = C + (int64_t)M6 * ldc + c;
+        const float *Ar = A + (int64_t)M6 * lda;
+        switch (M - M6) {
+        case 5: tile_micro(Cr, ldc, Ar, lda, B + c, ldb, K, acc, 5); break;
+        case 4: tile_micro(Cr, ldc, Ar, lda, B + c, ldb, K, acc, 4); break;
+        case 3: tile_micro(Cr, ldc, Ar, lda, B + c, ldb, K, acc, 3); break;
+        case 2: tile_micro(Cr, ldc, Ar, lda, B + c, ldb, K, acc, 2); break;
+        case 1: tile_micro(Cr, ldc, Ar, lda, B + c, ldb, K, acc, 1); break;
+        default: break;
         }
-    /* tails: columns N16..N of the first M4 rows, then the last M - M4 rows */
+    }
     for (int r = 0; r < M; r++)
-        for (int c = r < M4 ? N16 : 0; c < N; c++) {
+        for (int c = N16; c < N; c++) {
             float s = 0;
             for (int k = 0; k < K; k++) s += A[(int64_t)r * lda + k] * B[(int64_t)k * ldb + c];
             float *cp = C + (int64_t)r * ldc + c;
