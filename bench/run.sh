@@ -4,6 +4,7 @@
 # achieved GFLOP/s (model FLOPs incl. attention), % of the measured FP32 peak, peak RSS.
 # Env: BENCH_THREADS (2), BENCH_STEPS (3 timed after 1 warmup), BENCH_ONLY (substring of
 # the config names to run), BENCH_LONG=1 adds sequence 4096, BENCH_NO_TORCH=1 skips the peer.
+# Rows ending -rc add csft's --recompute, -bf16 its bf16 frozen base; the peer row is shared.
 set -eu
 cd "$(dirname "$0")/.."
 THREADS=${BENCH_THREADS:-2}
@@ -24,15 +25,19 @@ fi
 peak=$(build/bench/fma_peak | sed -E 's/.*peak_gflops=([0-9.]+).*/\1/')
 echo "FP32 FMA peak, $THREADS threads: $peak GFLOP/s (bench/fma_peak.c); load: $(uptime | sed 's/.*load/load/')"
 
-# name | model args | batch | seq | lora rank
-configs="small-full|--hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1376 --vocab 32000|4|256|0
-small-lora|--hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1376 --vocab 32000|4|256|16
-0.5B-full-1024|--hidden 896 --layers 24 --heads 14 --kv-heads 2 --ffn 4864 --vocab 151936 --tied|1|1024|0
-0.5B-lora-1024|--hidden 896 --layers 24 --heads 14 --kv-heads 2 --ffn 4864 --vocab 151936 --tied|1|1024|16"
+# name | model args | batch | seq | lora rank | csft-only options (the peer runs the same model without them)
+S="--hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1376 --vocab 32000"
+Q="--hidden 896 --layers 24 --heads 14 --kv-heads 2 --ffn 4864 --vocab 151936 --tied"
+configs="small-full|$S|4|256|0|
+small-lora|$S|4|256|16|
+0.5B-full-1024|$Q|1|1024|0|
+0.5B-full-1024-rc|$Q|1|1024|0|--recompute
+0.5B-lora-1024|$Q|1|1024|16|
+0.5B-lora-1024-bf16|$Q|1|1024|16|--bf16-base --recompute"
 if [ "${BENCH_LONG:-0}" = 1 ]; then
     configs="$configs
-0.5B-full-4096|--hidden 896 --layers 24 --heads 14 --kv-heads 2 --ffn 4864 --vocab 151936 --tied|1|4096|0
-0.5B-lora-4096|--hidden 896 --layers 24 --heads 14 --kv-heads 2 --ffn 4864 --vocab 151936 --tied|1|4096|16"
+0.5B-full-4096-rc|$Q|1|4096|0|--recompute
+0.5B-lora-4096|$Q|1|4096|16|"
 fi
 
 # Model FLOPs of one training step: forward 2*N*(linear params + lm head) + causal attention
@@ -49,14 +54,20 @@ flops() { # args: hidden layers heads kvh ffn vocab B T R
 }
 arg() { echo "$1" | sed -E "s/.*--$2 ([0-9]+).*/\1/"; }
 
-printf '\n%-16s %10s %10s %7s %9s %9s %7s %9s %9s\n' config csft_tok/s torch_tok/s ratio csft_GF/s torch_GF/s csft_%pk csft_MiB torch_MiB
-echo "$configs" | while IFS='|' read -r name margs B T R; do
+printf '\n%-20s %10s %10s %7s %9s %9s %8s %9s %9s %6s\n' config csft_tok/s torch_tok/s ratio csft_GF/s torch_GF/s csft_%pk csft_MiB torch_MiB mem_%
+# Rows whose model, batch and sequence match the previous row reuse its peer measurement.
+prev_key="" t=""
+echo "$configs" | while IFS='|' read -r name margs B T R extra; do
     case "$name" in *${BENCH_ONLY:-}*) ;; *) continue ;; esac
     lora=""; [ "$R" != 0 ] && lora="--lora $R"
-    c=$(build/bench/bench_train $margs --batch "$B" --seq "$T" $lora --steps "$STEPS" 2>/dev/null | grep impl=)
-    t="impl=torch step_s=0 tokens_per_s=0 peak_rss_mib=0"
-    if [ $torch_ok = 1 ]; then
-        t=$($PY bench/torch_peer.py $margs --batch "$B" --seq "$T" --lora "$R" --steps "$STEPS" --threads "$THREADS" 2>/dev/null | grep impl= || echo "$t")
+    c=$(build/bench/bench_train $margs --batch "$B" --seq "$T" $lora $extra --steps "$STEPS" 2>/dev/null | grep impl= || echo "impl=csft failed")
+    key="$margs|$B|$T|$R"
+    if [ "$key" != "$prev_key" ]; then
+        t="impl=torch step_s=0 tokens_per_s=0 peak_rss_mib=0"
+        if [ $torch_ok = 1 ]; then
+            t=$($PY bench/torch_peer.py $margs --batch "$B" --seq "$T" --lora "$R" --steps "$STEPS" --threads "$THREADS" 2>/dev/null | grep impl= || echo "$t")
+        fi
+        prev_key=$key
     fi
     f=$(flops "$(arg "$margs" hidden)" "$(arg "$margs" layers)" "$(arg "$margs" heads)" "$(arg "$margs" kv-heads)" \
         "$(arg "$margs" ffn)" "$(arg "$margs" vocab)" "$B" "$T" "$R")
@@ -67,6 +78,8 @@ echo "$configs" | while IFS='|' read -r name margs B T R; do
             cg = cs > 0 ? f / cs / 1e9 : 0; tg = ts > 0 ? f / ts / 1e9 : 0
             ct = get(c, "tokens_per_s"); tt = get(t, "tokens_per_s")
             r = (tt > 0) ? sprintf("%.2fx", ct / tt) : "-"
-            printf("%-16s %10.1f %10.1f %7s %9.1f %9.1f %6.1f%% %9.0f %9.0f\n", name, ct, tt, r, cg, tg, 100 * cg / peak,
-                get(c, "peak_rss_mib"), get(t, "peak_rss_mib")) }'
+            cm = get(c, "peak_rss_mib"); tm = get(t, "peak_rss_mib")
+            mr = (tm > 0) ? sprintf("%.0f%%", 100 * cm / tm) : "-"
+            printf("%-20s %10.1f %10.1f %7s %9.1f %9.1f %7.1f%% %9.0f %9.0f %6s\n", name, ct, tt, r, cg, tg, 100 * cg / peak,
+                cm, tm, mr) }'
 done
