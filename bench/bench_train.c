@@ -60,7 +60,12 @@ int main(int argc, char **argv) {
     }
     cfg.head_dim = cfg.hidden_size / cfg.n_heads;
     struct model m;
-    model_init_random(&m, &cfg, 1, R == 0);
+    if (bf16_base && R == 0) {
+        fprintf(stderr, "bench_train: --bf16-base needs --lora (a bf16 base is frozen)\n");
+        return 2;
+    }
+    if (bf16_base) model_init_random_bf16_base(&m, &cfg, 1); /* the float32 base never exists */
+    else model_init_random(&m, &cfg, 1, R == 0);
     if (R) {
         static const char *const targets[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
         struct lora_spec spec = {.rank = R, .alpha = 32, .targets = targets, .n_targets = 4};
@@ -70,10 +75,7 @@ int main(int argc, char **argv) {
         }
     }
     m.recompute = recompute;
-    if (bf16_base && model_base_to_bf16(&m)) {
-        fprintf(stderr, "bench_train: %s\n", err_msg());
-        return 1;
-    }
+
     int n_params;
     struct param *params = model_trainable(&m, &n_params);
     struct adamw opt;

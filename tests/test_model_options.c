@@ -129,7 +129,37 @@ static void test_adamw_vector_equals_scalar(void) {
     adamw_free(&o1), adamw_free(&o2);
 }
 
+/* Loss of one forward on a fixed batch. */
+static double loss_of(struct model *m) {
+    int32_t ids[12], pos[12], tg[12];
+    for (int i = 0; i < 12; i++) ids[i] = (i * 13 + 5) % m->cfg.vocab_size, pos[i] = i;
+    model_shift_labels(tg, ids, 1, 12);
+    model_forward(m, ids, pos, 1, 12);
+    return model_loss(m, tg);
+}
+
+/* Building the base in bf16 from the start equals converting a float32 base afterwards. */
+static void test_bf16_base_at_load(void) {
+    struct model a, b;
+    EXPECT(model_load(&a, "tests/fixtures/hf/qwen2-tiny", 0, 0) == 0, "%s", err_msg());
+    EXPECT(model_base_to_bf16(&a) == 0, "convert");
+    EXPECT(model_load_bf16_base(&b, "tests/fixtures/hf/qwen2-tiny", 0) == 0, "%s", err_msg());
+    EXPECT(b.base_bf16 && b.layers[0].lin[LIN_Q].w16 && !b.layers[0].lin[LIN_Q].w, "bf16 storage");
+    double la = loss_of(&a), lb = loss_of(&b);
+    EXPECT(la == lb && la > 0, "loss %.9g vs %.9g", la, lb);
+    model_free(&a), model_free(&b);
+    struct model_config c = tiny_config(1);
+    model_init_random(&a, &c, 11, 0);
+    EXPECT(model_base_to_bf16(&a) == 0, "convert");
+    model_init_random_bf16_base(&b, &c, 11);
+    la = loss_of(&a), lb = loss_of(&b);
+    EXPECT(la == lb && la > 0, "random init: loss %.9g vs %.9g", la, lb);
+    model_free(&a), model_free(&b);
+    EXPECT(model_load_bf16_base(&a, "tests/fixtures/hf/no-such-model", 0) != 0, "missing folder fails");
+}
+
 int main(void) {
+    RUN(test_bf16_base_at_load);
     RUN(test_adamw_vector_equals_scalar);
     RUN(test_bf16_base_lora);
     RUN(test_bf16_base_qwen3_recompute);

@@ -44,9 +44,18 @@ static void add_param(struct model *m, int *cap, const char *name, int n_dims, i
     p->decay = decay;
 }
 
+/* A decoder linear weight ("model.layers.N.<q_proj..down_proj>.weight"): bf16 in a bf16 base. */
+static int is_linear_weight(const char *name) {
+    if (strncmp(name, "model.layers.", 13) != 0 || !strstr(name, ".weight")) return 0;
+    for (int i = 0; i < N_LIN; i++)
+        if (strstr(name, lin_names[i])) return 1;
+    return 0;
+}
+
 /* Lays out every base tensor in HF state_dict order and points the layer structs into
- * one flat buffer (and one flat gradient buffer when the base is trained). */
-static void build_params(struct model *m, int train_base) {
+ * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
+ * weights are stored as bf16 in the same buffer (frozen base). */
+static void build_params(struct model *m, int train_base, int bf16) {
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
     int qd = c->n_heads * HS, kvd = c->n_kv_heads * HS;
@@ -79,13 +88,30 @@ static void build_params(struct model *m, int train_base) {
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
-    m->base = xcalloc((size_t)m->n_base, sizeof(float));
-    m->dbase = train_base ? xcalloc((size_t)m->n_base, sizeof(float)) : NULL;
-    int64_t off = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        m->params[i].data = m->base + off;
-        m->params[i].grad = m->dbase ? m->dbase + off : NULL;
-        off += m->params[i].numel;
+    CHECK(!(bf16 && train_base), "a bf16 base is frozen");
+    if (bf16) { /* byte layout, every tensor 64-byte aligned */
+        size_t bytes = 0;
+        for (int i = 0; i < m->n_params; i++)
+            bytes += ((size_t)m->params[i].numel * (is_linear_weight(m->params[i].name) ? 2 : 4) + 63) & ~(size_t)63;
+        char *buf = xcalloc(bytes ? bytes : 1, 1);
+        m->base = (float *)buf;
+        size_t boff = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            struct param *p = &m->params[i];
+            int h = is_linear_weight(p->name);
+            if (h) p->data16 = (uint16_t *)(buf + boff);
+            else p->data = (float *)(buf + boff);
+            boff += ((size_t)p->numel * (h ? 2 : 4) + 63) & ~(size_t)63;
+        }
+    } else {
+        m->base = xcalloc((size_t)m->n_base, sizeof(float));
+        m->dbase = train_base ? xcalloc((size_t)m->n_base, sizeof(float)) : NULL;
+        int64_t off = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            m->params[i].data = m->base + off;
+            m->params[i].grad = m->dbase ? m->dbase + off : NULL;
+            off += m->params[i].numel;
+        }
     }
     /* Point the structs at the table, in the same order it was built. */
     m->layers = xcalloc((size_t)c->n_layers, sizeof(struct layer));
@@ -96,7 +122,7 @@ static void build_params(struct model *m, int train_base) {
         for (int i = 0; i < N_LIN; i++) {
             struct linear *L = &ly->lin[i];
             L->out = (int)p->shape[0], L->in = (int)p->shape[1];
-            L->w = p->data, L->dw = p->grad, p++;
+            L->w = p->data, L->w16 = p->data16, L->dw = p->grad, p++;
             if (strstr(p->name, ".bias") && strstr(p->name, lin_names[i])) L->b = p->data, L->db = p->grad, p++;
             if (i == LIN_O && c->qk_norm) {
                 ly->q_norm = p->data, ly->dq_norm = p->grad, p++;
@@ -110,44 +136,77 @@ static void build_params(struct model *m, int train_base) {
     if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
     else m->lm_head = p->data, m->dlm_head = p->grad, p++;
     CHECK(p == m->params + m->n_params, "parameter table walk out of step");
+    if (bf16) {
+        int widest = 0;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
+        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
+        m->base_bf16 = 1;
+    }
     m->inv_freq = xmalloc(sizeof(float) * (size_t)(HS / 2));
     model_config_rope_inv_freq(c, m->inv_freq);
     m->k = &kernels_cpu;
 }
 
-int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base);
+    build_params(m, train_base, bf16);
     struct safetensors *st;
     if (safetensors_open(&st, dir)) {
         model_free(m);
         return -1;
     }
+    float *tmp = NULL; /* a bf16 tensor is read as float32 here, then rounded */
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
-        if (safetensors_read_f32(st, p->name, p->data, p->shape, p->n_dims)) {
+        float *dst = p->data;
+        if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
+        if (safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
+            free(tmp);
             safetensors_close(st);
             model_free(m);
             return err_wrap("%s", dir);
         }
+        if (p->data16)
+            for (int64_t j = 0; j < p->numel; j++) p->data16[j] = f32_to_bf16(tmp[j]);
     }
+    free(tmp);
     safetensors_close(st);
     return 0;
 }
 
-int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
+int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+    return load_impl(m, dir, n_layers_keep, train_base, 0);
+}
+
+int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
+    return load_impl(m, dir, n_layers_keep, 0, 1);
+}
+
+static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base);
+    build_params(m, train_base, bf16);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
         int is_norm = strstr(p->name, "norm") != NULL;
-        for (int64_t j = 0; j < p->numel; j++)
-            p->data[j] = is_norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * rng_normal(&s);
+        for (int64_t j = 0; j < p->numel; j++) {
+            float x = is_norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * rng_normal(&s);
+            if (p->data16) p->data16[j] = f32_to_bf16(x);
+            else p->data[j] = x;
+        }
     }
     return 0;
+}
+
+int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
+    return init_random_impl(m, cfg, seed, train_base, 0);
+}
+
+int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed) {
+    return init_random_impl(m, cfg, seed, 0, 1);
 }
 
 static void acts_free(struct acts *a) {
@@ -487,7 +546,10 @@ int model_base_to_bf16(struct model *m) {
             if (L->in > widest) widest = L->in;
         }
     }
-    for (int i = 0; i < m->n_params; i++) m->params[i].data = is_lin[i] ? NULL : (float *)(base + off[i]);
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].data = is_lin[i] ? NULL : (float *)(base + off[i]);
+        m->params[i].data16 = is_lin[i] ? (uint16_t *)(base + off[i]) : NULL;
+    }
     free(is_lin);
     free(off);
     m->wscratch = xmalloc(sizeof(float) * (size_t)(WCHUNK * widest));

@@ -38,6 +38,7 @@ struct param {
     int64_t shape[2];
     int64_t numel;
     float *data, *grad; /* grad NULL when frozen */
+    uint16_t *data16;   /* bf16 storage instead of data (NULL then) in a bf16 base */
     int decay;          /* weight decay applies (2+ dims) */
 };
 
@@ -88,6 +89,11 @@ int model_load(struct model *m, const char *dir, int n_layers_keep, int train_ba
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 void model_free(struct model *m);
+/* model_load / model_init_random with the decoder's linear weights stored in bf16 from the
+ * start (frozen base, as model_base_to_bf16 below; the float32 base never exists, so a 7B
+ * base needs ~15 GB instead of ~30). */
+int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep);
+int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed);
 /* Keeps the decoder's linear weights (q,k,v,o,gate,up,down) in bf16, halving their memory;
  * their GEMMs convert WCHUNK-row blocks to float32 (results equal float32 math on the rounded
  * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
