@@ -4,6 +4,7 @@
 # achieved GFLOP/s (model FLOPs incl. attention), % of the measured FP32 peak, peak RSS.
 # Env: BENCH_THREADS (2), BENCH_STEPS (3 timed after 1 warmup), BENCH_ONLY (substring of
 # the config names to run), BENCH_LONG=1 adds sequence 4096, BENCH_NO_TORCH=1 skips the peer.
+# BENCH_PEAK=GF/s overrides the peak measured at start (a busy machine measures it low).
 # Rows ending -rc add csft's --recompute, -bf16 its bf16 frozen base; the peer row is shared.
 set -eu
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ if [ "${BENCH_NO_TORCH:-0}" != 1 ]; then
 fi
 
 peak=$(build/bench/fma_peak | sed -E 's/.*peak_gflops=([0-9.]+).*/\1/')
-echo "FP32 FMA peak, $THREADS threads: $peak GFLOP/s (bench/fma_peak.c); load: $(uptime | sed 's/.*load/load/')"
+echo "FP32 FMA peak, $THREADS threads: $peak GFLOP/s measured now (bench/fma_peak.c); load: $(uptime | sed 's/.*load/load/')"
+if [ -n "${BENCH_PEAK:-}" ]; then peak=$BENCH_PEAK; echo "using BENCH_PEAK=$peak GFLOP/s for % of peak"; fi
 
 # name | model args | batch | seq | lora rank | csft-only options (the peer runs the same model without them)
 S="--hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1376 --vocab 32000"
