@@ -50,6 +50,13 @@ struct kernels {
      * dweight (OC,IC) += alpha * dout^T @ inp; dbias (OC) += alpha * sum_n dout (each skipped if NULL) */
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int64_t N, int IC, int OC, float alpha, int acc);
+    /* The same two with a bf16 weight (OC,IC) (a frozen base kept in bf16): converted to float32
+     * wchunk rows at a time through scratch (wchunk*IC floats), so results equal the float32
+     * kernels on the bf16-rounded weight. backward: dinp only (a bf16 weight is never trained). */
+    void (*matmul_forward_bf16)(float *out, const float *inp, const uint16_t *weight, const float *bias, int64_t N,
+                                int IC, int OC, float alpha, int acc, float *scratch, int wchunk);
+    void (*matmul_backward_bf16)(float *dinp, const float *dout, const uint16_t *weight, int64_t N, int IC, int OC,
+                                 float alpha, int acc, float *scratch, int wchunk);
     /* In place on x (N, nh, HS): rotate pairs (i, i+HS/2) by pos[n] * inv_freq[i] (HF rotate_half).
      * sign = +1 forward, -1 backward (the transpose rotation, applied to the gradient). */
     void (*rope_apply)(float *x, const int32_t *pos, const float *inv_freq, int64_t N, int nh, int HS, int sign);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/util.h"
 
 void embedding_forward_ref(double *out, const int32_t *ids, const double *wte, int64_t N, int C) {
@@ -70,6 +71,28 @@ void matmul_backward_ref(double *dinp, double *dweight, double *dbias, const dou
                 for (int i = 0; i < IC; i++) dweight[(int64_t)o * IC + i] += g * inp[n * IC + i];
         }
     }
+}
+
+/* bf16 weights: the float32 value of each weight is exact in double, so this is matmul_*_ref
+ * on the decoded weight. */
+void matmul_forward_bf16_ref(double *out, const double *inp, const uint16_t *weight, const double *bias, int64_t N,
+                             int IC, int OC, double alpha, int acc) {
+    for (int64_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int i = 0; i < IC; i++) s += inp[n * IC + i] * bf16_to_f32(weight[(int64_t)o * IC + i]);
+            out[n * OC + o] = (acc ? out[n * OC + o] : 0) + alpha * s + (bias ? bias[o] : 0);
+        }
+}
+
+void matmul_backward_bf16_ref(double *dinp, const double *dout, const uint16_t *weight, int64_t N, int IC, int OC,
+                              double alpha, int acc) {
+    for (int64_t n = 0; n < N; n++)
+        for (int i = 0; i < IC; i++) {
+            double s = 0;
+            for (int o = 0; o < OC; o++) s += dout[n * OC + o] * bf16_to_f32(weight[(int64_t)o * IC + i]);
+            dinp[n * IC + i] = (acc ? dinp[n * IC + i] : 0) + alpha * s;
+        }
 }
 
 void rope_apply_ref(double *x, const int32_t *pos, const double *inv_freq, int64_t N, int nh, int HS, int sign) {

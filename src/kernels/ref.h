@@ -14,6 +14,10 @@ void matmul_forward_ref(double *out, const double *inp, const double *weight, co
                         int OC, double alpha, int acc);
 void matmul_backward_ref(double *dinp, double *dweight, double *dbias, const double *dout, const double *inp,
                          const double *weight, int64_t N, int IC, int OC, double alpha, int acc);
+void matmul_forward_bf16_ref(double *out, const double *inp, const uint16_t *weight, const double *bias, int64_t N,
+                             int IC, int OC, double alpha, int acc);
+void matmul_backward_bf16_ref(double *dinp, const double *dout, const uint16_t *weight, int64_t N, int IC, int OC,
+                              double alpha, int acc);
 void rope_apply_ref(double *x, const int32_t *pos, const double *inv_freq, int64_t N, int nh, int HS, int sign);
 void attention_forward_ref(double *out, double *lse, const double *q, const double *k, const double *v,
                            const int32_t *pos, int B, int T, int H, int KVH, int HS);

@@ -16,8 +16,8 @@ struct decode_bufs {
     int32_t *tok, *pos;
 };
 
-static void lin1(const struct model *m, const struct linear *L, float *y, const float *x, int acc, float *xa) {
-    m->k->matmul_forward(y, x, L->w, L->b, 1, L->in, L->out, 1.0f, acc);
+static void lin1(struct model *m, const struct linear *L, float *y, const float *x, int acc, float *xa) {
+    linear_base_forward(m, L, y, x, 1, acc);
     if (!L->lora_a) return;
     m->k->matmul_forward(xa, x, L->lora_a, NULL, 1, L->in, m->lora.rank, 1.0f, 0);
     m->k->matmul_forward(y, xa, L->lora_b, NULL, 1, m->lora.rank, L->out, m->lora_scaling, 1);
@@ -121,7 +121,10 @@ int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t
     /* Prefill through the batched forward, then copy each layer's k/v into the cache. */
     int32_t *pos = xmalloc(sizeof(int32_t) * n_prompt);
     for (int i = 0; i < n_prompt; i++) pos[i] = i;
+    int recompute = m->recompute; /* the prefill must keep every layer's k/v */
+    m->recompute = 0;
     model_forward(m, prompt, pos, 1, n_prompt);
+    m->recompute = recompute;
     for (int l = 0; l < L; l++) {
         K->mem_copy(kc + (int64_t)l * Tmax * kvd, m->acts->k + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);
         K->mem_copy(vc + (int64_t)l * Tmax * kvd, m->acts->v + (int64_t)l * n_prompt * kvd, sizeof(float) * n_prompt * kvd);

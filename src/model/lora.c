@@ -312,6 +312,7 @@ void lora_merge(struct model *m) {
         for (int li = 0; li < N_LIN; li++) {
             struct linear *L = &m->layers[l].lin[li];
             if (!L->lora_a) continue;
+            CHECK(L->w, "lora_merge: layer %d %s is held in bf16; merge into a float32 base", l, lin_short[li]);
             /* W (out,in) += s * B (out,R) @ A (R,in): as a "linear" with input B and weight A^T */
 #pragma omp parallel for
             for (int o = 0; o < L->out; o++)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
@@ -17,7 +18,15 @@ const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "s
 const char *const lin_short[N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
-#define CE_CHUNK 64
+/* Rows of the fused LM head + cross-entropy per chunk: its (chunk, V) logits stay near 128 MB
+ * (bigger chunks make the head's GEMMs faster: the dW GEMM streams dW once per chunk). */
+static int ce_chunk(const struct model *m, int64_t N) {
+    int64_t ch = ((int64_t)32 << 20) / m->cfg.vocab_size;
+    ch = ch < 64 ? 64 : ch > 1024 ? 1024 : ch;
+    if (ch > N) ch = N;
+    return (int)((ch + 15) & ~15);
+}
+#define WCHUNK 512 /* bf16 weight rows converted per GEMM (bench/bf16_bench.c: within ~3% of float32 from 512) */
 
 
 
@@ -35,14 +44,23 @@ static void add_param(struct model *m, int *cap, const char *name, int n_dims, i
     p->decay = decay;
 }
 
+/* A decoder linear weight ("model.layers.N.<q_proj..down_proj>.weight"): bf16 in a bf16 base. */
+static int is_linear_weight(const char *name) {
+    if (strncmp(name, "model.layers.", 13) != 0 || !strstr(name, ".weight")) return 0;
+    for (int i = 0; i < N_LIN; i++)
+        if (strstr(name, lin_names[i])) return 1;
+    return 0;
+}
+
 /* Lays out every base tensor in HF state_dict order and points the layer structs into
- * one flat buffer (and one flat gradient buffer when the base is trained). */
-static void build_params(struct model *m, int train_base) {
+ * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
+ * weights are stored as bf16 in the same buffer (frozen base). */
+static void build_params(struct model *m, int train_base, int bf16) {
+    const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
     int qd = c->n_heads * HS, kvd = c->n_kv_heads * HS;
     char nm[160];
-    const struct kernels *K = m->k = kernels_selected();
     add_param(m, &cap, "model.embed_tokens.weight", 2, c->vocab_size, C, 1);
     for (int l = 0; l < c->n_layers; l++) {
         const int outs[N_LIN] = {qd, kvd, kvd, C, F, F, C}, ins[N_LIN] = {C, C, C, qd, C, C, F};
@@ -71,13 +89,30 @@ static void build_params(struct model *m, int train_base) {
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
-    m->base = K->mem_alloc(sizeof(float) * (size_t)m->n_base);
-    m->dbase = train_base ? K->mem_alloc(sizeof(float) * (size_t)m->n_base) : NULL;
-    int64_t off = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        m->params[i].data = m->base + off;
-        m->params[i].grad = m->dbase ? m->dbase + off : NULL;
-        off += m->params[i].numel;
+    CHECK(!(bf16 && train_base), "a bf16 base is frozen");
+    if (bf16) { /* byte layout, every tensor 64-byte aligned */
+        size_t bytes = 0;
+        for (int i = 0; i < m->n_params; i++)
+            bytes += ((size_t)m->params[i].numel * (is_linear_weight(m->params[i].name) ? 2 : 4) + 63) & ~(size_t)63;
+        char *buf = K->mem_alloc(bytes ? bytes : 1);
+        m->base = (float *)buf;
+        size_t boff = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            struct param *p = &m->params[i];
+            int h = is_linear_weight(p->name);
+            if (h) p->data16 = (uint16_t *)(buf + boff);
+            else p->data = (float *)(buf + boff);
+            boff += ((size_t)p->numel * (h ? 2 : 4) + 63) & ~(size_t)63;
+        }
+    } else {
+        m->base = K->mem_alloc(sizeof(float) * (size_t)m->n_base);
+        m->dbase = train_base ? K->mem_alloc(sizeof(float) * (size_t)m->n_base) : NULL;
+        int64_t off = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            m->params[i].data = m->base + off;
+            m->params[i].grad = m->dbase ? m->dbase + off : NULL;
+            off += m->params[i].numel;
+        }
     }
     /* Point the structs at the table, in the same order it was built. */
     m->layers = xcalloc((size_t)c->n_layers, sizeof(struct layer));
@@ -88,7 +123,7 @@ static void build_params(struct model *m, int train_base) {
         for (int i = 0; i < N_LIN; i++) {
             struct linear *L = &ly->lin[i];
             L->out = (int)p->shape[0], L->in = (int)p->shape[1];
-            L->w = p->data, L->dw = p->grad, p++;
+            L->w = p->data, L->w16 = p->data16, L->dw = p->grad, p++;
             if (strstr(p->name, ".bias") && strstr(p->name, lin_names[i])) L->b = p->data, L->db = p->grad, p++;
             if (i == LIN_O && c->qk_norm) {
                 ly->q_norm = p->data, ly->dq_norm = p->grad, p++;
@@ -102,45 +137,78 @@ static void build_params(struct model *m, int train_base) {
     if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
     else m->lm_head = p->data, m->dlm_head = p->grad, p++;
     CHECK(p == m->params + m->n_params, "parameter table walk out of step");
+    if (bf16) {
+        int widest = 0;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
+        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
+        m->base_bf16 = 1;
+    }
     float inv_freq[HS / 2 + 1];
     model_config_rope_inv_freq(c, inv_freq);
     m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
     K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
 }
 
-int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base);
+    build_params(m, train_base, bf16);
     struct safetensors *st;
     if (safetensors_open(&st, dir)) {
         model_free(m);
         return -1;
     }
+    float *tmp = NULL; /* a bf16 tensor is read as float32 here, then rounded */
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
-        if (safetensors_read_f32(st, p->name, p->data, p->shape, p->n_dims)) {
+        float *dst = p->data;
+        if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
+        if (safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
+            free(tmp);
             safetensors_close(st);
             model_free(m);
             return err_wrap("%s", dir);
         }
+        if (p->data16)
+            for (int64_t j = 0; j < p->numel; j++) p->data16[j] = f32_to_bf16(tmp[j]);
     }
+    free(tmp);
     safetensors_close(st);
     return 0;
 }
 
-int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
+int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+    return load_impl(m, dir, n_layers_keep, train_base, 0);
+}
+
+int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
+    return load_impl(m, dir, n_layers_keep, 0, 1);
+}
+
+static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base);
+    build_params(m, train_base, bf16);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
         int is_norm = strstr(p->name, "norm") != NULL;
-        for (int64_t j = 0; j < p->numel; j++)
-            p->data[j] = is_norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * rng_normal(&s);
+        for (int64_t j = 0; j < p->numel; j++) {
+            float x = is_norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * rng_normal(&s);
+            if (p->data16) p->data16[j] = f32_to_bf16(x);
+            else p->data[j] = x;
+        }
     }
     return 0;
+}
+
+int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
+    return init_random_impl(m, cfg, seed, train_base, 0);
+}
+
+int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed) {
+    return init_random_impl(m, cfg, seed, 0, 1);
 }
 
 static void acts_free(const struct kernels *K, struct acts *a) {
@@ -171,6 +239,7 @@ void model_free(struct model *m) {
     free(m->lora_params);
     K->mem_free(m->lora_mem);
     K->mem_free(m->dlora_mem);
+    free(m->wscratch);
     memset(m, 0, sizeof *m);
 }
 
@@ -179,7 +248,7 @@ void model_free(struct model *m) {
 void model_set_batch(struct model *m, int B, int T) {
     int64_t N = (int64_t)B * T;
     m->B = B, m->T = T;
-    if (m->acts && m->acts->cap >= N) return;
+    if (m->acts && m->acts->cap >= N && m->acts->slots == (m->recompute ? 1 : m->cfg.n_layers)) return;
     acts_free(m->k, m->acts);
     const struct model_config *c = &m->cfg;
     int64_t L = c->n_layers, C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads;
@@ -188,19 +257,24 @@ void model_set_batch(struct model *m, int B, int T) {
     if (qd > wide) wide = qd;
     struct acts *a = xcalloc(1, sizeof *a);
     a->cap = N;
+    a->slots = m->recompute ? 1 : (int)L;
+    int64_t x_layers = L; /* the residual stream is kept for every layer either way */
+    L = a->slots;
 #define A(field, count) a->field = m->k->mem_alloc(sizeof(float) * (size_t)(count))
     a->ids = m->k->mem_alloc(sizeof(int32_t) * (size_t)N);
     a->pos = m->k->mem_alloc(sizeof(int32_t) * (size_t)N);
-    A(x, (L + 1) * N * C);
-    A(ln1, L * N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, L * N * C), A(rstd2, L * N);
+    A(x, (x_layers + 1) * N * C);
+    /* ln1, ln2 and h are cheap to recompute (elementwise) and rebuilt in backward: one slot */
+    A(ln1, N * C), A(rstd1, L * N), A(xmid, L * N * C), A(ln2, N * C), A(rstd2, L * N);
     A(q, L * N * qd), A(k, L * N * kvd), A(v, L * N * kvd), A(att, L * N * qd), A(lse, L * N * H);
     if (c->qk_norm) A(qpre, L * N * qd), A(kpre, L * N * kvd), A(qrstd, L * N * H), A(krstd, L * N * KVH);
-    A(gate, L * N * F), A(up, L * N * F), A(h, L * N * F);
+    A(gate, L * N * F), A(up, L * N * F), A(h, N * F);
     if (R) A(xa, L * N_LIN * N * R), A(dxa, N * R);
     A(lnf, N * C), A(rstdf, N);
     A(dx, N * C), A(dln, N * C), A(dq, N * qd), A(dk, N * kvd), A(dv, N * kvd), A(dq2, N * qd), A(dk2, N * kvd);
     A(datt, N * qd), A(dgate, N * F), A(dup, N * F), A(dh, N * F), A(tmp1, N * wide), A(tmp2, N * wide);
-    A(ce_scratch, (int64_t)CE_CHUNK * (c->vocab_size + 2 * C));
+    a->ce_chunk = ce_chunk(m, N);
+    A(ce_scratch, (int64_t)a->ce_chunk * (c->vocab_size + 2 * C));
 #undef A
     m->acts = a;
 }
@@ -216,11 +290,18 @@ static void dropout_apply(const struct model *m, float *out, const float *x, int
     m->k->dropout(out, x, n, base, m->lora.dropout, acc);
 }
 
+void linear_base_forward(struct model *m, const struct linear *L, float *y, const float *x, int64_t N, int acc) {
+    if (L->w16)
+        m->k->matmul_forward_bf16(y, x, L->w16, L->b, N, L->in, L->out, 1.0f, acc, m->wscratch, WCHUNK);
+    else
+        m->k->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
+}
+
 /* y (N,out) = (acc ? y : 0) + x W^T + b [+ s * drop(x) A^T B^T, saving xa = drop(x) A^T] */
 static void lin_forward(struct model *m, int l, int li, float *y, const float *x, int64_t N, int acc, float *xa) {
     const struct kernels *K = m->k;
     struct linear *L = &m->layers[l].lin[li];
-    K->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
+    linear_base_forward(m, L, y, x, N, acc);
     if (!L->lora_a) return;
     const float *xin = x;
     if (dropout_on(m)) {
@@ -238,7 +319,10 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
     const struct kernels *K = m->k;
     struct acts *a = m->acts;
     struct linear *L = &m->layers[l].lin[li];
-    K->matmul_backward(dx, L->dw, L->db, dy, x, L->w, N, L->in, L->out, 1.0f, acc);
+    if (L->w16) /* frozen: no weight gradients */
+        K->matmul_backward_bf16(dx, dy, L->w16, N, L->in, L->out, 1.0f, acc, m->wscratch, WCHUNK);
+    else
+        K->matmul_backward(dx, L->dw, L->db, dy, x, L->w, N, L->in, L->out, 1.0f, acc);
     if (!L->lora_a) return;
     int R = m->lora.rank;
     K->matmul_backward(a->dxa, L->dlora_b, NULL, dy, xa, L->lora_b, N, R, L->out, m->lora_scaling, 0);
@@ -257,51 +341,60 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
 
 #define SL(field, l, width) (a->field + (int64_t)(l) * N * (width))
 
-void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
-    model_set_batch(m, B, T);
+/* One decoder layer forward: x[l] -> x[l+1], saving its activations in slot l (slot 0 when
+ * recomputing: only x[l] is kept per layer and backward re-runs this before each layer). */
+static void layer_forward(struct model *m, int l) {
     const struct model_config *c = &m->cfg;
     const struct kernels *K = m->k;
     struct acts *a = m->acts;
+    int B = m->B, T = m->T;
     int64_t N = (int64_t)B * T;
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
-    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
+    int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0, s = m->recompute ? 0 : l;
     float eps = c->rms_norm_eps;
-    K->mem_copy(a->ids, ids, sizeof(int32_t) * N);
-    K->mem_copy(a->pos, pos, sizeof(int32_t) * N);
-    pos = a->pos; /* backend memory from here on */
-    K->embedding_forward(a->x, a->ids, m->wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) {
-        struct layer *ly = &m->layers[l];
-        float *x = SL(x, l, C), *ln1 = SL(ln1, l, C), *q = SL(q, l, qd), *k = SL(k, l, kvd), *v = SL(v, l, kvd);
-        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
+    const int32_t *pos = a->pos;
+    struct layer *ly = &m->layers[l];
+    float *x = SL(x, l, C), *ln1 = a->ln1, *q = SL(q, s, qd), *k = SL(k, s, kvd), *v = SL(v, s, kvd);
+    float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
-        K->rmsnorm_forward(ln1, SL(rstd1, l, 1), x, ly->ln1, N, C, eps);
-        lin_forward(m, l, LIN_Q, q, ln1, N, 0, XA(LIN_Q));
-        lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
-        lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
-        if (c->qk_norm) {
-            K->mem_copy(SL(qpre, l, qd), q, sizeof(float) * N * qd);
-            K->mem_copy(SL(kpre, l, kvd), k, sizeof(float) * N * kvd);
-            K->rmsnorm_forward(q, SL(qrstd, l, H), SL(qpre, l, qd), ly->q_norm, N * H, HS, eps);
-            K->rmsnorm_forward(k, SL(krstd, l, KVH), SL(kpre, l, kvd), ly->k_norm, N * KVH, HS, eps);
-        }
-        K->rope_apply(q, pos, m->inv_freq, N, H, HS, 1);
-        K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
-        K->attention_forward(SL(att, l, qd), SL(lse, l, H), q, k, v, pos, B, T, H, KVH, HS);
-        float *xmid = SL(xmid, l, C);
-        K->mem_copy(xmid, x, sizeof(float) * N * C);
-        lin_forward(m, l, LIN_O, xmid, SL(att, l, qd), N, 1, XA(LIN_O));
-        float *ln2 = SL(ln2, l, C), *gate = SL(gate, l, F), *up = SL(up, l, F), *h = SL(h, l, F);
-        K->rmsnorm_forward(ln2, SL(rstd2, l, 1), xmid, ly->ln2, N, C, eps);
-        lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
-        lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
-        K->swiglu_forward(h, gate, up, N * F);
-        float *xnext = SL(x, l + 1, C);
-        K->mem_copy(xnext, xmid, sizeof(float) * N * C);
-        lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
-#undef XA
+    K->rmsnorm_forward(ln1, SL(rstd1, s, 1), x, ly->ln1, N, C, eps);
+    lin_forward(m, l, LIN_Q, q, ln1, N, 0, XA(LIN_Q));
+    lin_forward(m, l, LIN_K, k, ln1, N, 0, XA(LIN_K));
+    lin_forward(m, l, LIN_V, v, ln1, N, 0, XA(LIN_V));
+    if (c->qk_norm) {
+        K->mem_copy(SL(qpre, s, qd), q, sizeof(float) * N * qd);
+        K->mem_copy(SL(kpre, s, kvd), k, sizeof(float) * N * kvd);
+        K->rmsnorm_forward(q, SL(qrstd, s, H), SL(qpre, s, qd), ly->q_norm, N * H, HS, eps);
+        K->rmsnorm_forward(k, SL(krstd, s, KVH), SL(kpre, s, kvd), ly->k_norm, N * KVH, HS, eps);
     }
-    K->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, eps);
+    K->rope_apply(q, pos, m->inv_freq, N, H, HS, 1);
+    K->rope_apply(k, pos, m->inv_freq, N, KVH, HS, 1);
+    K->attention_forward(SL(att, s, qd), SL(lse, s, H), q, k, v, pos, B, T, H, KVH, HS);
+    float *xmid = SL(xmid, s, C);
+    K->mem_copy(xmid, x, sizeof(float) * N * C);
+    lin_forward(m, l, LIN_O, xmid, SL(att, s, qd), N, 1, XA(LIN_O));
+    float *ln2 = a->ln2, *gate = SL(gate, s, F), *up = SL(up, s, F), *h = a->h;
+    K->rmsnorm_forward(ln2, SL(rstd2, s, 1), xmid, ly->ln2, N, C, eps);
+    lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
+    lin_forward(m, l, LIN_UP, up, ln2, N, 0, XA(LIN_UP));
+    K->swiglu_forward(h, gate, up, N * F);
+    float *xnext = SL(x, l + 1, C);
+    K->mem_copy(xnext, xmid, sizeof(float) * N * C);
+    lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
+#undef XA
+}
+
+void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
+    model_set_batch(m, B, T);
+    const struct model_config *c = &m->cfg;
+    struct acts *a = m->acts;
+    int64_t N = (int64_t)B * T;
+    int C = c->hidden_size;
+    m->k->mem_copy(a->ids, ids, sizeof(int32_t) * N); /* backend memory from here on */
+    m->k->mem_copy(a->pos, pos, sizeof(int32_t) * N);
+    m->k->embedding_forward(a->x, a->ids, m->wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
+    m->k->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, c->rms_norm_eps);
 }
 
 void model_logits(struct model *m, float *logits) {
@@ -316,7 +409,7 @@ void model_logits(struct model *m, float *logits) {
 double model_loss(struct model *m, const int32_t *targets) {
     int64_t N = (int64_t)m->B * m->T;
     return m->k->lm_head_ce(NULL, NULL, m->acts->lnf, m->lm_head, targets, N, m->cfg.hidden_size, m->cfg.vocab_size,
-                            1.0f, m->acts->ce_scratch, CE_CHUNK);
+                            1.0f, m->acts->ce_scratch, m->acts->ce_chunk);
 }
 
 double model_backward(struct model *m, const int32_t *targets, float grad_scale) {
@@ -328,36 +421,41 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
     int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
     double loss = K->lm_head_ce(a->dln, m->dlm_head, a->lnf, m->lm_head, targets, N, C, c->vocab_size, grad_scale,
-                                a->ce_scratch, CE_CHUNK);
+                                a->ce_scratch, a->ce_chunk);
     K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         struct layer *ly = &m->layers[l];
-        float *xa = R ? a->xa + (int64_t)l * N_LIN * N * R : NULL;
+        int s = m->recompute ? 0 : l; /* activation slot */
+        if (m->recompute) layer_forward(m, l);
+        float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
         /* x[l+1] = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm(xmid) */
-        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, SL(h, l, F), XA(LIN_DOWN), N);
-        K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, l, F), SL(up, l, F), N * F);
-        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, SL(ln2, l, C), XA(LIN_GATE), N);
-        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, SL(ln2, l, C), XA(LIN_UP), N);
-        K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, l, C), ly->ln2, SL(rstd2, l, 1), N, C, 1);
+        K->rmsnorm_forward(a->ln2, SL(rstd2, s, 1), SL(xmid, s, C), ly->ln2, N, C, c->rms_norm_eps); /* rebuild */
+        K->swiglu_forward(a->h, SL(gate, s, F), SL(up, s, F), N * F);
+        lin_backward(m, l, LIN_DOWN, a->dh, 0, a->dx, a->h, XA(LIN_DOWN), N);
+        K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, s, F), SL(up, s, F), N * F);
+        lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, a->ln2, XA(LIN_GATE), N);
+        lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, a->ln2, XA(LIN_UP), N);
+        K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, s, C), ly->ln2, SL(rstd2, s, 1), N, C, 1);
         /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v = proj(norm(x)) */
-        lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, l, qd), XA(LIN_O), N);
-        K->attention_backward(a->dq, a->dk, a->dv, a->datt, SL(att, l, qd), SL(lse, l, H), SL(q, l, qd),
-                              SL(k, l, kvd), SL(v, l, kvd), a->pos, B, T, H, KVH, HS);
+        lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, s, qd), XA(LIN_O), N);
+        K->attention_backward(a->dq, a->dk, a->dv, a->datt, SL(att, s, qd), SL(lse, s, H), SL(q, s, qd),
+                              SL(k, s, kvd), SL(v, s, kvd), a->pos, B, T, H, KVH, HS);
         K->rope_apply(a->dq, a->pos, m->inv_freq, N, H, HS, -1);
         K->rope_apply(a->dk, a->pos, m->inv_freq, N, KVH, HS, -1);
         float *dq = a->dq, *dk = a->dk;
         if (c->qk_norm) {
-            K->rmsnorm_backward(a->dq2, ly->dq_norm, a->dq, SL(qpre, l, qd), ly->q_norm, SL(qrstd, l, H), N * H, HS, 0);
-            K->rmsnorm_backward(a->dk2, ly->dk_norm, a->dk, SL(kpre, l, kvd), ly->k_norm, SL(krstd, l, KVH), N * KVH,
+            K->rmsnorm_backward(a->dq2, ly->dq_norm, a->dq, SL(qpre, s, qd), ly->q_norm, SL(qrstd, s, H), N * H, HS, 0);
+            K->rmsnorm_backward(a->dk2, ly->dk_norm, a->dk, SL(kpre, s, kvd), ly->k_norm, SL(krstd, s, KVH), N * KVH,
                                 HS, 0);
             dq = a->dq2, dk = a->dk2;
         }
-        float *ln1 = SL(ln1, l, C);
+        float *ln1 = a->ln1;
+        K->rmsnorm_forward(ln1, SL(rstd1, s, 1), SL(x, l, C), ly->ln1, N, C, c->rms_norm_eps); /* rebuild */
         lin_backward(m, l, LIN_Q, a->dln, 0, dq, ln1, XA(LIN_Q), N);
         lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
         lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
-        K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, l, 1), N, C, 1);
+        K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, s, 1), N, C, 1);
         if (m->on_layer_grads_ready) m->on_layer_grads_ready(l, m->grads_ready_ctx);
 #undef XA
     }
@@ -390,7 +488,79 @@ struct param *model_trainable(struct model *m, int *n) {
     return m->params;
 }
 
+int model_base_to_bf16(struct model *m) {
+    if (m->base_bf16) return 0;
+    if (m->dbase) return err_set("model_base_to_bf16: the base is trained (full fine-tuning); a bf16 base must be frozen");
+    if (m->k != &kernels_cpu) return err_set("a bf16 base is supported on the CPU backend only for now");
+    const struct model_config *c = &m->cfg;
+    /* Which params are decoder linear weights: they become bf16. */
+    char *is_lin = xcalloc((size_t)m->n_params, 1);
+    for (int i = 0; i < m->n_params; i++)
+        for (int l = 0; l < c->n_layers && !is_lin[i]; l++)
+            for (int li = 0; li < N_LIN; li++)
+                if (m->layers[l].lin[li].w == m->params[i].data) is_lin[i] = 1;
+    /* Compact in place, in table order: a write cursor never passes the read cursor (bf16
+     * halves a tensor; float32 tensors keep their size, aligned to 4 bytes). */
+    char *base = (char *)m->base;
+    size_t wr = 0, rd = 0, *off = xmalloc(sizeof(size_t) * (size_t)m->n_params);
+    for (int i = 0; i < m->n_params; i++) {
+        struct param *p = &m->params[i];
+        CHECK((char *)p->data == base + rd, "parameter %s not where the table says", p->name);
+        if (is_lin[i]) {
+            wr = (wr + 1) & ~(size_t)1;
+            /* through a small buffer, so no store can precede a load of the same bytes */
+            float buf[1024];
+            for (int64_t j0 = 0; j0 < p->numel; j0 += 1024) {
+                int nb = p->numel - j0 < 1024 ? (int)(p->numel - j0) : 1024;
+                memcpy(buf, p->data + j0, sizeof(float) * (size_t)nb);
+                uint16_t h[1024];
+                for (int j = 0; j < nb; j++) h[j] = f32_to_bf16(buf[j]);
+                memcpy(base + wr + 2 * (size_t)j0, h, sizeof(uint16_t) * (size_t)nb);
+            }
+            off[i] = wr, wr += (size_t)p->numel * 2;
+        } else {
+            wr = (wr + 3) & ~(size_t)3;
+            memmove(base + wr, p->data, (size_t)p->numel * 4);
+            off[i] = wr, wr += (size_t)p->numel * 4;
+        }
+        rd += (size_t)p->numel * 4;
+        CHECK(wr <= rd, "bf16 compaction overtook its input at %s", p->name);
+    }
+    base = xrealloc(base, wr ? wr : 1);
+    m->base = (float *)base;
+    float **fields[] = {&m->wte, &m->norm, &m->lm_head};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+        for (int i = 0; i < m->n_params; i++)
+            if (*fields[f] == m->params[i].data) { *fields[f] = (float *)(base + off[i]); break; }
+    int64_t widest = 0;
+    for (int i = 0, l = 0; l < c->n_layers; l++) {
+        struct layer *ly = &m->layers[l];
+        float **small[] = {&ly->ln1, &ly->ln2, &ly->q_norm, &ly->k_norm};
+        for (size_t f = 0; f < 4; f++)
+            for (i = 0; i < m->n_params && *small[f]; i++)
+                if (*small[f] == m->params[i].data) { *small[f] = (float *)(base + off[i]); break; }
+        for (int li = 0; li < N_LIN; li++) {
+            struct linear *L = &ly->lin[li];
+            for (i = 0; i < m->n_params; i++) {
+                if (L->w == m->params[i].data) L->w16 = (uint16_t *)(base + off[i]), L->w = NULL;
+                if (L->b && L->b == m->params[i].data) L->b = (float *)(base + off[i]);
+            }
+            if (L->in > widest) widest = L->in;
+        }
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].data = is_lin[i] ? NULL : (float *)(base + off[i]);
+        m->params[i].data16 = is_lin[i] ? (uint16_t *)(base + off[i]) : NULL;
+    }
+    free(is_lin);
+    free(off);
+    m->wscratch = xmalloc(sizeof(float) * (size_t)(WCHUNK * widest));
+    m->base_bf16 = 1;
+    return 0;
+}
+
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes) {
+    if (m->base_bf16) return err_set("model_save %s: the base is held in bf16 (model_base_to_bf16); save from a float32 model", dir);
     if (dir_create(dir)) return -1;
     m->k->sync(); /* the writer reads the weights from the host */
     struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);

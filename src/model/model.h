@@ -18,6 +18,7 @@ extern const char *const lin_aliases[N_LIN]; /* MindSpore Transformers: "wq", "w
 struct linear {
     int in, out;
     float *w, *b;   /* (out,in), (out) or NULL */
+    uint16_t *w16;  /* (out,in) in bf16 instead of w (NULL) after model_base_to_bf16 */
     float *dw, *db; /* gradients, NULL when frozen */
     /* LoRA (PEFT semantics): y += scaling * dropout(x) A^T B^T */
     float *lora_a, *lora_b;   /* (R,in), (out,R) or NULL */
@@ -37,6 +38,7 @@ struct param {
     int64_t shape[2];
     int64_t numel;
     float *data, *grad; /* grad NULL when frozen */
+    uint16_t *data16;   /* bf16 storage instead of data (NULL then) in a bf16 base */
     int decay;          /* weight decay applies (2+ dims) */
 };
 
@@ -78,6 +80,11 @@ struct model {
     /* activations for the current (B, T) */
     struct acts *acts;
     int B, T;
+    /* Options, set before the first batch: recompute keeps only each layer's input in the
+     * forward and re-runs the layer before its backward (activations ~1/L, ~1/3 more FLOPs). */
+    int recompute;
+    int base_bf16;  /* set by model_base_to_bf16 */
+    float *wscratch; /* bf16 weight rows converted for one GEMM (WCHUNK * widest in) */
 };
 
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
@@ -86,6 +93,16 @@ int model_load(struct model *m, const char *dir, int n_layers_keep, int train_ba
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 void model_free(struct model *m);
+/* model_load / model_init_random with the decoder's linear weights stored in bf16 from the
+ * start (frozen base, as model_base_to_bf16 below; the float32 base never exists, so a 7B
+ * base needs ~15 GB instead of ~30). */
+int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep);
+int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed);
+/* Keeps the decoder's linear weights (q,k,v,o,gate,up,down) in bf16, halving their memory;
+ * their GEMMs convert WCHUNK-row blocks to float32 (results equal float32 math on the rounded
+ * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
+ * if the base has gradients. model_save and lora_merge need the float32 base. */
+int model_base_to_bf16(struct model *m);
 /* Writes the base weights (HF names) as a safetensors model folder with config.json. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
 

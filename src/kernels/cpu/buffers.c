@@ -1,6 +1,7 @@
 /* buffers: the CPU backend's memory entries (host memory: calloc/memcpy) and its flat-buffer
  * kernels: dropout, the AdamW update, the sum of squares and scaling used by gradient clipping.
  * Contracts in kernels.h; the AdamW arithmetic is torch's single-tensor path (train/optim.c). */
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,29 @@ void dropout_cpu(float *out, const float *x, int64_t n, uint64_t seed, float p, 
 
 void adamw_cpu(float *w, float *m, float *v, const float *g, int64_t n, float decay, float b1, float b2,
                float step_size, float bc2_sqrt, float eps) {
-#pragma omp parallel for
-    for (int64_t j = 0; j < n; j++) {
-        w[j] *= decay;
-        m[j] += (g[j] - m[j]) * (1.0f - b1);
-        v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
-        w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < n; j0 += 1024) {
+        int64_t j1 = j0 + 1024 < n ? j0 + 1024 : n, j = j0;
+#ifdef __AVX__
+        /* 8 at a time: the same operations in the same order (bitwise equal to the scalar loop;
+         * scalar sqrtf is not auto-vectorized because of errno) */
+        typedef float v8 __attribute__((vector_size(32)));
+        for (; j + 8 <= j1; j += 8) {
+            v8 wv, gv, mv, vv;
+            memcpy(&wv, w + j, 32), memcpy(&gv, g + j, 32), memcpy(&mv, m + j, 32), memcpy(&vv, v + j, 32);
+            wv *= decay;
+            mv += (gv - mv) * (1.0f - b1);
+            vv = vv * b2 + (1.0f - b2) * gv * gv;
+            wv -= step_size * mv / ((v8)_mm256_sqrt_ps((__m256)vv) / bc2_sqrt + eps);
+            memcpy(w + j, &wv, 32), memcpy(m + j, &mv, 32), memcpy(v + j, &vv, 32);
+        }
+#endif
+        for (; j < j1; j++) {
+            w[j] *= decay;
+            m[j] += (g[j] - m[j]) * (1.0f - b1);
+            v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
+            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+        }
     }
 }
 

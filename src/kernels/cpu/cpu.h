@@ -17,6 +17,10 @@ void matmul_forward_cpu(float *out, const float *inp, const float *weight, const
                         float alpha, int acc);
 void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int64_t N, int IC, int OC, float alpha, int acc);
+void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int64_t N, int IC,
+                             int OC, float alpha, int acc, float *scratch, int wchunk);
+void matmul_backward_bf16_cpu(float *dinp, const float *dout, const uint16_t *weight, int64_t N, int IC, int OC,
+                              float alpha, int acc, float *scratch, int wchunk);
 void rope_apply_cpu(float *x, const int32_t *pos, const float *inv_freq, int64_t N, int nh, int HS, int sign);
 void attention_forward_cpu(float *out, float *lse, const float *q, const float *k, const float *v, const int32_t *pos,
                            int B, int T, int H, int KVH, int HS);
