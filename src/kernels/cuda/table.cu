@@ -29,6 +29,7 @@ GEMM_WRAPPERS(bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .embedding_forward = embedding_forward_cuda, .embedding_backward = embedding_backward_cuda,                \
         .rmsnorm_forward = rmsnorm_forward_cuda, .rmsnorm_backward = rmsnorm_backward_cuda,                        \
         .matmul_forward = matmul_forward_##suffix, .matmul_backward = matmul_backward_##suffix,                    \
+        .matmul_forward_bf16 = NULL, .matmul_backward_bf16 = NULL, /* bf16 base: CPU only for now */              \
         .rope_apply = rope_apply_cuda, .attention_forward = attention_forward_cuda,                                \
         .attention_backward = attention_backward_cuda, .attention_decode = attention_decode_cuda,                  \
         .swiglu_forward = swiglu_forward_cuda, .swiglu_backward = swiglu_backward_cuda,                            \
