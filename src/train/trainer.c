@@ -48,8 +48,18 @@ static int load_model(struct run *r, const char *resume_path) {
     int lora = c->model.pet.pet_type == PET_TYPE_LORA;
     /* full fine-tuning resumes its weights from the checkpoint folder (an HF model folder) */
     const char *src = !lora && resume_path ? resume_path : c->load_checkpoint;
-    if (model_load(&r->m, src, c->model.num_layers, !lora)) return err_wrap("load_checkpoint");
-    r->m.cfg.max_position_embeddings = r->m.cfg.max_position_embeddings; /* kept as in the checkpoint */
+    if (c->model.compute_dtype == DTYPE_BF16)
+        return err_set("model.model_config.compute_dtype: bfloat16 compute is not supported on this backend yet; "
+                       "param_init_type: bfloat16 keeps a frozen LoRA base in bf16");
+    /* param_init_type: bfloat16 keeps a frozen (LoRA) base's linear weights in bf16 */
+    int bf16_base = lora && c->model.param_init_type == DTYPE_BF16;
+    if (!lora && c->model.param_init_type == DTYPE_BF16)
+        return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
+                       "fine-tuning keeps float32 weights");
+    if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
+                  : model_load(&r->m, src, c->model.num_layers, !lora))
+        return err_wrap("load_checkpoint");
+    r->m.recompute = c->model.recompute;
     if (!lora) return 0;
     const struct config_pet *p = &c->model.pet;
     if (resume_path || (p->adapter_path && p->adapter_path[0]))
