@@ -24,8 +24,9 @@ echo "== 5. after LoRA"
     --set eval_dataset.chat_template=alpaca | tee demo_out/eval_after.json
 ./csft predict --model demo_out/pretrained --adapter demo_out/lora --chat-template alpaca --max-new-tokens 24 \
     --input-file examples/demo/test.jsonl --output-file demo_out/after.jsonl 2>&1 | tee demo_out/score_after.txt
-echo "== samples (after LoRA)"
-head -n 5 demo_out/after.jsonl
+echo "== samples (after LoRA): some right, some wrong"
+grep '"exact_match":true' demo_out/after.jsonl | head -n 4
+grep '"exact_match":false' demo_out/after.jsonl | head -n 2
 echo "== summary"
 echo "held-out eval loss  before: $(sed -E 's/.*"eval_loss": ([0-9.]+).*/\1/' demo_out/eval_before.json)" \
      "  after: $(sed -E 's/.*"eval_loss": ([0-9.]+).*/\1/' demo_out/eval_after.json)"
