@@ -216,7 +216,7 @@ static void acts_free(const struct kernels *K, struct acts *a) {
     float **fs[] = {&a->x,   &a->ln1,  &a->rstd1, &a->xmid, &a->ln2,   &a->rstd2, &a->q,    &a->k,    &a->v,
                     &a->qpre, &a->kpre, &a->qrstd, &a->krstd, &a->att, &a->lse,   &a->gate, &a->up,   &a->h,
                     &a->xa,  &a->lnf,  &a->rstdf, &a->dx,   &a->dln,   &a->dq,    &a->dk,   &a->dv,   &a->dq2,
-                    &a->dk2, &a->datt, &a->dgate, &a->dup,  &a->dh,    &a->dxa,   &a->tmp1, &a->tmp2, &a->ce_scratch};
+                    &a->dk2, &a->datt, &a->dxa, &a->ce_scratch}; /* dgate, dup, dh, tmp1, tmp2 live in ce_scratch */
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) K->mem_free(*fs[i]);
     K->mem_free(a->ids);
     K->mem_free(a->pos);
@@ -272,9 +272,14 @@ void model_set_batch(struct model *m, int B, int T) {
     if (R) A(xa, L * N_LIN * N * R), A(dxa, N * R);
     A(lnf, N * C), A(rstdf, N);
     A(dx, N * C), A(dln, N * C), A(dq, N * qd), A(dk, N * kvd), A(dv, N * kvd), A(dq2, N * qd), A(dk2, N * kvd);
-    A(datt, N * qd), A(dgate, N * F), A(dup, N * F), A(dh, N * F), A(tmp1, N * wide), A(tmp2, N * wide);
+    A(datt, N * qd);
+    /* The LM head's scratch is only live inside lm_head_ce, the MLP gradients and the LoRA
+     * dropout buffers only outside it: one buffer holds both. */
     a->ce_chunk = ce_chunk(m, N);
-    A(ce_scratch, (int64_t)a->ce_chunk * (c->vocab_size + 2 * C));
+    int64_t ce_n = (int64_t)a->ce_chunk * (c->vocab_size + 2 * C), layer_n = 3 * N * F + (R ? 2 * N * wide : 0);
+    A(ce_scratch, ce_n > layer_n ? ce_n : layer_n);
+    a->dgate = a->ce_scratch, a->dup = a->dgate + N * F, a->dh = a->dup + N * F;
+    a->tmp1 = R ? a->dh + N * F : NULL, a->tmp2 = R ? a->tmp1 + N * wide : NULL;
 #undef A
     m->acts = a;
 }
