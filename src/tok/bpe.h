@@ -42,6 +42,12 @@ struct bpe {
     int64_t n_merges;
     int32_t byte_id[256]; /* id of each single byte, -1 if absent */
     int ignore_merges;
+    /* SentencePiece-style models (Llama 2, Mistral v0.x): tokens are plain UTF-8 (raw = form),
+     * a word starts as one symbol per character; a character with no token becomes its
+     * <0xNN> byte tokens (byte_fallback) or unk_id (consecutive ones fused with fuse_unk). */
+    int plain, byte_fallback, fuse_unk;
+    int32_t unk_id;      /* -1: none */
+    int32_t fb_id[256];  /* id of "<0xNN>", -1 if absent (plain only) */
     uint32_t uid; /* distinguishes instances in the per-thread cache */
 };
 
@@ -51,6 +57,8 @@ uint32_t bpe_byte_to_char(uint8_t b);
 int bpe_char_to_byte(uint32_t c);
 
 void bpe_init(struct bpe *m, int64_t n_vocab_hint);
+/* Plain (SentencePiece-style) model: call before adding tokens. */
+void bpe_set_plain(struct bpe *m, int byte_fallback, int fuse_unk);
 void bpe_free(struct bpe *m);
 /* Adds token `form` (byte-level form, len bytes) with id. Returns -1 (err set) on a duplicate
  * id or an id out of [0, 2^31). */
@@ -71,3 +79,8 @@ int32_t bpe_lookup_form(const struct bpe *m, const char *form, size_t len);
  * offsets follow from raw_len. Bytes with no token are dropped, as HF does without unk. */
 void bpe_encode_word(const struct bpe *m, const char *word, size_t len, int32_t **ids, int64_t *n,
                      int64_t *cap);
+/* The same for a plain model (m->plain), word valid UTF-8 (HF models::bpe merge_word with
+ * byte_fallback and fuse_unk). With lens non-NULL, *lens gets a malloc'd array of the byte
+ * length in word of each appended id (byte tokens and fused unks do not follow from the id). */
+void bpe_encode_plain(const struct bpe *m, const char *word, size_t len, int32_t **ids, int64_t *n,
+                      int64_t *cap, int32_t **lens);

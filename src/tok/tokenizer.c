@@ -32,7 +32,8 @@ struct added_token {
     uint8_t special, lstrip, rstrip, single_word, normalized;
 };
 
-enum step_kind { STEP_SPLIT, STEP_BYTELEVEL };
+enum step_kind { STEP_SPLIT, STEP_BYTELEVEL, STEP_METASPACE };
+enum { PREPEND_NEVER, PREPEND_FIRST, PREPEND_ALWAYS };
 enum split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 
 struct pretok_step {
@@ -42,6 +43,27 @@ struct pretok_step {
     enum split_behavior behavior;
     int add_prefix_space;
     int invert; /* the gaps between matches are the delimiters */
+    /* Metaspace: ' ' -> repl, repl prepended per prepend_scheme, split before each repl */
+    char repl[8];
+    size_t repl_len;
+    int prepend_scheme, msplit;
+};
+
+/* Normalizer steps after the Unicode form: Prepend(a) or Replace(a -> b). */
+enum norm_kind { NORM_PREPEND, NORM_REPLACE };
+struct norm_op {
+    enum norm_kind kind;
+    char *a, *b;
+    size_t al, bl;
+};
+
+/* Decoder steps of a non-ByteLevel decoder Sequence, run on the list of token strings. */
+enum dec_kind { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP };
+struct dec_op {
+    enum dec_kind kind;
+    char *a, *b; /* Replace a -> b; Strip: a is the character */
+    size_t al, bl;
+    int start, stop;
 };
 
 enum { MAX_STEPS = 8 };
@@ -59,6 +81,10 @@ struct tokenizer {
     int32_t vocab_size;
     int32_t *added_of_id; /* (vocab_size) index into added, -1 if none */
     int decoder_bytelevel;
+    struct norm_op nops[MAX_STEPS];
+    int n_nops;
+    struct dec_op dops[MAX_STEPS];
+    int n_dops;
 };
 
 /* ---- added tokens ---- */
@@ -153,6 +179,10 @@ void tokenizer_free(struct tokenizer *tk) {
     bpe_free(&tk->bpe);
     for (int i = 0; i < tk->n_steps; i++)
         pcre2_code_free(tk->steps[i].re);
+    for (int i = 0; i < tk->n_nops; i++)
+        free(tk->nops[i].a), free(tk->nops[i].b);
+    for (int i = 0; i < tk->n_dops; i++)
+        free(tk->dops[i].a), free(tk->dops[i].b);
     for (int i = 0; i < tk->n_added; i++)
         free(tk->added[i].content), free(tk->added[i].raw);
     free(tk->added);
@@ -172,7 +202,7 @@ static int add_regex_step(struct tokenizer *tk, const char *pattern, int literal
     if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
     pcre2_code *re = pretok_regex_compile(pattern, literal);
     if (!re) return -1;
-    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0, 0};
+    tk->steps[tk->n_steps++] = (struct pretok_step){STEP_SPLIT, re, regex_is_jit(re), beh, 0, 0, {0}, 0, 0, 0};
     return 0;
 }
 
@@ -197,6 +227,25 @@ static int parse_normalizer(struct tokenizer *tk, const cJSON *n) {
         cJSON_ArrayForEach(it, list) if (parse_normalizer(tk, it)) return -1;
         return 0;
     }
+    if (strcmp(type, "Prepend") == 0 || strcmp(type, "Replace") == 0) {
+        int prep = type[0] == 'P';
+        const cJSON *a = prep ? cJSON_GetObjectItemCaseSensitive(n, "prepend")
+                              : cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "pattern"),
+                                                                 "String");
+        const cJSON *b = prep ? NULL : cJSON_GetObjectItemCaseSensitive(n, "content");
+        if (!cJSON_IsString(a) || (!prep && (!cJSON_IsString(b) || !a->valuestring[0])))
+            return err_set(prep ? "normalizer Prepend: expected a string \"prepend\""
+                                : "normalizer Replace: expected pattern {\"String\": non-empty} and a string "
+                                  "\"content\" (Regex patterns are not supported)");
+        if (tk->n_nops == MAX_STEPS) return err_set("normalizer: more than %d steps", MAX_STEPS);
+        struct norm_op *op = &tk->nops[tk->n_nops++];
+        op->kind = prep ? NORM_PREPEND : NORM_REPLACE;
+        op->a = xstrdup(a->valuestring);
+        op->al = strlen(op->a);
+        op->b = prep ? NULL : xstrdup(b->valuestring);
+        op->bl = prep ? 0 : strlen(op->b);
+        return 0;
+    }
     enum tok_norm f;
     if (strcmp(type, "NFC") == 0)
         f = TOK_NORM_NFC;
@@ -207,7 +256,10 @@ static int parse_normalizer(struct tokenizer *tk, const cJSON *n) {
     else if (strcmp(type, "NFKD") == 0)
         f = TOK_NORM_NFKD;
     else
-        return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD or null)", type);
+        return err_set("normalizer: type \"%s\" is not supported (NFC, NFD, NFKC, NFKD, Prepend, Replace, "
+                       "Sequence or null)",
+                       type);
+    if (tk->n_nops) return err_set("normalizer: %s after Prepend/Replace is not supported", type);
     if (tk->norm != TOK_NORM_NONE && tk->norm != f)
         return err_set("normalizer: only one Unicode normalization form is supported");
     tk->norm = f;
@@ -259,13 +311,48 @@ static int parse_pretokenizer(struct tokenizer *tk, const cJSON *p) {
         pcre2_code *re = NULL;
         if (use_regex && !(re = pretok_regex_compile(GPT2_REGEX, 0))) return -1;
         tk->steps[tk->n_steps++] = (struct pretok_step){
-            STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space"), 0};
+            STEP_BYTELEVEL, re, re && regex_is_jit(re), SPLIT_ISOLATED, json_flag(p, "add_prefix_space"), 0, {0}, 0, 0, 0};
+        return 0;
+    }
+    if (strcmp(type, "Metaspace") == 0) {
+        if (tk->n_steps == MAX_STEPS) return err_set("more than %d pre-tokenizer steps", MAX_STEPS);
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "replacement");
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(p, "prepend_scheme");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(p, "split");
+        const cJSON *aps = cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space");
+        const char *rs = cJSON_IsString(r) ? r->valuestring : "\xe2\x96\x81";
+        utf8proc_int32_t c;
+        size_t rl = strlen(rs);
+        if (rl == 0 || rl >= 8 || utf8proc_iterate((const uint8_t *)rs, (utf8proc_ssize_t)rl, &c) != (utf8proc_ssize_t)rl)
+            return err_set("pre_tokenizer Metaspace: replacement \"%s\" is not one character", rs);
+        int scheme = PREPEND_ALWAYS;
+        if (cJSON_IsString(ps)) {
+            if (strcmp(ps->valuestring, "always") == 0)
+                scheme = PREPEND_ALWAYS;
+            else if (strcmp(ps->valuestring, "first") == 0)
+                scheme = PREPEND_FIRST;
+            else if (strcmp(ps->valuestring, "never") == 0)
+                scheme = PREPEND_NEVER;
+            else
+                return err_set("pre_tokenizer Metaspace: prepend_scheme \"%s\" is not always, first or never",
+                               ps->valuestring);
+        } else if (aps && !cJSON_IsTrue(aps)) {
+            scheme = PREPEND_NEVER;
+        }
+        struct pretok_step *st = &tk->steps[tk->n_steps++];
+        memset(st, 0, sizeof *st);
+        st->kind = STEP_METASPACE;
+        memcpy(st->repl, rs, rl + 1);
+        st->repl_len = rl;
+        st->prepend_scheme = scheme;
+        st->msplit = sp ? cJSON_IsTrue(sp) : 1; /* HF default: split */
         return 0;
     }
     if (strcmp(type, "Digits") == 0)
         return add_regex_step(tk, json_flag(p, "individual_digits") ? "\\p{N}" : "\\p{N}+", 0,
                               SPLIT_ISOLATED);
-    return err_set("pre_tokenizer: type \"%s\" is not supported (Split, ByteLevel, Digits, Sequence)", type);
+    return err_set("pre_tokenizer: type \"%s\" is not supported (Split, ByteLevel, Metaspace, Digits, Sequence)",
+                   type);
 }
 
 static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
@@ -275,7 +362,48 @@ static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
         tk->decoder_bytelevel = 1;
         return 0;
     }
-    return err_set("decoder: type \"%s\" is not supported (ByteLevel or null)", type ? type : "?");
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders"), *it;
+        if (!cJSON_IsArray(list)) return err_set("decoder: Sequence without a \"decoders\" array");
+        cJSON_ArrayForEach(it, list) if (parse_decoder(tk, it)) return -1;
+        return 0;
+    }
+    struct dec_op op = {0};
+    if (type && strcmp(type, "Replace") == 0) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "pattern"), "String");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(d, "content");
+        if (!cJSON_IsString(a) || !a->valuestring[0] || !cJSON_IsString(b))
+            return err_set("decoder Replace: expected pattern {\"String\": non-empty} and a string \"content\" "
+                           "(Regex patterns are not supported)");
+        op.kind = DEC_REPLACE;
+        op.a = xstrdup(a->valuestring), op.al = strlen(op.a);
+        op.b = xstrdup(b->valuestring), op.bl = strlen(op.b);
+    } else if (type && strcmp(type, "ByteFallback") == 0) {
+        op.kind = DEC_BYTEFALLBACK;
+    } else if (type && strcmp(type, "Fuse") == 0) {
+        op.kind = DEC_FUSE;
+    } else if (type && strcmp(type, "Strip") == 0) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "content");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(d, "start"), *sp = cJSON_GetObjectItemCaseSensitive(d, "stop");
+        utf8proc_int32_t ch;
+        if (!cJSON_IsString(c) || !c->valuestring[0] ||
+            utf8proc_iterate((const uint8_t *)c->valuestring, -1, &ch) != (utf8proc_ssize_t)strlen(c->valuestring) ||
+            !cJSON_IsNumber(st) || !cJSON_IsNumber(sp) || st->valueint < 0 || sp->valueint < 0)
+            return err_set("decoder Strip: expected a one-character \"content\" and integers \"start\", \"stop\" >= 0");
+        op.kind = DEC_STRIP;
+        op.a = xstrdup(c->valuestring), op.al = strlen(op.a);
+        op.start = st->valueint, op.stop = sp->valueint;
+    } else {
+        return err_set("decoder: type \"%s\" is not supported (ByteLevel, Sequence of Replace, ByteFallback, Fuse, "
+                       "Strip, or null)",
+                       type ? type : "?");
+    }
+    if (tk->n_dops == MAX_STEPS) {
+        free(op.a), free(op.b);
+        return err_set("decoder: more than %d steps", MAX_STEPS);
+    }
+    tk->dops[tk->n_dops++] = op;
+    return 0;
 }
 
 /* ---- loading: tokenizer.json ---- */
@@ -357,7 +485,6 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct 
     if (!cJSON_IsObject(model)) return err_set("expected an object \"model\"");
     const char *type = json_type(model);
     if (type && strcmp(type, "BPE") != 0) return err_set("model.type is \"%s\", only BPE is supported", type);
-    if (json_flag(model, "byte_fallback")) return err_set("model.byte_fallback=true is not supported");
     const char *fix[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, fix[i]);
@@ -367,6 +494,15 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct 
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) return err_set("model.dropout is not supported");
     tk->bpe.ignore_merges = json_flag(model, "ignore_merges");
+    /* The text steps and decoder first: they decide whether tokens are byte-level or plain. */
+    if (parse_normalizer(tk, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) return -1;
+    if (parse_pretokenizer(tk, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) return -1;
+    if (parse_decoder(tk, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) return -1;
+    int metaspace = 0;
+    for (int i = 0; i < tk->n_steps; i++)
+        if (tk->steps[i].kind == STEP_METASPACE) metaspace = 1;
+    if (json_flag(model, "byte_fallback") || metaspace || tk->n_nops || tk->n_dops)
+        bpe_set_plain(&tk->bpe, json_flag(model, "byte_fallback"), json_flag(model, "fuse_unk"));
     if (!vocab_at) return err_set("expected an object model.vocab");
     if (scan_vocab(tk, j, vocab_at)) return err_wrap("model.vocab");
     if (!merges_at) return err_set("expected an array model.merges");
@@ -389,10 +525,13 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct 
         }
     }
     tokenizer_finish(tk);
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (cJSON_IsString(unk)) {
+        tk->bpe.unk_id = bpe_lookup_form(&tk->bpe, unk->valuestring, strlen(unk->valuestring));
+        if (tk->bpe.unk_id < 0)
+            return err_set("model.unk_token \"%s\" is not in model.vocab", unk->valuestring);
+    }
     if (scan_merges(tk, j, merges_at)) return -1;
-    if (parse_normalizer(tk, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) return -1;
-    if (parse_pretokenizer(tk, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) return -1;
-    if (parse_decoder(tk, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) return -1;
     return 0;
 }
 
@@ -706,9 +845,151 @@ const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id) {
 
 /* ---- decode ---- */
 
+static void text_edit(const struct tok_text *t, size_t a, size_t b, const char *prefix, size_t pl,
+                      const char *from, size_t fl, const char *to, size_t tl, struct tok_text *out);
+
+struct str {
+    char *s;
+    size_t n;
+};
+
+static struct str str_dup(const char *s, size_t n) {
+    struct str r = {xmalloc(n + 1), n};
+    memcpy(r.s, s, n);
+    r.s[n] = 0;
+    return r;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Byte of a "<0xNN>" token (Rust u8::from_str_radix on NN, which takes "+N" too), -1 if none. */
+static int fallback_byte(const struct str *t) {
+    if (t->n != 6 || memcmp(t->s, "<0x", 3) != 0 || t->s[5] != '>') return -1;
+    int h = hexval(t->s[3]), l = hexval(t->s[4]);
+    if (t->s[3] == '+' && l >= 0) return l;
+    return h >= 0 && l >= 0 ? h * 16 + l : -1;
+}
+
+static void flush_bytes(struct str *out, int64_t *no, const char *bytes, size_t nb) {
+    if (!nb) return;
+    struct tok_text t;
+    utf8_lossy(bytes, nb, &t);
+    if (!t.owned) {
+        out[(*no)++] = str_dup(bytes, nb);
+    } else { /* invalid UTF-8: one U+FFFD per byte, as HF's ByteFallback */
+        tok_text_free(&t);
+        for (size_t i = 0; i < nb; i++)
+            out[(*no)++] = str_dup("\xef\xbf\xbd", 3);
+    }
+}
+
+/* HF's decoder chain (Replace, ByteFallback, Fuse, Strip) on the token strings. tok[0, *n)
+ * is replaced; the array has room for at least as many strings as it holds. */
+static void decode_chain(const struct tokenizer *tk, struct str *tok, int64_t *n_tok) {
+    int64_t n = *n_tok;
+    for (int d = 0; d < tk->n_dops; d++) {
+        const struct dec_op *op = &tk->dops[d];
+        if (op->kind == DEC_REPLACE) {
+            for (int64_t i = 0; i < n; i++) {
+                if (!memmem(tok[i].s, tok[i].n, op->a, op->al)) continue;
+                struct tok_text src = {tok[i].s, tok[i].n, NULL, NULL, NULL, 0, NULL, NULL}, out;
+                text_edit(&src, 0, tok[i].n, NULL, 0, op->a, op->al, op->b, op->bl, &out);
+                free(tok[i].s);
+                tok[i] = (struct str){out.owned, out.len};
+                free(out.start), free(out.end);
+            }
+        } else if (op->kind == DEC_BYTEFALLBACK) {
+            char *bytes = xmalloc((size_t)n + 1);
+            size_t nb = 0;
+            int64_t no = 0;
+            for (int64_t i = 0; i < n; i++) {
+                int b = fallback_byte(&tok[i]);
+                if (b >= 0) {
+                    bytes[nb++] = (char)b;
+                    free(tok[i].s);
+                    continue;
+                }
+                flush_bytes(tok, &no, bytes, nb); /* no + nb <= i: never overwrites a live token */
+                nb = 0;
+                tok[no++] = tok[i];
+            }
+            flush_bytes(tok, &no, bytes, nb);
+            free(bytes);
+            n = no;
+        } else if (op->kind == DEC_FUSE) {
+            size_t total = 0;
+            for (int64_t i = 0; i < n; i++)
+                total += tok[i].n;
+            struct str f = {xmalloc(total + 1), 0};
+            for (int64_t i = 0; i < n; i++) {
+                memcpy(f.s + f.n, tok[i].s, tok[i].n);
+                f.n += tok[i].n;
+                free(tok[i].s);
+            }
+            f.s[f.n] = 0;
+            tok[0] = f;
+            n = 1;
+        } else { /* DEC_STRIP: up to start leading and stop trailing copies of the character */
+            for (int64_t i = 0; i < n; i++) {
+                size_t a = 0, b = tok[i].n;
+                for (int k = 0; k < op->start && b - a >= op->al && memcmp(tok[i].s + a, op->a, op->al) == 0; k++)
+                    a += op->al;
+                for (int k = 0; k < op->stop && b - a >= op->al && memcmp(tok[i].s + b - op->al, op->a, op->al) == 0;
+                     k++)
+                    b -= op->al;
+                memmove(tok[i].s, tok[i].s + a, b - a);
+                tok[i].n = b - a;
+                tok[i].s[tok[i].n] = 0;
+            }
+        }
+    }
+    *n_tok = n;
+}
+
+static int decode_with_chain(const struct tokenizer *tk, const int32_t *ids, int64_t n, int skip_special,
+                             char **text, size_t *len) {
+    struct str *tok = xmalloc((size_t)(n ? n : 1) * sizeof *tok);
+    int64_t nt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        if (id >= 0 && id < tk->vocab_size && tk->added_of_id[id] >= 0) {
+            const struct added_token *a = &tk->added[tk->added_of_id[id]];
+            if (skip_special && a->special) continue;
+            tok[nt++] = str_dup(a->content, a->len);
+        } else if (id >= 0 && id < tk->bpe.n_ids && tk->bpe.toks[id].form_len != UINT32_MAX) {
+            const struct bpe_tok *t = &tk->bpe.toks[id];
+            tok[nt++] = str_dup(tk->bpe.arena + t->form_off, t->form_len);
+        } else {
+            for (int64_t k = 0; k < nt; k++)
+                free(tok[k].s);
+            free(tok);
+            return err_set("decode: id %d at position %lld is not in the vocabulary (size %d)", id,
+                           (long long)i, tk->vocab_size);
+        }
+    }
+    decode_chain(tk, tok, &nt);
+    size_t total = 0, o = 0;
+    for (int64_t i = 0; i < nt; i++)
+        total += tok[i].n;
+    char *buf = xmalloc(total + 1);
+    for (int64_t i = 0; i < nt; i++) {
+        memcpy(buf + o, tok[i].s, tok[i].n);
+        o += tok[i].n;
+        free(tok[i].s);
+    }
+    free(tok);
+    buf[o] = 0;
+    *text = buf;
+    if (len) *len = o;
+    return 0;
+}
+
 int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, int64_t n, int skip_special, char **text,
                      size_t *len) {
     *text = NULL;
+    if (tk->n_dops) return decode_with_chain(tk, ids, n, skip_special, text, len);
     size_t cap = (size_t)n * 4 + 16, o = 0;
     char *buf = xmalloc(cap);
     for (int64_t i = 0; i < n; i++) {
@@ -793,6 +1074,19 @@ static void emit_added(struct enc *e, const struct tok_text *t, size_t a, size_t
 static void encode_word(struct enc *e, const struct tok_text *t, size_t a, size_t b) {
     struct tokenizer_buf *o = e->out;
     int64_t n0 = o->n;
+    if (e->tk->bpe.plain) {
+        int32_t *lens = NULL;
+        bpe_encode_plain(&e->tk->bpe, t->s + a, b - a, &o->ids, &o->n, &o->cap, o->want_offsets ? &lens : NULL);
+        if (!o->want_offsets) return;
+        offsets_reserve(o);
+        size_t pos = a;
+        for (int64_t i = n0; i < o->n; i++) {
+            tok_text_range(t, pos, pos + (size_t)lens[i - n0], &o->starts[i], &o->ends[i]);
+            pos += (size_t)lens[i - n0];
+        }
+        free(lens);
+        return;
+    }
     bpe_encode_word(&e->tk->bpe, t->s + a, b - a, &o->ids, &o->n, &o->cap);
     if (!o->want_offsets) return;
     offsets_reserve(o);
@@ -909,6 +1203,62 @@ static void split_regex(struct enc *e, const struct tok_text *t, size_t a, size_
     splitter_emit(&sp, sp.ps, sp.pe);
 }
 
+/* out = prefix + t[a, b) with every `from` replaced by `to`, mapped back to t. */
+static void text_edit(const struct tok_text *t, size_t a, size_t b, const char *prefix, size_t pl,
+                      const char *from, size_t fl, const char *to, size_t tl, struct tok_text *out) {
+    size_t cap = pl + (b - a) * (fl && tl > fl ? (tl + fl - 1) / fl : 1) + 1, o = 0;
+    memset(out, 0, sizeof *out);
+    out->owned = xmalloc(cap);
+    out->start = xmalloc(cap * sizeof(int64_t));
+    out->end = xmalloc(cap * sizeof(int64_t));
+    for (size_t i = 0; i < pl; i++, o++)
+        out->owned[o] = prefix[i], out->start[o] = out->end[o] = (int64_t)a;
+    for (size_t i = a; i < b;) {
+        if (fl && i + fl <= b && memcmp(t->s + i, from, fl) == 0) {
+            for (size_t k = 0; k < tl; k++, o++)
+                out->owned[o] = to[k], out->start[o] = (int64_t)i, out->end[o] = (int64_t)(i + fl);
+            i += fl;
+        } else {
+            out->owned[o] = t->s[i], out->start[o] = (int64_t)i, out->end[o] = (int64_t)(i + 1);
+            o++, i++;
+        }
+    }
+    out->owned[o] = 0;
+    out->s = out->owned;
+    out->len = o;
+    out->parent = t;
+}
+
+/* HF Metaspace: ' ' -> replacement, the replacement prepended (always, or only to the piece at
+ * the start of the input), then optionally split before each replacement (MergedWithNext). */
+static void metaspace_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
+    const struct pretok_step *st = &e->tk->steps[step];
+    int pre = 0;
+    if (st->prepend_scheme != PREPEND_NEVER &&
+        !(t->s[a] == ' ' || (b - a >= st->repl_len && memcmp(t->s + a, st->repl, st->repl_len) == 0))) {
+        pre = 1;
+        if (st->prepend_scheme == PREPEND_FIRST) {
+            int64_t s0, e0;
+            tok_text_range(t, a, b, &s0, &e0);
+            pre = s0 == 0;
+        }
+    }
+    struct tok_text tmp;
+    text_edit(t, a, b, st->repl, pre ? st->repl_len : 0, " ", 1, st->repl, st->repl_len, &tmp);
+    if (!st->msplit) {
+        pretok_run(e, &tmp, 0, tmp.len, step + 1);
+    } else {
+        size_t last = 0;
+        for (size_t i = 1; i + st->repl_len <= tmp.len; i++)
+            if (memcmp(tmp.s + i, st->repl, st->repl_len) == 0) {
+                pretok_run(e, &tmp, last, i, step + 1);
+                last = i;
+            }
+        pretok_run(e, &tmp, last, tmp.len, step + 1);
+    }
+    tok_text_free(&tmp);
+}
+
 static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t b, int step) {
     if (a >= b) return;
     if (step == e->tk->n_steps) {
@@ -916,6 +1266,10 @@ static void pretok_run(struct enc *e, const struct tok_text *t, size_t a, size_t
         return;
     }
     const struct pretok_step *st = &e->tk->steps[step];
+    if (st->kind == STEP_METASPACE) {
+        metaspace_run(e, t, a, b, step);
+        return;
+    }
     if (st->kind == STEP_BYTELEVEL && st->add_prefix_space && t->s[a] != ' ') {
         /* HF ByteLevel add_prefix_space: " " before each piece not starting with one. */
         size_t n = b - a + 1;
@@ -1032,15 +1386,31 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
 /* Text between non-normalized added tokens: normalize, then normalized added tokens, then
  * pre-tokenize and BPE. */
 static void encode_segment(struct enc *e, const struct tok_text *t, size_t a, size_t b) {
-    struct tok_text nt;
-    tok_normalize(e->tk->norm, t->s + a, b - a, (int64_t)a, &nt);
-    nt.parent = t;
-    if (e->tk->n_steps) nt.view = pretok_regex_view(nt.s, nt.len);
-    if (e->tk->has_normalized_added)
-        split_added(e, &nt, 0, nt.len, 1);
+    const struct tokenizer *tk = e->tk;
+    struct tok_text nt[1 + MAX_STEPS];
+    tok_normalize(tk->norm, t->s + a, b - a, (int64_t)a, &nt[0]);
+    nt[0].parent = t;
+    int k = 0;
+    for (int i = 0; i < tk->n_nops; i++) { /* Prepend (on non-empty text), Replace */
+        const struct norm_op *op = &tk->nops[i];
+        if (op->kind == NORM_PREPEND && nt[k].len == 0) continue;
+        if (op->kind == NORM_PREPEND)
+            text_edit(&nt[k], 0, nt[k].len, op->a, op->al, NULL, 0, NULL, 0, &nt[k + 1]);
+        else
+            text_edit(&nt[k], 0, nt[k].len, NULL, 0, op->a, op->al, op->b, op->bl, &nt[k + 1]);
+        k++;
+    }
+    for (int i = 0; i < tk->n_steps; i++)
+        if (tk->steps[i].re) {
+            nt[k].view = pretok_regex_view(nt[k].s, nt[k].len);
+            break;
+        }
+    if (tk->has_normalized_added)
+        split_added(e, &nt[k], 0, nt[k].len, 1);
     else
-        pretok_run(e, &nt, 0, nt.len, 0);
-    tok_text_free(&nt);
+        pretok_run(e, &nt[k], 0, nt[k].len, 0);
+    for (; k >= 0; k--)
+        tok_text_free(&nt[k]);
 }
 
 int tokenizer_encode_append(const struct tokenizer *tk, const char *text, size_t len, int flags,

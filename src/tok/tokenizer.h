@@ -2,8 +2,10 @@
  * Llama 3, GPT-2 style), loaded from tokenizer.json or vocab.json + merges.txt (+ the added
  * tokens of tokenizer_config.json). encode = added tokens on the raw text (longest first),
  * normalizer, Split regex, byte-level BPE; no BOS/EOS (add_special_tokens=False). decode =
- * HF's ByteLevel decoder + lossy UTF-8. Unicode details follow HF's engines, not the newest
- * standard (pretok.c). A loaded tokenizer is read-only: encode and decode may run from many
+ * HF's ByteLevel decoder + lossy UTF-8. Also SentencePiece-style BPE files (Llama 2, Mistral
+ * v0.x): Prepend/Replace normalizers or a Metaspace pre-tokenizer, plain (not byte-level) tokens
+ * with byte_fallback/unk/fuse_unk, and a Replace/ByteFallback/Fuse/Strip decoder Sequence.
+ * Unicode details follow HF's engines, not the newest standard (pretok.c). A loaded tokenizer is read-only: encode and decode may run from many
  * threads at once (the word cache is per thread). */
 #pragma once
 #include <stddef.h>
