@@ -123,9 +123,7 @@ int cmd_init_model(int argc, char **argv) {
             char *dst = path_join(out, "tokenizer.json");
             if (rc == 0) rc = dir_create(out) || !buf || file_write_atomic(dst, buf, len) ? -1 : 0;
             free(buf), free(dst);
-            char *tc = path_join(tok_dir, "tokenizer_config.json"), *tdst = path_join(out, "tokenizer_config.json");
-            if (rc == 0 && file_exists(tc) && (buf = file_read_all(tc, &len))) rc = file_write_atomic(tdst, buf, len), free(buf);
-            free(tc), free(tdst);
+            if (rc == 0 && dir_exists(tok_dir)) rc = file_copy_if_exists(tok_dir, out, "tokenizer_config.json");
         }
         free(src);
         if (rc) return cli_fail("init-model");

@@ -10,12 +10,12 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "data/pack.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
 #include "train/pipeline.h"
+#include "train/step.h"
 
 static int load_model_and_adapter(struct model *m, const struct run_config *cfg) {
     if (model_load(m, cfg->load_checkpoint, cfg->model.num_layers, 0)) return -1;
@@ -227,28 +227,10 @@ int cmd_eval_config(struct run_config *cfg) {
         model_free(&m);
         return cli_fail("eval");
     }
-    struct row_plan plan;
-    struct pack_options po = {.packing = d->packing, .seq_length = d->seq_length};
-    row_plan_build(&plan, ds, &po, 0);
-    struct batch b = {0};
-    int B = cfg->runner_config.batch_size;
-    double sum = 0;
-    int64_t n = 0;
-    int32_t *targets = NULL;
-    for (int64_t row = 0; row < plan.n_rows; row += B) {
-        int nr = (int)(plan.n_rows - row < B ? plan.n_rows - row : B);
-        batch_fill(&b, ds, &plan, row, nr, p.pad_id);
-        targets = xrealloc(targets, sizeof(int32_t) * (size_t)b.B * b.T);
-        n += model_shift_labels(targets, b.labels, b.B, b.T);
-        model_forward(&m, b.ids, b.pos, b.B, b.T);
-        sum += model_loss(&m, targets);
-    }
-    double loss = n ? sum / n : NAN;
+    int64_t n;
+    double loss = eval_dataset_loss(&m, ds, d->packing, d->seq_length, cfg->runner_config.batch_size, p.pad_id, &n);
     printf("{\"eval_loss\": %.6f, \"eval_ppl\": %.4f, \"eval_tokens\": %lld, \"sequences\": %lld}\n", loss, exp(loss),
            (long long)n, (long long)ds->n);
-    free(targets);
-    batch_free(&b);
-    row_plan_free(&plan);
     dataset_free(ds);
     pipeline_close(&p);
     model_free(&m);
@@ -313,16 +295,7 @@ int cmd_merge(int argc, char **argv) {
     int rc = model_save(&m, out, !strcmp(dtype, "bfloat16"), (size_t)5 << 30);
     static const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                                   "special_tokens_map.json", "generation_config.json", "chat_template.jinja"};
-    for (size_t i = 0; rc == 0 && i < sizeof extra / sizeof extra[0]; i++) {
-        char *src = path_join(base, extra[i]);
-        if (file_exists(src)) {
-            size_t n;
-            char *buf = file_read_all(src, &n), *dst = path_join(out, extra[i]);
-            rc = buf ? file_write_atomic(dst, buf, n) : -1;
-            free(buf), free(dst);
-        }
-        free(src);
-    }
+    for (size_t i = 0; rc == 0 && i < sizeof extra / sizeof extra[0]; i++) rc = file_copy_if_exists(base, out, extra[i]);
     model_free(&m);
     if (rc) return cli_fail("merge");
     printf("merged %s into %s -> %s\n", adapter, base, out);

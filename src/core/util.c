@@ -170,6 +170,19 @@ int file_write_atomic(const char *path, const void *buf, size_t len) {
     return 0;
 }
 
+int file_copy_if_exists(const char *src_dir, const char *dst_dir, const char *name) {
+    char *src = path_join(src_dir, name);
+    int rc = 0;
+    if (file_exists(src)) {
+        size_t n;
+        char *buf = file_read_all(src, &n), *dst = path_join(dst_dir, name);
+        rc = buf ? file_write_atomic(dst, buf, n) : -1;
+        free(buf), free(dst);
+    }
+    free(src);
+    return rc;
+}
+
 char *path_join(const char *a, const char *b) {
     size_t n = strlen(a);
     if (n && a[n - 1] == '/') return xasprintf("%s%s", a, b);

@@ -20,6 +20,8 @@ int dir_create(const char *path);
 /* Writes buf to path atomically: path.tmp.<pid>, fsync, rename, fsync of the directory.
  * On failure the old file at path is untouched. */
 int file_write_atomic(const char *path, const void *buf, size_t len);
+/* Copies src_dir/name to dst_dir/name atomically when it exists (0 and no copy when absent). */
+int file_copy_if_exists(const char *src_dir, const char *dst_dir, const char *name);
 /* fsync a directory (after renames inside it). */
 int dir_fsync(const char *path);
 /* "a/b" joined; malloc'd. */

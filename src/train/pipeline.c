@@ -272,20 +272,7 @@ void pipeline_close(struct pipeline *p) {
 int pipeline_copy_tokenizer(const struct pipeline *p, const char *dir) {
     static const char *files[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                                   "special_tokens_map.json", "chat_template.jinja"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *src = path_join(p->tokenizer_dir, files[i]);
-        if (file_exists(src)) {
-            size_t n;
-            char *buf = file_read_all(src, &n);
-            char *dst = path_join(dir, files[i]);
-            int rc = buf ? file_write_atomic(dst, buf, n) : -1;
-            free(buf), free(dst);
-            if (rc) {
-                free(src);
-                return -1;
-            }
-        }
-        free(src);
-    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (file_copy_if_exists(p->tokenizer_dir, dir, files[i])) return -1;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
+#include "data/pack.h"
 
 int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs, int n_mb, double lr,
                double max_grad_norm, const struct step_comm *comm, struct step_result *res) {
@@ -60,4 +61,28 @@ double eval_loss(struct model *m, const struct micro_batch *mbs, int n_mb, int64
     }
     if (n_tokens) *n_tokens = n;
     return n > 0 ? sum / n : 0;
+}
+
+double eval_dataset_loss(struct model *m, const struct dataset *ds, int packing, int seq_length, int batch_size,
+                         int32_t pad_id, int64_t *n_tokens) {
+    struct row_plan plan;
+    struct pack_options po = {.packing = packing, .seq_length = seq_length};
+    row_plan_build(&plan, ds, &po, 0);
+    struct batch b = {0};
+    double sum = 0;
+    int64_t n = 0;
+    int32_t *targets = NULL;
+    for (int64_t row = 0; row < plan.n_rows; row += batch_size) {
+        int nr = (int)(plan.n_rows - row < batch_size ? plan.n_rows - row : batch_size);
+        batch_fill(&b, ds, &plan, row, nr, pad_id);
+        targets = xrealloc(targets, sizeof(int32_t) * (size_t)b.B * b.T);
+        n += model_shift_labels(targets, b.labels, b.B, b.T);
+        model_forward(m, b.ids, b.pos, b.B, b.T);
+        sum += model_loss(m, targets);
+    }
+    free(targets);
+    batch_free(&b);
+    row_plan_free(&plan);
+    if (n_tokens) *n_tokens = n;
+    return n ? sum / n : NAN;
 }

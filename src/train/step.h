@@ -37,5 +37,10 @@ struct step_comm {
  * left unchanged. max_grad_norm <= 0 disables clipping. */
 int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs, int n_mb, double lr,
                double max_grad_norm, const struct step_comm *comm, struct step_result *res);
+struct dataset;
+/* Mean loss over every trained token of ds (NAN if none), in batches of batch_size rows of its
+ * unshuffled row plan (packed or not); *n_tokens gets the token count. For eval. */
+double eval_dataset_loss(struct model *m, const struct dataset *ds, int packing, int seq_length, int batch_size,
+                         int32_t pad_id, int64_t *n_tokens);
 /* Mean loss over the trained tokens of the micro-batches, without gradients. */
 double eval_loss(struct model *m, const struct micro_batch *mbs, int n_mb, int64_t *n_tokens);

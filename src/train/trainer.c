@@ -90,31 +90,6 @@ static int64_t rows_per_step(const struct run *r) {
     return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->world;
 }
 
-/* Mean eval loss over the whole eval set (rank 0's share only when distributed). */
-static double run_eval(struct run *r, int64_t *n_tok) {
-    struct row_plan p;
-    struct pack_options po = {.packing = r->cfg->eval_dataset.packing, .seq_length = r->cfg->eval_dataset.seq_length};
-    row_plan_build(&p, r->eval, &po, 0);
-    struct batch b = {0};
-    double sum = 0;
-    int64_t n = 0;
-    int B = r->cfg->runner_config.batch_size;
-    int32_t *targets = NULL;
-    for (int64_t row = 0; row < p.n_rows; row += B) {
-        int nr = (int)(p.n_rows - row < B ? p.n_rows - row : B);
-        batch_fill(&b, r->eval, &p, row, nr, r->pipe.pad_id);
-        targets = xrealloc(targets, sizeof(int32_t) * (size_t)b.B * b.T);
-        n += model_shift_labels(targets, b.labels, b.B, b.T);
-        model_forward(&r->m, b.ids, b.pos, b.B, b.T);
-        sum += model_loss(&r->m, targets);
-    }
-    free(targets);
-    batch_free(&b);
-    row_plan_free(&p);
-    *n_tok = n;
-    return n ? sum / n : 0;
-}
-
 /* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
 static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
     if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
@@ -149,17 +124,7 @@ static int save_final(struct run *r) {
     int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
                            : model_save(&r->m, out, bf16, (size_t)5 << 30);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
-    if (rc == 0 && !r->m.has_lora) {
-        char *src = path_join(r->cfg->load_checkpoint, "generation_config.json");
-        size_t n;
-        char *buf = file_exists(src) ? file_read_all(src, &n) : NULL;
-        if (buf) {
-            char *dst = path_join(out, "generation_config.json");
-            rc = file_write_atomic(dst, buf, n);
-            free(dst);
-        }
-        free(buf), free(src);
-    }
+    if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
     if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
     return 0;
@@ -337,7 +302,8 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         }
         if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && r->rank == 0) {
             int64_t nt;
-            double el = run_eval(r, &nt);
+            double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
+                                          cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
             metrics_log_eval(r->metrics, r->st.step, el, nt);
             metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
                                      (long long)r->st.step, el, exp(el), (long long)nt);
