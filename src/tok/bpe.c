@@ -442,16 +442,12 @@ static struct heap_item heap_pop(struct heap_item *h, int64_t *n) {
 
 /* HF word.rs merge_all: symbols in a linked list, candidate merges in a heap; a popped merge
  * is applied only if the pair it was made for is still adjacent. */
-static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
-                        int64_t *cap) {
-    int32_t *sym = xmalloc(len * sizeof(int32_t));
-    int32_t *prev = xmalloc(len * sizeof(int32_t)), *next = xmalloc(len * sizeof(int32_t));
-    struct heap_item *heap = xmalloc(len * 2 * sizeof *heap + sizeof *heap);
-    int64_t n = 0, hn = 0;
-    for (size_t i = 0; i < len; i++) {
-        int32_t id = m->byte_id[(uint8_t)w[i]];
-        if (id >= 0) sym[n++] = id;
-    }
+/* The BPE merge loop over the n symbols in sym: repeatedly merges the adjacent pair of lowest
+ * rank (a heap of candidate pairs; stale entries are skipped), marking absorbed symbols -1.
+ * slen (may be NULL) carries each symbol's length along its merges. */
+static void merge_symbols(const struct bpe *m, int32_t *sym, int32_t *slen, int32_t *prev, int32_t *next,
+                          struct heap_item *heap, int64_t n) {
+    int64_t hn = 0;
     for (int64_t i = 0; i < n; i++)
         prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     for (int64_t i = 0; i + 1 < n; i++) {
@@ -465,6 +461,7 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
         int32_t c, r = pair_get(m, sym[pos], sym[nx], &c);
         if (r != (int32_t)(it.key >> 32) || c != it.new_id) continue;
         sym[pos] = c;
+        if (slen) slen[pos] += slen[nx];
         sym[nx] = -1;
         next[pos] = next[nx];
         if (next[nx] >= 0) prev[next[nx]] = pos;
@@ -479,6 +476,19 @@ static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t 
                 heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
         }
     }
+}
+
+static void large_merge(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                        int64_t *cap) {
+    int32_t *sym = xmalloc(len * sizeof(int32_t));
+    int32_t *prev = xmalloc(len * sizeof(int32_t)), *next = xmalloc(len * sizeof(int32_t));
+    struct heap_item *heap = xmalloc(len * 2 * sizeof *heap + sizeof *heap);
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int32_t id = m->byte_id[(uint8_t)w[i]];
+        if (id >= 0) sym[n++] = id;
+    }
+    merge_symbols(m, sym, NULL, prev, next, heap, n);
     for (int64_t i = 0; i < n; i++)
         if (sym[i] >= 0) push_id(ids, n_ids, cap, sym[i]);
     free(sym);
@@ -554,7 +564,7 @@ void bpe_encode_plain(const struct bpe *m, const char *w, size_t len, int32_t **
     int32_t *sym = xmalloc(len * sizeof(int32_t)), *slen = xmalloc(len * sizeof(int32_t));
     int32_t *prev = xmalloc(len * sizeof(int32_t)), *next = xmalloc(len * sizeof(int32_t));
     struct heap_item *heap = xmalloc(len * 2 * sizeof *heap + sizeof *heap);
-    int64_t n = 0, hn = 0;
+    int64_t n = 0;
     int32_t unk_len = 0; /* pending unk (HF merge_word's `unk`), 0 = none */
     for (size_t i = 0; i < len;) {
         size_t k = utf8_char_len(w, i, len);
@@ -577,34 +587,7 @@ void bpe_encode_plain(const struct bpe *m, const char *w, size_t len, int32_t **
         i += k;
     }
     if (unk_len) sym[n] = m->unk_id, slen[n++] = unk_len;
-    for (int64_t i = 0; i < n; i++)
-        prev[i] = (int32_t)i - 1, next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
-    for (int64_t i = 0; i + 1 < n; i++) {
-        int32_t c, r = pair_get(m, sym[i], sym[i + 1], &c);
-        if (r != INT32_MAX) heap_push(heap, &hn, (struct heap_item){(uint64_t)r << 32 | (uint64_t)i, c});
-    }
-    while (hn) {
-        struct heap_item it = heap_pop(heap, &hn);
-        int32_t pos = (int32_t)(it.key & 0xffffffffu), nx = next[pos];
-        if (sym[pos] < 0 || nx < 0) continue;
-        int32_t c, r = pair_get(m, sym[pos], sym[nx], &c);
-        if (r != (int32_t)(it.key >> 32) || c != it.new_id) continue;
-        sym[pos] = c;
-        slen[pos] += slen[nx];
-        sym[nx] = -1;
-        next[pos] = next[nx];
-        if (next[nx] >= 0) prev[next[nx]] = pos;
-        if (prev[pos] >= 0) {
-            int32_t p = prev[pos], c2, r2 = pair_get(m, sym[p], sym[pos], &c2);
-            if (r2 != INT32_MAX)
-                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)p, c2});
-        }
-        if (next[pos] >= 0) {
-            int32_t c2, r2 = pair_get(m, sym[pos], sym[next[pos]], &c2);
-            if (r2 != INT32_MAX)
-                heap_push(heap, &hn, (struct heap_item){(uint64_t)r2 << 32 | (uint64_t)pos, c2});
-        }
-    }
+    merge_symbols(m, sym, slen, prev, next, heap, n);
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++)
         if (sym[i] >= 0) {
