@@ -35,6 +35,18 @@ static const cJSON *col(const struct format_options *opt, const cJSON *rec, cons
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
+/* Every canonical column some format reads (format_columns); keep in step with col() calls. */
+static const char *const CANONICAL[] = {"instruction", "input",   "output",    "system", "history",
+                                        "messages",    "conversations", "text", "tools",  "input_ids",
+                                        "labels",      "attention_mask", "target_ids"};
+
+int format_columns(const struct format_options *opt, const char **out, int max) {
+    int n = 0;
+    for (size_t k = 0; k < sizeof CANONICAL / sizeof *CANONICAL && n < max; k++)
+        out[n++] = column_name(opt, CANONICAL[k]);
+    return n;
+}
+
 int format_detect(const struct format_options *opt, const cJSON *rec) {
     if (opt->format != DATA_FORMAT_AUTO) return opt->format;
     if (col(opt, rec, "messages")) return DATA_FORMAT_MESSAGES;

@@ -60,5 +60,8 @@ void formatted_free(struct formatted *f);
  * file and row (missing columns, empty conversation, wrong types, unknown roles, ...). */
 int format_record(const struct formatter *f, const struct cJSON *rec, const char *file, int64_t row,
                   struct formatted *out);
+/* The dataset columns (under the mapping) any format may read, at most max, into out (the
+ * strings live as long as opt); readers may leave every other column undecoded. */
+int format_columns(const struct format_options *opt, const char **out, int max);
 /* Which format a record looks like under the column mapping (AUTO resolved), or -1. */
 int format_detect(const struct format_options *opt, const struct cJSON *rec);

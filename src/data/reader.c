@@ -33,6 +33,8 @@ struct reader {
     char **files; /* a folder's files, read one after another */
     int n_files, i_file;
     int64_t row_base, skipped_base; /* rows and skips of the folder's finished files */
+    const char *const *select;      /* reader_select's columns (the caller's array) */
+    int n_select;
 };
 
 static int ends_with(const char *s, const char *suffix) {
@@ -63,7 +65,9 @@ static int open_file(struct reader *r, const char *path) {
     if (kind == RD_JSON) return json_reader_open(&r->json, path, r->skip_bad);
 #if HAVE_PARQUET
     r->pq_row = 0;
-    return parquet_open(&r->pq, path);
+    if (parquet_open(&r->pq, path)) return -1;
+    if (r->n_select) parquet_select(r->pq, r->select, r->n_select);
+    return 0;
 #else
     return err_set("%s: parquet support not built into this csft (src/data/parquet.c missing)", path);
 #endif
@@ -189,6 +193,14 @@ int reader_next(struct reader *r, cJSON **rec) {
         close_current(r);
         if (open_file(r, r->files[++r->i_file])) return -1;
     }
+}
+
+void reader_select(struct reader *r, const char *const *names, int n) {
+    r->select = names;
+    r->n_select = n;
+#if HAVE_PARQUET
+    if (r->pq && n) parquet_select(r->pq, names, n);
+#endif
 }
 
 int64_t reader_row(const struct reader *r) { return r->row_base + cur_row(r); }
