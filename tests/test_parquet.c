@@ -561,7 +561,24 @@ static void test_synthetic(void) {
     EXPECT_ERR("column 'id', row group 0, page at byte 4: values: 4 PLAIN INT96 values of 12 bytes need 48 bytes, 16 left");
 }
 
+/* One row holding 2^21 + 1 list elements (a list of nulls: a few bytes each) is refused with a
+ * message instead of being assembled: a small hostile file must not build a huge record. */
+static void test_row_cap(void) {
+    static const struct sel schema[] = {
+        {"schema", -1, 0, 1, -1}, {"l", -1, 1, 1, 3}, {"list", -1, 2, 1, -1}, {"element", 1, 1, 0, -1}};
+    int n = (1 << 21) + 1;
+    int *rep = xmalloc((size_t)n * sizeof *rep), *def = xmalloc((size_t)n * sizeof *def);
+    for (int i = 0; i < n; i++) rep[i] = i > 0, def[i] = 2;
+    const struct tcol col = {"l.list.element", 1, 3, 1, n, rep, def, NULL, 0};
+    build_file(schema, 4, &col, 1, 1, 0, 0, -1);
+    free(rep), free(def);
+    int64_t rows;
+    EXPECT(read_all(&rows) == -1 && rows == 0, "row cap");
+    EXPECT_ERR("row 0, column 'l.list': the row holds more than 2097152 values");
+}
+
 int main(void) {
+    RUN(test_row_cap);
     RUN(test_synthetic);
     RUN(test_fixtures);
     RUN(test_open_errors);

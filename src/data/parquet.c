@@ -31,7 +31,7 @@ enum {
 enum { LT_STRING = 1, LT_MAP = 2, LT_LIST = 3, LT_ENUM = 4, LT_DECIMAL = 5, LT_JSON = 12, LT_UUID = 14, LT_FLOAT16 = 15 };
 /* MAX_ROW_VALUES bounds one record's size in memory (an SFT record holds at most a few
  * hundred thousand tokens). */
-enum { MAX_SCHEMA_DEPTH = 64, MAX_FIXED_LEN = 1 << 20, MAX_ROW_VALUES = 1 << 22 };
+enum { MAX_SCHEMA_DEPTH = 64, MAX_FIXED_LEN = 1 << 20, MAX_ROW_VALUES = 1 << 21 };
 
 struct pq_node {
     char *name, *path;
@@ -510,19 +510,24 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
 }
 
 /* INT96 timestamps (Impala / Spark): 8 bytes of nanoseconds in the day, then 4 of Julian day,
- * little-endian; shown as an ISO 8601 UTC time with as many fraction digits as it needs. */
+ * little-endian; shown as an ISO 8601 UTC time with as many fraction digits as it needs.
+ * Microseconds since the epoch are computed modulo 2^64 as Spark does, so that the times
+ * Spark's writer wrapped around (years past 294247) read back as Spark reads them. */
 static cJSON *int96_json(const uint8_t *b) {
     int64_t nanos;
     int32_t jd;
     memcpy(&nanos, b, 8);
     memcpy(&jd, b + 8, 4);
-    const int64_t day_ns = 86400000000000LL;
-    int64_t days = (int64_t)jd - 2440588 + (nanos >= 0 ? nanos / day_ns : -((-nanos + day_ns - 1) / day_ns));
-    nanos -= (days - ((int64_t)jd - 2440588)) * day_ns;
+    const int64_t day_us = 86400000000LL;
+    int64_t us = (int64_t)((uint64_t)((int64_t)jd - 2440588) * (uint64_t)day_us + (uint64_t)(nanos / 1000));
+    int64_t sub = nanos % 1000;
+    if (sub < 0) sub += 1000, us--;
+    int64_t days = us >= 0 ? us / day_us : -((-(us + 1)) / day_us) - 1;
+    int64_t in_day = us - days * day_us;
     int64_t y;
     int mo, d;
     civil_from_days(days, &y, &mo, &d);
-    int64_t secs = nanos / 1000000000, frac = nanos % 1000000000;
+    int64_t secs = in_day / 1000000, frac = (in_day % 1000000) * 1000 + sub;
     char buf[64];
     int n = snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, mo, d, (int)(secs / 3600),
                      (int)(secs / 60 % 60), (int)(secs % 60));
@@ -565,13 +570,16 @@ static cJSON *bytes_json(const uint8_t *b, uint32_t len) {
     return o;
 }
 
+/* Counts a value or list element of the current row against MAX_ROW_VALUES. */
+static int row_count(struct parquet *p, int ni) {
+    if (++p->row_values <= MAX_ROW_VALUES) return 0;
+    return row_err(p, ni, "the row holds more than %d values (corrupt or hostile file)", MAX_ROW_VALUES);
+}
+
 static cJSON *leaf_json(struct parquet *p, int ni) {
     const struct pq_node *n = &p->nodes[ni];
     const struct pq_value *v;
-    if (++p->row_values > MAX_ROW_VALUES) {
-        row_err(p, ni, "the row holds more than %d values (corrupt or hostile file)", MAX_ROW_VALUES);
-        return NULL;
-    }
+    if (row_count(p, ni)) return NULL;
     if (pq_column_take(&p->cols[n->first_leaf], &v)) return NULL;
     if (!v) return cJSON_CreateNull();
     int decimal = n->converted == CT_DECIMAL || n->logical == LT_DECIMAL;
@@ -641,6 +649,7 @@ static cJSON *asm_repeated(struct parquet *p, int ri, int elem_child) {
         return arr;
     }
     for (;;) {
+        if (row_count(p, ri)) goto fail;
         cJSON *item = elem_child      ? asm_node(p, r->children[0])
                       : r->n_children ? asm_group(p, ri)
                                       : leaf_json(p, ri);

@@ -627,14 +627,8 @@ static int header_read(struct pq_column *c, struct page_header *h, size_t *hlen)
     if (t.why) return col_err(c, "corrupt page header (%s)", t.why);
     *hlen = thrift_pos(&t);
     if (h->type < 0) return col_err(c, "page header without a page type");
-    if (h->csize < 0 || h->usize < 0 || (size_t)h->usize > MAX_PAGE_BYTES)
+    if (h->csize < 0 || h->usize < 0)
         return col_err(c, "page header with sizes %d compressed, %d uncompressed", h->csize, h->usize);
-    if ((size_t)h->csize > (size_t)(c->end - c->pos) - *hlen)
-        return col_err(c, "page of %d bytes runs past the end of the column chunk (%zu bytes left)", h->csize,
-                       (size_t)(c->end - c->pos) - *hlen);
-    if ((h->type == PAGE_DATA && !h->has_data) || (h->type == PAGE_DICT && !h->has_dict) ||
-        (h->type == PAGE_DATA_V2 && !h->has_v2))
-        return col_err(c, "page header of type %d lacks its type-specific header", h->type);
     if (h->n_values < 0 || h->n_values > MAX_PAGE_ENTRIES)
         return col_err(c, "page header with %d values", h->n_values);
     /* Refuse before allocating what the page's bytes cannot hold: no codec expands more than
@@ -647,11 +641,19 @@ static int header_read(struct pq_column *c, struct page_header *h, size_t *hlen)
         return col_err(c, "page declares %d bytes uncompressed from %d compressed, more than %s can expand "
                           "(%zux); corrupt or hostile file",
                        h->usize, h->csize, pq_codec_name(c->codec), max_expansion(c->codec));
+    if ((size_t)h->usize > MAX_PAGE_BYTES)
+        return col_err(c, "page of %d bytes uncompressed exceeds the 1 GiB page limit", h->usize);
     uint64_t bits = 8 * (uint64_t)h->usize;
     if (h->type == PAGE_DICT && (uint64_t)h->n_values > bits)
         return col_err(c, "dictionary page of %d bytes claims %d values", h->usize, h->n_values);
     if (h->type != PAGE_DICT && (uint64_t)h->n_values > bits && h->n_values > MIN_PAGE_ENTRIES)
         return col_err(c, "data page of %d bytes claims %d values", h->usize, h->n_values);
+    if ((size_t)h->csize > (size_t)(c->end - c->pos) - *hlen)
+        return col_err(c, "page of %d bytes runs past the end of the column chunk (%zu bytes left)", h->csize,
+                       (size_t)(c->end - c->pos) - *hlen);
+    if ((h->type == PAGE_DATA && !h->has_data) || (h->type == PAGE_DICT && !h->has_dict) ||
+        (h->type == PAGE_DATA_V2 && !h->has_v2))
+        return col_err(c, "page header of type %d lacks its type-specific header", h->type);
     return 0;
 }
 
