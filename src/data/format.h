@@ -45,6 +45,7 @@ struct formatter {
                                                 output); NULL = render them as a conversation with tmpl */
     int32_t eos_id;                   /* appended (and trained) after Alpaca-prompt outputs and text; -1 = none */
     int32_t vocab_size;               /* tokenized records are checked against it */
+    int32_t pad_id;                   /* MindFormers target_ids records without attention_mask; -1 = unknown */
 };
 
 /* One formatted record. Reuse across calls (buffers grow); free with formatted_free. */
