@@ -270,6 +270,8 @@ static int parse_schema(struct mr_shard *s, int v3) {
         if (k < 0 || s->fields[k].blob)
             return err_set("%s: header: blob field %s is not a schema field (or listed twice)", s->path,
                            cJSON_IsString(b) ? b->valuestring : "(not a string)");
+        if (s->fields[k].n_dims < 0 && s->fields[k].type != MR_BYTES && s->fields[k].type != MR_STRING)
+            return err_set("%s: header: blob field %s has no shape", s->path, b->valuestring);
         s->fields[k].blob = 1;
         s->blob_order[s->n_blob++] = k;
     }
@@ -552,7 +554,7 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
     }
     /* shape: the -1 axis from the element count */
     int64_t dims[MR_MAX_DIMS], known = 1, cap = n > (1 << 20) ? n : (1 << 20);
-    int nd = f->n_dims, free_ax = -1, too_big = 0;
+    int nd = f->n_dims > 0 ? f->n_dims : 0, free_ax = -1, too_big = 0;
     for (int d = 0; d < nd; d++) {
         dims[d] = f->dims[d];
         if (dims[d] == -1) free_ax = d;
@@ -610,37 +612,39 @@ static int next_group(struct mr_shard *s) {
             return err_set("%s: page %lld (RAW_DATA): row group %lld has no BLOB_DATA page", s->path, (long long)rp->id,
                            (long long)g);
         }
-        if (load_page(s, s->raw_i, &s->raw, &s->raw_loaded) || load_page(s, bi, &s->blobp, &s->blob_loaded)) {
-            err_wrap("%s", s->path);
-            return -1;
-        }
+        if (load_page(s, s->raw_i, &s->raw, &s->raw_loaded) || load_page(s, bi, &s->blobp, &s->blob_loaded)) return -1;
         s->r = (uint64_t)off, s->b = 0;
         s->row = s->pages[bi].start, s->row_end = s->pages[bi].end;
         if (s->row < s->row_end) return 1;
     }
 }
 
+/* row_err with the current message (copied: err_set formats into the buffer err_msg reads) */
+static int row_err_cur(const struct mr_shard *s, const struct mr_page *p, int64_t row) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    return row_err(s, p, row, msg);
+}
+
 static int decode_raw(struct mr_shard *s, const struct mr_page *rp, const uint8_t *p, uint64_t n) {
     char why[256];
     size_t pos = 0;
     struct mp_value v;
-    if (mp_read(p, n, &pos, &v) || v.type != MP_MAP) {
-        snprintf(why, sizeof why, "raw record is not a msgpack map%s%s", err_msg()[0] ? ": " : "", err_msg());
-        return row_err(s, rp, s->row, why);
-    }
+    if (mp_read(p, n, &pos, &v)) return row_err_cur(s, rp, s->row);
+    if (v.type != MP_MAP) return row_err(s, rp, s->row, "raw record is not a msgpack map");
     for (uint32_t e = 0; e < v.len; e++) {
         struct mp_value key, val;
-        if (mp_read(p, n, &pos, &key)) return row_err(s, rp, s->row, err_msg());
+        if (mp_read(p, n, &pos, &key)) return row_err_cur(s, rp, s->row);
         if (key.type != MP_STR) return row_err(s, rp, s->row, "raw record key is not a string");
         int fi = -1;
         for (int j = 0; j < s->n_fields; j++)
             if (strlen(s->fields[j].name) == key.len && memcmp(s->fields[j].name, key.s, key.len) == 0) fi = j;
         if (fi < 0 || s->fields[fi].blob) { /* the dummy "id" of all-blob schemas */
-            if (mp_skip(p, n, &pos)) return row_err(s, rp, s->row, err_msg());
+            if (mp_skip(p, n, &pos)) return row_err_cur(s, rp, s->row);
             continue;
         }
         const struct mr_field *f = &s->fields[fi];
-        if (mp_read(p, n, &pos, &val)) return row_err(s, rp, s->row, err_msg());
+        if (mp_read(p, n, &pos, &val)) return row_err_cur(s, rp, s->row);
         cJSON *item = NULL;
         int ok = 1;
         switch (f->type) {
