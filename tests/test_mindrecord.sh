@@ -61,5 +61,45 @@ check "llama_qa: labels trained tokens 2094" "[[ \$out == *'trained tokens'*' 20
 out=$(stats $fx/mindrecord/mf/qwen2_qa/qwen2_qa.mindrecord)
 # every non-pad token after the first (the first pad included), minus the two cut rows' last two
 check "qwen2_qa: target_ids trained tokens 3502" "[[ \$out == *'trained tokens'*' 3502 '* ]] && [[ \$out == *'truncated'*' 2 '* ]]"
+
+# the writer: the fixtures' rows, written in the same write calls, give the same bytes
+mkdir "$tmp/w"
+conv() { ./csft data convert --to mindrecord "$@" 2> "$tmp/conv.err" || cat "$tmp/conv.err"; }
+conv --rows-per-write all --out "$tmp/w/testdata" $fx/mindrecord/v3/testdata
+conv --rows-per-write all --out "$tmp/w/sns" $fx/mindrecord/v3/sns
+conv --rows-per-write all --shards 4 --out "$tmp/w/aclImdb.mindrecord" $fx/mindrecord/v2/aclImdb.mindrecord1
+for d in qwen2_qa llama_qa wiki; do conv --out "$tmp/w/$d.mindrecord" $fx/mindrecord/mf/$d; done
+for f in v3/testdata v3/sns v2/aclImdb.mindrecord0 v2/aclImdb.mindrecord1 v2/aclImdb.mindrecord2 v2/aclImdb.mindrecord3 \
+    mf/qwen2_qa/qwen2_qa.mindrecord mf/llama_qa/llama_qa.mindrecord mf/wiki/wiki.mindrecord; do
+    check "convert reproduces $f byte for byte" "cmp -s $tmp/w/\$(basename $f) $fx/mindrecord/$f"
+    # the .db: same rows (testdata.db's weight_0 is NUMERIC in the old build, REAL now: 1 vs 1.0)
+    q='select * from SHARD_NAME; select * from INDEXES order by ROW_ID'
+    check "convert writes the .db rows of $f" \
+        "[ \"\$(sqlite3 $tmp/w/\$(basename $f).db \"$q\" | sed 's/\\.0\$//')\" = \"\$(sqlite3 $fx/mindrecord/$f.db \"$q\")\" ]"
+done
+# from JSON Lines with --schema: the expected rows of llama_qa give its bytes again
+echo '{"input_ids":{"type":"int32","shape":[-1]},"labels":{"type":"int32","shape":[-1]}}' > "$tmp/schema.json"
+mkdir "$tmp/j"
+conv --schema "$tmp/schema.json" --desc qa --header-size 16384 --page-size 32768 \
+    --out "$tmp/j/llama_qa.mindrecord" $fx/mindrecord/mf/llama_qa/llama_qa.mindrecord.jsonl
+check "convert JSONL + --schema = llama_qa bytes" "cmp -s $tmp/j/llama_qa.mindrecord $fx/mindrecord/mf/llama_qa/llama_qa.mindrecord"
+# round trips with an inferred schema (strings, int64, float32 lists, nested shapes, bytes) over 3 shards
+./csft data cat $fx/mindrecord/v3/sns > "$tmp/sns.jsonl"
+conv --shards 3 --rows-per-write all --header-size 16384 --page-size 32768 --out "$tmp/j/rt.mindrecord" "$tmp/sns.jsonl"
+check "JSONL -> 3 shards -> data cat reads back identically" "./csft data cat $tmp/j/rt.mindrecord1 | cmp -s - $tmp/sns.jsonl"
+check "3 shards named rt.mindrecord0..2" "[ -f $tmp/j/rt.mindrecord0 ] && [ -f $tmp/j/rt.mindrecord2.db ] && [ ! -f $tmp/j/rt.mindrecord3 ]"
+printf '{"a":"x","b":[[1,2],[3,4]],"c":{"$bytes":"AAEC"},"d":[0.5,-0.25],"e":7,"f":2.5}\n' > "$tmp/small.jsonl"
+conv --version 2.0 --no-db --header-size 16384 --page-size 32768 --out "$tmp/j/small" "$tmp/small.jsonl"
+check "inferred schema round trip (v2.0, no .db)" "./csft data cat $tmp/j/small | cmp -s - $tmp/small.jsonl && [ ! -f $tmp/j/small.db ]"
+out=$(./csft data convert --to mindrecord --out "$tmp/j/x" 2>&1); rc=$?
+check "convert without input is a usage error" "[ \$rc = 2 ] && [[ \$out == *'--config'* ]]"
+out=$(./csft data convert --to mindrecord --schema "$tmp/schema.json" --out "$tmp/j/bad" "$tmp/small.jsonl" 2>&1); rc=$?
+check "convert refuses columns outside the schema" "[ \$rc = 1 ] && [[ \$out == *'small.jsonl: row 0: column \"a\" is not in the MindRecord schema'* ]]"
+# --config: the configured dataset, tokenized, as MindFormers input_ids + labels; trains the same tokens
+conv --header-size 16384 --page-size 1048576 --out "$tmp/j/tok.mindrecord" --config /dev/null --set load_checkpoint=$tmp \
+    --set train_dataset.format=tokenized --set train_dataset.seq_length=512 --set "train_dataset.data_files=[$fx/mindrecord/mf/qwen2_qa]"
+out=$(stats "$tmp/j/tok.mindrecord")
+check "convert --config keeps the 3502 trained tokens" "[[ \$out == *'trained tokens'*' 3502 '* ]]"
+check "convert --config rows are seq_length+1 long" "[ \$(./csft data cat --limit 1 $tmp/j/tok.mindrecord | grep -o , | wc -l) = 1025 ]"
 echo "mindrecord_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]
