@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "data/format.h"
 #include "data/mindrecord.h"
 #include "data/msgpack.h"
 #include "test.h"
@@ -192,6 +193,67 @@ static void test_errors_name_place(void) {
     free(d);
 }
 
+static int fmt(const struct formatter *f, const char *json, struct formatted *o) {
+    cJSON *rec = cJSON_Parse(json);
+    int rc = format_record(f, rec, "m.mindrecord", 3, o);
+    cJSON_Delete(rec);
+    return rc;
+}
+
+/* MindFormers' SFT schemas as training sees them (formats.md 1.10) */
+static void test_sft_schemas(void) {
+    struct formatter f = {0};
+    f.opt.format = DATA_FORMAT_AUTO;
+    f.vocab_size = 1000;
+    f.pad_id = 9;
+    struct formatted o = {0};
+    /* target_ids = input_ids, attention_mask marks padding: label t trained when token t-1 is real;
+     * the first pad is trained, the rest dropped */
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7,9,9,9],\"target_ids\":[5,6,7,9,9,9],\"attention_mask\":[1,1,1,0,0,0]}", &o) == 0,
+           "%s", err_msg());
+    int32_t want[] = {-100, 6, 7, 9};
+    EXPECT(o.n == 4 && !memcmp(o.labels, want, sizeof want), "n %lld labels %d %d %d %d", (long long)o.n, o.labels[0],
+           o.labels[1], o.labels[2], o.labels[3]);
+    /* without attention_mask the pad id decides; a pad inside the text masks the next label too */
+    EXPECT(fmt(&f, "{\"input_ids\":[5,9,7,8,9,9],\"target_ids\":[5,9,7,8,9,9]}", &o) == 0, "%s", err_msg());
+    int32_t want2[] = {-100, 9, -100, 8, 9};
+    EXPECT(o.n == 5 && !memcmp(o.labels, want2, sizeof want2), "pad-id rule: n %lld", (long long)o.n);
+    /* -100 in target_ids stays masked */
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[5,-100,7],\"attention_mask\":[1,1,1]}", &o) == 0 &&
+               o.labels[1] == -100 && o.labels[2] == 7,
+           "target -100");
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[6,7,8],\"attention_mask\":[1,1,1]}", &o) == -1, "shifted");
+    EXPECT_ERR("m.mindrecord: row 3: target_ids[1] = 7 differs from input_ids[1] = 6");
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[5,6]}", &o) == -1, "short target_ids");
+    EXPECT_ERR("\"target_ids\" must be a list as long as input_ids (3)");
+    f.pad_id = -1;
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[5,6,7]}", &o) == -1, "no pad id");
+    EXPECT_ERR("needs the pad token id");
+    /* the fixtures: qwen2_qa row 0 trains its 72 non-pad tokens' successors (the first pad included),
+     * llama_qa row 0 its 50 response tokens */
+    f.vocab_size = 151646;
+    f.pad_id = 151643;
+    static const char *files[] = {FX "mf/qwen2_qa", FX "mf/llama_qa"};
+    static const int64_t want_n[] = {73, 385}, want_trained[] = {72, 50};
+    for (int k = 0; k < 2; k++) {
+        struct mindrecord *m;
+        cJSON *rec = NULL;
+        if (mindrecord_open(&m, files[k]) || mindrecord_next(m, &rec) != 1) {
+            EXPECT(0, "%s: %s", files[k], err_msg());
+            continue;
+        }
+        EXPECT(format_record(&f, rec, files[k], 0, &o) == 0, "%s", err_msg());
+        int64_t trained = 0;
+        for (int64_t i = 0; i < o.n; i++) trained += o.labels[i] >= 0;
+        EXPECT(o.n == want_n[k] && trained == want_trained[k], "%s: n %lld trained %lld", files[k], (long long)o.n,
+               (long long)trained);
+        if (k == 0) EXPECT(o.labels[72] == 151643 && o.labels[71] == 198 && o.labels[0] == -100, "qwen2 row 0 labels");
+        cJSON_Delete(rec);
+        mindrecord_close(m);
+    }
+    formatted_free(&o);
+}
+
 int main(void) {
     RUN(test_float_repr);
     RUN(test_msgpack);
@@ -199,5 +261,6 @@ int main(void) {
     RUN(test_truncated);
     RUN(test_corrupted);
     RUN(test_errors_name_place);
+    RUN(test_sft_schemas);
     return TEST_SUMMARY("mindrecord");
 }
