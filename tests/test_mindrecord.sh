@@ -101,5 +101,24 @@ conv --header-size 16384 --page-size 1048576 --out "$tmp/j/tok.mindrecord" --con
 out=$(stats "$tmp/j/tok.mindrecord")
 check "convert --config keeps the 3502 trained tokens" "[[ \$out == *'trained tokens'*' 3502 '* ]]"
 check "convert --config rows are seq_length+1 long" "[ \$(./csft data cat --limit 1 $tmp/j/tok.mindrecord | grep -o , | wc -l) = 1025 ]"
+
+# training from MindRecord = training from the same rows as JSONL (the qwen2-tiny reference batches)
+ref=tests/fixtures/hf/qwen2-tiny/reference.json
+rows() { sed -E "s/.*\"$1\": \[(\[\[[^\"]*\]\])\].*/\1/" "$ref" | sed -e 's/\], *\[/\n/g' | tr -d '[] '; }
+paste -d'|' <(rows batches_input_ids) <(rows batches_labels) |
+    awk -F'|' '{printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", $1, $2}' > "$tmp/batches.jsonl"
+mkdir "$tmp/mr"
+conv --schema "$tmp/schema.json" --header-size 16384 --page-size 32768 --out "$tmp/mr/b.mindrecord" "$tmp/batches.jsonl"
+train() { # $1: data_files entry, $2: output dir
+    ./csft finetune --config /dev/null --set load_checkpoint=tests/fixtures/hf/qwen2-tiny --set seed=1 \
+        --set "train_dataset.data_files=[$1]" --set train_dataset.format=tokenized --set train_dataset.shuffle=false \
+        --set train_dataset.seq_length=64 --set runner_config.batch_size=2 --set runner_config.epochs=1 \
+        --set optimizer.learning_rate=1.0e-3 --set logging_steps=1 --set tensorboard=false --set output_dir=$2 > $2.log 2>&1
+}
+train "$tmp/batches.jsonl" "$tmp/t_jsonl"
+train "$tmp/mr" "$tmp/t_mr"
+losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$1/metrics.jsonl" 2> /dev/null; }
+check "finetune on a MindRecord folder = on the same JSONL rows (3 steps, same losses)" \
+    "[ \$(losses $tmp/t_mr | wc -l) = 3 ] && [ \"\$(losses $tmp/t_mr)\" = \"\$(losses $tmp/t_jsonl)\" ]"
 echo "mindrecord_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]
