@@ -55,7 +55,7 @@ check "empty folder refused" "[ $rc = 1 ]"
 
 # data stats: the SFT schemas as training sees them (numbers from the fixture README)
 stats() { ./csft data stats --config /dev/null --set load_checkpoint=$tmp --set train_dataset.format=tokenized \
-    --set train_dataset.seq_length=512 --set "train_dataset.data_files=[$1]" 2>&1; }
+    --set train_dataset.seq_length=512 --set "train_dataset.data_files=[$1]" "${@:2}" 2>&1; }
 out=$(stats $fx/mindrecord/mf/llama_qa)
 check "llama_qa: labels trained tokens 2094" "[[ \$out == *'trained tokens'*' 2094 '* ]] && [[ \$out == *'tokens '*' 15400'* ]]"
 out=$(stats $fx/mindrecord/mf/qwen2_qa/qwen2_qa.mindrecord)
@@ -101,6 +101,22 @@ conv --header-size 16384 --page-size 1048576 --out "$tmp/j/tok.mindrecord" --con
 out=$(stats "$tmp/j/tok.mindrecord")
 check "convert --config keeps the 3502 trained tokens" "[[ \$out == *'trained tokens'*' 3502 '* ]]"
 check "convert --config rows are seq_length+1 long" "[ \$(./csft data cat --limit 1 $tmp/j/tok.mindrecord | grep -o , | wc -l) = 1025 ]"
+
+# the tokenized cache: a second run reads it back (same counts)
+cstats() { stats "$fx/mindrecord/mf/qwen2_qa/qwen2_qa.mindrecord" --set "train_dataset.cache_dir=$tmp/cache"; }
+out1=$(cstats); out2=$(cstats)
+check "cache_dir: miss then hit, same trained tokens" \
+    "[[ \$out1 == *'miss, written'*' 3502 '* ]] && [[ \$out2 == *'cache '*'hit'*' 3502 '* ]]"
+# many pages: 3,060 rows with raw fields in 32 KiB pages (several raw pages, groups shifted to new
+# raw pages, many blob pages), written one row per call, 7 per call, and all at once: read back whole
+for i in $(seq 20); do cat "$tmp/sns.jsonl"; done > "$tmp/many.jsonl"
+for rpw in 1 7 all; do
+    conv --rows-per-write $rpw --header-size 65536 --page-size 32768 \
+        --out "$tmp/j/many$rpw" $fx/mindrecord/v3/sns "$tmp/many.jsonl"
+    check "many pages (rows per write $rpw) read back" \
+        "{ cat $tmp/sns.jsonl $tmp/many.jsonl; } | cmp -s - <(./csft data cat $tmp/j/many$rpw)"
+done
+check "many pages: several raw pages" "[ \$(head -c 70000 $tmp/j/many1 | grep -ao RAW_DATA | wc -l) -ge 4 ]"
 
 # training from MindRecord = training from the same rows as JSONL (the qwen2-tiny reference batches)
 ref=tests/fixtures/hf/qwen2-tiny/reference.json
