@@ -19,11 +19,26 @@
 static uint8_t *load(const char *path, size_t *n) { return (uint8_t *)file_read_all(path, n); }
 
 static void test_float_repr(void) {
-    static const struct { double d; const char *want; } cases[] = {
-        {1.0, "1.0"}, {0.1f, "0.10000000149011612"}, {4.0f, "4.0"}, {0.0, "0.0"}, {-0.0, "-0.0"},
-        {1e16, "1e+16"}, {1e15, "1000000000000000.0"}, {1e-5, "1e-05"}, {1e-4, "0.0001"}, {123.5, "123.5"},
-        {-2.5e-7, "-2.5e-07"}, {3.4028234663852886e38, "3.4028234663852886e+38"}, {0.2f, "0.20000000298023224"},
-        {1.5e300, "1.5e+300"}, {NAN, "NaN"}, {-INFINITY, "-Infinity"}, {12345678.0, "12345678.0"}};
+    static const struct {
+        double d;
+        const char *want;
+    } cases[] = {{1.0, "1.0"},
+                 {0.1f, "0.10000000149011612"},
+                 {4.0f, "4.0"},
+                 {0.0, "0.0"},
+                 {-0.0, "-0.0"},
+                 {1e16, "1e+16"},
+                 {1e15, "1000000000000000.0"},
+                 {1e-5, "1e-05"},
+                 {1e-4, "0.0001"},
+                 {123.5, "123.5"},
+                 {-2.5e-7, "-2.5e-07"},
+                 {3.4028234663852886e38, "3.4028234663852886e+38"},
+                 {0.2f, "0.20000000298023224"},
+                 {1.5e300, "1.5e+300"},
+                 {NAN, "NaN"},
+                 {-INFINITY, "-Infinity"},
+                 {12345678.0, "12345678.0"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char buf[40];
         mindrecord_float_repr(cases[i].d, buf);
@@ -32,14 +47,26 @@ static void test_float_repr(void) {
 }
 
 static void test_msgpack(void) {
-    static const struct { int64_t v; const char *hex; } ints[] = {
-        {0, "00"}, {127, "7f"}, {128, "cc80"}, {256, "cd0100"}, {70000, "ce00011170"}, {-1, "ff"}, {-32, "e0"},
-        {-33, "d0df"}, {-129, "d1ff7f"}, {-40000, "d2ffff63c0"}, {5000000000ll, "cf000000012a05f200"}};
+    static const struct {
+        int64_t v;
+        const char *hex;
+    } ints[] = {{0, "00"},
+                {127, "7f"},
+                {128, "cc80"},
+                {256, "cd0100"},
+                {70000, "ce00011170"},
+                {-1, "ff"},
+                {-32, "e0"},
+                {-33, "d0df"},
+                {-129, "d1ff7f"},
+                {-40000, "d2ffff63c0"},
+                {5000000000ll, "cf000000012a05f200"}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         struct mp_buf b = {0};
         mp_write_int(&b, ints[i].v);
         char hex[40] = {0};
-        for (size_t k = 0; k < b.n; k++) sprintf(hex + 2 * k, "%02x", b.p[k]);
+        for (size_t k = 0; k < b.n; k++)
+            sprintf(hex + 2 * k, "%02x", b.p[k]);
         EXPECT_STR(hex, ints[i].hex);
         size_t pos = 0;
         struct mp_value v;
@@ -61,8 +88,12 @@ static void test_msgpack(void) {
 }
 
 static void test_fixtures_parse(void) {
-    static const char *files[] = {FX "v3/testdata", FX "v3/sns", FX "v2/aclImdb.mindrecord0", FX "v2/aclImdb.mindrecord3",
-                                  FX "mf/qwen2_qa/qwen2_qa.mindrecord", FX "mf/llama_qa/llama_qa.mindrecord",
+    static const char *files[] = {FX "v3/testdata",
+                                  FX "v3/sns",
+                                  FX "v2/aclImdb.mindrecord0",
+                                  FX "v2/aclImdb.mindrecord3",
+                                  FX "mf/qwen2_qa/qwen2_qa.mindrecord",
+                                  FX "mf/llama_qa/llama_qa.mindrecord",
                                   FX "mf/wiki/wiki.mindrecord"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         EXPECT(mindrecord_check_file(files[i]) == 0, "%s: %s", files[i], err_msg());
@@ -112,7 +143,8 @@ static void test_truncated(void) {
 
 /* Random byte damage: never a crash (run under ASan/UBSan by make test-asan). */
 static void test_corrupted(void) {
-    static const char *files[] = {FX "v3/testdata", FX "v2/aclImdb.mindrecord1", FX "mf/llama_qa/llama_qa.mindrecord"};
+    static const char *files[] = {FX "v3/testdata", FX "v2/aclImdb.mindrecord1",
+                                  FX "mf/llama_qa/llama_qa.mindrecord"};
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int refused = 0, total = 0;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
@@ -121,7 +153,8 @@ static void test_corrupted(void) {
         if (!d) continue;
         uint8_t *c = xmalloc(n);
         uint64_t hs = 0;
-        for (int k = 7; k >= 0; k--) hs = hs << 8 | d[k];
+        for (int k = 7; k >= 0; k--)
+            hs = hs << 8 | d[k];
         for (int it = 0; it < 700; it++) {
             memcpy(c, d, n);
             for (int k = 0; k < 1 + it % 4; k++) {
@@ -153,7 +186,8 @@ static void test_errors_name_place(void) {
     if (!d) return;
     /* unknown field type */
     memcpy(c, d, n);
-    EXPECT(patch(c, n, "{\"shape\":[-1],\"type\":\"int32\"}", "{\"shape\":[-1],\"type\":\"int16\"}") == 0, "patch");
+    EXPECT(patch(c, n, "{\"shape\":[-1],\"type\":\"int32\"}", "{\"shape\":[-1],\"type\":\"int16\"}") == 0,
+           "patch");
     EXPECT(mindrecord_check_buffer(c, n, "q.mindrecord") == -1, "int16 accepted");
     EXPECT_ERR("q.mindrecord: header: schema field \"attention_mask\": unknown type \"int16\"");
     /* unsupported version */
@@ -168,7 +202,8 @@ static void test_errors_name_place(void) {
     EXPECT_ERR("q.mindrecord: page 1 (RAW_DATA), row 0: raw record runs past");
     /* damaged raw record content: the dummy map's key type byte */
     memcpy(c, d, n);
-    c[16384 + 32768 + 78 + 13 + 8 + 1] = 0xc1; /* group 1 (rows 6..) starts at 78: row 7, after its length and 0x81 */
+    c[16384 + 32768 + 78 + 13 + 8 + 1] =
+        0xc1; /* group 1 (rows 6..) starts at 78: row 7, after its length and 0x81 */
     EXPECT(mindrecord_check_buffer(c, n, "q.mindrecord") == -1, "bad msgpack accepted");
     EXPECT_ERR("q.mindrecord: page 1 (RAW_DATA), row 7: msgpack: unknown type byte 0xc1");
     /* damaged blob: the first field's big-endian length in row 0 (blob page 0 at 16384) */
@@ -209,11 +244,13 @@ static void test_sft_schemas(void) {
     struct formatted o = {0};
     /* target_ids = input_ids, attention_mask marks padding: label t trained when token t-1 is real;
      * the first pad is trained, the rest dropped */
-    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7,9,9,9],\"target_ids\":[5,6,7,9,9,9],\"attention_mask\":[1,1,1,0,0,0]}", &o) == 0,
+    EXPECT(fmt(&f,
+               "{\"input_ids\":[5,6,7,9,9,9],\"target_ids\":[5,6,7,9,9,9],\"attention_mask\":[1,1,1,0,0,0]}",
+               &o) == 0,
            "%s", err_msg());
     int32_t want[] = {-100, 6, 7, 9};
-    EXPECT(o.n == 4 && !memcmp(o.labels, want, sizeof want), "n %lld labels %d %d %d %d", (long long)o.n, o.labels[0],
-           o.labels[1], o.labels[2], o.labels[3]);
+    EXPECT(o.n == 4 && !memcmp(o.labels, want, sizeof want), "n %lld labels %d %d %d %d", (long long)o.n,
+           o.labels[0], o.labels[1], o.labels[2], o.labels[3]);
     /* without attention_mask the pad id decides; a pad inside the text masks the next label too */
     EXPECT(fmt(&f, "{\"input_ids\":[5,9,7,8,9,9],\"target_ids\":[5,9,7,8,9,9]}", &o) == 0, "%s", err_msg());
     int32_t want2[] = {-100, 9, -100, 8, 9};
@@ -222,7 +259,8 @@ static void test_sft_schemas(void) {
     EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[5,-100,7],\"attention_mask\":[1,1,1]}", &o) == 0 &&
                o.labels[1] == -100 && o.labels[2] == 7,
            "target -100");
-    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[6,7,8],\"attention_mask\":[1,1,1]}", &o) == -1, "shifted");
+    EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[6,7,8],\"attention_mask\":[1,1,1]}", &o) == -1,
+           "shifted");
     EXPECT_ERR("m.mindrecord: row 3: target_ids[1] = 7 differs from input_ids[1] = 6");
     EXPECT(fmt(&f, "{\"input_ids\":[5,6,7],\"target_ids\":[5,6]}", &o) == -1, "short target_ids");
     EXPECT_ERR("\"target_ids\" must be a list as long as input_ids (3)");
@@ -244,10 +282,13 @@ static void test_sft_schemas(void) {
         }
         EXPECT(format_record(&f, rec, files[k], 0, &o) == 0, "%s", err_msg());
         int64_t trained = 0;
-        for (int64_t i = 0; i < o.n; i++) trained += o.labels[i] >= 0;
-        EXPECT(o.n == want_n[k] && trained == want_trained[k], "%s: n %lld trained %lld", files[k], (long long)o.n,
-               (long long)trained);
-        if (k == 0) EXPECT(o.labels[72] == 151643 && o.labels[71] == 198 && o.labels[0] == -100, "qwen2 row 0 labels");
+        for (int64_t i = 0; i < o.n; i++)
+            trained += o.labels[i] >= 0;
+        EXPECT(o.n == want_n[k] && trained == want_trained[k], "%s: n %lld trained %lld", files[k],
+               (long long)o.n, (long long)trained);
+        if (k == 0)
+            EXPECT(o.labels[72] == 151643 && o.labels[71] == 198 && o.labels[0] == -100,
+                   "qwen2 row 0 labels");
         cJSON_Delete(rec);
         mindrecord_close(m);
     }

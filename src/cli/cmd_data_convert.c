@@ -24,28 +24,29 @@
 #include "train/pipeline.h"
 
 static void convert_usage(FILE *f) {
-    fprintf(f,
-            "usage: csft data convert --to mindrecord --out PATH [options] FILE...\n"
-            "       csft data convert --to mindrecord --out PATH --config run.yaml [--set K=V]... [--eval]\n\n"
-            "Writes MindRecord files (format 3.0 unless --version 2.0) and their .db index, as MindSpore's\n"
-            "FileWriter does, so MindSpore / MindFormers (MindDataset, dataset_dir) read them.\n"
-            "FILE...: any dataset csft reads (JSON/JSONL, Parquet, Arrow, MindRecord). The schema is\n"
-            "  --schema FILE.json ({\"field\": {\"type\": \"int32\", \"shape\": [-1]}, ...}); else a MindRecord\n"
-            "  source's own (its header/page sizes, desc and index fields too); else inferred from the first\n"
-            "  record (int lists -> int32 or int64 [-1], float lists -> float32 [-1], ints -> int64,\n"
-            "  floats -> float64, strings -> string, {\"$bytes\": ...} -> bytes).\n"
-            "--config: the configured train_dataset (or eval_dataset with --eval) tokenized as training\n"
-            "  does, written as MindFormers' input_ids + labels (-100 = not trained), int32, padded to\n"
-            "  seq_length + 1 with the pad token (labels -100), as llama_preprocess.py writes.\n"
-            "  --out PATH           the data file (with --shards N: PATH0..PATH(N-1))\n"
-            "  --shards N           number of files (default 1)\n"
-            "  --header-size B      header bytes (default 16777216, or the source's)\n"
-            "  --page-size B        page bytes (default 33554432, or the source's)\n"
-            "  --rows-per-write N   rows per FileWriter.write_raw_data call (default 1, as MindFormers'\n"
-            "                       scripts); 'all' = one call with every row (page layout of a single call)\n"
-            "  --version V          3.0 (default; integer arrays compressed) or 2.0\n"
-            "  --desc TEXT          the schema description\n"
-            "  --no-db              do not write the .db index files\n");
+    fprintf(
+        f,
+        "usage: csft data convert --to mindrecord --out PATH [options] FILE...\n"
+        "       csft data convert --to mindrecord --out PATH --config run.yaml [--set K=V]... [--eval]\n\n"
+        "Writes MindRecord files (format 3.0 unless --version 2.0) and their .db index, as MindSpore's\n"
+        "FileWriter does, so MindSpore / MindFormers (MindDataset, dataset_dir) read them.\n"
+        "FILE...: any dataset csft reads (JSON/JSONL, Parquet, Arrow, MindRecord). The schema is\n"
+        "  --schema FILE.json ({\"field\": {\"type\": \"int32\", \"shape\": [-1]}, ...}); else a MindRecord\n"
+        "  source's own (its header/page sizes, desc and index fields too); else inferred from the first\n"
+        "  record (int lists -> int32 or int64 [-1], float lists -> float32 [-1], ints -> int64,\n"
+        "  floats -> float64, strings -> string, {\"$bytes\": ...} -> bytes).\n"
+        "--config: the configured train_dataset (or eval_dataset with --eval) tokenized as training\n"
+        "  does, written as MindFormers' input_ids + labels (-100 = not trained), int32, padded to\n"
+        "  seq_length + 1 with the pad token (labels -100), as llama_preprocess.py writes.\n"
+        "  --out PATH           the data file (with --shards N: PATH0..PATH(N-1))\n"
+        "  --shards N           number of files (default 1)\n"
+        "  --header-size B      header bytes (default 16777216, or the source's)\n"
+        "  --page-size B        page bytes (default 33554432, or the source's)\n"
+        "  --rows-per-write N   rows per FileWriter.write_raw_data call (default 1, as MindFormers'\n"
+        "                       scripts); 'all' = one call with every row (page layout of a single call)\n"
+        "  --version V          3.0 (default; integer arrays compressed) or 2.0\n"
+        "  --desc TEXT          the schema description\n"
+        "  --no-db              do not write the .db index files\n");
 }
 
 /* Infers a schema from one record (see usage). */
@@ -64,13 +65,17 @@ static cJSON *infer_schema(const cJSON *rec) {
             }
             cJSON_AddItemToArray(shape, cJSON_CreateNumber(-1));
             for (const cJSON *e = inner->child; e; e = e->next) {
-                if (cJSON_IsRaw(e)) big |= !strpbrk(e->valuestring, ".eEnN"), is_float |= !!strpbrk(e->valuestring, ".eEnN");
-                else if (cJSON_IsNumber(e) && e->valuedouble != floor(e->valuedouble)) is_float = 1;
-                else if (cJSON_IsNumber(e) && fabs(e->valuedouble) > 2147483647.0) big = 1;
+                if (cJSON_IsRaw(e))
+                    big |= !strpbrk(e->valuestring, ".eEnN"), is_float |= !!strpbrk(e->valuestring, ".eEnN");
+                else if (cJSON_IsNumber(e) && e->valuedouble != floor(e->valuedouble))
+                    is_float = 1;
+                else if (cJSON_IsNumber(e) && fabs(e->valuedouble) > 2147483647.0)
+                    big = 1;
             }
             type = is_float ? "float32" : big ? "int64" : "int32";
         } else if (cJSON_IsNumber(c) || cJSON_IsRaw(c)) {
-            int is_float = cJSON_IsRaw(c) ? !!strpbrk(c->valuestring, ".eEnN") : c->valuedouble != floor(c->valuedouble);
+            int is_float =
+                cJSON_IsRaw(c) ? !!strpbrk(c->valuestring, ".eEnN") : c->valuedouble != floor(c->valuedouble);
             type = is_float ? "float64" : "int64";
         } else if (cJSON_IsObject(c) && cJSON_GetObjectItemCaseSensitive(c, "$bytes"))
             type = "bytes";
@@ -95,8 +100,10 @@ static int convert_config(int argc, char **argv, const char *out, struct mindrec
     int use_eval = 0, n = 0;
     char **args = xcalloc((size_t)argc + 1, sizeof *args);
     for (int i = 0; i < argc; i++) {
-        if (i > 0 && strcmp(argv[i], "--eval") == 0) use_eval = 1;
-        else args[n++] = argv[i];
+        if (i > 0 && strcmp(argv[i], "--eval") == 0)
+            use_eval = 1;
+        else
+            args[n++] = argv[i];
     }
     struct run_config cfg;
     int rc = cli_load_config(n, args, "data convert", NULL, 0, -1, &cfg);
@@ -160,18 +167,29 @@ int cmd_data_convert(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-        if (strcmp(a, "--to") == 0) to = v, i++;
-        else if (strcmp(a, "--out") == 0) out = v, i++;
-        else if (strcmp(a, "--schema") == 0) schema_file = v, i++;
-        else if (strcmp(a, "--version") == 0) version = v, i++;
-        else if (strcmp(a, "--desc") == 0) desc = v, i++;
-        else if (strcmp(a, "--no-db") == 0) no_db = 1;
-        else if (strcmp(a, "--shards") == 0) bad = parse_i64(a, v, &shards), i++;
-        else if (strcmp(a, "--header-size") == 0) bad = parse_i64(a, v, &hs), i++;
-        else if (strcmp(a, "--page-size") == 0) bad = parse_i64(a, v, &ps), i++;
+        if (strcmp(a, "--to") == 0)
+            to = v, i++;
+        else if (strcmp(a, "--out") == 0)
+            out = v, i++;
+        else if (strcmp(a, "--schema") == 0)
+            schema_file = v, i++;
+        else if (strcmp(a, "--version") == 0)
+            version = v, i++;
+        else if (strcmp(a, "--desc") == 0)
+            desc = v, i++;
+        else if (strcmp(a, "--no-db") == 0)
+            no_db = 1;
+        else if (strcmp(a, "--shards") == 0)
+            bad = parse_i64(a, v, &shards), i++;
+        else if (strcmp(a, "--header-size") == 0)
+            bad = parse_i64(a, v, &hs), i++;
+        else if (strcmp(a, "--page-size") == 0)
+            bad = parse_i64(a, v, &ps), i++;
         else if (strcmp(a, "--rows-per-write") == 0) {
-            if (v && strcmp(v, "all") == 0) rpw = -1, i++;
-            else bad = parse_i64(a, v, &rpw), i++;
+            if (v && strcmp(v, "all") == 0)
+                rpw = -1, i++;
+            else
+                bad = parse_i64(a, v, &rpw), i++;
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "--set") == 0) {
             use_config |= strcmp(a, "--config") == 0;
             rest[n_rest++] = argv[i];
@@ -198,9 +216,12 @@ int cmd_data_convert(int argc, char **argv) {
         goto usage_fail;
     }
     if (rpw == 0) rpw = 1;
-    struct mindrecord_write_options wo = {.shard_num = (int)(shards > 1000 ? 1001 : shards), .header_size = hs,
-                                          .page_size = ps, .rows_per_write = (int)(rpw > 1 << 30 ? 1 << 30 : rpw),
-                                          .version2 = version && strcmp(version, "2.0") == 0, .no_db = no_db,
+    struct mindrecord_write_options wo = {.shard_num = (int)(shards > 1000 ? 1001 : shards),
+                                          .header_size = hs,
+                                          .page_size = ps,
+                                          .rows_per_write = (int)(rpw > 1 << 30 ? 1 << 30 : rpw),
+                                          .version2 = version && strcmp(version, "2.0") == 0,
+                                          .no_db = no_db,
                                           .desc = desc};
     if (use_config) {
         int rc = convert_config(n_rest, rest, out, &wo);
@@ -215,10 +236,12 @@ int cmd_data_convert(int argc, char **argv) {
         char *text = file_read_all(schema_file, &n);
         schema = text ? cJSON_ParseWithLength(text, n) : NULL;
         free(text);
-        if (!cJSON_IsObject(schema)) rc = err_set("%s: expected a JSON object {\"field\": {\"type\": ...}}", schema_file);
+        if (!cJSON_IsObject(schema))
+            rc = err_set("%s: expected a JSON object {\"field\": {\"type\": ...}}", schema_file);
     } else if (mindrecord_sniff(files[0]) || mindrecord_dir_has_files(files[0])) {
         struct mindrecord *m;
-        if (mindrecord_open(&m, files[0])) rc = -1;
+        if (mindrecord_open(&m, files[0]))
+            rc = -1;
         else {
             src_header = cJSON_Duplicate(mindrecord_header(m), 1);
             mindrecord_close(m);
@@ -259,8 +282,9 @@ int cmd_data_convert(int argc, char **argv) {
             if (!schema) schema = infer_schema(rec), inferred = 1;
             if (!w && mindrecord_writer_open(&w, out, schema, index, &wo)) rc = -1;
             if (!rc && mindrecord_writer_add(w, rec))
-                rc = inferred ? err_wrap("%s (schema inferred from the first record; give --schema)", files[k])
-                              : err_wrap("%s", files[k]);
+                rc = inferred
+                         ? err_wrap("%s (schema inferred from the first record; give --schema)", files[k])
+                         : err_wrap("%s", files[k]);
             cJSON_Delete(rec);
             rows++;
         }
@@ -270,7 +294,9 @@ int cmd_data_convert(int argc, char **argv) {
     if (!rc && !w && schema && mindrecord_writer_open(&w, out, schema, index, &wo)) rc = -1;
     if (!rc && !w) rc = err_set("no records in the input and no --schema: nothing to write");
     if (w) rc = rc ? (mindrecord_writer_abort(w), -1) : mindrecord_writer_close(w);
-    if (!rc) fprintf(stderr, "csft data convert: %lld rows written to %s%s\n", (long long)rows, out, shards > 1 ? "0.." : "");
+    if (!rc)
+        fprintf(stderr, "csft data convert: %lld rows written to %s%s\n", (long long)rows, out,
+                shards > 1 ? "0.." : "");
     cJSON_Delete(schema), cJSON_Delete(index), cJSON_Delete(src_header);
     free(files), free(rest);
     return rc ? cli_fail("data convert") : 0;

@@ -61,7 +61,8 @@ struct mindrecord_writer {
 };
 
 static void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -79,25 +80,31 @@ static int parse_fields(struct mindrecord_writer *w) {
     for (const cJSON *f = w->schema->child; f; f = f->next, i++) {
         struct wfield *wf = &w->fields[i];
         wf->name = f->string;
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type"), *sh = cJSON_GetObjectItemCaseSensitive(f, "shape");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type"),
+                    *sh = cJSON_GetObjectItemCaseSensitive(f, "shape");
         wf->type = -1;
         for (int k = 0; k < 6 && cJSON_IsString(t); k++)
             if (strcmp(t->valuestring, wtype_names[k]) == 0) wf->type = k;
         if (wf->type < 0)
-            return err_set("MindRecord schema: field \"%s\": type must be one of int32, int64, float32, float64, "
-                           "string, bytes", wf->name);
+            return err_set(
+                "MindRecord schema: field \"%s\": type must be one of int32, int64, float32, float64, "
+                "string, bytes",
+                wf->name);
         wf->n_dims = -1;
         if (sh) {
             int nd = cJSON_GetArraySize(sh), free_ax = 0;
             if (!cJSON_IsArray(sh) || nd < 1 || nd > 16 || wf->type >= WT_STRING)
-                return err_set("MindRecord schema: field \"%s\": shape must be a list of 1 to 16 dims, numeric types "
-                               "only", wf->name);
+                return err_set(
+                    "MindRecord schema: field \"%s\": shape must be a list of 1 to 16 dims, numeric types "
+                    "only",
+                    wf->name);
             int k = 0;
             for (const cJSON *d = sh->child; d; d = d->next, k++) {
                 double v = cJSON_IsNumber(d) ? d->valuedouble : 0;
                 if (v != floor(v) || (v < 1 && v != -1) || v > 1e9 || (v == -1 && free_ax++))
-                    return err_set("MindRecord schema: field \"%s\": shape dims must be positive, with at most one -1",
-                                   wf->name);
+                    return err_set(
+                        "MindRecord schema: field \"%s\": shape dims must be positive, with at most one -1",
+                        wf->name);
                 wf->dims[k] = (int64_t)v;
             }
             wf->n_dims = nd;
@@ -125,7 +132,8 @@ static const struct wfield *find_field(const struct mindrecord_writer *w, const 
 /* ---- values ---- */
 
 static int leaf_int(const cJSON *v, int64_t *out) {
-    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= 9007199254740992.0) {
+    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+        fabs(v->valuedouble) <= 9007199254740992.0) {
         *out = (int64_t)v->valuedouble;
         return 0;
     }
@@ -192,15 +200,16 @@ static int width_class(int64_t v) {
 }
 
 /* Encodes field f of row `row` into raw (uncompressed) and out (compressed when w->compress). */
-static int encode_blob_field(const struct mindrecord_writer *w, const struct wfield *f, const cJSON *v, int64_t row,
-                             struct mp_buf *raw, struct mp_buf *out) {
+static int encode_blob_field(const struct mindrecord_writer *w, const struct wfield *f, const cJSON *v,
+                             int64_t row, struct mp_buf *raw, struct mp_buf *out) {
     if (f->type == WT_BYTES || f->type == WT_STRING) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "$bytes");
         size_t at = raw->n;
-        if (cJSON_IsString(v)) mp_put(raw, v->valuestring, strlen(v->valuestring));
+        if (cJSON_IsString(v))
+            mp_put(raw, v->valuestring, strlen(v->valuestring));
         else if (!cJSON_IsString(b) || base64_decode(b->valuestring, raw))
-            return err_set("row %lld: field \"%s\" (%s): expected {\"$bytes\": base64} or a string", (long long)row,
-                           f->name, wtype_names[f->type]);
+            return err_set("row %lld: field \"%s\" (%s): expected {\"$bytes\": base64} or a string",
+                           (long long)row, f->name, wtype_names[f->type]);
         mp_put(out, raw->p + at, raw->n - at);
         return 0;
     }
@@ -209,15 +218,19 @@ static int encode_blob_field(const struct mindrecord_writer *w, const struct wfi
     int rc = 0;
     if (!cJSON_IsArray(v) || flatten(v, 0, &leaves, &n, &cap)) {
         free(leaves);
-        return err_set("row %lld: field \"%s\": expected a list of numbers (shape of the schema)", (long long)row, f->name);
+        return err_set("row %lld: field \"%s\": expected a list of numbers (shape of the schema)",
+                       (long long)row, f->name);
     }
     int free_ax = 0;
     for (int d = 0; d < f->n_dims; d++)
-        if (f->dims[d] == -1) free_ax = 1;
-        else known *= f->dims[d];
+        if (f->dims[d] == -1)
+            free_ax = 1;
+        else
+            known *= f->dims[d];
     if (free_ax ? (known && n % known) : n != known) {
         free(leaves);
-        return err_set("row %lld: field \"%s\": %lld values do not fit its shape", (long long)row, f->name, (long long)n);
+        return err_set("row %lld: field \"%s\": %lld values do not fit its shape", (long long)row, f->name,
+                       (long long)n);
     }
     int is_int = f->type <= WT_INT64, compress = w->compress && is_int;
     size_t bm_at = 0;
@@ -226,15 +239,16 @@ static int encode_blob_field(const struct mindrecord_writer *w, const struct wfi
         mp_put(out, hdr, 4);
         bm_at = out->n;
         uint8_t zero = 0;
-        for (int64_t k = 0; k < (n + 3) / 4; k++) mp_put(out, &zero, 1);
+        for (int64_t k = 0; k < (n + 3) / 4; k++)
+            mp_put(out, &zero, 1);
     }
     for (int64_t k = 0; k < n && !rc; k++) {
         uint8_t b[8];
         if (is_int) {
             int64_t x;
             if (leaf_int(leaves[k], &x) || (f->type == WT_INT32 && (x < INT32_MIN || x > INT32_MAX))) {
-                rc = err_set("row %lld: field \"%s\" (%s): element %lld is not an integer in range", (long long)row,
-                             f->name, wtype_names[f->type], (long long)k);
+                rc = err_set("row %lld: field \"%s\" (%s): element %lld is not an integer in range",
+                             (long long)row, f->name, wtype_names[f->type], (long long)k);
                 break;
             }
             int es = f->type == WT_INT32 ? 4 : 8;
@@ -249,8 +263,8 @@ static int encode_blob_field(const struct mindrecord_writer *w, const struct wfi
         } else {
             double x;
             if (leaf_float(leaves[k], &x)) {
-                rc = err_set("row %lld: field \"%s\" (%s): element %lld is not a number", (long long)row, f->name,
-                             wtype_names[f->type], (long long)k);
+                rc = err_set("row %lld: field \"%s\" (%s): element %lld is not a number", (long long)row,
+                             f->name, wtype_names[f->type], (long long)k);
                 break;
             }
             if (f->type == WT_FLOAT32) {
@@ -269,7 +283,8 @@ static int encode_blob_field(const struct mindrecord_writer *w, const struct wfi
 
 static void put_be64(struct mp_buf *b, uint64_t v) {
     uint8_t t[8];
-    for (int i = 0; i < 8; i++) t[i] = (uint8_t)(v >> (8 * (7 - i)));
+    for (int i = 0; i < 8; i++)
+        t[i] = (uint8_t)(v >> (8 * (7 - i)));
     mp_put(b, t, 8);
 }
 
@@ -278,7 +293,8 @@ static int encode_row(struct mindrecord_writer *w, const cJSON *row, struct wrow
     if (!cJSON_IsObject(row)) return err_set("row %lld: a record must be an object", (long long)r);
     for (const cJSON *c = row->child; c; c = c->next)
         if (!find_field(w, c->string))
-            return err_set("row %lld: column \"%s\" is not in the MindRecord schema", (long long)r, c->string);
+            return err_set("row %lld: column \"%s\" is not in the MindRecord schema", (long long)r,
+                           c->string);
     struct mp_buf raw = {0}, blob = {0}, blob_raw = {0}, seg = {0}, seg_raw = {0};
     if (w->n_raw == 0) { /* kDummyId */
         mp_write_map(&raw, 1);
@@ -315,8 +331,10 @@ static int encode_row(struct mindrecord_writer *w, const cJSON *row, struct wrow
             else
                 mp_write_int(&raw, x);
         } else if (f->type <= WT_FLOAT64) {
-            if (leaf_float(v, &d)) rc = err_set("row %lld: field \"%s\": not a number", (long long)r, f->name);
-            else mp_write_f64(&raw, f->type == WT_FLOAT32 ? (double)(float)d : d);
+            if (leaf_float(v, &d))
+                rc = err_set("row %lld: field \"%s\": not a number", (long long)r, f->name);
+            else
+                mp_write_f64(&raw, f->type == WT_FLOAT32 ? (double)(float)d : d);
         } else if (cJSON_IsString(v))
             mp_write_str(&raw, v->valuestring, strlen(v->valuestring));
         else
@@ -350,8 +368,8 @@ static int pwrite_all(struct wshard *s, const void *buf, size_t n, uint64_t off)
     return 0;
 }
 
-static struct wpage *add_page(struct wshard *s, int64_t id, int blob, int64_t type_id, int64_t start, int64_t end,
-                              int64_t used) {
+static struct wpage *add_page(struct wshard *s, int64_t id, int blob, int64_t type_id, int64_t start,
+                              int64_t end, int64_t used) {
     s->pages = xrealloc(s->pages, sizeof *s->pages * (size_t)(s->n_pages + 1));
     struct wpage *p = &s->pages[s->n_pages++];
     memset(p, 0, sizeof *p);
@@ -382,8 +400,8 @@ static int64_t last_page_id(const struct wshard *s) {
 static int64_t last_gid(const struct wpage *p) { return p->n_groups ? p->gid[p->n_groups - 1] : 0; }
 static int64_t last_goff(const struct wpage *p) { return p->n_groups ? p->goff[p->n_groups - 1] : 0; }
 
-static int flush_chunk(const struct mindrecord_writer *w, struct wshard *s, const struct wrow *rows, int64_t a,
-                       int64_t b, int blob, uint64_t off) {
+static int flush_chunk(const struct mindrecord_writer *w, struct wshard *s, const struct wrow *rows,
+                       int64_t a, int64_t b, int blob, uint64_t off) {
     struct mp_buf buf = {0};
     for (int64_t i = a; i < b; i++) {
         uint8_t l[8];
@@ -399,19 +417,21 @@ static int flush_chunk(const struct mindrecord_writer *w, struct wshard *s, cons
 
 static int64_t sum_size(const struct wrow *rows, int64_t a, int64_t b, int blob) {
     int64_t t = 0;
-    for (int64_t i = a; i < b; i++) t += 8 + (int64_t)(blob ? rows[i].blob_n : rows[i].raw_n);
+    for (int64_t i = a; i < b; i++)
+        t += 8 + (int64_t)(blob ? rows[i].blob_n : rows[i].raw_n);
     return t;
 }
 
 /* ShardWriter::WriteByShard for rows[a..b) of one write call. */
-static int write_by_shard(struct mindrecord_writer *w, struct wshard *s, const struct wrow *rows, int64_t a, int64_t b) {
+static int write_by_shard(struct mindrecord_writer *w, struct wshard *s, const struct wrow *rows, int64_t a,
+                          int64_t b) {
     if (a == b) return 0;
     const int64_t ps = w->opt.page_size;
     int lr = last_page_of(s, 0), lb = last_page_of(s, 1);
     /* CutRowGroup */
     int64_t nbb = lb >= 0 ? s->pages[lb].used : 0;
     int64_t nbr = lr >= 0 ? s->pages[lr].used - last_goff(&s->pages[lr]) : 0;
-    int64_t (*g)[2] = xmalloc(sizeof *g * (size_t)(b - a + 2));
+    int64_t(*g)[2] = xmalloc(sizeof *g * (size_t)(b - a + 2));
     int ng = 0;
     int64_t start = a;
     for (int64_t i = a; i < b; i++) {
@@ -432,7 +452,8 @@ static int write_by_shard(struct mindrecord_writer *w, struct wshard *s, const s
         p->end += g[0][1] - g[0][0];
     }
     /* NewBlobPage */
-    int64_t pid = last_page_id(s), tid = lb >= 0 ? s->pages[lb].type_id : -1, cur = lb >= 0 ? s->pages[lb].end : 0;
+    int64_t pid = last_page_id(s), tid = lb >= 0 ? s->pages[lb].type_id : -1,
+            cur = lb >= 0 ? s->pages[lb].end : 0;
     for (int i = 1; i < ng && !rc; i++) {
         rc = flush_chunk(w, s, rows, g[i][0], g[i][1], 1, (uint64_t)(ps * (pid + 1)));
         int64_t cnt = g[i][1] - g[i][0];
@@ -440,12 +461,14 @@ static int write_by_shard(struct mindrecord_writer *w, struct wshard *s, const s
         cur += cnt;
     }
     /* ShiftRawPage */
-    if (!rc && g[0][0] != g[0][1] && lr >= 0 && sum_size(rows, g[0][0], g[0][1], 0) + s->pages[lr].used > ps) {
+    if (!rc && g[0][0] != g[0][1] && lr >= 0 &&
+        sum_size(rows, g[0][0], g[0][1], 0) + s->pages[lr].used > ps) {
         struct wpage *p = &s->pages[lr];
         int64_t off = last_goff(p), shift = p->used - off, old_id = p->id;
         uint8_t *buf = xmalloc((size_t)shift + 1);
         ssize_t got = pread(s->fd, buf, (size_t)shift, (off_t)(w->opt.header_size + ps * p->id + off));
-        rc = got == shift ? pwrite_all(s, buf, (size_t)shift, (uint64_t)(w->opt.header_size + ps * (last_page_id(s) + 1)))
+        rc = got == shift ? pwrite_all(s, buf, (size_t)shift,
+                                       (uint64_t)(w->opt.header_size + ps * (last_page_id(s) + 1)))
                           : err_set("%s: read back failed: %s", s->path, strerror(errno));
         free(buf);
         if (p->n_groups) p->n_groups--;
@@ -484,7 +507,8 @@ static int write_call(struct mindrecord_writer *w) {
         at += cnt;
     }
     w->rr = (int)((w->rr + rem) % S);
-    for (int64_t i = 0; i < n; i++) free(w->pend[i].raw), free(w->pend[i].blob);
+    for (int64_t i = 0; i < n; i++)
+        free(w->pend[i].raw), free(w->pend[i].blob);
     w->n_pend = 0;
     return rc;
 }
@@ -498,8 +522,8 @@ int mindrecord_writer_add(struct mindrecord_writer *w, const cJSON *row) {
     const struct wrow *r = &w->pend[w->n_pend];
     if ((int64_t)r->blob_n + 8 > w->opt.page_size || (int64_t)r->raw_n + 8 > w->opt.page_size) {
         free(r->raw), free(r->blob);
-        return err_set("row %lld: %zu bytes do not fit a page of %lld bytes (raise the page size)", (long long)w->rows,
-                       r->blob_n + 8, (long long)w->opt.page_size);
+        return err_set("row %lld: %zu bytes do not fit a page of %lld bytes (raise the page size)",
+                       (long long)w->rows, r->blob_n + 8, (long long)w->opt.page_size);
     }
     w->n_pend++, w->rows++;
     if (w->opt.rows_per_write > 0 && w->n_pend >= w->opt.rows_per_write) return write_call(w);
@@ -516,15 +540,24 @@ static void jstr(struct mp_buf *b, const char *s) {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char t[8];
-        if (c == '"') js(b, "\\\"");
-        else if (c == '\\') js(b, "\\\\");
-        else if (c == '\b') js(b, "\\b");
-        else if (c == '\f') js(b, "\\f");
-        else if (c == '\n') js(b, "\\n");
-        else if (c == '\r') js(b, "\\r");
-        else if (c == '\t') js(b, "\\t");
-        else if (c < 0x20) snprintf(t, sizeof t, "\\u%04x", c), js(b, t);
-        else mp_put(b, s, 1);
+        if (c == '"')
+            js(b, "\\\"");
+        else if (c == '\\')
+            js(b, "\\\\");
+        else if (c == '\b')
+            js(b, "\\b");
+        else if (c == '\f')
+            js(b, "\\f");
+        else if (c == '\n')
+            js(b, "\\n");
+        else if (c == '\r')
+            js(b, "\\r");
+        else if (c == '\t')
+            js(b, "\\t");
+        else if (c < 0x20)
+            snprintf(t, sizeof t, "\\u%04x", c), js(b, t);
+        else
+            mp_put(b, s, 1);
     }
     js(b, "\"");
 }
@@ -539,7 +572,8 @@ static void header_json(const struct mindrecord_writer *w, int k, struct mp_buf 
     const struct wshard *s = &w->shards[k];
     js(b, "{\"header_size\":"), jint(b, w->opt.header_size);
     js(b, ",\"index_fields\":");
-    if (cJSON_GetArraySize(w->index) == 0) js(b, "null");
+    if (cJSON_GetArraySize(w->index) == 0)
+        js(b, "null");
     else {
         js(b, "[");
         for (const cJSON *f = w->index->child; f; f = f->next) {
@@ -615,9 +649,12 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
         rc = sql_fail(db, path, "open");
         goto out;
     }
-    js(&sql, "CREATE TABLE SHARD_NAME(NAME TEXT NOT NULL);CREATE TABLE INDEXES(  ROW_ID               INT  NOT NULL, "
-             "PAGE_ID_RAW          INT  NOT NULL, PAGE_OFFSET_RAW      INT  NOT NULL, PAGE_OFFSET_RAW_END  INT  NOT "
-             "NULL, ROW_GROUP_ID         INT  NOT NULL, PAGE_ID_BLOB         INT  NOT NULL, PAGE_OFFSET_BLOB     INT  "
+    js(&sql, "CREATE TABLE SHARD_NAME(NAME TEXT NOT NULL);CREATE TABLE INDEXES(  ROW_ID               INT  "
+             "NOT NULL, "
+             "PAGE_ID_RAW          INT  NOT NULL, PAGE_OFFSET_RAW      INT  NOT NULL, PAGE_OFFSET_RAW_END  "
+             "INT  NOT "
+             "NULL, ROW_GROUP_ID         INT  NOT NULL, PAGE_ID_BLOB         INT  NOT NULL, PAGE_OFFSET_BLOB "
+             "    INT  "
              "NOT NULL, PAGE_OFFSET_BLOB_END INT  NOT NULL");
     int k = 0;
     for (const cJSON *f = w->index->child; f; f = f->next, k++) {
@@ -625,7 +662,8 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
         char t[40];
         snprintf(t, sizeof t, ",INC_%d INT, ", k);
         js(&sql, t);
-        for (const char *c = f->valuestring; *c; c++) mp_put(&sql, *c == '-' || *c == '.' ? "_" : c, 1);
+        for (const char *c = f->valuestring; *c; c++)
+            mp_put(&sql, *c == '-' || *c == '.' ? "_" : c, 1);
         js(&sql, wf->type == WT_STRING ? "_0 TEXT" : wf->type <= WT_INT64 ? "_0 INTEGER" : "_0 REAL");
     }
     js(&sql, ", PRIMARY KEY(ROW_ID");
@@ -653,7 +691,8 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
     sqlite3_finalize(st);
     sql.n = 0;
     js(&sql, "INSERT INTO INDEXES VALUES (?,?,?,?,?,?,?,?");
-    for (k = 0; k < n_idx; k++) js(&sql, ",0,?");
+    for (k = 0; k < n_idx; k++)
+        js(&sql, ",0,?");
     js(&sql, ")");
     mp_put(&sql, "", 1);
     if (sqlite3_prepare_v2(db, (const char *)sql.p, -1, &st, NULL) != SQLITE_OK) {
@@ -674,17 +713,24 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
             for (int64_t row = bp->start; row < bp->end && !rc; row++) {
                 uint8_t l[8];
                 uint64_t rn = 0, bn = 0;
-                if (pread(s->fd, l, 8, (off_t)(hs + ps * rp->id + ro)) != 8) rc = err_set("%s: read back failed", s->path);
-                for (int q = 7; q >= 0; q--) rn = rn << 8 | l[q];
-                if (!rc && pread(s->fd, l, 8, (off_t)(hs + ps * bp->id + bo)) != 8) rc = err_set("%s: read back failed", s->path);
-                for (int q = 7; q >= 0; q--) bn = bn << 8 | l[q];
+                if (pread(s->fd, l, 8, (off_t)(hs + ps * rp->id + ro)) != 8)
+                    rc = err_set("%s: read back failed", s->path);
+                for (int q = 7; q >= 0; q--)
+                    rn = rn << 8 | l[q];
+                if (!rc && pread(s->fd, l, 8, (off_t)(hs + ps * bp->id + bo)) != 8)
+                    rc = err_set("%s: read back failed", s->path);
+                for (int q = 7; q >= 0; q--)
+                    bn = bn << 8 | l[q];
                 if (rc) break;
-                int64_t vals[8] = {row, rp->id, ro, ro + 8 + (int64_t)rn, rp->gid[gi], bp->id, bo, bo + 8 + (int64_t)bn};
+                int64_t vals[8] = {row,         rp->id, ro, ro + 8 + (int64_t)rn,
+                                   rp->gid[gi], bp->id, bo, bo + 8 + (int64_t)bn};
                 sqlite3_reset(st);
-                for (int q = 0; q < 8; q++) sqlite3_bind_int64(st, q + 1, vals[q]);
+                for (int q = 0; q < 8; q++)
+                    sqlite3_bind_int64(st, q + 1, vals[q]);
                 if (n_idx) { /* the index fields' values from the raw record */
                     uint8_t *m = xmalloc(rn + 1);
-                    if (pread(s->fd, m, rn, (off_t)(hs + ps * rp->id + ro + 8)) != (ssize_t)rn) rc = err_set("%s: read back failed", s->path);
+                    if (pread(s->fd, m, rn, (off_t)(hs + ps * rp->id + ro + 8)) != (ssize_t)rn)
+                        rc = err_set("%s: read back failed", s->path);
                     size_t pos = 0;
                     struct mp_value mv, key, val;
                     if (!rc && !mp_read(m, rn, &pos, &mv))
@@ -692,12 +738,20 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
                             if (mp_read(m, rn, &pos, &key) || mp_read(m, rn, &pos, &val)) break;
                             k = 0;
                             for (const cJSON *f = w->index->child; f; f = f->next, k++) {
-                                if (strlen(f->valuestring) != key.len || memcmp(f->valuestring, key.s, key.len)) continue;
-                                if (val.type == MP_INT) sqlite3_bind_int64(st, 9 + k, val.i);
-                                else if (val.type == MP_UINT) sqlite3_bind_int64(st, 9 + k, (sqlite3_int64)val.u);
-                                else if (val.type == MP_FLOAT) sqlite3_bind_double(st, 9 + k, val.f);
-                                else if (val.type == MP_STR) sqlite3_bind_text(st, 9 + k, (const char *)val.s, (int)val.len, SQLITE_TRANSIENT);
-                                else sqlite3_bind_null(st, 9 + k);
+                                if (strlen(f->valuestring) != key.len ||
+                                    memcmp(f->valuestring, key.s, key.len))
+                                    continue;
+                                if (val.type == MP_INT)
+                                    sqlite3_bind_int64(st, 9 + k, val.i);
+                                else if (val.type == MP_UINT)
+                                    sqlite3_bind_int64(st, 9 + k, (sqlite3_int64)val.u);
+                                else if (val.type == MP_FLOAT)
+                                    sqlite3_bind_double(st, 9 + k, val.f);
+                                else if (val.type == MP_STR)
+                                    sqlite3_bind_text(st, 9 + k, (const char *)val.s, (int)val.len,
+                                                      SQLITE_TRANSIENT);
+                                else
+                                    sqlite3_bind_null(st, 9 + k);
                             }
                         }
                     free(m);
@@ -713,7 +767,8 @@ static int write_db(const struct mindrecord_writer *w, const struct wshard *s) {
     }
     if (db) {
         sqlite3_finalize(st);
-        if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = sql_fail(db, path, "commit"), db = NULL;
+        if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            rc = sql_fail(db, path, "commit"), db = NULL;
         if (db && sqlite3_close(db) != SQLITE_OK && !rc) rc = err_set("%s: SQLite close failed", path);
     }
 out:
@@ -729,12 +784,14 @@ static void writer_free(struct mindrecord_writer *w) {
     for (int k = 0; k < w->n_shards; k++) {
         struct wshard *s = &w->shards[k];
         if (s->fd >= 0) close(s->fd);
-        for (int i = 0; i < s->n_pages; i++) free(s->pages[i].gid), free(s->pages[i].goff);
+        for (int i = 0; i < s->n_pages; i++)
+            free(s->pages[i].gid), free(s->pages[i].goff);
         free(s->pages);
         free(s->path);
     }
     free(w->shards);
-    for (int64_t i = 0; i < w->n_pend; i++) free(w->pend[i].raw), free(w->pend[i].blob);
+    for (int64_t i = 0; i < w->n_pend; i++)
+        free(w->pend[i].raw), free(w->pend[i].blob);
     free(w->pend);
     free(w->fields);
     cJSON_Delete(w->schema);
@@ -807,8 +864,8 @@ int mindrecord_writer_close(struct mindrecord_writer *w) {
         header_json(w, k, &h);
         put_le64(h.p, h.n - 8);
         if ((int64_t)h.n > w->opt.header_size)
-            rc = err_set("%s: the header (%zu bytes) does not fit header_size %lld: raise the header size", s->path, h.n,
-                         (long long)w->opt.header_size);
+            rc = err_set("%s: the header (%zu bytes) does not fit header_size %lld: raise the header size",
+                         s->path, h.n, (long long)w->opt.header_size);
         else
             rc = pwrite_all(s, h.p, h.n, 0);
         free(h.p);

@@ -9,14 +9,14 @@ struct cJSON;
 struct mindrecord_writer; /* opaque */
 
 struct mindrecord_write_options {
-    int shard_num;         /* files name0..name(N-1) (zero-padded like FileWriter); 1 = `name` itself */
-    int64_t header_size;   /* 0: MindSpore's default 16 MiB (range 16 KiB .. 128 MiB) */
-    int64_t page_size;     /* 0: MindSpore's default 32 MiB (range 32 KiB .. 256 MiB) */
-    int rows_per_write;    /* rows per FileWriter.write_raw_data call: 1 (MindFormers' scripts, the
-                              default when 0) or N; -1 = every row in one call at close */
-    int version2;          /* write format 2.0 (no integer compression, no compression_size) */
-    int no_db;             /* skip the .db index */
-    const char *desc;      /* the schema's "desc" (NULL: "") */
+    int shard_num;       /* files name0..name(N-1) (zero-padded like FileWriter); 1 = `name` itself */
+    int64_t header_size; /* 0: MindSpore's default 16 MiB (range 16 KiB .. 128 MiB) */
+    int64_t page_size;   /* 0: MindSpore's default 32 MiB (range 32 KiB .. 256 MiB) */
+    int rows_per_write;  /* rows per FileWriter.write_raw_data call: 1 (MindFormers' scripts, the
+                            default when 0) or N; -1 = every row in one call at close */
+    int version2;        /* write format 2.0 (no integer compression, no compression_size) */
+    int no_db;           /* skip the .db index */
+    const char *desc;    /* the schema's "desc" (NULL: "") */
 };
 
 /* schema: {"field": {"type": "int32"|"int64"|"float32"|"float64"|"string"|"bytes"[, "shape": [..]]}}.
