@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "tokenize text; --check against golden ids"},
     {"template", cmd_template, "render a chat template"},
     {"data", cmd_data, "inspect datasets: cat, stats"},
+    {"report", cmd_report, "write report.html for a run (several runs: curves overlaid)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
