@@ -33,14 +33,14 @@ static int run(const char *cmd, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* n rows of `len` tokens alternating a, b (labels = inputs) */
-static void write_rows(const char *path, int n, int len, int a, int b) {
+/* n rows of `len` tokens alternating a, b (labels = inputs, but -100 on the first prompt_len) */
+static void write_rows(const char *path, int n, int len, int a, int b, int prompt_len) {
     FILE *f = fopen(path, "w");
     for (int r = 0; r < n; r++) {
         fputs("{\"input_ids\":[", f);
         for (int i = 0; i < len; i++) fprintf(f, "%s%d", i ? "," : "", (i + r) % 2 ? b : a);
         fputs("],\"labels\":[", f);
-        for (int i = 0; i < len; i++) fprintf(f, "%s%d", i ? "," : "", (i + r) % 2 ? b : a);
+        for (int i = 0; i < len; i++) fprintf(f, "%s%d", i ? "," : "", i < prompt_len ? -100 : (i + r) % 2 ? b : a);
         fputs("]}\n", f);
     }
     fclose(f);
@@ -151,9 +151,9 @@ static int check_curves(const char *html, const char *metrics_path, int run_inde
 
 static void test_report_numbers(void) {
     const char *out = TMP "/run_a";
-    write_config(TMP "/a.yaml", out, "save_best: true\nsave_steps: 100\n");
+    write_config(TMP "/a.yaml", out, "save_best: true\nsave_steps: 100\neval_generations: 2\npredict:\n  max_new_tokens: 5\n");
     char *log;
-    EXPECT(run("./csft finetune --config " TMP "/a.yaml --set peak_gflops=50", &log) == 0, "finetune: %s", S(log));
+    EXPECT(run("./csft finetune --config " TMP "/a.yaml --peak-gflops 50", &log) == 0, "finetune: %s", S(log));
     EXPECT(log && strstr(log, "| MFU ") && strstr(log, "| mem "), "console line lacks MFU/mem: %s", S(log));
     EXPECT(log && strstr(log, "report: " TMP "/run_a/report.html"), "the run names its report: %s", S(log));
     free(log);
@@ -168,6 +168,15 @@ static void test_report_numbers(void) {
            "header");
     EXPECT(strstr(html, "data-epoch=\"1\""), "epoch 1 is marked");
     EXPECT(strstr(html, "kind</th>") && strstr(html, "checkpoint-"), "checkpoints listed");
+    /* eval_generations: 2 records answered at each of the 16 evals (ids: the fixture has no tokenizer) */
+    char *ev = file_read_all(TMP "/run_a/events.jsonl", NULL);
+    int ng = 0;
+    for (const char *q = ev; q && (q = strstr(q, "\"event\":\"generation\",\"sample\":")); q++) ng++;
+    EXPECT(ng == 32, "%d generation events", ng);
+    EXPECT(ev && strstr(ev, "\"prompt\":\"3 4 3 4 3 4\"") && strstr(ev, "\"reference\":\"3 4 3 4 3 4 3 4 3 4 3 4 3 4 3 4 3 4\""),
+           "prompt = the untrained head, reference = the trained span: %.300s", S(ev));
+    free(ev);
+    EXPECT(strstr(html, "Generations at each eval") && strstr(html, "eval record 1"), "generations in the page");
     /* the metrics: mfu = tokens/s * FLOPs per token / (50 GFLOP/s) */
     double st[64], mfu[64], tps[64];
     int nm = jsonl_series(TMP "/run_a/metrics.jsonl", "mfu", st, mfu, 64);
@@ -487,8 +496,8 @@ int main(void) {
         printf("report: 0 passed, 1 failed (./csft not built)\n");
         return 1;
     }
-    write_rows(TMP "/train.jsonl", 8, 24, 1, 2);
-    write_rows(TMP "/eval.jsonl", 4, 24, 3, 4);
+    write_rows(TMP "/train.jsonl", 8, 24, 1, 2, 0);
+    write_rows(TMP "/eval.jsonl", 4, 24, 3, 4, 6);
     RUN(test_units);
     RUN(test_report_numbers);
     RUN(test_early_stopping);

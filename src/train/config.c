@@ -254,6 +254,8 @@ static const struct key_def train_keys[] = {
      "Save a checkpoint at each new lowest eval loss and keep it (save_total_limit never removes it)."},
     {"load_best_at_end", KT_BOOL, RC(load_best_at_end), "false", 0, 0, 0, 0, 0,
      "Write the best checkpoint (save_best) as the final model instead of the last weights."},
+    {"eval_generations", KT_INT, RC(eval_generations), "0", K_MIN, 0, 0, 0, 0,
+     "At each eval, answer the first N eval records (greedy, up to predict.max_new_tokens) and show them in report.html."},
     {"early_stopping_patience", KT_INT, RC(early_stopping_patience), "0", K_MIN, 0, 0, 0, 0,
      "Stop after N evals in a row without a lower eval loss (saving a last-state checkpoint); 0 = off."},
     {"predict.max_new_tokens", KT_INT, RC(predict.max_new_tokens), "256", K_MIN, 1, 0, 0, 0,

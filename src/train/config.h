@@ -140,6 +140,7 @@ struct run_config {
     bool save_best;              /* keep the lowest-eval-loss checkpoint */
     bool load_best_at_end;       /* final model = the best checkpoint */
     int early_stopping_patience; /* 0 = off */
+    int eval_generations;        /* eval records answered at each eval, for the report */
     struct config_predict predict;
 
     char *config_file; /* the YAML file loaded, or NULL */

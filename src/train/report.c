@@ -430,20 +430,34 @@ static void checkpoints(FILE *f, const struct run_data *r) {
     if (n) fputs("</table>\n", f);
 }
 
+/* Grouped by eval sample: its prompt once, then the answer at each eval and the reference. */
 static void generations(FILE *f, const struct run_data *r) {
-    const cJSON *e;
-    int n = 0;
+    const cJSON *e, *x;
+    double done[64];
+    int n_done = 0;
     cJSON_ArrayForEach(e, r->events) {
         const char *ev = str(e, "event");
-        if (!ev || strcmp(ev, "generation")) continue;
-        if (!n++) fputs("<h2>Generations at each eval</h2>\n<table class=\"list gen\"><tr><th>step</th><th>prompt</th><th>generated</th></tr>\n", f);
-        fprintf(f, "<tr><td>%.0f</td><td>", num(e, "step", 0));
+        if (!ev || strcmp(ev, "generation") || n_done == 64) continue;
+        double sample = num(e, "sample", -1);
+        int seen = 0;
+        for (int i = 0; i < n_done; i++) seen |= done[i] == sample;
+        if (seen) continue;
+        if (!n_done) fputs("<h2>Generations at each eval</h2>\n", f);
+        done[n_done++] = sample;
+        fprintf(f, "<div class=\"sample\"><b>eval record %.0f</b><pre class=\"prompt\">", sample);
         esc(f, str(e, "prompt"));
-        fputs("</td><td>", f);
-        esc(f, str(e, "text"));
-        fputs("</td></tr>\n", f);
+        fputs("</pre><table class=\"list gen\"><tr><th>step</th><th>generated</th></tr>\n", f);
+        cJSON_ArrayForEach(x, r->events) {
+            const char *xe = str(x, "event");
+            if (!xe || strcmp(xe, "generation") || num(x, "sample", -1) != sample) continue;
+            fprintf(f, "<tr><td>%.0f</td><td>", num(x, "step", 0));
+            esc(f, str(x, "text"));
+            fputs("</td></tr>\n", f);
+        }
+        fputs("<tr class=\"ref\"><td>reference</td><td>", f);
+        esc(f, str(e, "reference"));
+        fputs("</td></tr></table></div>\n", f);
     }
-    if (n) fputs("</table>\n", f);
 }
 
 static const char *style =
@@ -451,7 +465,8 @@ static const char *style =
     "h1{font-size:20px;margin:0 0 8px}h2{font-size:16px;margin:18px 0 6px}"
     "table.head th{text-align:left;padding:2px 12px 2px 0;vertical-align:top;color:#555;font-weight:600;white-space:nowrap}"
     "table.head td{padding:2px 0}table.list{border-collapse:collapse}table.list td,table.list th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}"
-    "table.gen td{white-space:pre-wrap;max-width:520px}"
+    "table.gen td{white-space:pre-wrap;max-width:900px}tr.ref td{color:#2ca02c}.sample{margin:0 0 12px}"
+    "pre.prompt{background:#fff;border:1px solid #ddd;padding:6px;margin:4px 0;white-space:pre-wrap;max-width:900px}"
     ".charts{display:flex;flex-wrap:wrap;gap:10px}figure.chart{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px}"
     "figcaption{font-weight:600;margin:0 0 2px 6px}svg text{font-size:11px;fill:#444}.plot{fill:#fff;stroke:#bbb}"
     ".grid line{stroke:#eee}.yt{text-anchor:end}.xt{text-anchor:middle}.xl{text-anchor:end}.empty{text-anchor:middle;fill:#999}"

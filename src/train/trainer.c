@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "train/best.h"
 #include "train/checkpoint.h"
+#include "train/eval_gen.h"
 #include "train/dp.h"
 #include "train/metrics.h"
 #include "train/mfu.h"
@@ -431,6 +432,9 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                 metrics_log_eval(r->metrics, r->st.step, el, nt);
                 metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
                                          (long long)r->st.step, el, exp(el), (long long)nt);
+                if (r->rep.path && eval_generations(&r->m, r->eval, &r->pipe, cfg->eval_generations, cfg->predict.max_new_tokens,
+                                                    r->st.step, cfg->output_dir))
+                    goto done;
             }
             if (after_eval(r, el)) goto done;
         }
