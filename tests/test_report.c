@@ -301,10 +301,45 @@ static void test_early_stopping(void) {
     EXPECT(html && strstr(html, "over 2 processes") && strstr(html, "resumed from"), "the report shows the resume");
     free(html);
 
-    EXPECT(run("./csft finetune --config " TMP "/es.yaml --set save_best=false", &log) == 1 && log &&
+    EXPECT(run("./csft finetune --config " TMP "/es.yaml --set save_best=false --set output_dir=" TMP "/run_bad", &log) == 1 && log &&
                strstr(log, "load_best_at_end needs save_best"),
            "load_best_at_end alone: %s", S(log));
     free(log);
+    EXPECT(run("./csft finetune --config " TMP "/es.yaml --set eval_dataset.data_files=[] --set eval_steps=0 --set output_dir=" TMP "/run_bad", &log) == 1 &&
+               log && strstr(log, "save_best needs an eval_dataset"),
+           "save_best without eval data: %s", S(log));
+    free(log);
+    EXPECT(!dir_exists(TMP "/run_bad"), "a config error touches nothing");
+}
+
+/* Two ranks (ZeRO-1, batch 1 each = the single run's batch 2): the same early stop, one report
+ * from rank 0, the best checkpoint gathered and kept. */
+static void test_multi_rank(void) {
+    EXPECT(system("command -v mpirun > /dev/null 2>&1") == 0, "mpirun not found (scripts/setup.sh installs openmpi-bin)");
+    char *log;
+    EXPECT(run("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "
+               "mpirun -np 2 --oversubscribe -x ASAN_OPTIONS ./csft finetune --config " TMP "/es.yaml --set output_dir=" TMP "/run_mpi "
+               "--set runner_config.batch_size=1 --set parallel_config.data_parallel=2 --set parallel_config.zero_stage=1 "
+               "--set runner_config.max_steps=20",
+               &log) == 0,
+           "mpirun: %s", S(log));
+    free(log);
+    double s1[64], e1[64], s2[64], e2[64];
+    int n1 = jsonl_series(TMP "/run_es/metrics.jsonl", "eval_loss", s1, e1, 64), n2 = jsonl_series(TMP "/run_mpi/metrics.jsonl", "eval_loss", s2, e2, 64);
+    EXPECT(n1 == n2 && n1 > 0, "%d evals on 2 ranks, %d on one", n2, n1);
+    for (int i = 0; i < n1 && i < n2; i++) EXPECT(s1[i] == s2[i] && fabs(e1[i] - e2[i]) < 1e-4, "eval %d: %g vs %g", i, e2[i], e1[i]);
+    char *ev = file_read_all(TMP "/run_mpi/events.jsonl", NULL);
+    int ends = 0, stops = 0;
+    for (const char *q = ev; q && (q = strstr(q, "\"event\":\"end\"")); q++) ends++;
+    for (const char *q = ev; q && (q = strstr(q, "\"event\":\"early_stop\"")); q++) stops++;
+    EXPECT(ends == 1 && stops == 1, "one writer: %d end and %d early_stop events", ends, stops);
+    free(ev);
+    char *html = file_read_all(TMP "/run_mpi/report.html", NULL);
+    EXPECT(html && strstr(html, "world 2") && strstr(html, "finished</b> (early stopping)"), "the report of the 2-rank run");
+    free(html);
+    char *best = xasprintf(TMP "/run_mpi/checkpoints/checkpoint-%d/model.safetensors", n1 >= 3 ? (int)s1[n1 - 3] : 0);
+    EXPECT(files_equal(TMP "/run_mpi/model.safetensors", best), "load_best_at_end on 2 ranks: %s", best);
+    free(best);
 }
 
 /* ---------------------------------------------------------------- browser */
@@ -501,6 +536,7 @@ int main(void) {
     RUN(test_units);
     RUN(test_report_numbers);
     RUN(test_early_stopping);
+    RUN(test_multi_rank);
     RUN(test_browser);
     return TEST_SUMMARY("report");
 }

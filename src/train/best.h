@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "train/checkpoint.h"
+#include "train/config.h"
 
 struct eval_outcome {
     int improved; /* a new lowest eval loss (strictly lower; the first eval always is) */
@@ -12,3 +13,6 @@ struct eval_outcome {
 
 /* Records the eval loss of step in st. A non-finite loss never improves. */
 struct eval_outcome best_track_eval(struct train_state *st, int64_t step, double eval_loss, int patience);
+/* The eval-loss keys make sense together: load_best_at_end needs save_best; save_best,
+ * early_stopping_patience and eval_generations need an eval_dataset. -1 + err naming the key. */
+int best_check_config(const struct run_config *cfg);

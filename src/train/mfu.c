@@ -22,7 +22,8 @@ double mfu_flops_per_token(const struct model_config *c, int lora, int64_t n_lor
 typedef float vec __attribute__((vector_size(VW * 4)));
 #define CHAINS 12
 
-static double fma_peak(void) {
+/* fp-contract=fast here only: a * b + c must compile to one FMA instruction, as in bench/fma_peak.c */
+__attribute__((optimize("fp-contract=fast"))) static double fma_peak(void) {
     const long iters = 2000000L / VW;
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {

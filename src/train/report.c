@@ -656,7 +656,7 @@ void report_writer_init(struct report_writer *w, const char *output_dir) {
 int report_writer_update(struct report_writer *w, int force) {
     if (!w->output_dir) return 0;
     double t0 = time_now();
-    if (!force && w->n_writes && t0 - w->last_end < 99 * w->last_cost) {
+    if (!force && w->n_writes && w->total + w->last_cost > 0.01 * (t0 - w->t_start)) {
         w->n_skipped++;
         return 0;
     }

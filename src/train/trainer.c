@@ -127,7 +127,7 @@ static int save_checkpoint(struct run *r, const char *why) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "kind", why);
         cJSON_AddStringToObject(e, "path", path);
-        if (report_event(r->cfg->output_dir, r->st.step, "checkpoint", e) == 0) report_writer_update(&r->rep, 1);
+        if (report_event(r->cfg->output_dir, r->st.step, "checkpoint", e) == 0) report_writer_update(&r->rep, 0);
     }
     free(path);
     return 0;
@@ -222,7 +222,7 @@ static int after_eval(struct run *r, double el) {
             }
         }
     }
-    if (r->rank == 0) report_writer_update(&r->rep, 1);
+    if (r->rank == 0) report_writer_update(&r->rep, 0);
     return 0;
 }
 
@@ -233,7 +233,7 @@ static void report_end(struct run *r, const char *reason) {
     cJSON_AddStringToObject(e, "reason", reason);
     report_event(r->cfg->output_dir, r->st.step, "end", e);
     if (report_writer_update(&r->rep, 1) == 0)
-        printf("report: %s (%d writes, %.3f s, %.3f%% of the run; %d skipped by the 1%% throttle)\n", r->rep.path,
+        printf("report: %s (%d writes, %.3f s = %.3f%% of the run; %d skipped by the 1%% budget)\n", r->rep.path,
                r->rep.n_writes, r->rep.total, 100 * r->rep.total / fmax(time_now() - r->rep.t_start, 1e-9), r->rep.n_skipped);
 }
 
@@ -289,7 +289,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
     struct micro_batch *mbs = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof *mbs);
     metrics_progress_init(&r->prog, stdout);
-    if (setup(r, pretrain, &resume_path)) goto done;
+    if (best_check_config(cfg) || setup(r, pretrain, &resume_path)) goto done;
 
     /* schedule and optimizer */
     plan_epoch(r, 0);
@@ -357,14 +357,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                r->peak_gflops, cfg->peak_gflops > 0 ? "peak_gflops" : "measured");
         if (report_start(r, total, steps_per_epoch, resume_path, ntrain)) goto done;
     }
-    if (cfg->load_best_at_end && !cfg->save_best) {
-        err_set("load_best_at_end needs save_best: true (the best checkpoint is what it loads)");
-        goto done;
-    }
-    if ((cfg->save_best || cfg->early_stopping_patience > 0) && !r->eval) {
-        err_set("%s needs an eval_dataset (eval_dataset.data_files)", cfg->save_best ? "save_best" : "early_stopping_patience");
-        goto done;
-    }
+
     signal(SIGINT, on_signal);
     if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
 
