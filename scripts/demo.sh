@@ -33,3 +33,4 @@ echo "held-out eval loss  before: $(sed -E 's/.*"eval_loss": ([0-9.]+).*/\1/' de
 echo "exact match         before: $(grep -o '[0-9]*/[0-9]* ([0-9.]*%)' demo_out/score_before.txt)" \
      "  after: $(grep -o '[0-9]*/[0-9]* ([0-9.]*%)' demo_out/score_after.txt)"
 echo "merged model: ./csft merge --base demo_out/pretrained --adapter demo_out/lora --out demo_out/merged"
+echo "report (open in a browser): demo_out/lora/report.html   (pretraining: demo_out/pretrained/report.html)"

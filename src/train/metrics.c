@@ -208,7 +208,7 @@ size_t metrics_format_line(char *buf, size_t n, const struct metrics_step *s, in
             s->grad_norm, tok, extra, el, eta, skipped);
         return strlen(buf);
     }
-    char rest[256];
+    char rest[512];
     int pct = s->total_steps > 0 ? (int)(100 * s->step / s->total_steps) : 0;
     snprintf(rest, sizeof rest,
              "%3d%% %lld/%lld | ep %.2f/%d | loss %.4f | lr %.2e | gn %.3f | %s tok/s%s | %s<%s%s", pct,

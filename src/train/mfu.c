@@ -10,7 +10,7 @@ double mfu_flops_per_token(const struct model_config *c, int lora, int64_t n_lor
     double C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
     double L = c->n_layers, V = c->vocab_size;
     double N = L * (C * H * HS + 2 * C * KVH * HS + H * HS * C + 3 * C * F) + V * C;
-    double att = 12.0 * L * H * HS * (double)T;
+    double att = 6.0 * L * H * HS * ((double)T + 1);
     return lora ? 4 * N + 6 * (double)n_lora + att : 6 * N + att;
 }
 

@@ -1,9 +1,9 @@
 /* mfu: model FLOP utilisation and peak memory for the training log.
  *
- * Model FLOPs per trained token (the PaLM / nanoGPT convention: the work the model needs, not
- * the work done, so activation recomputation is not counted):
+ * Model FLOPs per trained token (the work the model needs, not the work done, so activation
+ * recomputation is not counted; the count bench/RESULTS.md uses):
  *   N   = matmul weights = L * (C*H*HS [q] + 2*C*KVH*HS [k,v] + H*HS*C [o] + 3*C*F [mlp]) + V*C [lm_head]
- *   att = 12 * L * H * HS * T   (QK^T and AV: 2 * 2 * T * H*HS per token forward, times 3)
+ *   att = 6 * L * H * HS * (T+1)  (causal QK^T and AV: 4 * H*HS * (T+1)/2 per token forward, x3)
  *   full fine-tuning: 6*N + att          (forward 2N, backward 2N for inputs + 2N for weights)
  *   LoRA:             4*N + 6*R_n + att  (a frozen base needs no weight gradients; R_n = LoRA params)
  * T is the configured sequence length. MFU = tokens/s * FLOPs per token / (peak FLOP/s * world).

@@ -21,6 +21,7 @@ enum { M_LOSS, M_EVAL, M_LR, M_GN, M_TPS, M_MFU, M_MEM, M_COUNT };
 static const char *metric_key[M_COUNT] = {"loss", "eval_loss", "lr", "grad_norm", "tokens_per_sec", "mfu", "peak_mem_mib"};
 static const char *metric_label[M_COUNT] = {"train loss", "eval loss", "learning rate", "grad norm", "tokens/s", "MFU", "peak memory"};
 enum { MAX_POINTS = 2000, MAX_RUNS = 8, MAX_EPOCH_MARKS = 64 };
+#define REPORT_TIME_SHARE 0.005 /* the writer's budget: half of the 1% it may cost, a margin for the last write */
 static const char *palette[MAX_RUNS] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
 
 struct series {
@@ -199,15 +200,17 @@ struct chart {
     const char *title;
     int metrics[2], n_metrics;
     double scale; /* drawn value = value * scale (MFU in %) */
+    int from_zero; /* the y axis starts at 0 */
 };
 static const struct chart charts[] = {
-    {"Loss (train, eval)", {M_LOSS, M_EVAL}, 2, 1},
-    {"Learning rate", {M_LR}, 1, 1},
-    {"Gradient norm (before clipping)", {M_GN}, 1, 1},
-    {"Tokens / s (real tokens, all ranks)", {M_TPS}, 1, 1},
-    {"MFU (%)", {M_MFU}, 1, 100},
-    {"Peak memory (MiB, rank 0)", {M_MEM}, 1, 1},
+    {"Loss (train, eval)", {M_LOSS, M_EVAL}, 2, 1, 0},
+    {"Learning rate", {M_LR}, 1, 1, 1},
+    {"Gradient norm (before clipping)", {M_GN}, 1, 1, 0},
+    {"Tokens / s (real tokens, all ranks)", {M_TPS}, 1, 1, 1},
+    {"MFU (%)", {M_MFU}, 1, 100, 1},
+    {"Peak memory (MiB, rank 0)", {M_MEM}, 1, 1, 1},
 };
+#define EVAL_COLOUR "#ff7f0e" /* one run: eval loss in its own colour */
 enum { CW = 520, CH = 270, ML = 62, MR = 14, MT = 12, MB = 34 };
 
 /* Ticks at 1, 2 or 5 times a power of ten covering [lo, hi]; widens lo/hi to them. */
@@ -249,7 +252,7 @@ static void draw_chart(FILE *f, const struct chart *c, int idx, const struct run
     double xt[16], yt[16];
     x0 = fmin(x0, 0);
     int nxt = nice_ticks(&x0, &x1, xt, 16), nyt;
-    if (y0 > 0 && y0 < 0.3 * y1) y0 = 0; /* start at zero when it is near */
+    if (y0 > 0 && (c->from_zero || y0 < 0.3 * y1)) y0 = 0; /* start at zero when asked or near */
     nyt = nice_ticks(&y0, &y1, yt, 16);
 #define PX(x) (ML + ((x) - x0) / (x1 - x0) * pw)
 #define PY(y) (MT + ph - ((y) - y0) / (y1 - y0) * ph)
@@ -277,7 +280,7 @@ static void draw_chart(FILE *f, const struct chart *c, int idx, const struct run
     if (c->metrics[0] == M_LOSS && best) {
         double x = PX(num(best, "step", 0));
         fprintf(f, "<g class=\"best\"><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\"/><text x=\"%.1f\" y=\"%d\">best</text></g>\n",
-                x, x, MT, MT + ph, x + 3, MT + 24);
+                x, x, MT, MT + ph, x - 3, MT + 24);
     }
     if (c->metrics[0] == M_LOSS && stop) {
         double x = PX(num(stop, "step", 0));
@@ -290,8 +293,9 @@ static void draw_chart(FILE *f, const struct chart *c, int idx, const struct run
             const struct series *s = &runs[r].s[m];
             if (!s->n) continue;
             int stride = (s->n + MAX_POINTS - 1) / MAX_POINTS;
+            const char *col = n_runs == 1 && m == M_EVAL ? EVAL_COLOUR : palette[r % MAX_RUNS];
             fprintf(f, "<polyline class=\"line%s\" stroke=\"%s\" data-run=\"%d\" data-metric=\"%s\" data-label=\"", m == M_EVAL ? " eval" : "",
-                    palette[r % MAX_RUNS], r, metric_key[m]);
+                    col, r, metric_key[m]);
             esc(f, n_runs > 1 ? runs[r].dir : metric_label[m]);
             fprintf(f, "\" data-stride=\"%d\" data-steps=\"", stride);
             for (int i = 0; i < s->n; i += stride) fprintf(f, "%s%.0f", i ? " " : "", s->x[i]);
@@ -302,7 +306,7 @@ static void draw_chart(FILE *f, const struct chart *c, int idx, const struct run
             fputs("\"/>\n", f);
             if (m == M_EVAL && s->n <= 200)
                 for (int i = 0; i < s->n; i++)
-                    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(s->x[i]), PY(s->y[i]), palette[r % MAX_RUNS]);
+                    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(s->x[i]), PY(s->y[i]), col);
         }
 #undef PX
 #undef PY
@@ -310,7 +314,8 @@ static void draw_chart(FILE *f, const struct chart *c, int idx, const struct run
     for (int r = 0; r < n_runs; r++)
         for (int k = 0; k < c->n_metrics; k++) {
             if (!runs[r].s[c->metrics[k]].n) continue;
-            fprintf(f, "<span><i style=\"background:%s\"%s></i>", palette[r % MAX_RUNS], c->metrics[k] == M_EVAL ? " class=\"dash\"" : "");
+            fprintf(f, "<span><i style=\"background:%s\"%s></i>", n_runs == 1 && c->metrics[k] == M_EVAL ? EVAL_COLOUR : palette[r % MAX_RUNS],
+                    c->metrics[k] == M_EVAL ? " class=\"dash\"" : "");
             if (n_runs > 1) esc(f, runs[r].dir), fputc(' ', f);
             fprintf(f, "%s</span>", metric_label[c->metrics[k]]);
         }
@@ -424,7 +429,7 @@ static void checkpoints(FILE *f, const struct run_data *r) {
         esc(f, !strcmp(ev, "resume") ? "resumed from" : str(e, "kind"));
         fputs("</td><td>", f);
         esc(f, path);
-        if (path && !strcmp(ev, "checkpoint") && !dir_exists(path)) fputs(" <i>(removed by save_total_limit)</i>", f);
+        if (path && !strcmp(ev, "checkpoint") && !dir_exists(path)) fputs(" <i>(removed since)</i>", f);
         fputs("</td></tr>\n", f);
     }
     if (n) fputs("</table>\n", f);
@@ -471,7 +476,7 @@ static const char *style =
     "figcaption{font-weight:600;margin:0 0 2px 6px}svg text{font-size:11px;fill:#444}.plot{fill:#fff;stroke:#bbb}"
     ".grid line{stroke:#eee}.yt{text-anchor:end}.xt{text-anchor:middle}.xl{text-anchor:end}.empty{text-anchor:middle;fill:#999}"
     "polyline.line{fill:none;stroke-width:1.6}polyline.eval{stroke-dasharray:5 3;stroke-width:2}"
-    ".epoch line{stroke:#999;stroke-dasharray:2 3}.epoch text{fill:#777;text-anchor:end}.best line{stroke:#2ca02c;stroke-dasharray:4 2}.best text{fill:#2ca02c}"
+    ".epoch line{stroke:#999;stroke-dasharray:2 3}.epoch text{fill:#777;text-anchor:end}.best line{stroke:#2ca02c;stroke-dasharray:4 2}.best text{fill:#2ca02c;text-anchor:end}"
     ".stop line{stroke:#d62728}.stop text{fill:#d62728;text-anchor:end}.cursor{stroke:#888;stroke-width:.7}"
     ".legend{font-size:12px;margin:0 0 0 8px}.legend span{margin-right:12px}.legend i{display:inline-block;width:16px;height:3px;vertical-align:middle;margin-right:4px}"
     ".legend i.dash{background-image:linear-gradient(90deg,transparent 60%,#fff 60%)!important;background-size:6px 3px}"
@@ -656,7 +661,7 @@ void report_writer_init(struct report_writer *w, const char *output_dir) {
 int report_writer_update(struct report_writer *w, int force) {
     if (!w->output_dir) return 0;
     double t0 = time_now();
-    if (!force && w->n_writes && w->total + w->last_cost > 0.01 * (t0 - w->t_start)) {
+    if (!force && w->n_writes && w->total + w->last_cost > REPORT_TIME_SHARE * (t0 - w->t_start)) {
         w->n_skipped++;
         return 0;
     }

@@ -45,9 +45,9 @@ int report_events_open(const char *output_dir, int64_t resume_step);
 int report_render(const char *const *dirs, int n_dirs, const char *out_path);
 
 /* The trainer's writer: report_writer_update rewrites <output_dir>/report.html unless that
- * would take the time spent writing it past 1% of the time since report_writer_init (the next
- * write is assumed to cost what the last one did), so the report costs at most 1% of the run
- * (bench/report_bench.c measures it); the first write and forced ones (the end of the run)
+ * would take the time spent writing it past 0.5% of the time since report_writer_init (the
+ * next write is assumed to cost what the last one did), so the report costs well under 1% of
+ * the run (bench/report_bench.c measures it); the first write and forced ones (the end of the run)
  * always happen. Callers update after each log line, eval and checkpoint. */
 struct report_writer {
     char *output_dir, *path;

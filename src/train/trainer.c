@@ -233,7 +233,7 @@ static void report_end(struct run *r, const char *reason) {
     cJSON_AddStringToObject(e, "reason", reason);
     report_event(r->cfg->output_dir, r->st.step, "end", e);
     if (report_writer_update(&r->rep, 1) == 0)
-        printf("report: %s (%d writes, %.3f s = %.3f%% of the run; %d skipped by the 1%% budget)\n", r->rep.path,
+        printf("report: %s (%d writes, %.3f s = %.3f%% of the run; %d skipped by the 0.5%% budget)\n", r->rep.path,
                r->rep.n_writes, r->rep.total, 100 * r->rep.total / fmax(time_now() - r->rep.t_start, 1e-9), r->rep.n_skipped);
 }
 
