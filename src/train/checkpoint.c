@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,13 +76,15 @@ static int load_optimizer(const char *dir, struct model *m, struct adamw *opt) {
 static char *state_json(const struct train_state *s, const struct adamw *opt) {
     return xasprintf("{\n  \"step\": %lld,\n  \"epoch\": %lld,\n  \"next_row\": %lld,\n  \"skipped_steps\": %lld,\n"
                      "  \"tokens_seen\": %lld,\n  \"dropout_seed\": \"%llu\",\n  \"seed\": \"%llu\",\n"
-                     "  \"optimizer_step\": %lld\n}\n",
+                     "  \"optimizer_step\": %lld,\n  \"best_step\": %lld,\n  \"best_eval_loss\": %.17g,\n"
+                     "  \"evals_without_improvement\": %lld,\n  \"best_checkpoint_step\": %lld\n}\n",
                      (long long)s->step, (long long)s->epoch, (long long)s->next_row, (long long)s->skipped_steps,
                      (long long)s->tokens_seen, (unsigned long long)s->dropout_seed, (unsigned long long)s->seed,
-                     (long long)opt->step);
+                     (long long)opt->step, (long long)s->best_step, s->best_step > 0 && isfinite(s->best_eval_loss) ? s->best_eval_loss : 0.0,
+                     (long long)s->evals_without_improvement, (long long)s->best_checkpoint_step);
 }
 
-static void prune(const char *ckdir, int keep_last) {
+static void prune(const char *ckdir, int keep_last, int64_t protect) {
     if (keep_last <= 0) return;
     DIR *d = opendir(ckdir);
     if (!d) return;
@@ -98,7 +101,7 @@ static void prune(const char *ckdir, int keep_last) {
     {
         int newer = 0;
         for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
-        if (newer >= keep_last) {
+        if (newer >= keep_last && steps[i] != protect) {
             char *p = xasprintf("%s/checkpoint-%lld", ckdir, steps[i]);
             path_remove_tree(p);
             free(p);
@@ -141,7 +144,7 @@ int checkpoint_save(const char *output_dir, const struct model *m, const struct 
     }
     dir_fsync(ckdir);
     path_remove_tree(old);
-    prune(ckdir, keep_last);
+    prune(ckdir, keep_last, st->best_checkpoint_step);
     if (saved_path) *saved_path = xstrdup(final);
     rc = 0;
 done:
@@ -201,7 +204,18 @@ int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct
     st->dropout_seed = cJSON_IsString(ds) ? strtoull(ds->valuestring, NULL, 10) : 0;
     st->seed = cJSON_IsString(sd) ? strtoull(sd->valuestring, NULL, 10) : 0;
     opt->step = get_i64(j, "optimizer_step");
+    st->best_step = get_i64(j, "best_step");
+    const cJSON *bl = cJSON_GetObjectItem(j, "best_eval_loss");
+    st->best_eval_loss = cJSON_IsNumber(bl) ? bl->valuedouble : 0;
+    st->evals_without_improvement = get_i64(j, "evals_without_improvement");
+    st->best_checkpoint_step = get_i64(j, "best_checkpoint_step");
     cJSON_Delete(j);
+    int rc = checkpoint_load_weights(path, m);
+    if (rc == 0) rc = load_optimizer(path, m, opt);
+    return rc ? err_wrap("checkpoint %s", path) : 0;
+}
+
+int checkpoint_load_weights(const char *path, struct model *m) {
     /* weights: the adapter, or the full model */
     int n;
     struct param *params = model_trainable(m, &n);
@@ -215,6 +229,5 @@ int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) rc = safetensors_read_f32(w, params[i].name, params[i].data, params[i].shape, params[i].n_dims);
     safetensors_close(w);
-    if (rc == 0) rc = load_optimizer(path, m, opt);
-    return rc ? err_wrap("checkpoint %s", path) : 0;
+    return rc;
 }

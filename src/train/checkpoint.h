@@ -19,15 +19,22 @@ struct train_state {
     int64_t tokens_seen;
     uint64_t dropout_seed;
     uint64_t seed;
+    /* eval bookkeeping (save_best, early stopping): kept across resumes */
+    int64_t best_step;                 /* step of the lowest eval loss; 0 = no eval yet */
+    double best_eval_loss;             /* valid when best_step > 0 */
+    int64_t evals_without_improvement; /* the early-stopping patience counter */
+    int64_t best_checkpoint_step;      /* checkpoint-<N> kept as the best (save_best); 0 = none */
 };
 
 /* Writes checkpoint-<step> (replacing one of the same step), then prunes to keep_last
- * checkpoints (0 = keep all). config_yaml may be NULL. base_name: recorded in adapters. */
+ * checkpoints (0 = keep all; checkpoint-<st->best_checkpoint_step> is never removed). config_yaml may be NULL. base_name: recorded in adapters. */
 int checkpoint_save(const char *output_dir, const struct model *m, const struct adamw *opt, const struct train_state *st,
                     const char *config_yaml, int keep_last, const char *base_name, char **saved_path);
 /* The newest complete checkpoint folder under output_dir (malloc'd), or NULL (no error) if none. */
 char *checkpoint_find_latest(const char *output_dir);
 /* Restores trainable weights (adapter or full weights), optimizer moments and state. */
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st);
+/* Restores only the trainable weights of a checkpoint (adapter or full weights). */
+int checkpoint_load_weights(const char *path, struct model *m);
 /* rm -r. */
 int path_remove_tree(const char *path);

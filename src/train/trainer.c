@@ -3,6 +3,7 @@
  * batch_size rows per rank, so resume and any world size see the same stream. */
 #include "train/trainer.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,10 +17,14 @@
 #include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "train/best.h"
 #include "train/checkpoint.h"
+#include "train/eval_gen.h"
 #include "train/dp.h"
 #include "train/metrics.h"
+#include "train/mfu.h"
 #include "train/pipeline.h"
+#include "train/report.h"
 #include "train/step.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -41,6 +46,10 @@ struct run {
     char *config_yaml;
     struct metrics *metrics;
     struct metrics_progress prog;
+    struct report_writer rep; /* rank 0, cfg->report */
+    double peak_gflops, flops_per_token;
+    int64_t saved_step; /* the step of the last checkpoint written */
+    int stop_early;
 };
 
 static int load_model(struct run *r, const char *resume_path) {
@@ -112,7 +121,14 @@ static int save_checkpoint(struct run *r, const char *why) {
     if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
         return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
     if (rc) return rc;
+    r->saved_step = r->st.step;
     if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
+    if (r->rank == 0 && r->rep.path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "kind", why);
+        cJSON_AddStringToObject(e, "path", path);
+        if (report_event(r->cfg->output_dir, r->st.step, "checkpoint", e) == 0) report_writer_update(&r->rep, 0);
+    }
     free(path);
     return 0;
 }
@@ -120,14 +136,105 @@ static int save_checkpoint(struct run *r, const char *why) {
 static int save_final(struct run *r) {
     if (r->rank != 0) return 0;
     const char *out = r->cfg->output_dir;
+    char *best = NULL;
+    if (r->cfg->load_best_at_end && r->st.best_checkpoint_step > 0) { /* the final model is the best checkpoint */
+        best = xasprintf("%s/checkpoints/checkpoint-%lld", out, (long long)r->st.best_checkpoint_step);
+        if (checkpoint_load_weights(best, &r->m)) {
+            err_wrap("load_best_at_end: %s", best);
+            free(best);
+            return -1;
+        }
+        metrics_progress_message(&r->prog, "load_best_at_end: the final model is %s (eval loss %.4f at step %lld)", best,
+                                 r->st.best_eval_loss, (long long)r->st.best_step);
+    }
     int bf16 = r->cfg->save_dtype == DTYPE_BF16;
     int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
                            : model_save(&r->m, out, bf16, (size_t)5 << 30);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
-    if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
+    if (rc) return free(best), err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
+    if (r->rep.path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", out);
+        char *src = best ? xasprintf("best checkpoint %s", best) : xasprintf("weights after step %lld", (long long)r->st.step);
+        cJSON_AddStringToObject(e, "source", src);
+        free(src);
+        report_event(out, r->st.step, "final_model", e);
+    }
+    free(best);
     return 0;
+}
+
+/* rank 0: run_info.json, events.jsonl and the first report.html (cfg->report) */
+static int report_start(struct run *r, int64_t total, int64_t steps_per_epoch, const char *resume_path, int64_t ntrain) {
+    const struct run_config *c = r->cfg;
+    if (!c->report) return 0;
+    int64_t resume_step = resume_path ? r->st.step : -1;
+    const struct dataset_stats *ev = r->eval ? &r->eval->stats : NULL;
+    double slots = (double)r->plan.n_rows * c->train_dataset.seq_length;
+    struct report_info in = {.model_path = c->load_checkpoint, .arch = model_arch_name(r->m.cfg.arch),
+                             .n_layers = r->m.cfg.n_layers, .n_params = r->m.n_base, .n_trainable = ntrain,
+                             .lora = r->m.has_lora, .lora_rank = c->model.pet.lora_rank, .world = r->world,
+                             .total_steps = total, .steps_per_epoch = steps_per_epoch, .resume_step = resume_step,
+                             .seq_length = c->train_dataset.seq_length, .packing = c->train_dataset.packing,
+                             .train = &r->train->stats, .eval = ev,
+                             .packing_efficiency = slots > 0 ? (double)r->train->stats.n_tokens / slots : 0,
+                             .peak_gflops = r->peak_gflops, .peak_measured = !(c->peak_gflops > 0),
+                             .flops_per_token = r->flops_per_token, .save_best = c->save_best,
+                             .load_best_at_end = c->load_best_at_end, .early_stopping_patience = c->early_stopping_patience};
+    if (report_events_open(c->output_dir, resume_step) || report_write_info(c->output_dir, &in)) return err_wrap("report");
+    if (resume_path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", resume_path);
+        if (report_event(c->output_dir, r->st.step, "resume", e)) return err_wrap("report");
+    }
+    report_writer_init(&r->rep, c->output_dir);
+    return 0;
+}
+
+/* After an eval (el: the loss on rank 0): best checkpoint and early stopping, on every rank. */
+static int after_eval(struct run *r, double el) {
+    const struct run_config *c = r->cfg;
+    struct eval_outcome o = {0, 0};
+    if (r->rank == 0) {
+        o = best_track_eval(&r->st, r->st.step, el, c->early_stopping_patience);
+        if (o.improved && r->rep.path) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "eval_loss", el);
+            report_event(c->output_dir, r->st.step, "best", e);
+        }
+    }
+    if (r->d) o.improved = dist_any(r->d, o.improved), o.stop = dist_any(r->d, o.stop);
+    if (o.improved && c->save_best) {
+        r->st.best_checkpoint_step = r->st.step; /* written into this checkpoint and kept by pruning */
+        if (save_checkpoint(r, "best")) return -1;
+    }
+    if (o.stop) {
+        r->stop_early = 1;
+        if (r->rank == 0) {
+            metrics_progress_message(&r->prog, "early stopping: %lld evals without a lower eval loss (best %.4f at step %lld)",
+                                     (long long)r->st.evals_without_improvement, r->st.best_eval_loss, (long long)r->st.best_step);
+            if (r->rep.path) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "evals_without_improvement", (double)r->st.evals_without_improvement);
+                report_event(c->output_dir, r->st.step, "early_stop", e);
+            }
+        }
+    }
+    if (r->rank == 0) report_writer_update(&r->rep, 0);
+    return 0;
+}
+
+/* rank 0: the end of the run in the report */
+static void report_end(struct run *r, const char *reason) {
+    if (!r->rep.path) return;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "reason", reason);
+    report_event(r->cfg->output_dir, r->st.step, "end", e);
+    if (report_writer_update(&r->rep, 1) == 0)
+        printf("report: %s (%d writes, %.3f s = %.3f%% of the run; %d skipped by the 0.5%% budget)\n", r->rep.path,
+               r->rep.n_writes, r->rep.total, 100 * r->rep.total / fmax(time_now() - r->rep.t_start, 1e-9), r->rep.n_skipped);
 }
 
 static void print_data_stats(const struct dataset *ds, const char *what) {
@@ -182,7 +289,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
     struct micro_batch *mbs = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof *mbs);
     metrics_progress_init(&r->prog, stdout);
-    if (setup(r, pretrain, &resume_path)) goto done;
+    if (best_check_config(cfg) || setup(r, pretrain, &resume_path)) goto done;
 
     /* schedule and optimizer */
     plan_epoch(r, 0);
@@ -244,7 +351,13 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                r->world);
         r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
         if (!r->metrics) goto done;
+        r->flops_per_token = mfu_flops_per_token(&r->m.cfg, r->m.has_lora, r->m.n_lora, cfg->train_dataset.seq_length);
+        r->peak_gflops = cfg->peak_gflops > 0 ? cfg->peak_gflops : mfu_measure_peak_gflops(r->m.k);
+        printf("MFU: %.4g model FLOPs per token over a peak of %.1f GFLOP/s per process (%s)\n", r->flops_per_token,
+               r->peak_gflops, cfg->peak_gflops > 0 ? "peak_gflops" : "measured");
+        if (report_start(r, total, steps_per_epoch, resume_path, ntrain)) goto done;
     }
+
     signal(SIGINT, on_signal);
     if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
 
@@ -295,33 +408,46 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                                       .loss = steps_window ? loss_window / steps_window : NAN, .lr = lr,
                                       .grad_norm = res.grad_norm, .tokens_per_sec = tok_window / fmax(now - t_window, 1e-9),
                                       .tokens = r->st.tokens_seen, .skipped_steps = r->st.skipped_steps,
-                                      .elapsed = now - t_start};
+                                      .elapsed = now - t_start, .peak_mem_mib = mfu_peak_rss_mib()};
+            if (r->peak_gflops > 0)
+                ms.mfu = ms.tokens_per_sec * r->flops_per_token / (r->peak_gflops * 1e9 * r->world);
             metrics_log_step(r->metrics, &ms);
             metrics_progress_update(&r->prog, &ms);
+            report_writer_update(&r->rep, 0);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
-        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && r->rank == 0) {
-            int64_t nt;
-            double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
-                                          cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
-            metrics_log_eval(r->metrics, r->st.step, el, nt);
-            metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
-                                     (long long)r->st.step, el, exp(el), (long long)nt);
+        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last)) {
+            double el = NAN;
+            if (r->rank == 0) {
+                int64_t nt;
+                el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
+                                       cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
+                metrics_log_eval(r->metrics, r->st.step, el, nt);
+                metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                         (long long)r->st.step, el, exp(el), (long long)nt);
+                if (r->rep.path && eval_generations(&r->m, r->eval, &r->pipe, cfg->eval_generations, cfg->predict.max_new_tokens,
+                                                    r->st.step, cfg->output_dir))
+                    goto done;
+            }
+            if (after_eval(r, el)) goto done;
         }
         int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
         if (stop) {
             if (save_checkpoint(r, "last-state")) goto done;
+            if (r->rank == 0) report_end(r, "stopped by a signal");
             err_set("stopped by a signal after step %lld; resume with resume_training: true", (long long)r->st.step);
             goto done;
         }
-        if ((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last)
-            if (save_checkpoint(r, last ? "final" : "periodic")) goto done;
+        if (((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last || r->stop_early) && r->saved_step != r->st.step)
+            if (save_checkpoint(r, last ? "final" : r->stop_early ? "last-state" : "periodic")) goto done;
+        if (r->stop_early) break;
         /* test hook: die hard (no cleanup, like a power cut) after this step */
         const char *kill_at = getenv("CSFT_TEST_KILL_AFTER_STEP");
         if (kill_at && atoll(kill_at) == r->st.step) raise(SIGKILL);
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
+    if (r->rank == 0) report_end(r, r->stop_early ? "early stopping" : "completed");
     rc = 0;
 done:
     metrics_progress_end(&r->prog);
@@ -337,5 +463,6 @@ done:
     model_free(&r->m);
     free(r->config_yaml);
     free(resume_path);
+    report_writer_free(&r->rep);
     return rc;
 }
