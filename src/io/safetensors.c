@@ -431,20 +431,23 @@ const struct st_tensor *safetensors_find(const struct safetensors *st, const cha
 
 /* Converts t into dst (t->numel floats), copying through an aligned buffer when the mmapped
  * bytes are not aligned for their type (a header length that is not a multiple of 8). */
-static void tensor_to_f32(float *dst, const struct st_tensor *t) {
-    size_t es = dtype_size(t->dtype);
-    if (((uintptr_t)t->data % es) == 0) {
-        dtype_to_f32(dst, t->data, t->dtype, t->numel);
+/* n elements at src (any alignment) to float32 */
+static void span_to_f32(float *dst, const void *src, enum dtype dtype, int64_t n) {
+    size_t es = dtype_size(dtype);
+    if (((uintptr_t)src % es) == 0) {
+        dtype_to_f32(dst, src, dtype, n);
         return;
     }
     uint64_t tmp[1024];
     int64_t per = (int64_t)(sizeof tmp / es);
-    for (int64_t i = 0; i < t->numel; i += per) {
-        int64_t n = t->numel - i < per ? t->numel - i : per;
-        memcpy(tmp, (const uint8_t *)t->data + i * es, (size_t)n * es);
-        dtype_to_f32(dst + i, tmp, t->dtype, n);
+    for (int64_t i = 0; i < n; i += per) {
+        int64_t k = n - i < per ? n - i : per;
+        memcpy(tmp, (const uint8_t *)src + i * es, (size_t)k * es);
+        dtype_to_f32(dst + i, tmp, dtype, k);
     }
 }
+
+static void tensor_to_f32(float *dst, const struct st_tensor *t) { span_to_f32(dst, t->data, t->dtype, t->numel); }
 
 static const struct st_tensor *find_f32(const struct safetensors *st, const char *name) {
     const struct st_tensor *t = safetensors_find(st, name);
@@ -460,10 +463,11 @@ static const struct st_tensor *find_f32(const struct safetensors *st, const char
     return t;
 }
 
-int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
-                         int n_dims) {
+/* The tensor `name` as float32-readable with shape[0..n_dims); NULL + err otherwise. */
+static const struct st_tensor *find_shaped(const struct safetensors *st, const char *name, const int64_t *shape,
+                                           int n_dims) {
     const struct st_tensor *t = find_f32(st, name);
-    if (!t) return -1;
+    if (!t) return NULL;
     int same = n_dims == t->n_dims;
     for (int i = 0; same && i < n_dims; i++)
         same = shape[i] == t->shape[i];
@@ -471,9 +475,34 @@ int safetensors_read_f32(const struct safetensors *st, const char *name, float *
         char want[256], got[256];
         shape_str(want, sizeof want, shape, n_dims);
         shape_str(got, sizeof got, t->shape, t->n_dims);
-        return err_set("%s: tensor \"%s\": expected shape %s, found %s", t->file, name, want, got);
+        err_set("%s: tensor \"%s\": expected shape %s, found %s", t->file, name, want, got);
+        return NULL;
     }
+    return t;
+}
+
+int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                         int n_dims) {
+    const struct st_tensor *t = find_shaped(st, name, shape, n_dims);
+    if (!t) return -1;
     tensor_to_f32(dst, t);
+    return 0;
+}
+
+int safetensors_read_f32_block(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t row0, int64_t rows, int64_t col0, int64_t cols) {
+    if (n_dims < 1 || n_dims > 2) return err_set("tensor \"%s\": a block read needs 1 or 2 dimensions", name);
+    const struct st_tensor *t = find_shaped(st, name, shape, n_dims);
+    if (!t) return -1;
+    int64_t width = n_dims == 2 ? shape[1] : 1;
+    if (n_dims == 1) col0 = 0, cols = 1;
+    if (row0 < 0 || rows < 0 || row0 + rows > shape[0] || col0 < 0 || cols < 0 || col0 + cols > width)
+        return err_set("%s: tensor \"%s\": block rows [%lld, %lld) cols [%lld, %lld) outside its shape", t->file, name,
+                       (long long)row0, (long long)(row0 + rows), (long long)col0, (long long)(col0 + cols));
+    size_t es = dtype_size(t->dtype);
+    for (int64_t r = 0; r < rows; r++)
+        span_to_f32(dst + r * cols, (const uint8_t *)t->data + (size_t)((row0 + r) * width + col0) * es, t->dtype,
+                    cols);
     return 0;
 }
 

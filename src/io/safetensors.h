@@ -36,6 +36,12 @@ const struct st_tensor *safetensors_find(const struct safetensors *st, const cha
  * tensor) if absent or its shape differs from shape[0..n_dims). */
 int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
                          int n_dims);
+/* Rows [row0, row0 + rows) x columns [col0, col0 + cols) of tensor `name` into dst (rows,
+ * cols) as float32 (1-D: elements [row0, row0 + rows), cols ignored); its shape must be
+ * shape[0..n_dims). Only those bytes of the mapping are touched (a tensor-parallel rank reads
+ * its slice). */
+int safetensors_read_f32_block(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t row0, int64_t rows, int64_t col0, int64_t cols);
 
 /* One tensor to write: float32 source converted to dtype (F32, BF16 or F16) on the way out. */
 struct st_entry {

@@ -9,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "model/model_config.h"
+#include "model/tp.h"
 
 enum lin { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, N_LIN };
 extern const char *const lin_names[N_LIN];  /* "self_attn.q_proj", ... (HF module names) */
@@ -23,6 +24,9 @@ struct linear {
     /* LoRA (PEFT semantics): y += scaling * dropout(x) A^T B^T */
     float *lora_a, *lora_b;   /* (R,in), (out,R) or NULL */
     float *dlora_a, *dlora_b; /* gradients */
+    /* Tensor parallelism: a row-parallel linear (o_proj, down_proj) holds input columns
+     * [in_off, in_off + in) of in_full; otherwise in == in_full. */
+    int row_parallel, in_full, in_off;
 };
 
 struct layer {
@@ -40,6 +44,13 @@ struct param {
     float *data, *grad; /* grad NULL when frozen */
     uint16_t *data16;   /* bf16 storage instead of data (NULL then) in a bf16 base */
     int decay;          /* weight decay applies (2+ dims) */
+    int layer;          /* decoder layer, -1 outside the layers */
+    /* Tensor parallelism (model/tp.h): this rank holds rows (tp_dim 0) or columns (tp_dim 1)
+     * [tp_off, tp_off + shape[tp_dim]) of the HF tensor of full_shape; tp_dim -1: all of it. */
+    int tp_dim;
+    int64_t tp_off, full_shape[2];
+    int tp_count; /* 1: counted in gradient norms here (0: an identical copy counts elsewhere) */
+    int tp_sum;   /* enum tp_sum: how the gradient becomes final */
 };
 
 struct lora_config {
@@ -85,11 +96,23 @@ struct model {
     int recompute;
     int base_bf16;  /* set by model_base_to_bf16 */
     float *wscratch; /* bf16 weight rows converted for one GEMM (WCHUNK * widest in) */
+    /* Tensor parallelism (model/tp.h; tp.size <= 1: none). This rank's share of the heads,
+     * key/value heads, intermediate size and vocabulary (the config's without TP); kv_rep
+     * ranks hold each key/value head (1 when they are split). */
+    struct tp_comm tp;
+    int n_heads_l, n_kv_heads_l, ffn_l, vocab_l, vocab_off, kv_rep;
+    float *tp_save, *tp_buf; /* tp_partial_* scratch */
+    double *tp_stats;        /* vocab-parallel cross-entropy: (tp.size + 1) * 3 * 1024 row statistics */
 };
+
+static inline int model_tp_on(const struct model *m) { return m->tp.size > 1; }
 
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
  * first N layers. train_base: allocate base gradients (full fine-tuning). */
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base);
+/* model_load for one rank of a tensor-parallel group: reads only this rank's slices. Errors
+ * if the model cannot be split tp->size ways (tp_check_config). tp NULL: model_load. */
+int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp);
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 void model_free(struct model *m);
@@ -103,7 +126,8 @@ int model_init_random_bf16_base(struct model *m, const struct model_config *cfg,
  * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
  * if the base has gradients. model_save and lora_merge need the float32 base. */
 int model_base_to_bf16(struct model *m);
-/* Writes the base weights (HF names) as a safetensors model folder with config.json. */
+/* Writes the base weights (HF names) as a safetensors model folder with config.json. Under
+ * tensor parallelism it is collective: the slices are gathered and tp rank 0 writes. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
 
 /* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
