@@ -289,6 +289,50 @@ static void test_world_check(void) {
     EXPECT_ERR(want);
 }
 
+/* The process grid: every split of the world that multiplies out, and the refusals. */
+static void test_grid(void) {
+    int W = D.world;
+    struct dist_grid g;
+    EXPECT(dist_grid_init(&g, &D, 0, 1, 1) == 0, "%s", err_msg());
+    EXPECT(g.dp_size == W && g.tp_size == 1 && g.dp.world == W && g.tp.world == 1 && g.dp.rank == D.rank,
+           "pure data parallel by default");
+    double x = 1;
+    dist_allreduce_sum_f64(&g.dp, &x, 1);
+    EXPECT(x == W, "allreduce over dp: %g", x);
+    dist_grid_free(&g);
+    for (int tp = 1; tp <= W; tp++) {
+        if (W % tp) continue;
+        EXPECT(dist_grid_init(&g, &D, W / tp, tp, 1) == 0, "%s", err_msg());
+        EXPECT(g.dp_size == W / tp && g.tp_size == tp && g.dp.world == W / tp && g.tp.world == tp, "grid %dx%d",
+               W / tp, tp);
+        EXPECT(g.dp_rank * tp + g.tp_rank == D.rank && g.tp.rank == g.tp_rank && g.dp.rank == g.dp_rank,
+               "rank layout");
+        /* sum of world ranks over each group */
+        double s[2] = {D.rank, D.rank};
+        dist_allreduce_sum_f64(&g.tp, s, 1);
+        dist_allreduce_sum_f64(&g.dp, s + 1, 1);
+        double want_tp = 0, want_dp = 0;
+        for (int k = 0; k < tp; k++) want_tp += g.dp_rank * tp + k;
+        for (int k = 0; k < W / tp; k++) want_dp += k * tp + g.tp_rank;
+        EXPECT(s[0] == want_tp && s[1] == want_dp, "group sums %g %g (want %g %g)", s[0], s[1], want_tp, want_dp);
+        dist_grid_free(&g);
+    }
+    int t = W == 4 ? 3 : 2;
+    EXPECT(dist_grid_init(&g, &D, 2, t, 1) == -1, "dp 2 x tp %d on %d ranks must fail", t, W);
+    char want[160];
+    snprintf(want, sizeof want, "parallel_config.data_parallel 2 x model_parallel %d = %d ranks, but the job runs %d rank",
+             t, 2 * t, W);
+    EXPECT_ERR(want);
+    EXPECT(dist_grid_init(&g, &D, 0, W + 1, 1) == -1, "tp W+1 must fail");
+    snprintf(want, sizeof want, "parallel_config.model_parallel is %d but the job runs %d rank", W + 1, W);
+    EXPECT_ERR(want);
+    EXPECT(dist_grid_init(&g, &D, 0, 1, 2) == -1, "pipeline must fail");
+    EXPECT_ERR("parallel_config.pipeline_stage is 2: pipeline parallelism is not supported yet");
+    EXPECT(dist_grid_init(&g, &D, W + 2, 1, 1) == -1, "dp mismatch");
+    snprintf(want, sizeof want, "parallel_config.data_parallel is %d but the job runs %d rank", W + 2, W);
+    EXPECT_ERR(want);
+}
+
 static void test_shard_rows(void) {
     int32_t ids[6 * 2], lab[6 * 2], pos[6 * 2];
     for (int i = 0; i < 12; i++)
@@ -366,6 +410,7 @@ int main(int argc, char **argv) {
     }
     DRUN(test_collectives);
     DRUN(test_world_check);
+    DRUN(test_grid);
     DRUN(test_shard_rows);
     DRUN(test_adamw_range);
     DRUN(test_dp_errors);

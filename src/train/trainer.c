@@ -27,9 +27,11 @@ static void on_signal(int sig) { stop_requested = sig; }
 
 struct run {
     const struct run_config *cfg;
-    struct dist *d;  /* NULL: one process */
-    struct dp dp;    /* data parallelism (world > 1) */
-    int rank, world;
+    struct dist *d;  /* all ranks; NULL: one process */
+    struct dist_grid *g; /* the process grid (d != NULL) */
+    struct dp dp;    /* data parallelism over g->dp (world > 1) */
+    int rank, world; /* in d (rank 0 writes logs and files) */
+    int dp_rank, dp_size; /* which rows of every step this rank trains */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -87,7 +89,7 @@ static void plan_epoch(struct run *r, int64_t epoch) {
 
 static int64_t rows_per_step(const struct run *r) {
     const struct config_runner *rc = &r->cfg->runner_config;
-    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->world;
+    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->dp_size;
 }
 
 /* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
@@ -171,12 +173,15 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
     return 0;
 }
 
-int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g) {
     struct run R = {0}, *r = &R;
     r->cfg = cfg;
-    r->d = d && d->world > 1 ? d : NULL;
-    r->rank = r->d ? d->rank : 0;
-    r->world = r->d ? d->world : 1;
+    r->d = g && g->world->world > 1 ? g->world : NULL;
+    r->g = r->d ? g : NULL;
+    r->rank = r->d ? r->d->rank : 0;
+    r->world = r->d ? r->d->world : 1;
+    r->dp_rank = r->d ? g->dp_rank : 0;
+    r->dp_size = r->d ? g->dp_size : 1;
     char *resume_path = NULL;
     int rc = -1;
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
@@ -203,7 +208,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
         struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
-        if (dp_init(&r->dp, r->d, &r->m, &dc)) goto done;
+        if (r->g->tp_size > 1) {
+            err_set("parallel_config.model_parallel is %d: tensor parallelism is not in this build's trainer yet",
+                    r->g->tp_size);
+            goto done;
+        }
+        if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
         if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
             struct adamw full;
@@ -239,9 +249,11 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         for (int i = 0; i < n_params; i++) ntrain += params[i].numel;
         printf("model: %s, %d layers, %.1fM parameters, training %.2fM (%s)\n", model_arch_name(r->m.cfg.arch),
                r->m.cfg.n_layers, r->m.n_base / 1e6, ntrain / 1e6, r->m.has_lora ? "LoRA" : "full");
-        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d\n", (long long)total,
-               (long long)steps_per_epoch, (long long)rows_per_step(r), cfg->train_dataset.packing ? "packed sequences" : "sequences",
-               r->world);
+        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d (data_parallel %d x "
+               "model_parallel %d, zero_stage %d)\n",
+               (long long)total, (long long)steps_per_epoch, (long long)rows_per_step(r),
+               cfg->train_dataset.packing ? "packed sequences" : "sequences", r->world, r->dp_size,
+               r->g ? r->g->tp_size : 1, r->d ? cfg->parallel_config.zero_stage : 0);
         r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
         if (!r->metrics) goto done;
     }
@@ -258,7 +270,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         /* gather this rank's micro-batches of the step */
         for (int g = 0; g < GA; g++) {
             plan_epoch(r, r->st.epoch);
-            int64_t row = r->st.next_row + ((int64_t)g * r->world + r->rank) * B;
+            int64_t row = r->st.next_row + ((int64_t)g * r->dp_size + r->dp_rank) * B;
             int nr = row < r->plan.n_rows ? (int)(r->plan.n_rows - row < B ? r->plan.n_rows - row : B) : 0;
             batch_fill(&mb[g], r->train, &r->plan, row, nr, r->pipe.pad_id);
             mbs[g] = (struct micro_batch){mb[g].ids, mb[g].labels, mb[g].pos, mb[g].B, mb[g].T};
@@ -267,14 +279,14 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         if (r->st.next_row >= r->plan.n_rows) r->st.epoch++, r->st.next_row = 0;
         double lr = lr_at(&r->sched, r->st.step + 1);
         struct step_result res;
-        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->rank + 1); /* own masks per rank */
+        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->dp_rank + 1); /* own masks per dp rank */
         int bad = train_step(&r->m, &r->opt, mbs, GA, lr, cfg->max_grad_norm, commp, &res);
         r->st.dropout_seed = rng_hash(r->st.dropout_seed + 1);
         int64_t real = 0;
         for (int g = 0; g < GA; g++) real += mb[g].n_tokens;
         if (r->d) {
             double x = (double)real;
-            dist_allreduce_sum_f64(r->d, &x, 1);
+            dist_allreduce_sum_f64(&r->g->dp, &x, 1);
             real = (int64_t)x;
         }
         if (bad) {
