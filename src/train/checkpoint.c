@@ -63,9 +63,12 @@ static int load_optimizer(const char *dir, struct model *m, struct adamw *opt) {
     for (int i = 0; i < n && rc == 0; i++) {
         char name[256];
         snprintf(name, sizeof name, "exp_avg.%s", params[i].name);
-        rc = safetensors_read_f32(st, name, opt->m + off, params[i].shape, params[i].n_dims);
+        struct param q = params[i]; /* this rank's slice under tensor parallelism */
+        q.data = opt->m + off;
+        rc = tp_read_param(st, name, &q);
         snprintf(name, sizeof name, "exp_avg_sq.%s", params[i].name);
-        if (rc == 0) rc = safetensors_read_f32(st, name, opt->v + off, params[i].shape, params[i].n_dims);
+        q.data = opt->v + off;
+        if (rc == 0) rc = tp_read_param(st, name, &q);
         off += params[i].numel;
     }
     safetensors_close(st);
@@ -213,7 +216,7 @@ int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct
     }
     free(wpath);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) rc = safetensors_read_f32(w, params[i].name, params[i].data, params[i].shape, params[i].n_dims);
+    for (int i = 0; i < n && rc == 0; i++) rc = tp_read_param(w, params[i].name, &params[i]);
     safetensors_close(w);
     if (rc == 0) rc = load_optimizer(path, m, opt);
     return rc ? err_wrap("checkpoint %s", path) : 0;

@@ -21,6 +21,7 @@
 #include "train/metrics.h"
 #include "train/pipeline.h"
 #include "train/step.h"
+#include "train/tp_dist.h"
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }
@@ -58,8 +59,9 @@ static int load_model(struct run *r, const char *resume_path) {
     if (!lora && c->model.param_init_type == DTYPE_BF16)
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
+    struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
     if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
-                  : model_load(&r->m, src, c->model.num_layers, !lora))
+                  : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
         return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
@@ -97,20 +99,25 @@ static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
     if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
     *tmp = r->opt;
     tmp->n = r->dp.n;
-    tmp->m = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    tmp->v = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+    tmp->m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+    tmp->v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
     dp_optim_gather(&r->dp, &r->opt, tmp->m, tmp->v, 0);
     return tmp;
 }
 
 static int save_checkpoint(struct run *r, const char *why) {
-    struct adamw tmp, *o = full_optimizer(r, &tmp);
+    struct adamw tmp, *gathered = full_optimizer(r, &tmp), *o = gathered, full_opt;
+    /* tensor parallelism: the tp group holding the whole state (dp rank 0) gathers it on rank 0 */
+    struct model view, *m = &r->m;
+    int tp = model_tp_on(&r->m) && r->dp_rank == 0;
+    if (tp) tp_view_gather(&r->m, o, r->rank == 0, &view, &full_opt), m = &view, o = &full_opt;
     int rc = 0;
     char *path = NULL;
-    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, &r->m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
+    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
                                         r->cfg->load_checkpoint, &path))
         rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
-    if (o != &r->opt) free(tmp.m), free(tmp.v);
+    if (tp) tp_view_free(&view, &full_opt);
+    if (gathered != &r->opt) free(tmp.m), free(tmp.v);
     if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
         return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
     if (rc) return rc;
@@ -120,11 +127,13 @@ static int save_checkpoint(struct run *r, const char *why) {
 }
 
 static int save_final(struct run *r) {
-    if (r->rank != 0) return 0;
+    /* under tensor parallelism the save is collective over dp rank 0's tp group (rank 0 writes) */
+    if (r->rank != 0 && !(model_tp_on(&r->m) && r->dp_rank == 0)) return 0;
     const char *out = r->cfg->output_dir;
     int bf16 = r->cfg->save_dtype == DTYPE_BF16;
     int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
                            : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    if (r->rank != 0) return rc ? err_wrap("writing the final model to %s", out) : 0;
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
     if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
@@ -208,9 +217,9 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
         struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
-        if (r->g->tp_size > 1) {
-            err_set("parallel_config.model_parallel is %d: tensor parallelism is not in this build's trainer yet",
-                    r->g->tp_size);
+        if (r->g->tp_size > 1 && dc.zero) {
+            err_set("parallel_config: zero_stage %d with model_parallel %d is not supported yet (tensor parallelism "
+                    "runs with zero_stage 0)", cfg->parallel_config.zero_stage, r->g->tp_size);
             goto done;
         }
         if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
@@ -312,13 +321,17 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
             metrics_progress_update(&r->prog, &ms);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
-        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && r->rank == 0) {
+        /* eval on rank 0 (with its tp group under tensor parallelism: the forward is collective) */
+        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) &&
+            (r->rank == 0 || (model_tp_on(&r->m) && r->dp_rank == 0))) {
             int64_t nt;
             double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
                                           cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
-            metrics_log_eval(r->metrics, r->st.step, el, nt);
-            metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
-                                     (long long)r->st.step, el, exp(el), (long long)nt);
+            if (r->rank == 0) {
+                metrics_log_eval(r->metrics, r->st.step, el, nt);
+                metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                         (long long)r->st.step, el, exp(el), (long long)nt);
+            }
         }
         int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
         if (stop) {
