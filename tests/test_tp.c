@@ -1,14 +1,13 @@
 /* Tests for tensor parallelism (src/model/tp.c). Run plainly (make test) it checks the shape
  * errors, the block reader of safetensors and that tp 1 is the ordinary model. Under
- * `mpirun -np W test_tp --tp T` (tests/test_tp.sh) the W ranks form W/T data-parallel groups
- * of T tensor-parallel ranks and check, on the fixtures, against one process with the whole
+ * `mpirun -np W test_tp --tp T` (tests/test_tp.sh) the W ranks form the trainer's grid (W/T
+ * data-parallel x T tensor-parallel ranks, dist_grid, through train/tp_dist) and check, on the fixtures, against one process with the whole
  * global batch: the loss and every gradient after one backward, then 10 training steps
  * (losses, grad norms, every parameter), full fine-tuning and LoRA; replicated tensors equal
  * bit for bit on every rank; a second identical run bitwise equal; saved HF folders and PEFT
  * adapters equal to what one process writes. */
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,10 +22,11 @@
 #include "train/dp.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/tp_dist.h"
 
 static struct dist D;
+static struct dist_grid G; /* world = DP x TP (the trainer's grid, dist.h) */
 static int TP = 1, DP = 1;
-static MPI_Comm tp_comm_mpi, dp_comm_mpi;
 
 #define N_STEPS 10
 /* The ranks sum float32 partial products in another order than one GEMM: losses and norms
@@ -37,35 +37,18 @@ static MPI_Comm tp_comm_mpi, dp_comm_mpi;
 #define TOL 1e-5
 #define TOL_ELEM 1e-4
 
-/* ---- the MPI communicator behind struct tp_comm ---- */
+/* ---- the grid's communicators ---- */
 
-static void mpi_allreduce_f32(void *ctx, float *x, int64_t n) {
-    for (int64_t o = 0; o < n; o += 1 << 30)
-        MPI_Allreduce(MPI_IN_PLACE, x + o, (int)(n - o < (1 << 30) ? n - o : 1 << 30), MPI_FLOAT, MPI_SUM,
-                      *(MPI_Comm *)ctx);
-}
-static void mpi_allreduce_f64(void *ctx, double *x, int64_t n) {
-    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, *(MPI_Comm *)ctx);
-}
-static void mpi_allgather(void *ctx, const void *send, void *recv, size_t bytes) {
-    MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, *(MPI_Comm *)ctx);
-}
+static struct tp_comm tp_group(void) { return tp_comm_of(&G.tp); }
 
-static struct tp_comm tp_group(void) {
-    struct tp_comm t = {.size = TP, .ctx = &tp_comm_mpi, .allreduce_sum_f32 = mpi_allreduce_f32,
-                        .allreduce_sum_f64 = mpi_allreduce_f64, .allgather = mpi_allgather};
-    MPI_Comm_rank(tp_comm_mpi, &t.rank);
-    return t;
-}
-
-/* data parallelism over dp_comm_mpi (plain sums; train/dp.c runs on the whole world) */
+/* data parallelism over the grid's dp communicator (plain sums, as train/dp.c without ZeRO) */
 static void dp_sum_f64(double *x, int n, void *ctx) {
     (void)ctx;
-    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, dp_comm_mpi);
+    dist_allreduce_sum_f64(&G.dp, x, n);
 }
 static void dp_sum_grads(struct param *p, int n, void *ctx) {
     (void)ctx;
-    for (int i = 0; i < n; i++) mpi_allreduce_f32(&dp_comm_mpi, p[i].grad, p[i].numel);
+    for (int i = 0; i < n; i++) dist_allreduce_sum_f32(&G.dp, p[i].grad, p[i].numel);
 }
 
 /* ---- the fixture's batches ---- */
@@ -179,12 +162,11 @@ static int replicas_identical(struct model *m) {
         if (p[i].tp_dim >= 0) continue;
         float *r0 = xmalloc(sizeof(float) * p[i].numel);
         memcpy(r0, p[i].data, sizeof(float) * p[i].numel);
-        MPI_Bcast(r0, (int)p[i].numel, MPI_FLOAT, 0, tp_comm_mpi);
+        dist_broadcast(&G.tp, r0, sizeof(float) * p[i].numel, 0);
         ok &= memcmp(r0, p[i].data, sizeof(float) * p[i].numel) == 0;
         free(r0);
     }
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    return ok;
+    return !dist_any(&D, !ok);
 }
 
 /* ---- parity ---- */
@@ -203,8 +185,7 @@ static int train(struct model *m, struct batch *gb, const struct run_opts *o, do
     struct adamw opt;
     adamw_init(&opt, p, np, 0.9f, 0.95f, 1e-8f, 0.1f);
     struct step_comm comm = {.allreduce_sum_f64 = dp_sum_f64, .allreduce_grads = dp_sum_grads};
-    int dp_rank, rc = 0;
-    MPI_Comm_rank(dp_comm_mpi, &dp_rank);
+    int dp_rank = G.dp_rank, rc = 0;
     m->dropout_seed = 77;
     for (int s = 0; s < N_STEPS && !rc; s++) {
         struct micro_batch g = {.ids = gb[s].ids, .labels = gb[s].labels, .pos = gb[s].pos, .B = gb[s].B, .T = gb[s].T};
@@ -238,8 +219,7 @@ static void check_parity(const struct run_opts *o) {
      * the dp sum of gradients) against one process */
     {
         struct batch *b = &gb[0];
-        int dp_rank;
-        MPI_Comm_rank(dp_comm_mpi, &dp_rank);
+        int dp_rank = G.dp_rank;
         int rows = b->B / DP, T = b->T;
         int32_t *tg = xmalloc(sizeof(int32_t) * b->B * T), *tl = xmalloc(sizeof(int32_t) * rows * T);
         double n = (double)model_shift_labels(tg, b->labels, b->B, T);
@@ -249,8 +229,8 @@ static void check_parity(const struct run_opts *o) {
         double lr_ = model_backward(&ref, tg, (float)(1.0 / n));
         model_forward(&m, b->ids + (int64_t)dp_rank * rows * T, b->pos, rows, T);
         double lt = model_loss(&m, tl), lb = model_backward(&m, tl, (float)(1.0 / n));
-        MPI_Allreduce(MPI_IN_PLACE, &lb, 1, MPI_DOUBLE, MPI_SUM, dp_comm_mpi);
-        MPI_Allreduce(MPI_IN_PLACE, &lt, 1, MPI_DOUBLE, MPI_SUM, dp_comm_mpi);
+        dist_allreduce_sum_f64(&G.dp, &lb, 1);
+        dist_allreduce_sum_f64(&G.dp, &lt, 1);
         int np;
         struct param *p = model_trainable(&m, &np);
         if (DP > 1) dp_sum_grads(p, np, NULL);
@@ -353,7 +333,7 @@ static void test_save(void) {
     snprintf(b, sizeof b, "build/tmp_tp/tp%d_dp%d_%d/tp", TP, DP, D.rank);
     snprintf(rm, sizeof rm, "rm -rf %s %s", a, b);
     EXPECT(system(rm) == 0, "%s", rm);
-    MPI_Barrier(MPI_COMM_WORLD);
+    dist_barrier(&D);
     EXPECT(model_save(&ref, a, 0, 0) == 0, "%s", err_msg());
     EXPECT(model_save(&m, b, 0, 0) == 0, "%s", err_msg());
     EXPECT(lora_save_adapter(&ref, a, NULL) == 0, "%s", err_msg());
@@ -456,9 +436,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     DP = D.world / TP;
-    /* ranks [g*TP, (g+1)*TP) form tensor-parallel group g; rank r's data-parallel peers share r % TP */
-    MPI_Comm_split(MPI_COMM_WORLD, D.rank / TP, D.rank, &tp_comm_mpi);
-    MPI_Comm_split(MPI_COMM_WORLD, D.rank % TP, D.rank, &dp_comm_mpi);
+    if (dist_grid_init(&G, &D, DP, TP, 1)) {
+        fprintf(stderr, "test_tp: %s\n", err_msg());
+        return 1;
+    }
     DRUN(test_parity_qwen2_full);
     DRUN(test_parity_llama_full_accum);
     DRUN(test_parity_qwen3_full);
@@ -469,8 +450,7 @@ int main(int argc, char **argv) {
     char name[32];
     snprintf(name, sizeof name, "tp_mpi_tp%d_dp%d", TP, DP);
     if (D.rank == 0) rc = TEST_SUMMARY(name);
-    MPI_Comm_free(&tp_comm_mpi);
-    MPI_Comm_free(&dp_comm_mpi);
+    dist_grid_free(&G);
     dist_finalize(&D);
     return rc;
 }
