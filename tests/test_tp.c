@@ -41,11 +41,7 @@ static int TP = 1, DP = 1;
 
 static struct tp_comm tp_group(void) { return tp_comm_of(&G.tp); }
 
-/* data parallelism over the grid's dp communicator (plain sums, as train/dp.c without ZeRO) */
-static void dp_sum_f64(double *x, int n, void *ctx) {
-    (void)ctx;
-    dist_allreduce_sum_f64(&G.dp, x, n);
-}
+/* the data-parallel sum of gradients (as train/dp.c without ZeRO), for one backward */
 static void dp_sum_grads(struct param *p, int n, void *ctx) {
     (void)ctx;
     for (int i = 0; i < n; i++) dist_allreduce_sum_f32(&G.dp, p[i].grad, p[i].numel);
@@ -174,6 +170,7 @@ static int replicas_identical(struct model *m) {
 struct run_opts {
     const char *dir;
     int lora, n_mb;
+    int zero; /* with data parallelism: ZeRO-1 (train/dp.c) */
     float dropout;
 };
 
@@ -183,9 +180,17 @@ static int train(struct model *m, struct batch *gb, const struct run_opts *o, do
     int np;
     struct param *p = model_trainable(m, &np);
     struct adamw opt;
-    adamw_init(&opt, p, np, 0.9f, 0.95f, 1e-8f, 0.1f);
-    struct step_comm comm = {.allreduce_sum_f64 = dp_sum_f64, .allreduce_grads = dp_sum_grads};
+    struct dp dp = {0};
+    struct step_comm comm = {0};
     int dp_rank = G.dp_rank, rc = 0;
+    if (DP > 1) { /* the trainer's data parallelism over the grid's dp group, overlapped */
+        struct dp_config cfg = {.zero = o->zero, .overlap = 1, .bucket_elems = 3000};
+        if (dp_init(&dp, &G.dp, m, &cfg)) return -1;
+        dp_adamw_init(&dp, &opt, 0.9f, 0.95f, 1e-8f, 0.1f);
+        comm = dp_step_comm(&dp);
+    } else {
+        adamw_init(&opt, p, np, 0.9f, 0.95f, 1e-8f, 0.1f);
+    }
     m->dropout_seed = 77;
     for (int s = 0; s < N_STEPS && !rc; s++) {
         struct micro_batch g = {.ids = gb[s].ids, .labels = gb[s].labels, .pos = gb[s].pos, .B = gb[s].B, .T = gb[s].T};
@@ -197,6 +202,7 @@ static int train(struct model *m, struct batch *gb, const struct run_opts *o, do
         loss[s] = res.loss, norm[s] = res.grad_norm;
     }
     adamw_free(&opt);
+    if (DP > 1) dp_free(&dp);
     return rc;
 }
 
@@ -282,9 +288,9 @@ static void check_parity(const struct run_opts *o) {
     for (int i = 0; i < np; i++) same &= memcmp(p[i].data, p2[i].data, sizeof(float) * p[i].numel) == 0;
     EXPECT(same, "two identical runs differ");
     if (D.rank == 0)
-        printf("  %s%s tp%d dp%d n_mb %d dropout %g, %d steps: loss %.2e, grad norm %.2e, params %.2e (%s; "
+        printf("  %s%s tp%d dp%d zero %d n_mb %d dropout %g, %d steps: loss %.2e, grad norm %.2e, params %.2e (%s; "
                "element %.2e)\n",
-               o->dir, o->lora ? " LoRA" : "", TP, DP, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
+               o->dir, o->lora ? " LoRA" : "", TP, DP, DP > 1 && o->zero, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
                worst_elem);
 done:
     model_free(&ref), model_free(&m), model_free(&m2);
@@ -298,10 +304,10 @@ static void test_parity_llama_full_accum(void) {
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .n_mb = 2});
 }
 static void test_parity_qwen3_full(void) {
-    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen3-tiny", .n_mb = 1});
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen3-tiny", .n_mb = 1, .zero = 1});
 }
 static void test_parity_qwen2_lora(void) {
-    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .lora = 1, .n_mb = 1});
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .lora = 1, .n_mb = 1, .zero = 1});
 }
 static void test_parity_llama_lora_dropout(void) {
     /* dropout masks follow the token's index in its micro-batch: one process draws the same

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `csft finetune` with parallel_config.model_parallel under mpirun (run by tests/run.sh):
-# model_parallel 2 (full fine-tuning and LoRA) and data_parallel 2 x model_parallel 2 give the
+# model_parallel 2 (full fine-tuning and LoRA) and data_parallel 2 x model_parallel 2 (ZeRO 0 and 1) give the
 # losses of one process with the same global batch; a tensor-parallel checkpoint (gathered into
 # the one-process layout) resumes on one process, and a one-process checkpoint resumes under
 # model_parallel 2, with the same losses; a model that cannot be split 3 ways fails naming the
@@ -76,6 +76,9 @@ run_same "model_parallel 2 equals one process (LoRA)" $work/one_lora $work/tp2_l
     --set parallel_config.model_parallel=2 $lora
 run_same "data_parallel 2 x model_parallel 2 with batch 1 equals one process with batch 2" $work/one $work/dp2tp2 \
     "$mpi -np 4" --set parallel_config.model_parallel=2 --set runner_config.batch_size=1
+run_same "data_parallel 2 x model_parallel 2 with ZeRO-1 equals one process" $work/one $work/dp2tp2_zero1 \
+    "$mpi -np 4" --set parallel_config.model_parallel=2 --set runner_config.batch_size=1 \
+    --set parallel_config.zero_stage=1
 # the final folders hold the same tensors (names, shapes, dtypes: the header) as one process's
 for d in tp2 tp2_lora; do
     f=model.safetensors o=one

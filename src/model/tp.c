@@ -88,6 +88,10 @@ void tp_allreduce(const struct model *m, float *x, int64_t n) {
     m->tp.allreduce_sum_f32(m->tp.ctx, x, n);
 }
 
+void tp_allreduce_f64(const struct model *m, double *x, int64_t n) {
+    if (model_tp_on(m)) m->tp.allreduce_sum_f64(m->tp.ctx, x, n);
+}
+
 int tp_agree(const struct model *m, int rc, const char *what) {
     if (!model_tp_on(m)) return rc;
     double bad = rc != 0;
@@ -262,6 +266,17 @@ double tp_grad_sumsq(struct model *m, const struct param *params, int n_params) 
     double ss = 0;
     for (int i = 0; i < n_params; i++)
         if (params[i].tp_count) ss += m->k->sumsq(params[i].grad, params[i].numel);
-    if (model_tp_on(m)) m->tp.allreduce_sum_f64(m->tp.ctx, &ss, 1);
+    tp_allreduce_f64(m, &ss, 1);
+    return ss;
+}
+
+double tp_shard_sumsq(const struct param *params, int n_params, int64_t lo, int64_t hi, const float *g) {
+    double ss = 0;
+    int64_t off = 0;
+    for (int i = 0; i < n_params; off += params[i++].numel) {
+        int64_t a = off > lo ? off : lo, b = off + params[i].numel < hi ? off + params[i].numel : hi;
+        if (!params[i].tp_count || a >= b) continue;
+        for (int64_t j = a; j < b; j++) ss += (double)g[j - lo] * g[j - lo];
+    }
     return ss;
 }

@@ -73,3 +73,8 @@ void tp_plan_scratch(struct model *m);
 /* Sum of squared gradients over the whole (tp-split) model: each tensor counted once
  * (params with tp_count), summed over the tp group. */
 double tp_grad_sumsq(struct model *m, const struct param *params, int n_params);
+/* The same for a slice [lo, hi) of the params' flat concatenation whose gradient is g (a ZeRO
+ * shard): this rank's share only, not summed over any group. */
+double tp_shard_sumsq(const struct param *params, int n_params, int64_t lo, int64_t hi, const float *g);
+/* x (n) summed over the tp group (no-op without tensor parallelism). */
+void tp_allreduce_f64(const struct model *m, double *x, int64_t n);

@@ -83,10 +83,15 @@ static double cb_grad_norm(struct param *params, int n_params, void *ctx) {
     struct dp *dp = ctx;
     const float *g = dp->shard_grad;
     double ss = 0;
+    if (model_tp_on(dp->m)) { /* tensor parallelism: replicated tensors count once (model/tp.h) */
+        ss = tp_shard_sumsq(dp->params, dp->n_params, dp->lo, dp->hi, g);
+    } else {
 #pragma omp parallel for reduction(+ : ss)
-    for (int64_t j = 0; j < dp->hi - dp->lo; j++)
-        ss += (double)g[j] * g[j];
+        for (int64_t j = 0; j < dp->hi - dp->lo; j++)
+            ss += (double)g[j] * g[j];
+    }
     dist_allreduce_sum_f64(dp->d, &ss, 1);
+    tp_allreduce_f64(dp->m, &ss, 1);
     return sqrt(ss);
 }
 

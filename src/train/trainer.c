@@ -217,11 +217,6 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
         struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
-        if (r->g->tp_size > 1 && dc.zero) {
-            err_set("parallel_config: zero_stage %d with model_parallel %d is not supported yet (tensor parallelism "
-                    "runs with zero_stage 0)", cfg->parallel_config.zero_stage, r->g->tp_size);
-            goto done;
-        }
         if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
         if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
