@@ -321,6 +321,53 @@ void dist_iallgather_block_f32(struct dist *d, float *buf, int n) {
     MPI_CHECK(d, MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, n, MPI_FLOAT, COMM(d), req_new(d)));
 }
 
+_Static_assert(sizeof(MPI_Request) == sizeof(void *), "MPI_Request is stored in a void *");
+
+void dist_iallgatherv_f32_req(struct dist *d, float *buf, const int *counts, const int *displs, struct dist_req *r) {
+    r->active = 0;
+    if (!d->mpi || d->world == 1) return;
+    d->bytes_sent += (sum_counts(d, counts) - counts[d->rank]) * (int64_t)sizeof(float);
+    MPI_Request q;
+    MPI_CHECK(d, MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, COMM(d), &q));
+    memcpy(&r->h, &q, sizeof q);
+    r->active = 1;
+}
+
+void dist_ireduce_scatter_f32_req(struct dist *d, const float *send, float *recv, const int *counts,
+                                  struct dist_req *r) {
+    r->active = 0;
+    if (!d->mpi || d->world == 1) {
+        if (counts[0] && send != recv) memmove(recv, send, sizeof(float) * (size_t)counts[0]);
+        return;
+    }
+    d->bytes_sent += (sum_counts(d, counts) - counts[d->rank]) * (int64_t)sizeof(float);
+    MPI_Request q;
+    MPI_CHECK(d, MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, COMM(d), &q));
+    memcpy(&r->h, &q, sizeof q);
+    r->active = 1;
+}
+
+int dist_req_test(struct dist *d, struct dist_req *r) {
+    if (!r->active) return 1;
+    MPI_Request q;
+    memcpy(&q, &r->h, sizeof q);
+    int flag = 0;
+    MPI_CHECK(d, MPI_Test(&q, &flag, MPI_STATUS_IGNORE));
+    memcpy(&r->h, &q, sizeof q);
+    if (flag) r->active = 0;
+    return flag;
+}
+
+void dist_req_wait(struct dist *d, struct dist_req *r) {
+    if (!r->active) return;
+    MPI_Request q;
+    memcpy(&q, &r->h, sizeof q);
+    double t = time_now();
+    MPI_CHECK(d, MPI_Wait(&q, MPI_STATUS_IGNORE));
+    d->comm_s += time_now() - t;
+    r->active = 0;
+}
+
 int dist_test_all(struct dist *d) {
     if (!d->n_reqs) return 1;
     int flag;

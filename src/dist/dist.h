@@ -89,6 +89,19 @@ void dist_allgather_block_f32(struct dist *d, float *buf, int n);
 /* Non-blocking variants of the two above; completed by dist_wait_all. */
 void dist_ireduce_scatter_block_f32(struct dist *d, const float *send, float *recv, int n);
 void dist_iallgather_block_f32(struct dist *d, float *buf, int n);
+/* One non-blocking collective that is waited for on its own (not in the dist's list). Its
+ * counts/displs arrays and buffers must stay untouched until it completes. */
+struct dist_req {
+    void *h; /* the MPI_Request (Open MPI's is a pointer), private */
+    int active;
+};
+void dist_iallgatherv_f32_req(struct dist *d, float *buf, const int *counts, const int *displs, struct dist_req *r);
+void dist_ireduce_scatter_f32_req(struct dist *d, const float *send, float *recv, const int *counts,
+                                  struct dist_req *r);
+/* 1 once r completed (lets MPI progress it: Open MPI advances collectives only inside calls). */
+int dist_req_test(struct dist *d, struct dist_req *r);
+void dist_req_wait(struct dist *d, struct dist_req *r);
+
 /* 1 if every request started so far has completed (lets MPI progress them); does not wait. */
 int dist_test_all(struct dist *d);
 void dist_progress(struct dist *d);

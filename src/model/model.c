@@ -164,8 +164,25 @@ static void build_params(struct model *m, int train_base, int bf16) {
             off += m->params[i].numel;
         }
     }
-    /* Point the structs at the table, in the same order it was built. */
     m->layers = xcalloc((size_t)c->n_layers, sizeof(struct layer));
+    m->base_trained = train_base;
+    model_bind(m);
+    if (bf16) {
+        int widest = 0;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
+        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
+        m->base_bf16 = 1;
+    }
+    float inv_freq[HS / 2 + 1];
+    model_config_rope_inv_freq(c, inv_freq);
+    m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
+    K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+}
+
+void model_bind(struct model *m) {
+    /* Point the structs at the table, in the same order it was built. */
+    const struct model_config *c = &m->cfg;
     struct param *p = m->params;
     m->wte = p->data, m->dwte = p->grad, p++;
     for (int l = 0; l < c->n_layers; l++) {
@@ -189,17 +206,16 @@ static void build_params(struct model *m, int train_base, int bf16) {
     if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
     else m->lm_head = p->data, m->dlm_head = p->grad, p++;
     CHECK(p == m->params + m->n_params, "parameter table walk out of step");
-    if (bf16) {
-        int widest = 0;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
-        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
-        m->base_bf16 = 1;
-    }
-    float inv_freq[HS / 2 + 1];
-    model_config_rope_inv_freq(c, inv_freq);
-    m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
-    K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+    /* LoRA matrices: A then B of every adapted linear, in layer order (lora.c) */
+    struct param *q = m->lora_params;
+    for (int l = 0; l < c->n_layers && q; l++)
+        for (int i = 0; i < N_LIN; i++) {
+            struct linear *L = &m->layers[l].lin[i];
+            if (!L->lora_a) continue;
+            L->lora_a = q->data, L->dlora_a = q->grad, q++;
+            L->lora_b = q->data, L->dlora_b = q->grad, q++;
+        }
+    CHECK(!q || q == m->lora_params + m->n_lora_params, "LoRA table walk out of step");
 }
 
 static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16,
@@ -500,9 +516,14 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
     int C = c->hidden_size;
     m->k->mem_copy(a->ids, ids, sizeof(int32_t) * N); /* backend memory from here on */
     m->k->mem_copy(a->pos, pos, sizeof(int32_t) * N);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, 0, m->unit_ctx);
     if (model_tp_on(m)) tp_embedding_forward(m, a->x, a->ids, N);
     else m->k->embedding_forward(a->x, a->ids, m->wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, 1 + l, m->unit_ctx);
+        layer_forward(m, l);
+    }
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, c->n_layers + 1, m->unit_ctx);
     m->k->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, c->rms_norm_eps);
 }
 
@@ -534,9 +555,12 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
     int64_t N = (int64_t)B * T;
     int C = c->hidden_size, F = m->ffn_l, H = m->n_heads_l, KVH = m->n_kv_heads_l, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, c->n_layers + 1, m->unit_ctx);
     double loss = lm_head_ce(m, a->dln, m->dlm_head, targets, grad_scale);
     K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, c->n_layers + 1, m->unit_ctx);
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, 1 + l, m->unit_ctx);
         struct layer *ly = &m->layers[l];
         int s = m->recompute ? 0 : l; /* activation slot */
         if (m->recompute) layer_forward(m, l);
@@ -574,12 +598,15 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
         K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, s, 1), N, C, 1);
         if (model_tp_on(m)) tp_partial_end(m, l);
         if (m->on_layer_grads_ready) m->on_layer_grads_ready(l, m->grads_ready_ctx);
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, 1 + l, m->unit_ctx);
 #undef XA
     }
-    if (m->dwte) {
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, 0, m->unit_ctx);
+    if (m->base_trained) {
         if (model_tp_on(m)) tp_embedding_backward(m, m->dwte, a->dx, a->ids, N);
         else K->embedding_backward(m->dwte, a->dx, a->ids, N, C);
     }
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, 0, m->unit_ctx);
     return loss;
 }
 
@@ -604,7 +631,7 @@ struct param *model_trainable(struct model *m, int *n) {
         *n = m->n_lora_params;
         return m->lora_params;
     }
-    *n = m->dbase ? m->n_params : 0;
+    *n = m->base_trained ? m->n_params : 0;
     return m->params;
 }
 

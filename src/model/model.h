@@ -88,6 +88,14 @@ struct model {
      * parallelism can start communicating them while earlier layers run (train/dp.h). */
     void (*on_layer_grads_ready)(int layer, void *ctx);
     void *grads_ready_ctx;
+    /* ZeRO-2/3 (train/zero.h): called before a unit's weights are used in the forward
+     * (MODEL_UNIT_FORWARD) or the backward (MODEL_UNIT_BACKWARD) and after its gradients are
+     * final (MODEL_UNIT_DONE). Units: 0 the embedding, 1 + l layer l, n_layers + 1 the head
+     * (final norm and LM head; a tied head also reads the embedding). The hook may point the
+     * params' data/grad elsewhere and call model_bind. */
+    void (*unit_hook)(int event, int unit, void *ctx);
+    void *unit_ctx;
+    int base_trained; /* full fine-tuning: the base weights are the trainable tensors */
     /* activations for the current (B, T) */
     struct acts *acts;
     int B, T;
@@ -144,6 +152,10 @@ void model_logits(struct model *m, float *logits);
 double model_backward(struct model *m, const int32_t *targets, float grad_scale);
 /* Loss sum only (no gradients) of the last forward. */
 double model_loss(struct model *m, const int32_t *targets);
+enum { MODEL_UNIT_FORWARD, MODEL_UNIT_BACKWARD, MODEL_UNIT_DONE };
+/* Points the layer structs (and wte/norm/lm_head, LoRA matrices) at the params' data and
+ * grad pointers again, after a caller moved them (ZeRO-3 gathers a unit into a buffer). */
+void model_bind(struct model *m);
 /* Zeroes all gradients (base and LoRA). */
 void model_zero_grad(struct model *m);
 /* HF-style shift: targets[b,t] = labels[b,t+1], last = -100. Returns the trained-token count. */

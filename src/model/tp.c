@@ -191,7 +191,7 @@ double tp_lm_head_ce(struct model *m, float *dh, float *dw, const float *h, cons
 /* The tables that have gradients: the base (full fine-tuning) and the adapter. */
 static int grad_tables(const struct model *m, struct param **tabs, int *ns) {
     int k = 0;
-    if (m->dbase) tabs[k] = m->params, ns[k++] = m->n_params;
+    if (m->base_trained) tabs[k] = m->params, ns[k++] = m->n_params;
     if (m->has_lora) tabs[k] = m->lora_params, ns[k++] = m->n_lora_params;
     return k;
 }
