@@ -1,10 +1,11 @@
 /* Tests for tensor parallelism (src/model/tp.c). Run plainly (make test) it checks the shape
  * errors, the block reader of safetensors and that tp 1 is the ordinary model. Under
  * `mpirun -np W test_tp --tp T` (tests/test_tp.sh) the W ranks form the trainer's grid (W/T
- * data-parallel x T tensor-parallel ranks, dist_grid, through train/tp_dist) and check, on the fixtures, against one process with the whole
- * global batch: the loss and every gradient after one backward, then 10 training steps
+ * data-parallel x T tensor-parallel ranks, dist_grid, through train/tp_dist) and check, on the
+ * fixtures, against one process with the whole global batch: the loss and every gradient after one backward, then 10 training steps
  * (losses, grad norms, every parameter), full fine-tuning and LoRA; replicated tensors equal
- * bit for bit on every rank; a second identical run bitwise equal; saved HF folders and PEFT
+ * bit for bit on every rank; a second identical run bitwise equal (with dp 2 the trainer's
+ * data parallelism at ZeRO stages 0-3 across the tests); saved HF folders and PEFT
  * adapters equal to what one process writes. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -23,6 +24,7 @@
 #include "train/optim.h"
 #include "train/step.h"
 #include "train/tp_dist.h"
+#include "train/zero.h"
 
 static struct dist D;
 static struct dist_grid G; /* world = DP x TP (the trainer's grid, dist.h) */
@@ -170,13 +172,15 @@ static int replicas_identical(struct model *m) {
 struct run_opts {
     const char *dir;
     int lora, n_mb;
-    int zero; /* with data parallelism: ZeRO-1 (train/dp.c) */
+    int zero; /* with data parallelism: the ZeRO stage (train/dp.c, train/zero.c) */
     float dropout;
 };
 
 /* Trains a tp model for N_STEPS on this rank's rows of the global batches; losses and norms
- * into the arrays. */
-static int train(struct model *m, struct batch *gb, const struct run_opts *o, double *loss, double *norm) {
+ * into the arrays. Under ZeRO-3 (full fine-tuning) the trained weights are gathered into
+ * *flat (this rank's tp slices, malloc'd) and the trainable params point there. */
+static int train(struct model *m, struct batch *gb, const struct run_opts *o, double *loss, double *norm,
+                 float **flat) {
     int np;
     struct param *p = model_trainable(m, &np);
     struct adamw opt;
@@ -202,7 +206,14 @@ static int train(struct model *m, struct batch *gb, const struct run_opts *o, do
         loss[s] = res.loss, norm[s] = res.grad_norm;
     }
     adamw_free(&opt);
+    *flat = NULL;
+    int64_t lo, hi;
+    if (DP > 1 && zero_weight_shard(&dp, &lo, &hi, NULL, NULL) && !m->has_lora) {
+        *flat = xmalloc(sizeof(float) * (size_t)dp.n);
+        zero_gather_all(&dp, *flat);
+    }
     if (DP > 1) dp_free(&dp);
+    for (int64_t i = 0, off = 0; *flat && i < np; off += p[i++].numel) p[i].data = *flat + off;
     return rc;
 }
 
@@ -250,6 +261,7 @@ static void check_parity(const struct run_opts *o) {
     }
     /* 2. N_STEPS of training, twice on the tp grid, against one process */
     double lr[N_STEPS], nr[N_STEPS], lt[N_STEPS], nt[N_STEPS], lt2[N_STEPS], nt2[N_STEPS];
+    float *flat = NULL, *flat2 = NULL;
     {
         int np;
         struct param *p = model_trainable(&ref, &np);
@@ -271,8 +283,8 @@ static void check_parity(const struct run_opts *o) {
         EXPECT(0, "reload: %s", err_msg());
         goto done;
     }
-    EXPECT(train(&m, gb, o, lt, nt) == 0, "%s", err_msg());
-    EXPECT(train(&m2, gb, o, lt2, nt2) == 0, "%s", err_msg());
+    EXPECT(train(&m, gb, o, lt, nt, &flat) == 0, "%s", err_msg());
+    EXPECT(train(&m2, gb, o, lt2, nt2, &flat2) == 0, "%s", err_msg());
     double wl = 0, wn = 0;
     for (int s = 0; s < N_STEPS; s++)
         wl = fmax(wl, fabs(lt[s] - lr[s]) / fabs(lr[s])), wn = fmax(wn, fabs(nt[s] - nr[s]) / fabs(nr[s]));
@@ -290,10 +302,11 @@ static void check_parity(const struct run_opts *o) {
     if (D.rank == 0)
         printf("  %s%s tp%d dp%d zero %d n_mb %d dropout %g, %d steps: loss %.2e, grad norm %.2e, params %.2e (%s; "
                "element %.2e)\n",
-               o->dir, o->lora ? " LoRA" : "", TP, DP, DP > 1 && o->zero, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
+               o->dir, o->lora ? " LoRA" : "", TP, DP, DP > 1 ? o->zero : 0, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
                worst_elem);
 done:
     model_free(&ref), model_free(&m), model_free(&m2);
+    free(flat), free(flat2);
     free_batches(gb, N_STEPS);
 }
 
@@ -301,10 +314,10 @@ static void test_parity_qwen2_full(void) {
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .n_mb = 1});
 }
 static void test_parity_llama_full_accum(void) {
-    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .n_mb = 2});
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .n_mb = 2, .zero = 2});
 }
 static void test_parity_qwen3_full(void) {
-    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen3-tiny", .n_mb = 1, .zero = 1});
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen3-tiny", .n_mb = 1, .zero = 3});
 }
 static void test_parity_qwen2_lora(void) {
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/qwen2-tiny", .lora = 1, .n_mb = 1, .zero = 1});
@@ -313,7 +326,7 @@ static void test_parity_llama_lora_dropout(void) {
     /* dropout masks follow the token's index in its micro-batch: one process draws the same
      * ones only without data parallelism or accumulation */
     check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/llama-tiny", .lora = 1, .n_mb = DP == 1 ? 1 : 2,
-                                    .dropout = DP == 1 ? 0.1f : 0});
+                                    .zero = 3, .dropout = DP == 1 ? 0.1f : 0});
 }
 
 /* ---- saving: the gathered folder equals the one-process one, byte for byte ---- */
