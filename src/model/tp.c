@@ -1,6 +1,7 @@
 /* tp: tensor parallelism for model.c; see tp.h and docs/tp.md. Host loops here (embedding,
  * cross-entropy row statistics, gradient sums) read backend memory after sync(), as loaders
- * do (kernels.h: backend memory is host-visible). */
+ * do (kernels.h: backend memory is host-visible). The cross-entropy statistics are scalar loops
+ * (float exp, double sums): a vectorized backend entry would be the next step for speed. */
 #include "model/tp.h"
 
 #include <math.h>
@@ -153,7 +154,7 @@ double tp_lm_head_ce(struct model *m, float *dh, float *dw, const float *h, cons
             float mx = l[0];
             for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
             double z = 0;
-            for (int v = 0; v < V; v++) z += exp((double)l[v] - mx);
+            for (int v = 0; v < V; v++) z += expf(l[v] - mx); /* float exp, double sum, as lm_head_ce */
             int64_t t = targets[n0 + idx[i]] - v0;
             st[3 * i] = mx, st[3 * i + 1] = z, st[3 * i + 2] = t >= 0 && t < V ? l[t] : 0.0;
         }
@@ -174,7 +175,7 @@ double tp_lm_head_ce(struct model *m, float *dh, float *dw, const float *h, cons
         for (int i = 0; i < rows; i++) { /* logits become grad_scale * (softmax - onehot) */
             float *l = logits + (int64_t)i * V;
             double lse = st[3 * i];
-            for (int v = 0; v < V; v++) l[v] = (float)(grad_scale * exp((double)l[v] - lse));
+            for (int v = 0; v < V; v++) l[v] = grad_scale * expf((float)((double)l[v] - lse));
             int64_t t = targets[n0 + idx[i]] - v0;
             if (t >= 0 && t < V) l[t] -= grad_scale;
         }
