@@ -96,8 +96,8 @@ static void free_batches(struct batch *b, int n) {
 static const char *const lora_targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                            "down_proj"};
 
-static int load(struct model *m, const char *dir, int lora, float dropout, const struct tp_comm *tp) {
-    if (model_load_tp(m, dir, 0, !lora, tp)) return -1;
+static int load(struct model *m, const char *dir, int lora, float dropout, int bf16, const struct tp_comm *tp) {
+    if (bf16 ? model_load_bf16_base_tp(m, dir, 0, tp) : model_load_tp(m, dir, 0, !lora, tp)) return -1;
     if (!lora) return 0;
     struct lora_spec spec = {.rank = 4, .alpha = 8, .dropout = dropout, .targets = lora_targets, .n_targets = 7};
     if (lora_attach(m, &spec, 1234)) return -1;
@@ -173,6 +173,7 @@ struct run_opts {
     const char *dir;
     int lora, n_mb;
     int zero; /* with data parallelism: the ZeRO stage (train/dp.c, train/zero.c) */
+    int bf16; /* LoRA on a frozen base held in bf16 */
     float dropout;
 };
 
@@ -227,8 +228,8 @@ static void check_parity(const struct run_opts *o) {
         EXPECT(0, "%s: batches", o->dir);
         return;
     }
-    if (load(&ref, o->dir, o->lora, o->dropout, NULL) || load(&m, o->dir, o->lora, o->dropout, &tp) ||
-        load(&m2, o->dir, o->lora, o->dropout, &tp)) {
+    if (load(&ref, o->dir, o->lora, o->dropout, o->bf16, NULL) || load(&m, o->dir, o->lora, o->dropout, o->bf16, &tp) ||
+        load(&m2, o->dir, o->lora, o->dropout, o->bf16, &tp)) {
         EXPECT(0, "%s: load: %s", o->dir, err_msg());
         goto done;
     }
@@ -279,7 +280,7 @@ static void check_parity(const struct run_opts *o) {
     }
     /* reload: step 1 changed m's gradients only, but start both runs the same way */
     model_free(&m);
-    if (load(&m, o->dir, o->lora, o->dropout, &tp)) {
+    if (load(&m, o->dir, o->lora, o->dropout, o->bf16, &tp)) {
         EXPECT(0, "reload: %s", err_msg());
         goto done;
     }
@@ -300,9 +301,9 @@ static void check_parity(const struct run_opts *o) {
     for (int i = 0; i < np; i++) same &= memcmp(p[i].data, p2[i].data, sizeof(float) * p[i].numel) == 0;
     EXPECT(same, "two identical runs differ");
     if (D.rank == 0)
-        printf("  %s%s tp%d dp%d zero %d n_mb %d dropout %g, %d steps: loss %.2e, grad norm %.2e, params %.2e (%s; "
+        printf("  %s%s%s tp%d dp%d zero %d n_mb %d dropout %g, %d steps: loss %.2e, grad norm %.2e, params %.2e (%s; "
                "element %.2e)\n",
-               o->dir, o->lora ? " LoRA" : "", TP, DP, DP > 1 ? o->zero : 0, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
+               o->dir, o->lora ? " LoRA" : "", o->bf16 ? " bf16 base" : "", TP, DP, DP > 1 ? o->zero : 0, o->n_mb, o->dropout, N_STEPS, wl, wn, worst_rel, name,
                worst_elem);
 done:
     model_free(&ref), model_free(&m), model_free(&m2);
@@ -329,6 +330,12 @@ static void test_parity_llama_lora_dropout(void) {
                                     .zero = 3, .dropout = DP == 1 ? 0.1f : 0});
 }
 
+/* the bf16-stored, two-shard fixture (slices read through the index) with a bf16 frozen base */
+static void test_parity_mistral_lora_bf16(void) {
+    check_parity(&(struct run_opts){.dir = "tests/fixtures/hf/mistral-tiny-bf16-sharded", .lora = 1, .n_mb = 1,
+                                    .bf16 = 1});
+}
+
 /* ---- saving: the gathered folder equals the one-process one, byte for byte ---- */
 
 static int files_equal(const char *a, const char *b) {
@@ -343,7 +350,7 @@ static void test_save(void) {
     struct tp_comm tp = tp_group();
     const char *dir = "tests/fixtures/hf/llama-tiny";
     struct model ref = {0}, m = {0};
-    if (load(&ref, dir, 1, 0, NULL) || load(&m, dir, 1, 0, &tp)) {
+    if (load(&ref, dir, 1, 0, 0, NULL) || load(&m, dir, 1, 0, 0, &tp)) {
         EXPECT(0, "load: %s", err_msg());
         goto done;
     }
@@ -464,6 +471,7 @@ int main(int argc, char **argv) {
     DRUN(test_parity_qwen3_full);
     DRUN(test_parity_qwen2_lora);
     DRUN(test_parity_llama_lora_dropout);
+    DRUN(test_parity_mistral_lora_bf16);
     DRUN(test_save);
     int rc = t_failed ? 1 : 0;
     char name[32];

@@ -223,7 +223,6 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
     if (tp && tp->size > 1) {
-        if (bf16) return err_set("%s: a bf16 base is not supported with tensor parallelism", dir);
         if (tp_check_config(&m->cfg, tp->size)) return err_wrap("%s", dir);
         m->tp = *tp;
     }
@@ -239,7 +238,9 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
         struct param *p = &m->params[i];
         float *dst = p->data;
         if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
-        if (p->data16 ? safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims) : tp_read_param(st, p->name, p)) {
+        struct param q = *p; /* this rank's slice (all of it without tensor parallelism) */
+        q.data = dst;
+        if (tp_read_param(st, p->name, &q)) {
             free(tmp);
             safetensors_close(st);
             model_free(m);
@@ -263,6 +264,10 @@ int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train
 
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
     return load_impl(m, dir, n_layers_keep, 0, 1, NULL);
+}
+
+int model_load_bf16_base_tp(struct model *m, const char *dir, int n_layers_keep, const struct tp_comm *tp) {
+    return load_impl(m, dir, n_layers_keep, 0, 1, tp);
 }
 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
@@ -426,7 +431,10 @@ static void lin_forward_rowpar(struct model *m, int l, int li, float *y, const f
     }
     struct linear *L = &m->layers[l].lin[li];
     int lead = m->tp.rank == 0;
-    m->k->matmul_forward(y, x, L->w, lead ? L->b : NULL, N, L->in, L->out, 1.0f, lead);
+    if (L->w16)
+        m->k->matmul_forward_bf16(y, x, L->w16, lead ? L->b : NULL, N, L->in, L->out, 1.0f, lead, m->wscratch, WCHUNK);
+    else
+        m->k->matmul_forward(y, x, L->w, lead ? L->b : NULL, N, L->in, L->out, 1.0f, lead);
     if (L->lora_a) {
         lora_forward_a(m, L, l, li, xa, x, N);
         tp_allreduce(m, xa, N * m->lora.rank);

@@ -128,6 +128,8 @@ void model_free(struct model *m);
  * start (frozen base, as model_base_to_bf16 below; the float32 base never exists, so a 7B
  * base needs ~15 GB instead of ~30). */
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep);
+/* The same for one rank of a tensor-parallel group (model_load_tp). */
+int model_load_bf16_base_tp(struct model *m, const char *dir, int n_layers_keep, const struct tp_comm *tp);
 int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed);
 /* Keeps the decoder's linear weights (q,k,v,o,gate,up,down) in bf16, halving their memory;
  * their GEMMs convert WCHUNK-row blocks to float32 (results equal float32 math on the rounded

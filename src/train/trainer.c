@@ -60,7 +60,7 @@ static int load_model(struct run *r, const char *resume_path) {
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
     struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
-    if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
+    if (bf16_base ? model_load_bf16_base_tp(&r->m, src, c->model.num_layers, &tp)
                   : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
         return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
