@@ -608,6 +608,11 @@ int model_save(const struct model *m, const char *dir, int bf16, size_t max_shar
     int rc = safetensors_save(dir, "model", e, m->n_params, max_shard_bytes);
     free(e);
     if (rc) return -1;
+    return model_save_config(m, dir, bf16);
+}
+
+int model_save_config(const struct model *m, const char *dir, int bf16) {
+    int rc;
     struct model_config c = m->cfg;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
     char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
