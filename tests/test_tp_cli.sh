@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `csft finetune` with parallel_config.model_parallel under mpirun (run by tests/run.sh):
-# model_parallel 2 (full fine-tuning and LoRA) and data_parallel 2 x model_parallel 2 (ZeRO 0 and 1) give the
+# model_parallel 2 (full fine-tuning and LoRA) and data_parallel 2 x model_parallel 2 (ZeRO 0, 1, 2) give the
 # losses of one process with the same global batch; a tensor-parallel checkpoint (gathered into
 # the one-process layout) resumes on one process, and a one-process checkpoint resumes under
 # model_parallel 2, with the same losses; a model that cannot be split 3 ways fails naming the
@@ -79,6 +79,9 @@ run_same "data_parallel 2 x model_parallel 2 with batch 1 equals one process wit
 run_same "data_parallel 2 x model_parallel 2 with ZeRO-1 equals one process" $work/one $work/dp2tp2_zero1 \
     "$mpi -np 4" --set parallel_config.model_parallel=2 --set runner_config.batch_size=1 \
     --set parallel_config.zero_stage=1
+run_same "data_parallel 2 x model_parallel 2 with ZeRO-2 equals one process" $work/one $work/dp2tp2_zero2 \
+    "$mpi -np 4" --set parallel_config.model_parallel=2 --set runner_config.batch_size=1 \
+    --set parallel_config.zero_stage=2
 # the final folders hold the same tensors (names, shapes, dtypes: the header) as one process's
 for d in tp2 tp2_lora; do
     f=model.safetensors o=one
@@ -105,6 +108,13 @@ rc=$? ok=0
 [ $rc -ne 0 ] && grep -q 'model_parallel 3 cannot split this model: num_attention_heads 4, intermediate_size 176 and vocab_size 512 must be multiples of it and num_key_value_heads 2 a multiple or a divisor of it; allowed model_parallel: 1, 2, 4' "$work/bad.log" && ok=1
 [ $ok -eq 1 ] || tail -5 "$work/bad.log"
 check "model_parallel 3 fails naming the sizes and the allowed values" 0 $ok
+
+$mpi -np 4 ./csft finetune --config "$work/run.yaml" --set output_dir=$work/bad --set parallel_config.model_parallel=2 \
+    --set parallel_config.zero_stage=3 > "$work/bad.log" 2>&1
+rc=$? ok=0
+[ $rc -ne 0 ] && grep -q 'zero_stage 3 with model_parallel 2 is not supported by the trainer yet' "$work/bad.log" && ok=1
+[ $ok -eq 1 ] || tail -5 "$work/bad.log"
+check "zero_stage 3 with model_parallel 2 is refused clearly" 0 $ok
 
 echo "tp_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -730,19 +730,21 @@ int model_save(const struct model *m, const char *dir, int bf16, size_t max_shar
         e[i].dtype = bf16 ? DTYPE_BF16 : DTYPE_F32;
     }
     int rc = 0;
-    if (writer) {
-        rc = dir_create(dir) || safetensors_save(dir, "model", e, m->n_params, max_shard_bytes) ? -1 : 0;
-        if (!rc) {
-            struct model_config c = m->cfg;
-            snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
-            char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
-            rc = file_write_atomic(path, json, strlen(json));
-            free(json);
-            free(path);
-        }
-    }
+    if (writer) rc = dir_create(dir) || safetensors_save(dir, "model", e, m->n_params, max_shard_bytes) ||
+                     model_save_config(m, dir, bf16) ? -1 : 0;
     if (tp)
         for (int i = 0; i < m->n_params; i++) free((void *)e[i].data);
     free(e);
     return tp_agree(m, rc, dir);
+}
+
+int model_save_config(const struct model *m, const char *dir, int bf16) {
+    int rc;
+    struct model_config c = m->cfg;
+    snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
+    char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
+    rc = file_write_atomic(path, json, strlen(json));
+    free(json);
+    free(path);
+    return rc;
 }

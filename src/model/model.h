@@ -139,6 +139,8 @@ int model_base_to_bf16(struct model *m);
 /* Writes the base weights (HF names) as a safetensors model folder with config.json. Under
  * tensor parallelism it is collective: the slices are gathered and tp rank 0 writes. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
+/* Only its config.json (the torch_dtype of a bf16 or float32 save). */
+int model_save_config(const struct model *m, const char *dir, int bf16);
 
 /* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
 void model_set_batch(struct model *m, int B, int T);

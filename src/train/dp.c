@@ -244,6 +244,16 @@ int64_t dp_state_bytes(const struct dp *dp, const struct adamw *o) {
     return (int64_t)sizeof(float) * (m->n_base + m->n_lora + grads) + moments;
 }
 
+struct ckpt_part dp_ckpt_part(const struct dp *dp, const struct adamw *o) {
+    int r = dp->d->rank;
+    if (!dp->cfg.zero) /* replicated: each rank writes the share a ZeRO shard would hold */
+        return (struct ckpt_part){.lo = dp->bounds[r], .hi = dp->bounds[r + 1], .m = o->m + dp->bounds[r],
+                                  .v = o->v + dp->bounds[r]};
+    int64_t lo, hi;
+    const float *w = dp->m->has_lora ? NULL : zero_weight_shard(dp, &lo, &hi, NULL, NULL);
+    return (struct ckpt_part){.lo = dp->lo, .hi = dp->hi, .w = w, .m = o->m, .v = o->v};
+}
+
 void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,
                    float weight_decay) {
     adamw_init_n(o, dp->hi - dp->lo, beta1, beta2, eps, weight_decay);

@@ -9,6 +9,7 @@
 
 #include "dist/dist.h"
 #include "model/model.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/step.h"
 
@@ -50,6 +51,9 @@ void dp_free(struct dp *dp);
 /* Bytes of model state on this rank: weights and gradients as allocated (sharded ones counted
  * by their shard) plus the AdamW moments of o. */
 int64_t dp_state_bytes(const struct dp *dp, const struct adamw *o);
+/* The part of a checkpoint this rank writes (checkpoint_save_dist): its shard of the flat
+ * space with its weights and moments (without ZeRO: an equal share of the replicated state). */
+struct ckpt_part dp_ckpt_part(const struct dp *dp, const struct adamw *o);
 /* AdamW state for this rank: the whole space, or its shard under ZeRO. */
 void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,
                    float weight_decay);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/rng.h"
@@ -24,7 +25,18 @@
 #include "train/tp_dist.h"
 
 static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
+static char stop_msg[256];
+static size_t stop_len;
+/* SIGINT / SIGTERM: finish this step, agree with the other ranks, save a last-state
+ * checkpoint. Under mpirun the notice goes out at once (async-signal-safe write): if another
+ * rank failed, the launcher kills this one soon after and this line is its last word. */
+static void on_signal(int sig) {
+    if (!stop_requested && stop_len) {
+        ssize_t w = write(STDERR_FILENO, stop_msg, stop_len);
+        (void)w;
+    }
+    stop_requested = sig;
+}
 
 struct run {
     const struct run_config *cfg;
@@ -94,50 +106,102 @@ static int64_t rows_per_step(const struct run *r) {
     return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->dp_size;
 }
 
-/* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
-static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
-    if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
-    *tmp = r->opt;
-    tmp->n = r->dp.n;
-    tmp->m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    tmp->v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    dp_optim_gather(&r->dp, &r->opt, tmp->m, tmp->v, 0);
-    return tmp;
+/* What this rank writes of a checkpoint: its shard, or all of it in one process. */
+static struct ckpt_part own_part(struct run *r) {
+    if (r->d) return dp_ckpt_part(&r->dp, &r->opt);
+    int n;
+    struct param *params = model_trainable(&r->m, &n);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += params[i].numel;
+    return (struct ckpt_part){.lo = 0, .hi = total, .m = r->opt.m, .v = r->opt.v};
+}
+
+/* Tensor parallelism: the pieces are tp slices, not ranges of the files' tensors, so dp rank
+ * 0's tp group gathers the state (moments gathered over dp first) into the one-process layout
+ * on rank 0, which writes it as one process does (train/tp_dist.h). */
+static int save_checkpoint_tp(struct run *r, char **path) {
+    struct adamw full = r->opt;
+    if (r->dp.cfg.zero) {
+        full.m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        full.v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        dp_optim_gather(&r->dp, &r->opt, full.m, full.v, 0);
+    }
+    int rc = 0;
+    if (r->dp_rank == 0) {
+        struct model view;
+        struct adamw vopt;
+        tp_view_gather(&r->m, &full, r->rank == 0, &view, &vopt);
+        struct ckpt_part part = {.lo = 0, .hi = vopt.n, .m = vopt.m, .v = vopt.v};
+        if (r->rank == 0)
+            rc = checkpoint_save_dist(NULL, r->cfg->output_dir, &view, &part, r->opt.step, &r->st, r->config_yaml,
+                                      r->cfg->save_total_limit, r->cfg->load_checkpoint, path);
+        tp_view_free(&view, &vopt);
+    }
+    if (r->dp.cfg.zero) free(full.m), free(full.v);
+    if (dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
+        return rc ? rc : err_set("rank 0 could not save the checkpoint");
+    return 0;
 }
 
 static int save_checkpoint(struct run *r, const char *why) {
-    struct adamw tmp, *gathered = full_optimizer(r, &tmp), *o = gathered, full_opt;
-    /* tensor parallelism: the tp group holding the whole state (dp rank 0) gathers it on rank 0 */
-    struct model view, *m = &r->m;
-    int tp = model_tp_on(&r->m) && r->dp_rank == 0;
-    if (tp) tp_view_gather(&r->m, o, r->rank == 0, &view, &full_opt), m = &view, o = &full_opt;
-    int rc = 0;
     char *path = NULL;
-    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
-                                        r->cfg->load_checkpoint, &path))
-        rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
-    if (tp) tp_view_free(&view, &full_opt);
-    if (gathered != &r->opt) free(tmp.m), free(tmp.v);
-    if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
-        return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
-    if (rc) return rc;
+    int rc;
+    if (model_tp_on(&r->m)) {
+        rc = save_checkpoint_tp(r, &path);
+    } else { /* every rank writes its shard; the status is the same on every rank */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_dist(r->d, r->cfg->output_dir, &r->m, &part, r->opt.step, &r->st, r->config_yaml,
+                                  r->cfg->save_total_limit, r->cfg->load_checkpoint, &path);
+    }
+    if (rc) return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
     if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
     free(path);
     return 0;
 }
 
 static int save_final(struct run *r) {
-    /* under tensor parallelism the save is collective over dp rank 0's tp group (rank 0 writes) */
-    if (r->rank != 0 && !(model_tp_on(&r->m) && r->dp_rank == 0)) return 0;
     const char *out = r->cfg->output_dir;
-    int bf16 = r->cfg->save_dtype == DTYPE_BF16;
-    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
-                           : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    int bf16 = r->cfg->save_dtype == DTYPE_BF16, rc = 0;
+    if (model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
+        if (r->dp_rank == 0)
+            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+                               : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    } else if (!r->m.has_lora) { /* every rank writes its part of the weights */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_model_dist(r->d, out, &r->m, &part, bf16, (size_t)5 << 30);
+    }
     if (r->rank != 0) return rc ? err_wrap("writing the final model to %s", out) : 0;
+    if (rc == 0 && r->m.has_lora && !model_tp_on(&r->m)) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
     if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
+    return 0;
+}
+
+/* Rank 0 picks the checkpoint to resume (skipping damaged ones, with a warning) and tells
+ * every rank. */
+static int find_resume(struct run *r, char **resume_path) {
+    const struct run_config *c = r->cfg;
+    int explicit = c->resume_from_checkpoint && c->resume_from_checkpoint[0], bad = 0, all_damaged = 0;
+    if (r->rank == 0) {
+        if (explicit) {
+            *resume_path = xstrdup(c->resume_from_checkpoint);
+            bad = checkpoint_verify(*resume_path);
+        } else {
+            *resume_path = checkpoint_find_resumable(c->output_dir, stderr, &all_damaged);
+            bad = all_damaged;
+        }
+    }
+    if (r->d && dist_any(r->d, bad)) return bad ? err_wrap("resume_training") : err_set("rank 0 found no checkpoint to resume");
+    if (bad) return err_wrap("resume_training");
+    if (r->d) {
+        int64_t len = r->rank == 0 && *resume_path ? (int64_t)strlen(*resume_path) + 1 : 0;
+        dist_broadcast(r->d, &len, sizeof len, 0);
+        if (r->rank != 0 && len) *resume_path = xcalloc((size_t)len, 1);
+        if (len) dist_broadcast(r->d, *resume_path, (size_t)len, 0);
+    }
+    if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
     return 0;
 }
 
@@ -162,11 +226,7 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
         free(probe);
         if (bad) return err_wrap("output_dir %s is not writable", c->output_dir);
     }
-    if (c->resume_training) {
-        if (c->resume_from_checkpoint && c->resume_from_checkpoint[0]) *resume_path = xstrdup(c->resume_from_checkpoint);
-        else *resume_path = checkpoint_find_latest(c->output_dir);
-        if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
-    }
+    if (c->resume_training && find_resume(r, resume_path)) return -1;
     if (load_model(r, *resume_path)) return -1;
     if (pipeline_open_lazy(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
     if (pipeline_dataset(&r->pipe, &c->train_dataset, &r->train)) return err_wrap("train_dataset");
@@ -216,21 +276,23 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        if (r->g->tp_size > 1 && dc.zero >= 3) {
+            err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
+                    "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
+                    r->g->tp_size);
+            goto done;
+        }
         if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
-        if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
-            struct adamw full;
-            adamw_init(&full, params, n_params, b1, b2, eps, wd);
-            int bad = checkpoint_load(resume_path, &r->m, &full, &r->st);
+        if (resume_path) { /* the weights came with the model; each rank reads its part of the moments */
+            int bad = checkpoint_load_state(resume_path, &r->st, &r->opt.step) ||
+                      checkpoint_load_optimizer(resume_path, &r->m, r->dp.lo, r->dp.hi, r->opt.m, r->opt.v);
             if (dist_any(r->d, bad)) {
-                adamw_free(&full);
                 if (!bad) err_set("another rank could not load %s", resume_path);
+                else err_wrap("checkpoint %s", resume_path);
                 goto done;
             }
-            dp_optim_scatter(&r->dp, &r->opt, full.m, full.v, 0);
-            r->opt.step = full.step;
-            adamw_free(&full);
         }
     } else {
         adamw_init(&r->opt, params, n_params, b1, b2, eps, wd);
@@ -261,8 +323,19 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
         r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
         if (!r->metrics) goto done;
     }
-    signal(SIGINT, on_signal);
-    if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
+    if (r->d) {
+        int n = snprintf(stop_msg, sizeof stop_msg,
+                         "csft rank %d/%d: stopped by the launcher (signal): the job was cancelled or another rank "
+                         "failed; stopping after this step with a last-state checkpoint if every rank is alive\n",
+                         r->rank, r->world);
+        stop_len = n > 0 && (size_t)n < sizeof stop_msg ? (size_t)n : 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL); /* mpirun and schedulers turn Ctrl-C and cancels into SIGTERM */
 
     struct step_comm comm = {0}, *commp = NULL;
     if (r->d) comm = dp_step_comm(&r->dp), commp = &comm;
@@ -316,17 +389,17 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
             metrics_progress_update(&r->prog, &ms);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
-        /* eval on rank 0 (with its tp group under tensor parallelism: the forward is collective) */
-        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) &&
-            (r->rank == 0 || (model_tp_on(&r->m) && r->dp_rank == 0))) {
+        /* at ZeRO-3 every rank takes part in the eval's forward passes (they gather the weights);
+         * under tensor parallelism rank 0's tp group (the forward is collective) */
+        int eval_here = r->rank == 0 || (r->d && r->dp.z && cfg->parallel_config.zero_stage >= 3) ||
+                        (model_tp_on(&r->m) && r->dp_rank == 0);
+        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && eval_here) {
             int64_t nt;
             double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
                                           cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
-            if (r->rank == 0) {
-                metrics_log_eval(r->metrics, r->st.step, el, nt);
-                metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
-                                         (long long)r->st.step, el, exp(el), (long long)nt);
-            }
+            if (r->rank == 0) metrics_log_eval(r->metrics, r->st.step, el, nt);
+            if (r->rank == 0) metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                     (long long)r->st.step, el, exp(el), (long long)nt);
         }
         int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
         if (stop) {
@@ -339,6 +412,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
         /* test hook: die hard (no cleanup, like a power cut) after this step */
         const char *kill_at = getenv("CSFT_TEST_KILL_AFTER_STEP");
         if (kill_at && atoll(kill_at) == r->st.step) raise(SIGKILL);
+        /* test hook: "R:S" sends this process SIGTERM after step S on rank R only (the others
+         * must still stop at the same step) */
+        const char *term_at = getenv("CSFT_TEST_SIGTERM_AT");
+        int tr;
+        long long ts;
+        if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
