@@ -233,6 +233,19 @@ static void check_parity(const struct run_opts *o) {
         EXPECT(0, "%s: load: %s", o->dir, err_msg());
         goto done;
     }
+    /* 0. the slices: counted ones (tp_count) cover every element of the model once; a rank
+     * holds about 1/TP of it (plus replicated norms / kv heads) */
+    {
+        int64_t counted = 0, full = 0;
+        for (int i = 0; i < m.n_params; i++) counted += m.params[i].tp_count ? m.params[i].numel : 0;
+        for (int i = 0; i < ref.n_params; i++) full += ref.params[i].numel;
+        double c = (double)counted;
+        dist_allreduce_sum_f64(&G.tp, &c, 1);
+        EXPECT((int64_t)c == full, "counted slices hold %.0f elements, the model %lld", c, (long long)full);
+        if (D.rank == 0 && !o->lora)
+            printf("  %s tp%d: rank 0 holds %lld of %lld base elements (%.3f)\n", o->dir, TP, (long long)m.n_base,
+                   (long long)full, (double)m.n_base / (double)full);
+    }
     /* 1. one forward + backward of the global batch (dp 1) / this rank's rows (dp > 1 adds
      * the dp sum of gradients) against one process */
     {
