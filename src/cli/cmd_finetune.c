@@ -51,15 +51,18 @@ int cmd_run_mode(struct run_config *cfg, const char *cmd) {
     default: break;
     }
     struct dist d;
+    struct dist_grid g;
     if (dist_init(&d, NULL, NULL)) return cli_fail(cmd);
-    if (dist_check_world(&d, cfg->parallel_config.data_parallel)) {
+    const struct config_parallel *pc = &cfg->parallel_config;
+    if (dist_grid_init(&g, &d, pc->data_parallel, pc->model_parallel, pc->pipeline_stage)) {
         if (d.world > 1) dist_abort(&d, "%s", err_msg());
         dist_finalize(&d);
         return cli_fail(cmd);
     }
-    int rc = trainer_run(cfg, cfg->run_mode == RUN_MODE_TRAIN, &d);
+    int rc = trainer_run(cfg, cfg->run_mode == RUN_MODE_TRAIN, &g);
     if (rc && d.world > 1) dist_abort(&d, "%s", err_msg()); /* ends every rank with the message */
     if (rc) fprintf(stderr, "csft %s: %s\n", cmd, err_msg());
+    dist_grid_free(&g);
     dist_finalize(&d);
     return rc ? 1 : 0;
 }

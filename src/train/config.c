@@ -222,11 +222,12 @@ static const struct key_def train_keys[] = {
     {"parallel_config.data_parallel", KT_INT, RC(parallel_config.data_parallel), "0", K_MIN, 0, 0, 0, 0,
      "Processes that each train on their own rows of every step (launch with mpirun -np N); 0 = as many "
      "as mpirun started, N = must equal the number started."},
-    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 1, 0, 0,
-     "0 = every process keeps the whole AdamW state; 1 = ZeRO stage 1: the AdamW state is sharded over "
-     "the processes (memory per process / N)."},
-    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_ONLY_DEFAULT, 0, 0,
-     0, 0, "Tensor parallelism: only 1 (not supported yet)."},
+    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 3, 0, 0,
+     "ZeRO over the data_parallel ranks: 0 = every rank keeps everything; 1 = AdamW state sharded; 2 = "
+     "gradients sharded too (reduce-scattered during the backward); 3 = weights sharded too (each layer "
+     "gathered when used). See docs/distributed.md."},
+    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_MIN, 1, 0, 0, 0,
+     "Tensor parallelism: ranks that split every layer; mpirun -np = data_parallel x model_parallel."},
     {"parallel_config.pipeline_stage", KT_INT, RC(parallel_config.pipeline_stage), "1", K_ONLY_DEFAULT, 0, 0,
      0, 0, "Pipeline parallelism: only 1 (not supported yet)."},
     {"parallel_config.context_parallel", KT_INT, RC(parallel_config.context_parallel), "1", K_ONLY_DEFAULT, 0,
@@ -343,7 +344,7 @@ static const char *const foreign_hints[][2] = {
     {"*_dataset.*", "MindSpore data-pipeline setting; remove it"},
     {"lr_schedule.learning_rate", "use optimizer.learning_rate"},
     {"lr_schedule.total_steps", "use runner_config.max_steps"},
-    {"parallel_config.*", "not supported yet: csft parallelizes over data_parallel only"},
+    {"parallel_config.*", "not supported yet: csft parallelizes over data_parallel x model_parallel"},
     {"runner_config.sink_mode", "MindSpore-specific; remove it"},
     {"runner_config.sink_size", "MindSpore-specific; remove it"},
     {"optimizer.*", "csft's AdamW takes learning_rate, betas, eps, weight_decay"},
@@ -790,7 +791,7 @@ bad_range:
     add_err(o, node, "%s: expected %s, found %s", k->path, want, found);
     return -1;
 unsupported:
-    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel only",
+    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel x model_parallel",
             k->path, found, k->def);
     return -1;
 }

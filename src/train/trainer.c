@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/rng.h"
@@ -26,15 +27,29 @@
 #include "train/pipeline.h"
 #include "train/report.h"
 #include "train/step.h"
+#include "train/tp_dist.h"
 
 static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
+static char stop_msg[256];
+static size_t stop_len;
+/* SIGINT / SIGTERM: finish this step, agree with the other ranks, save a last-state
+ * checkpoint. Under mpirun the notice goes out at once (async-signal-safe write): if another
+ * rank failed, the launcher kills this one soon after and this line is its last word. */
+static void on_signal(int sig) {
+    if (!stop_requested && stop_len) {
+        ssize_t w = write(STDERR_FILENO, stop_msg, stop_len);
+        (void)w;
+    }
+    stop_requested = sig;
+}
 
 struct run {
     const struct run_config *cfg;
-    struct dist *d;  /* NULL: one process */
-    struct dp dp;    /* data parallelism (world > 1) */
-    int rank, world;
+    struct dist *d;  /* all ranks; NULL: one process */
+    struct dist_grid *g; /* the process grid (d != NULL) */
+    struct dp dp;    /* data parallelism over g->dp (world > 1) */
+    int rank, world; /* in d (rank 0 writes logs and files) */
+    int dp_rank, dp_size; /* which rows of every step this rank trains */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -65,8 +80,9 @@ static int load_model(struct run *r, const char *resume_path) {
     if (!lora && c->model.param_init_type == DTYPE_BF16)
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
-    if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
-                  : model_load(&r->m, src, c->model.num_layers, !lora))
+    struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
+    if (bf16_base ? model_load_bf16_base_tp(&r->m, src, c->model.num_layers, &tp)
+                  : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
         return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
@@ -96,31 +112,57 @@ static void plan_epoch(struct run *r, int64_t epoch) {
 
 static int64_t rows_per_step(const struct run *r) {
     const struct config_runner *rc = &r->cfg->runner_config;
-    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->world;
+    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->dp_size;
 }
 
-/* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
-static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
-    if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
-    *tmp = r->opt;
-    tmp->n = r->dp.n;
-    tmp->m = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    tmp->v = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    dp_optim_gather(&r->dp, &r->opt, tmp->m, tmp->v, 0);
-    return tmp;
+/* What this rank writes of a checkpoint: its shard, or all of it in one process. */
+static struct ckpt_part own_part(struct run *r) {
+    if (r->d) return dp_ckpt_part(&r->dp, &r->opt);
+    int n;
+    struct param *params = model_trainable(&r->m, &n);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += params[i].numel;
+    return (struct ckpt_part){.lo = 0, .hi = total, .m = r->opt.m, .v = r->opt.v};
+}
+
+/* Tensor parallelism: the pieces are tp slices, not ranges of the files' tensors, so dp rank
+ * 0's tp group gathers the state (moments gathered over dp first) into the one-process layout
+ * on rank 0, which writes it as one process does (train/tp_dist.h). */
+static int save_checkpoint_tp(struct run *r, char **path) {
+    struct adamw full = r->opt;
+    if (r->dp.cfg.zero) {
+        full.m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        full.v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        dp_optim_gather(&r->dp, &r->opt, full.m, full.v, 0);
+    }
+    int rc = 0;
+    if (r->dp_rank == 0) {
+        struct model view;
+        struct adamw vopt;
+        tp_view_gather(&r->m, &full, r->rank == 0, &view, &vopt);
+        struct ckpt_part part = {.lo = 0, .hi = vopt.n, .m = vopt.m, .v = vopt.v};
+        if (r->rank == 0)
+            rc = checkpoint_save_dist(NULL, r->cfg->output_dir, &view, &part, r->opt.step, &r->st, r->config_yaml,
+                                      r->cfg->save_total_limit, r->cfg->load_checkpoint, path);
+        tp_view_free(&view, &vopt);
+    }
+    if (r->dp.cfg.zero) free(full.m), free(full.v);
+    if (dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
+        return rc ? rc : err_set("rank 0 could not save the checkpoint");
+    return 0;
 }
 
 static int save_checkpoint(struct run *r, const char *why) {
-    struct adamw tmp, *o = full_optimizer(r, &tmp);
-    int rc = 0;
     char *path = NULL;
-    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, &r->m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
-                                        r->cfg->load_checkpoint, &path))
-        rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
-    if (o != &r->opt) free(tmp.m), free(tmp.v);
-    if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
-        return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
-    if (rc) return rc;
+    int rc;
+    if (model_tp_on(&r->m)) {
+        rc = save_checkpoint_tp(r, &path);
+    } else { /* every rank writes its shard; the status is the same on every rank */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_dist(r->d, r->cfg->output_dir, &r->m, &part, r->opt.step, &r->st, r->config_yaml,
+                                  r->cfg->save_total_limit, r->cfg->load_checkpoint, &path);
+    }
+    if (rc) return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
     r->saved_step = r->st.step;
     if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
     if (r->rank == 0 && r->rep.path) {
@@ -134,22 +176,33 @@ static int save_checkpoint(struct run *r, const char *why) {
 }
 
 static int save_final(struct run *r) {
-    if (r->rank != 0) return 0;
     const char *out = r->cfg->output_dir;
     char *best = NULL;
     if (r->cfg->load_best_at_end && r->st.best_checkpoint_step > 0) { /* the final model is the best checkpoint */
         best = xasprintf("%s/checkpoints/checkpoint-%lld", out, (long long)r->st.best_checkpoint_step);
-        if (checkpoint_load_weights(best, &r->m)) {
+        if (checkpoint_load_weights(best, &r->m)) { /* every rank: its own slice */
             err_wrap("load_best_at_end: %s", best);
             free(best);
             return -1;
         }
-        metrics_progress_message(&r->prog, "load_best_at_end: the final model is %s (eval loss %.4f at step %lld)", best,
-                                 r->st.best_eval_loss, (long long)r->st.best_step);
+        if (r->rank == 0)
+            metrics_progress_message(&r->prog, "load_best_at_end: the final model is %s (eval loss %.4f at step %lld)",
+                                     best, r->st.best_eval_loss, (long long)r->st.best_step);
     }
-    int bf16 = r->cfg->save_dtype == DTYPE_BF16;
-    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
-                           : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    int bf16 = r->cfg->save_dtype == DTYPE_BF16, rc = 0;
+    if (model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
+        if (r->dp_rank == 0)
+            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+                               : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    } else if (!r->m.has_lora) { /* every rank writes its part of the weights */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_model_dist(r->d, out, &r->m, &part, bf16, (size_t)5 << 30);
+    }
+    if (r->rank != 0) {
+        free(best);
+        return rc ? err_wrap("writing the final model to %s", out) : 0;
+    }
+    if (rc == 0 && r->m.has_lora && !model_tp_on(&r->m)) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
     if (rc) return free(best), err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
@@ -237,6 +290,32 @@ static void report_end(struct run *r, const char *reason) {
                r->rep.n_writes, r->rep.total, 100 * r->rep.total / fmax(time_now() - r->rep.t_start, 1e-9), r->rep.n_skipped);
 }
 
+/* Rank 0 picks the checkpoint to resume (skipping damaged ones, with a warning) and tells
+ * every rank. */
+static int find_resume(struct run *r, char **resume_path) {
+    const struct run_config *c = r->cfg;
+    int explicit = c->resume_from_checkpoint && c->resume_from_checkpoint[0], bad = 0, all_damaged = 0;
+    if (r->rank == 0) {
+        if (explicit) {
+            *resume_path = xstrdup(c->resume_from_checkpoint);
+            bad = checkpoint_verify(*resume_path);
+        } else {
+            *resume_path = checkpoint_find_resumable(c->output_dir, stderr, &all_damaged);
+            bad = all_damaged;
+        }
+    }
+    if (r->d && dist_any(r->d, bad)) return bad ? err_wrap("resume_training") : err_set("rank 0 found no checkpoint to resume");
+    if (bad) return err_wrap("resume_training");
+    if (r->d) {
+        int64_t len = r->rank == 0 && *resume_path ? (int64_t)strlen(*resume_path) + 1 : 0;
+        dist_broadcast(r->d, &len, sizeof len, 0);
+        if (r->rank != 0 && len) *resume_path = xcalloc((size_t)len, 1);
+        if (len) dist_broadcast(r->d, *resume_path, (size_t)len, 0);
+    }
+    if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
+    return 0;
+}
+
 static void print_data_stats(const struct dataset *ds, const char *what) {
     const struct dataset_stats *s = &ds->stats;
     printf("%s: %lld records -> %lld sequences, %lld tokens (%lld trained)%s in %.2fs\n", what, (long long)s->n_records,
@@ -258,11 +337,7 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
         free(probe);
         if (bad) return err_wrap("output_dir %s is not writable", c->output_dir);
     }
-    if (c->resume_training) {
-        if (c->resume_from_checkpoint && c->resume_from_checkpoint[0]) *resume_path = xstrdup(c->resume_from_checkpoint);
-        else *resume_path = checkpoint_find_latest(c->output_dir);
-        if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
-    }
+    if (c->resume_training && find_resume(r, resume_path)) return -1;
     if (load_model(r, *resume_path)) return -1;
     if (pipeline_open_lazy(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
     if (pipeline_dataset(&r->pipe, &c->train_dataset, &r->train)) return err_wrap("train_dataset");
@@ -278,12 +353,15 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
     return 0;
 }
 
-int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g) {
     struct run R = {0}, *r = &R;
     r->cfg = cfg;
-    r->d = d && d->world > 1 ? d : NULL;
-    r->rank = r->d ? d->rank : 0;
-    r->world = r->d ? d->world : 1;
+    r->d = g && g->world->world > 1 ? g->world : NULL;
+    r->g = r->d ? g : NULL;
+    r->rank = r->d ? r->d->rank : 0;
+    r->world = r->d ? r->d->world : 1;
+    r->dp_rank = r->d ? g->dp_rank : 0;
+    r->dp_size = r->d ? g->dp_size : 1;
     char *resume_path = NULL;
     int rc = -1;
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
@@ -309,21 +387,23 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
-        if (dp_init(&r->dp, r->d, &r->m, &dc)) goto done;
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        if (r->g->tp_size > 1 && dc.zero >= 3) {
+            err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
+                    "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
+                    r->g->tp_size);
+            goto done;
+        }
+        if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
-        if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
-            struct adamw full;
-            adamw_init(&full, params, n_params, b1, b2, eps, wd);
-            int bad = checkpoint_load(resume_path, &r->m, &full, &r->st);
+        if (resume_path) { /* the weights came with the model; each rank reads its part of the moments */
+            int bad = checkpoint_load_state(resume_path, &r->st, &r->opt.step) ||
+                      checkpoint_load_optimizer(resume_path, &r->m, r->dp.lo, r->dp.hi, r->opt.m, r->opt.v);
             if (dist_any(r->d, bad)) {
-                adamw_free(&full);
                 if (!bad) err_set("another rank could not load %s", resume_path);
+                else err_wrap("checkpoint %s", resume_path);
                 goto done;
             }
-            dp_optim_scatter(&r->dp, &r->opt, full.m, full.v, 0);
-            r->opt.step = full.step;
-            adamw_free(&full);
         }
     } else {
         adamw_init(&r->opt, params, n_params, b1, b2, eps, wd);
@@ -346,9 +426,11 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         for (int i = 0; i < n_params; i++) ntrain += params[i].numel;
         printf("model: %s, %d layers, %.1fM parameters, training %.2fM (%s)\n", model_arch_name(r->m.cfg.arch),
                r->m.cfg.n_layers, r->m.n_base / 1e6, ntrain / 1e6, r->m.has_lora ? "LoRA" : "full");
-        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d\n", (long long)total,
-               (long long)steps_per_epoch, (long long)rows_per_step(r), cfg->train_dataset.packing ? "packed sequences" : "sequences",
-               r->world);
+        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d (data_parallel %d x "
+               "model_parallel %d, zero_stage %d)\n",
+               (long long)total, (long long)steps_per_epoch, (long long)rows_per_step(r),
+               cfg->train_dataset.packing ? "packed sequences" : "sequences", r->world, r->dp_size,
+               r->g ? r->g->tp_size : 1, r->d ? cfg->parallel_config.zero_stage : 0);
         r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
         if (!r->metrics) goto done;
         r->flops_per_token = mfu_flops_per_token(&r->m.cfg, r->m.has_lora, r->m.n_lora, cfg->train_dataset.seq_length);
@@ -357,9 +439,19 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                r->peak_gflops, cfg->peak_gflops > 0 ? "peak_gflops" : "measured");
         if (report_start(r, total, steps_per_epoch, resume_path, ntrain)) goto done;
     }
-
-    signal(SIGINT, on_signal);
-    if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
+    if (r->d) {
+        int n = snprintf(stop_msg, sizeof stop_msg,
+                         "csft rank %d/%d: stopped by the launcher (signal): the job was cancelled or another rank "
+                         "failed; stopping after this step with a last-state checkpoint if every rank is alive\n",
+                         r->rank, r->world);
+        stop_len = n > 0 && (size_t)n < sizeof stop_msg ? (size_t)n : 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL); /* mpirun and schedulers turn Ctrl-C and cancels into SIGTERM */
 
     struct step_comm comm = {0}, *commp = NULL;
     if (r->d) comm = dp_step_comm(&r->dp), commp = &comm;
@@ -371,7 +463,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         /* gather this rank's micro-batches of the step */
         for (int g = 0; g < GA; g++) {
             plan_epoch(r, r->st.epoch);
-            int64_t row = r->st.next_row + ((int64_t)g * r->world + r->rank) * B;
+            int64_t row = r->st.next_row + ((int64_t)g * r->dp_size + r->dp_rank) * B;
             int nr = row < r->plan.n_rows ? (int)(r->plan.n_rows - row < B ? r->plan.n_rows - row : B) : 0;
             batch_fill(&mb[g], r->train, &r->plan, row, nr, r->pipe.pad_id);
             mbs[g] = (struct micro_batch){mb[g].ids, mb[g].labels, mb[g].pos, mb[g].B, mb[g].T};
@@ -380,14 +472,14 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         if (r->st.next_row >= r->plan.n_rows) r->st.epoch++, r->st.next_row = 0;
         double lr = lr_at(&r->sched, r->st.step + 1);
         struct step_result res;
-        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->rank + 1); /* own masks per rank */
+        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->dp_rank + 1); /* own masks per dp rank */
         int bad = train_step(&r->m, &r->opt, mbs, GA, lr, cfg->max_grad_norm, commp, &res);
         r->st.dropout_seed = rng_hash(r->st.dropout_seed + 1);
         int64_t real = 0;
         for (int g = 0; g < GA; g++) real += mb[g].n_tokens;
         if (r->d) {
             double x = (double)real;
-            dist_allreduce_sum_f64(r->d, &x, 1);
+            dist_allreduce_sum_f64(&r->g->dp, &x, 1);
             real = (int64_t)x;
         }
         if (bad) {
@@ -416,19 +508,28 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
             report_writer_update(&r->rep, 0);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
+        /* at ZeRO-3 every rank takes part in the eval's forward passes (they gather the weights);
+         * under tensor parallelism rank 0's tp group (the forward is collective) */
+        int eval_here = r->rank == 0 || (r->d && r->dp.z && cfg->parallel_config.zero_stage >= 3) ||
+                        (model_tp_on(&r->m) && r->dp_rank == 0);
         if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last)) {
             double el = NAN;
-            if (r->rank == 0) {
+            if (eval_here) {
                 int64_t nt;
                 el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
                                        cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
-                metrics_log_eval(r->metrics, r->st.step, el, nt);
-                metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
-                                         (long long)r->st.step, el, exp(el), (long long)nt);
-                if (r->rep.path && eval_generations(&r->m, r->eval, &r->pipe, cfg->eval_generations, cfg->predict.max_new_tokens,
-                                                    r->st.step, cfg->output_dir))
-                    goto done;
+                if (r->rank == 0) {
+                    metrics_log_eval(r->metrics, r->st.step, el, nt);
+                    metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                             (long long)r->st.step, el, exp(el), (long long)nt);
+                }
             }
+            /* sample generations: rank 0 alone, so not where the forward is collective */
+            int gen_alone = !model_tp_on(&r->m) && !(r->d && r->dp.z && cfg->parallel_config.zero_stage >= 3);
+            if (r->rank == 0 && gen_alone && r->rep.path &&
+                eval_generations(&r->m, r->eval, &r->pipe, cfg->eval_generations, cfg->predict.max_new_tokens,
+                                 r->st.step, cfg->output_dir))
+                goto done;
             if (after_eval(r, el)) goto done;
         }
         int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
@@ -444,6 +545,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         /* test hook: die hard (no cleanup, like a power cut) after this step */
         const char *kill_at = getenv("CSFT_TEST_KILL_AFTER_STEP");
         if (kill_at && atoll(kill_at) == r->st.step) raise(SIGKILL);
+        /* test hook: "R:S" sends this process SIGTERM after step S on rank R only (the others
+         * must still stop at the same step) */
+        const char *term_at = getenv("CSFT_TEST_SIGTERM_AT");
+        int tr;
+        long long ts;
+        if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
