@@ -16,6 +16,7 @@
 #ifndef LLAMA3_TEMPLATE
 #define LLAMA3_TEMPLATE "../shared/fixtures/chat_templates/templates/llama3.jinja"
 #endif
+#define LLAMA3_CONFIG "../shared/fixtures/tokenizer/llama3/tokenizer_config.json"
 
 static int64_t cp_off(const char *s, size_t byte) { return utf8_cp_len(s, byte); }
 
@@ -44,6 +45,10 @@ static struct chat_template *load_golden_template(const char *name, int *skipped
     if (!file_exists(path)) {
         *skipped = 1;
         return NULL;
+    }
+    if (!strcmp(name, "llama3") && file_exists(LLAMA3_CONFIG)) { /* its special tokens: <|eot_id|> */
+        if (chat_template_load(&t, LLAMA3_CONFIG)) return NULL;
+        return t;
     }
     char *src = file_read_all(path, NULL);
     if (!src) return NULL;
@@ -135,7 +140,7 @@ static void test_load_qwen_config(void) {
     struct chat_template *t = NULL;
     EXPECT(chat_template_load(&t, FIX "qwen3_tokenizer_config.json") == 0, "%s", err_msg());
     if (!t) return;
-    EXPECT_STR(chat_template_family(t), "chatml");
+    EXPECT_STR(chat_template_family(t), "prefix");
     char *text = file_read_all(FIX "golden.jsonl", NULL);
     int n = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -335,8 +340,12 @@ static void test_errors(void) {
     chat_template_parse(&plain, "{% for m in messages %}[{{ m.content }}]{% endfor %}", "plain");
     struct chat_span *sp;
     int n;
-    EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) != 0, "unknown family spans");
-    EXPECT_ERR("cannot locate assistant turns");
+    /* no header, no special token: the content and the text up to the next message, less trailing space */
+    EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 1 && sp[0].start == 3 && sp[0].end == 6 && sp[0].eot == 6 && sp[0].message == 1,
+           "plain span [%zu, %zu)", n ? sp[0].start : 0, n ? sp[0].end : 0);
+    free(out);
+    free(sp);
     chat_template_set_markers(plain, "[", "]");
     EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
     EXPECT(n == 1 && sp[0].start == 4 && sp[0].end == 6, "custom markers span");
@@ -417,8 +426,70 @@ static void test_misc(void) {
     chat_template_free(ct);
 }
 
+/* Spans derived from the template: header by add_generation_prompt, end of turn, rewrites,
+ * {% generation %} blocks, per-message selection. */
+static void test_derived_spans(void) {
+    struct chat_template *t = NULL;
+    EXPECT(chat_template_parse(&t,
+                               "{% for m in messages %}<T>{{ m.role }}:\n{{ m.content | trim }}<E>\n{% endfor %}"
+                               "{% if add_generation_prompt %}<T>assistant:\n{% endif %}",
+                               "turns") == 0,
+           "%s", err_msg());
+    chat_template_set_special(t, "eos_token", "<E>");
+    chat_template_add_special_token(t, "<T>");
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":\"hi <E> <T>assistant:\\n\"},"
+                           "{\"role\":\"assistant\",\"content\":\" a1 \"},{\"role\":\"user\",\"content\":\"q\"},"
+                           "{\"role\":\"assistant\",\"content\":\"a2<E>x\"}]");
+    char *out = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2, "%d spans", n);
+    if (n == 2) {
+        EXPECT(!strncmp(out + sp[0].start, "a1<E>", sp[0].end - sp[0].start) && sp[0].end - sp[0].start == 5,
+               "span 0 \"%.*s\"", (int)(sp[0].end - sp[0].start), out + sp[0].start);
+        EXPECT(sp[0].eot == sp[0].start + 2 && sp[0].message == 1, "eot of span 0");
+        EXPECT(sp[1].end - sp[1].start == 9 && !strncmp(out + sp[1].start, "a2<E>x<E>", 9), "span 1 \"%.*s\"",
+               (int)(sp[1].end - sp[1].start), out + sp[1].start);
+        EXPECT(sp[1].message == 3, "message of span 1");
+    }
+    free(out), free(sp);
+    /* per-message selection: the user turn (content + end of turn, no header) and the last answer */
+    unsigned char want[4] = {0, 0, 1, 1};
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, want, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2 && sp[0].message == 2 && sp[0].end - sp[0].start == 4 && !strncmp(out + sp[0].start, "q<E>", 4),
+           "user span");
+    free(out), free(sp);
+    chat_template_free(t);
+    /* a template that rewrites earlier turns */
+    EXPECT(chat_template_parse(&t, "{{ messages | length }}{% for m in messages %}[{{ m.content }}]{% endfor %}", "count") == 0,
+           "%s", err_msg());
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) != 0, "rewrite must fail");
+    EXPECT_ERR("rewrites earlier turns");
+    EXPECT_ERR("message 1 (assistant)");
+    chat_template_free(t);
+    /* {% generation %} blocks */
+    EXPECT(chat_template_parse(&t,
+                               "{% for m in messages %}{% if m.role == 'assistant' %}A:{% generation %}{{ m.content }}"
+                               "<E>{% endgeneration %}{% else %}U:{{ m.content }}{% endif %}{% endfor %}",
+                               "gen") == 0,
+           "%s", err_msg());
+    chat_template_set_special(t, "eos_token", "<E>");
+    EXPECT_STR(chat_template_family(t), "generation");
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2 && !strncmp(out + sp[0].start, " a1 <E>", 7) && sp[0].end - sp[0].start == 7 &&
+               sp[0].eot == sp[0].end - 3 && sp[1].message == 3,
+           "generation spans");
+    free(out), free(sp);
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, want, &out, &sp, &n) != 0, "user message in generation mode");
+    EXPECT_ERR("marks only assistant turns");
+    chat_template_free(t);
+    cJSON_Delete(m);
+}
+
 int main(void) {
     RUN(test_golden);
+    RUN(test_derived_spans);
     RUN(test_load_qwen_config);
     RUN(test_builtin_chatml_alpaca);
     RUN(test_jinja_cases);

@@ -120,6 +120,7 @@ static void test_golden_ids(void) {
         if (llama3_tmpl) {
             chat_template_set_special(llama3_tmpl, "bos_token", "<|begin_of_text|>");
             chat_template_set_special(llama3_tmpl, "eos_token", "<|end_of_text|>");
+            if (llama3_tk) chat_template_use_tokenizer(llama3_tmpl, llama3_tk); /* <|eot_id|> ends a turn */
         }
         have_llama = llama3_tk && llama3_tmpl;
     }

@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/nulstr.h"
 #include "data/parquet_column.h"
 #include "data/thrift.h"
 
@@ -465,18 +466,8 @@ static cJSON *leaf_json(struct parquet *p, int ni) {
     case PQ_DOUBLE: return cJSON_CreateNumber(v->d);
     default: break;
     }
-    /* BYTE_ARRAY: cJSON strings are NUL-terminated, so an embedded NUL cannot be carried. */
-    if (memchr(v->s.ptr, 0, v->s.len)) {
-        row_err(p, ni, "string contains a NUL byte (U+0000), which the JSON records cannot carry");
-        return NULL;
-    }
-    if (p->scratch_cap < (size_t)v->s.len + 1) {
-        p->scratch_cap = (size_t)v->s.len + 1;
-        p->scratch = xrealloc(p->scratch, p->scratch_cap);
-    }
-    if (v->s.len) memcpy(p->scratch, v->s.ptr, v->s.len);
-    p->scratch[v->s.len] = 0;
-    return cJSON_CreateString(p->scratch);
+    /* BYTE_ARRAY: NULs carried as C0 80 (nulstr.h), as cJSON strings are NUL-terminated */
+    return nul_create_string(v->s.ptr ? (const char *)v->s.ptr : "", (size_t)v->s.len);
 }
 
 static cJSON *asm_node(struct parquet *p, int ni);
