@@ -68,6 +68,21 @@ void bpe_finish_vocab(struct bpe *m);
 /* Adds the merge (left, right) with the next rank. Returns -1 (err set, naming the tokens) if
  * a part or the merged token is not in the vocab. */
 int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len);
+/* Merges collected first and added together: their tokens are looked up in parallel (the
+ * lookups, cache misses in a 262k vocabulary, are most of a tokenizer's load time), then added
+ * in queue order exactly as bpe_add_merge would. */
+struct bpe_merge_queue {
+    char *buf; /* left and right strings, back to back */
+    size_t len, cap;
+    size_t *at; /* (2n) start of left, start of right; right ends where the next left starts */
+    int64_t n, cap_n;
+};
+void bpe_queue_merge(struct bpe_merge_queue *q, const char *left, size_t left_len, const char *right,
+                     size_t right_len);
+/* Adds the queued merges and empties q. Returns 0, or -1 with err set as bpe_add_merge sets it
+ * and *bad = the index in the queue of the first merge that failed. */
+int bpe_add_merges(struct bpe *m, struct bpe_merge_queue *q, int64_t *bad);
+void bpe_merge_queue_free(struct bpe_merge_queue *q);
 
 /* Id of the token with these raw bytes, -1 if none. */
 int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len);

@@ -428,6 +428,7 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
     int64_t i = 0;
     char *left = NULL;
     size_t left_cap = 0;
+    struct bpe_merge_queue q = {0}; /* added together at the end (bpe_add_merges) */
     while ((r = jscan_next(j, &p, &first, '[')) == 1) {
         int rc;
         if (*p == '"') {
@@ -438,8 +439,8 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
                             j->buf);
                 break;
             }
-            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1,
-                               j->len - (size_t)(sp + 1 - j->buf));
+            bpe_queue_merge(&q, j->buf, (size_t)(sp - j->buf), sp + 1, j->len - (size_t)(sp + 1 - j->buf));
+            rc = 0;
         } else if (*p == '[') {
             int f2 = 1, n = 0, r2;
             size_t left_len = 0;
@@ -462,7 +463,7 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
                     (long long)i);
                 break;
             }
-            rc = bpe_add_merge(&tk->bpe, left, left_len, j->buf, j->len);
+            bpe_queue_merge(&q, left, left_len, j->buf, j->len);
         } else {
             r = err_set(
                 "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
@@ -476,6 +477,9 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
         i++;
     }
     free(left);
+    int64_t bad = 0;
+    if (r == 0 && p && bpe_add_merges(&tk->bpe, &q, &bad)) r = err_wrap("model.merges[%lld]", (long long)bad);
+    bpe_merge_queue_free(&q);
     return r < 0 || !p ? -1 : 0;
 }
 
@@ -653,7 +657,8 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2, int o
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
         if (only_missing) {
-            int present = 0;
+            int present = 0, k = id >= 0 && id < tk->vocab_size && tk->added_of_id ? tk->added_of_id[id] : -1;
+            if (k >= 0) present = strcmp(tk->added[k].content, content->valuestring) == 0; /* the usual case */
             for (int i = 0; i < tk->n_added && !present; i++)
                 present = strcmp(tk->added[i].content, content->valuestring) == 0;
             if (present) continue;
