@@ -487,8 +487,41 @@ static void test_derived_spans(void) {
     cJSON_Delete(m);
 }
 
+/* Qwen3 drops the reasoning of turns before the last user query: a turn written before a later
+ * query cannot be split (clear error), the last turn still can (loss_on: last_turn). */
+static void test_rewrite_last_turn(void) {
+    struct chat_template *t = NULL;
+    char *src = file_read_all(FIX "qwen3.jinja", NULL);
+    EXPECT(src && chat_template_parse(&t, src, "qwen3.jinja") == 0, "%s", err_msg());
+    free(src);
+    if (!t) return;
+    chat_template_set_special(t, "eos_token", "<|im_end|>");
+    cJSON *m = cJSON_Parse(
+        "[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"reasoning_content\":\"r1\",\"tool_calls\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":{}}}]},"
+        "{\"role\":\"tool\",\"content\":\"out\"},"
+        "{\"role\":\"assistant\",\"content\":\"a2\",\"reasoning_content\":\"r2\"},"
+        "{\"role\":\"user\",\"content\":\"u2\"},{\"role\":\"assistant\",\"content\":\"a3\"}]");
+    char *out = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) != 0, "every turn: must fail");
+    EXPECT_ERR("message 3 (assistant): the template rewrites earlier turns");
+    EXPECT_ERR("loss_on: last_turn");
+    unsigned char last[6] = {0, 0, 0, 0, 0, 1};
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, last, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 1 && sp[0].message == 5 && sp[0].end - sp[0].start == 31 &&
+               !strncmp(out + sp[0].start, "<think>\n\n</think>\n\na3<|im_end|>", 31),
+           "last turn span");
+    free(out), free(sp);
+    cJSON_Delete(m);
+    chat_template_free(t);
+}
+
 int main(void) {
     RUN(test_golden);
+    RUN(test_rewrite_last_turn);
     RUN(test_derived_spans);
     RUN(test_load_qwen_config);
     RUN(test_builtin_chatml_alpaca);
