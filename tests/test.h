@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int t_passed, t_failed, t_cur_failed;
+static int t_passed, t_failed, t_cur_failed, t_skipped, t_cur_skipped;
 
 #define EXPECT(cond, ...)                                                    \
     do {                                                                     \
@@ -36,16 +36,33 @@ static int t_passed, t_failed, t_cur_failed;
 /* err_msg() contains the substring. */
 #define EXPECT_ERR(substr) EXPECT(strstr(err_msg(), (substr)) != NULL, "error \"%s\" lacks \"%s\"", err_msg(), (substr))
 
+/* The running test (or part of it) could not run (a fixture absent): it is counted as skipped,
+ * not passed, unless it also failed. */
+#define SKIP(...)                        \
+    do {                                 \
+        t_cur_skipped = 1;               \
+        printf("  SKIPPED: ");           \
+        printf(__VA_ARGS__);             \
+        putchar('\n');                   \
+    } while (0)
+
 #define RUN(fn)                                                   \
     do {                                                          \
         t_cur_failed = 0;                                         \
+        t_cur_skipped = 0;                                        \
         fn();                                                     \
         if (t_cur_failed) {                                       \
             t_failed++;                                           \
             fprintf(stderr, "FAIL %s\n", #fn);                    \
+        } else if (t_cur_skipped) {                               \
+            t_skipped++;                                          \
         } else {                                                  \
             t_passed++;                                           \
         }                                                         \
     } while (0)
 
-#define TEST_SUMMARY(name) (printf("%s: %d passed, %d failed\n", (name), t_passed, t_failed), t_failed ? 1 : 0)
+/* "NAME: N passed, N failed" (", N skipped" added when tests were skipped; tests/run.sh sums it) */
+#define TEST_SUMMARY(name)                                                                         \
+    (t_skipped ? printf("%s: %d passed, %d failed, %d skipped\n", (name), t_passed, t_failed, t_skipped) \
+               : printf("%s: %d passed, %d failed\n", (name), t_passed, t_failed),                  \
+     t_failed ? 1 : 0)

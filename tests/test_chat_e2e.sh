@@ -9,7 +9,7 @@ export CSFT_PROGRESS=plain OMP_NUM_THREADS=1 NO_COLOR=1
 work=build/tmp_chat_e2e
 rm -rf "$work" && mkdir -p "$work"
 passed=0 failed=0 skipped=0
-S=../shared/fixtures
+S=${CSFT_SHARED_FIXTURES:-../shared/fixtures} # another path (or none) to check the skips
 if ! command -v jq > /dev/null; then
     echo "test_chat_e2e.sh: jq not found (scripts/setup.sh installs it): all skipped"
     echo "chat_e2e: 0 passed, 0 failed, 8 skipped"

@@ -128,8 +128,7 @@ static void test_golden(void) {
         chat_template_free(t);
         cJSON_Delete(j);
     }
-    if (llama_skip)
-        printf("  llama3 lines skipped: %s absent (Meta-licensed, not copied)\n", LLAMA3_TEMPLATE);
+    if (llama_skip) SKIP("llama3 golden lines: %s absent (Meta-licensed, not copied)", LLAMA3_TEMPLATE);
     printf("  chat template golden: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
     EXPECT(passed >= 30 && failed == 0, "golden %d passed %d failed", passed, failed);
     free(text);
@@ -516,7 +515,20 @@ static void test_rewrite_last_turn(void) {
            "last turn span");
     free(out), free(sp);
     cJSON_Delete(m);
+    char *eot = chat_template_turn_end(t);
+    EXPECT(eot && !strcmp(eot, "<|im_end|>"), "qwen3 end of turn %s", eot ? eot : "(none)");
+    free(eot);
     chat_template_free(t);
+    /* Gemma 3 (read from ../shared: Gemma terms forbid copying it here) */
+    const char *g = "../shared/fixtures/tokenizer/gemma3/tokenizer_config.json";
+    if (file_exists(g)) {
+        EXPECT(chat_template_load(&t, g) == 0, "%s", err_msg());
+        eot = t ? chat_template_turn_end(t) : NULL;
+        EXPECT(eot && !strcmp(eot, "<end_of_turn>"), "gemma3 end of turn %s", eot ? eot : "(none)");
+        free(eot);
+        chat_template_free(t);
+    } else
+        SKIP("gemma3 end-of-turn check: %s absent (Gemma terms: not copied)", g);
 }
 
 int main(void) {

@@ -31,7 +31,7 @@ else
 fi
 # Gemma 3 and DeepSeek-V3 tokenizers (NUL lines included), and the chat templates of
 # golden_more.jsonl; their files stay in ../shared (Gemma / DeepSeek / Meta licenses).
-S=../shared/fixtures
+S=${CSFT_SHARED_FIXTURES:-../shared/fixtures} # another path (or none) to check the skips
 for t in gemma3 deepseek_v3; do
     if [ -f $S/tokenizer/$t/tokenizer.json ]; then
         run "$t tokenizer golden" ./csft tokenize --tokenizer $S/tokenizer/$t --check $S/tokenizer/golden/$t.jsonl

@@ -715,3 +715,18 @@ int chat_render_select(const struct chat_template *t, const cJSON *messages, con
     }
     return rc;
 }
+
+char *chat_template_turn_end(const struct chat_template *t) {
+    if (t->kind != CHAT_JINJA) return NULL;
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]");
+    char *out = NULL, *r = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    if (chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0 && n == 1 && sp[0].eot < sp[0].end)
+        r = xasprintf("%.*s", (int)(sp[0].end - sp[0].eot), out + sp[0].eot);
+    else
+        err_clear();
+    free(out), free(sp);
+    cJSON_Delete(m);
+    return r;
+}

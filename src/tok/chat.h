@@ -69,3 +69,6 @@ int chat_render(const struct chat_template *t, const cJSON *messages, const cJSO
 int chat_render_select(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
                        int add_generation_prompt, const cJSON *extra_vars, const unsigned char *want, char **out,
                        struct chat_span **spans, int *n_spans);
+/* The end-of-turn token text the template writes after an assistant answer (derived from a
+ * probe conversation, as spans are), malloc'd; NULL when there is none or it cannot tell. */
+char *chat_template_turn_end(const struct chat_template *t);
