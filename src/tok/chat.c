@@ -332,6 +332,7 @@ struct prefixes {
     size_t *rlen;
     signed char *rst; /* 0 not yet, 1 rendered, -1 failed (err_msg kept in rerr[k]) */
     char **rerr;
+    int agp; /* add_generation_prompt of the whole rendering */
 };
 
 static int render_vars(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
@@ -422,25 +423,66 @@ static const char *content_text(const cJSON *m) {
     return last;
 }
 
-/* Finds the message's content (stripped; else its last line, stripped) in text[from, to). */
+/* Finds the message's content (stripped) in text[from, to); else its longest suffix that starts a
+ * line or follows a '>' and is found there (a template may write only the end of a message, e.g.
+ * the answer after its reasoning's closing tag). */
 static int find_content(const char *cs, const char *text, size_t from, size_t to, size_t *a, size_t *b) {
     if (!cs) return 0;
     size_t n = strlen(cs), i, j;
     strip_span(cs, n, &i, &j);
-    for (int pass = 0; pass < 2 && j > i; pass++) {
-        const char *h = find_from(text, to, from, cs + i, j - i);
+    for (size_t k = i; k < j; k++) {
+        if (k > i && cs[k - 1] != '\n' && cs[k - 1] != '>') continue;
+        const char *h = find_from(text, to, from, cs + k, j - k);
         if (h) {
             *a = (size_t)(h - text);
-            *b = *a + (j - i);
+            *b = *a + (j - k);
             return 1;
         }
-        size_t k = j; /* the last line */
-        while (k > i && cs[k - 1] != '\n')
-            k--;
-        if (k == i) break;
-        i = k;
     }
     return 0;
+}
+
+/* Where the template writes message i's content in the whole rendering: the part that changes
+ * when the content is replaced by a sentinel (common start and end of the two renderings left
+ * out). 1 with [*a, *b), 0 when it cannot tell (no string content, the render fails). */
+static int content_by_sentinel(const struct prefixes *p, int i, size_t *a, size_t *b) {
+    const cJSON *m = cJSON_GetArrayItem(p->messages, i);
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "content"))) return 0;
+    cJSON *arr = cJSON_CreateArray(), *it;
+    int k = 0;
+    cJSON_ArrayForEach(it, p->messages) {
+        if (k++ == i) {
+            cJSON *c = cJSON_Duplicate(it, 0), *f;
+            cJSON_ArrayForEach(f, it) cJSON_AddItemReferenceToObject(c, f->string, f);
+            cJSON_ReplaceItemInObjectCaseSensitive(c, "content", cJSON_CreateString("\x01" "csft-sentinel" "\x01"));
+            cJSON_AddItemToArray(arr, c);
+        } else
+            cJSON_AddItemReferenceToArray(arr, it);
+    }
+    char *o = NULL;
+    size_t ol = 0;
+    int rc = render_vars(p->t, arr, p->tools, p->agp, p->extra, &o, &ol, NULL, NULL);
+    cJSON_Delete(arr);
+    if (rc) {
+        err_clear();
+        return 0;
+    }
+    size_t pre = 0, suf = 0;
+    while (pre < ol && pre < p->len && o[pre] == p->text[pre])
+        pre++;
+    while (suf < ol - pre && suf < p->len - pre && o[ol - 1 - suf] == p->text[p->len - 1 - suf])
+        suf++;
+    int found = memmem(o + pre, ol - pre - suf, "csft-sentinel", 13) != NULL; /* the content is written once */
+    free(o);
+    if (!found) return 0;
+    while (pre > 0 && ((unsigned char)p->text[pre] & 0xC0) == 0x80) /* whole characters */
+        pre--;
+    size_t end = p->len - suf;
+    while (end < p->len && ((unsigned char)p->text[end] & 0xC0) == 0x80)
+        end++;
+    *a = pre;
+    *b = end;
+    return 1;
 }
 
 /* Span of message i: the text it adds to the rendering (between the rendering of the messages
@@ -493,7 +535,8 @@ static int prefix_span(struct prefixes *p, int i, const cJSON *m, struct chat_sp
         }
     }
     size_t ca, cb;
-    if (find_content(content_text(m), p->text, s, bound, &ca, &cb)) {
+    if ((content_by_sentinel(p, i, &ca, &cb) && ca >= s && cb <= bound) ||
+        find_content(content_text(m), p->text, s, bound, &ca, &cb)) {
         if (!assistant) s = ca;
     } else
         cb = s;
@@ -528,7 +571,7 @@ static size_t trailing_eot(const struct chat_template *t, const char *text, size
 }
 
 static int derive_spans(const struct chat_template *t, const cJSON *messages, const cJSON *tools, const cJSON *extra,
-                        const unsigned char *want, const char *text, size_t len, int use_gen, const size_t *gen,
+                        int agp, const unsigned char *want, const char *text, size_t len, int use_gen, const size_t *gen,
                         int n_gen, struct chat_span **spans, int *n_spans) {
     int n = cJSON_GetArraySize(messages), n_sp = 0, rc = 0;
     struct chat_span *sp = xcalloc((size_t)(n ? n : 1), sizeof *sp);
@@ -573,7 +616,7 @@ static int derive_spans(const struct chat_template *t, const cJSON *messages, co
         *n_spans = n_sp;
         return 0;
     }
-    struct prefixes p = {t, messages, tools, extra, text, len, n, NULL, NULL, NULL, NULL};
+    struct prefixes p = {t, messages, tools, extra, text, len, n, NULL, NULL, NULL, NULL, agp};
     p.r = xcalloc((size_t)n + 1, sizeof *p.r);
     p.rlen = xcalloc((size_t)n + 1, sizeof *p.rlen);
     p.rst = xcalloc((size_t)n + 1, 1);
@@ -706,7 +749,8 @@ int chat_render_select(const struct chat_template *t, const cJSON *messages, con
         if (t->header)
             rc = find_spans_markers(t, messages, *out, len, spans, n_spans);
         else
-            rc = derive_spans(t, messages, tools, extra_vars, want, *out, len, with_gen, gen, n_gen, spans, n_spans);
+            rc = derive_spans(t, messages, tools, extra_vars, add_generation_prompt, want, *out, len, with_gen, gen, n_gen,
+                              spans, n_spans);
     }
     free(gen);
     if (rc) {
