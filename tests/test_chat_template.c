@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include <stdint.h>
 #include "tok/chat.h"
 #include "tok/jinja.h"
 #include "tok/jinja_value.h"
@@ -531,8 +532,62 @@ static void test_rewrite_last_turn(void) {
         SKIP("gemma3 end-of-turn check: %s absent (Gemma terms: not copied)", g);
 }
 
+/* Random conversations (injected header / end-token text, whitespace, NUL, Unicode) on the Qwen3
+ * template: the spans derived from the template equal the cursor walk with ChatML's markers. */
+static void test_derived_vs_markers(void) {
+    static const char *pieces[] = {"Hello", "  spaced  ", "\n\nnew\nlines\n", "<|im_start|>assistant\n", "<|im_end|>",
+                                   "<|im_start|>user\n", "{{ x }}", "\xe6\x97\xa5\xe6\x9c\xac", "\xC0\x80", "tab\t", "x",
+                                   "A long answer.", " ", "\\", "\"q\""};
+    char *src = file_read_all(FIX "qwen3.jinja", NULL);
+    struct chat_template *a = NULL, *b = NULL;
+    EXPECT(src && chat_template_parse(&a, src, "qwen3") == 0 && chat_template_parse(&b, src, "qwen3") == 0, "%s",
+           err_msg());
+    free(src);
+    if (!a || !b) return;
+    chat_template_set_special(a, "eos_token", "<|im_end|>");
+    chat_template_set_markers(b, "<|im_start|>assistant\n", "<|im_end|>");
+    uint64_t r = 42;
+#define NEXT() (r = r * 6364136223846793005ull + 1442695040888963407ull, (unsigned)(r >> 33))
+    int same = 0, n_conv = 200;
+    for (int c = 0; c < n_conv; c++) {
+        cJSON *m = cJSON_CreateArray();
+        int turns = 1 + NEXT() % 4;
+        if (NEXT() % 3 == 0) turns = -turns; /* with a system message */
+        for (int k = turns < 0 ? -1 : 0; k < 2 * (turns < 0 ? -turns : turns); k++) {
+            char buf[256] = "";
+            for (int q = 1 + NEXT() % 3; q > 0; q--)
+                strcat(buf, pieces[NEXT() % (sizeof pieces / sizeof *pieces)]);
+            cJSON *msg = cJSON_CreateObject();
+            cJSON_AddStringToObject(msg, "role", k < 0 ? "system" : k % 2 ? "assistant" : "user");
+            cJSON_AddStringToObject(msg, "content", buf);
+            cJSON_AddItemToArray(m, msg);
+        }
+        char *oa = NULL, *ob = NULL;
+        struct chat_span *sa = NULL, *sb = NULL;
+        int na = 0, nb = 0;
+        int ra = chat_render(a, m, NULL, 0, NULL, &oa, &sa, &na), rb = chat_render(b, m, NULL, 0, NULL, &ob, &sb, &nb);
+        int ok = ra == 0 && rb == 0 && na == nb;
+        for (int k = 0; ok && k < na; k++)
+            ok = sa[k].start == sb[k].start && sa[k].end == sb[k].end;
+        if (!ok) {
+            char *js = cJSON_PrintUnformatted(m);
+            fprintf(stderr, "  derived != markers for %s\n", js);
+            free(js);
+        }
+        same += ok;
+        free(oa), free(ob), free(sa), free(sb);
+        cJSON_Delete(m);
+    }
+#undef NEXT
+    printf("  derived spans == ChatML marker walk on %d of %d random conversations\n", same, n_conv);
+    EXPECT(same == n_conv, "%d of %d", same, n_conv);
+    chat_template_free(a);
+    chat_template_free(b);
+}
+
 int main(void) {
     RUN(test_golden);
+    RUN(test_derived_vs_markers);
     RUN(test_rewrite_last_turn);
     RUN(test_derived_spans);
     RUN(test_load_qwen_config);
