@@ -197,6 +197,14 @@ void bpe_finish_vocab(struct bpe *m) {
         size *= 2;
     m->slot_mask = size - 1;
     m->slots = xcalloc(size, sizeof *m->slots);
+    memset(m->meta_glue, 0, sizeof m->meta_glue);
+    for (int32_t id = 0; id < n; id++) {
+        const struct bpe_tok *t = &m->toks[id];
+        if (t->raw_len == UINT32_MAX) continue;
+        const uint8_t *s = (const uint8_t *)m->arena + t->raw_off;
+        for (uint32_t k = 1; k + 3 <= t->raw_len; k++)
+            if (s[k] == 0xE2 && s[k + 1] == 0x96 && s[k + 2] == 0x81) m->meta_glue[s[k - 1]] = 1;
+    }
     for (int32_t id = 0; id < n; id++) {
         const struct bpe_tok *t = &m->toks[id];
         if (t->raw_len == UINT32_MAX) continue;
@@ -646,8 +654,63 @@ static size_t utf8_char_len(const char *w, size_t i, size_t len) {
     return i + k <= len ? k : len - i;
 }
 
+static void encode_plain_piece(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                               int64_t *cap, int32_t **lens_out);
+
 void bpe_encode_plain(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
                       int64_t *cap, int32_t **lens_out) {
+    if (m->ignore_merges || len < 64) { /* ignore_merges looks the whole word up: never cut it */
+        encode_plain_piece(m, w, len, ids, n_ids, cap, lens_out);
+        return;
+    }
+    int32_t *lens = NULL;
+    int64_t n_lens = 0;
+    size_t a = 0;
+    for (size_t p = 1; p <= len; p++) {
+        int cut = p == len || (p + 3 <= len && (uint8_t)w[p] == 0xE2 && (uint8_t)w[p + 1] == 0x96 &&
+                               (uint8_t)w[p + 2] == 0x81 && !m->meta_glue[(uint8_t)w[p - 1]]);
+        if (!cut) continue;
+        int64_t before = *n_ids;
+        size_t sl = p - a;
+        struct cache_entry *e = NULL;
+        if (sl <= CACHE_KEY) { /* the per-thread word cache, as for byte-level words */
+            e = &cache_get()[hash_bytes(w + a, sl) & (CACHE_SIZE - 1)];
+            if (e->uid == m->uid && e->klen == sl && memcmp(e->key, w + a, sl) == 0) {
+                if (lens_out) lens = xrealloc(lens, (size_t)(n_lens + e->n_ids + 1) * sizeof *lens);
+                for (int i = 0; i < e->n_ids; i++) {
+                    push_id(ids, n_ids, cap, e->ids[i]);
+                    if (lens_out) lens[n_lens++] = (int32_t)m->toks[e->ids[i]].raw_len;
+                }
+                a = p;
+                continue;
+            }
+        }
+        int32_t *pl = NULL;
+        encode_plain_piece(m, w + a, sl, ids, n_ids, cap, &pl);
+        int64_t k = *n_ids - before;
+        int plain_lens = e && k <= CACHE_IDS; /* cached only when each id covers its own bytes (no unk, no byte fallback) */
+        for (int64_t i = 0; plain_lens && i < k; i++)
+            plain_lens = pl[i] == (int32_t)m->toks[(*ids)[before + i]].raw_len && (*ids)[before + i] != m->unk_id;
+        if (plain_lens) {
+            e->uid = m->uid;
+            e->klen = (uint8_t)sl;
+            e->n_ids = (uint8_t)k;
+            memcpy(e->key, w + a, sl);
+            memcpy(e->ids, *ids + before, (size_t)k * sizeof(int32_t));
+        }
+        if (lens_out) {
+            lens = xrealloc(lens, (size_t)(n_lens + k + 1) * sizeof *lens);
+            if (k) memcpy(lens + n_lens, pl, (size_t)k * sizeof *lens);
+            n_lens += k;
+        }
+        free(pl);
+        a = p;
+    }
+    if (lens_out) *lens_out = lens;
+}
+
+static void encode_plain_piece(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                               int64_t *cap, int32_t **lens_out) {
     if (lens_out) *lens_out = NULL;
     if (len == 0) return;
     if (m->ignore_merges) {

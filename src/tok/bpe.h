@@ -49,6 +49,10 @@ struct bpe {
     int32_t unk_id;      /* -1: none */
     int32_t fb_id[256];  /* id of "<0xNN>", -1 if absent (plain only) */
     uint32_t uid; /* distinguishes instances in the per-thread cache */
+    /* plain models: meta_glue[b] = 1 if some token holds byte b right before U+2581 ("▁"). A word
+     * is cut before each ▁ that follows a byte without glue: no token can span such a cut, so
+     * the merges on either side are independent (Gemma 3's whole text is one word otherwise). */
+    uint8_t meta_glue[256];
 };
 
 /* GPT-2's bytes_to_unicode: the code point that stands for byte b, and the inverse (-1 if c

@@ -109,10 +109,17 @@ static int added_add(struct tokenizer *tk, const char *content, int32_t id, int 
     return 0;
 }
 
+/* Second byte of an added token, 256 for a one-byte token (those come last in their bucket). */
+static int second_byte(const struct added_token *a) { return a->len > 1 ? (uint8_t)a->content[1] : 256; }
+
+/* Added tokens by first byte, then second byte, then longest first: a position's candidates
+ * are one run (plus the one-byte tokens), not every token with its first byte (Gemma 3: 6,322
+ * tokens start with '<'). */
 static int cmp_order(const void *x, const void *y, void *ctx) {
     const struct added_token *t = ctx, *a = &t[*(const int32_t *)x], *b = &t[*(const int32_t *)y];
     if ((uint8_t)a->content[0] != (uint8_t)b->content[0])
         return (uint8_t)a->content[0] - (uint8_t)b->content[0];
+    if (second_byte(a) != second_byte(b)) return second_byte(a) - second_byte(b);
     if (a->len != b->len) return a->len > b->len ? -1 : 1;
     return a->id - b->id;
 }
@@ -1346,8 +1353,19 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
             i++;
             continue;
         }
+        int c2 = i + 1 < b ? (uint8_t)s[i + 1] : 256, l = lo, h = hi; /* the run of second byte c2 */
+        while (l < h) {
+            int32_t mid = l + (h - l) / 2;
+            if (second_byte(&tk->added[tk->order[mid]]) < c2) l = mid + 1;
+            else h = mid;
+        }
         const struct added_token *found = NULL;
-        for (int32_t k = lo; k < hi && !found; k++) {
+        for (int32_t k = l; k < hi && !found; k++) {
+            if (second_byte(&tk->added[tk->order[k]]) != c2 && tk->added[tk->order[k]].len > 1) {
+                while (k < hi && tk->added[tk->order[k]].len > 1) /* on to the one-byte tokens */
+                    k++;
+                if (k == hi) break;
+            }
             const struct added_token *at = &tk->added[tk->order[k]];
             if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL)))
                 continue;
