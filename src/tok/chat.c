@@ -1,7 +1,8 @@
 /* chat: chat-template loading, rendering (transformers' render call:
  * render(messages, tools, documents=None, add_generation_prompt, **special_tokens, **kwargs))
- * and assistant spans by the cursor walk of the fixture README: past each non-assistant
- * content, then header -> visible content (after the last </think>, stripped) -> end token. */
+ * and the spans of messages, derived from the template itself: {% generation %} blocks, else
+ * renderings of the conversation's prefixes (chat_render_select in chat.h; docs/data.md).
+ * Fixed markers (chat_template_set_markers) use the cursor walk of the fixture README. */
 #include "tok/chat.h"
 
 #include <stdlib.h>

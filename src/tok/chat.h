@@ -2,7 +2,8 @@
  * apply_chat_template(tokenize=False)) and locates each assistant turn in the rendering, the
  * text a response-only loss trains on. Templates come from a tokenizer_config.json, from
  * Jinja source, or are built in: "chatml" (plain ChatML) and the Stanford Alpaca prompts.
- * Span rule: /work/shared/fixtures/chat_templates/README.md ("Assistant span rule"). */
+ * Spans follow the template itself (chat_render_select), and match the fixture rule of
+ * ../shared/fixtures/chat_templates/README.md ("Assistant span rule") on its goldens. */
 #pragma once
 #include <cjson/cJSON.h>
 #include <stddef.h>
