@@ -81,5 +81,28 @@ check llama3_1 $S/tokenizer/llama3_1 $S/chat_templates/golden_more.jsonl
 for t in mistral_legacy mistral_sysprompt llama2_chat; do
     check $t "$work/tok_$t" $S/chat_templates/golden_more.jsonl
 done
+# train_on_eos: false: the same spans without their end-of-turn token
+if [ -f "$work/qwen3/want.txt" ]; then
+    ./csft data stats --config "$work/qwen3/run.yaml" --set train_dataset.train_on_eos=false --show 100 \
+        > "$work/noeos.txt" 2>&1
+    sed -nE 's/^  trained \[[0-9]+, [0-9]+\): //p' "$work/noeos.txt" | sed -E 's/^"[ ]+/"/' > "$work/noeos_got.txt"
+    sed -E 's/<\|im_end\|>"$/"/' "$work/qwen3/want.txt" | grep -v '^""$' > "$work/noeos_want.txt"
+    if [ -s "$work/noeos_want.txt" ] && cmp -s "$work/noeos_want.txt" "$work/noeos_got.txt"; then
+        passed=$((passed + 1))
+    else
+        diff "$work/noeos_want.txt" "$work/noeos_got.txt" | head -5
+        echo "  FAIL: train_on_eos: false"
+        failed=$((failed + 1))
+    fi
+fi
+# --show needs a count
+./csft data stats --config "$work/qwen3/run.yaml" --show many > "$work/bad.txt" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- "--show needs a count" "$work/bad.txt"; then
+    passed=$((passed + 1))
+else
+    echo "  FAIL: data stats --show many: exit $rc"; cat "$work/bad.txt"
+    failed=$((failed + 1))
+fi
 echo "chat_e2e: $passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]
