@@ -27,8 +27,10 @@ static void usage(FILE *f) {
             "                      is valid JSON (true, 3, \"x\", [..]), else taken as a string.\n"
             "                      Examples: --var enable_thinking=false --var bos_token='<s>'\n"
             "  --spans             after the text, print each assistant span [start, end) in bytes\n"
-            "                      and code points, with its text\n"
-            "  --header S --end S  assistant span markers for templates of unknown family\n");
+            "                      and code points, with its text: the turn after its header, up to and\n"
+            "                      with its end-of-turn token, derived from the template itself\n"
+            "                      ({% generation %} blocks, else prefix renderings; docs/data.md)\n"
+            "  --header S --end S  use these fixed header / end-of-turn markers instead\n");
 }
 
 static char *read_arg(const char *v) {
