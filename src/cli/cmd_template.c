@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  --spans             after the text, print each assistant span [start, end) in bytes\n"
             "                      and code points, with its text: the turn after its header, up to and\n"
             "                      with its end-of-turn token, derived from the template itself\n"
-            "                      ({% generation %} blocks, else prefix renderings; docs/data.md)\n"
+            "                      ({%% generation %%} blocks, else prefix renderings; docs/data.md)\n"
             "  --header S --end S  use these fixed header / end-of-turn markers instead\n");
 }
 
