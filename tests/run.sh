@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test binary in $1, every tests/test_*.sh script (given $1; e.g. the mpirun tests)
-# and the fixture checks, sums the "N passed, N failed" lines, and ends with the total.
+# and the fixture checks, sums the "N passed, N failed[, N skipped]" lines, and ends with the total.
 # Exit status is non-zero if anything failed or a binary crashed.
 set -u
 dir=$1
@@ -20,9 +20,9 @@ for t in "$dir"/test_* tests/test_*.sh; do
     fi
     echo "$line"
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
-    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed(, [0-9]+ skipped)?$/\1/')
-    k=$(echo "$line" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
-    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${k:-0}))
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed(, .*)?$/\1/')
+    s=0; case $line in *skipped) s=$(echo "$line" | sed -E 's/.* ([0-9]+) skipped$/\1/') ;; esac
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     [ $rc -ne 0 ] && status=1
 done
 # csft reference-check on every fixture model shipped with the tests.

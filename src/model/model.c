@@ -11,7 +11,9 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
+#include "io/ckpt.h"
 #include "io/safetensors.h"
+#include "model/mf_names.h"
 
 const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                       "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
@@ -150,12 +152,31 @@ static void build_params(struct model *m, int train_base, int bf16) {
     K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
 }
 
-static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
+/* The model config of a .ckpt source: config.json beside it, else config_json (text). */
+static int ckpt_model_config(struct model_config *cfg, const char *path, const char *config_json, int n_layers_keep) {
+    char *dir = ckpt_config_dir(path), *cj = path_join(dir, "config.json");
+    int rc;
+    if (file_exists(cj)) rc = model_config_load(cfg, cj, n_layers_keep);
+    else if (config_json) rc = model_config_parse(cfg, config_json, "model.model_config (shape of the .ckpt)", n_layers_keep);
+    else
+        rc = err_set("%s: a MindSpore .ckpt holds no model shape and there is no config.json beside it (%s); put the "
+                     "model's config.json there, give the shape keys in model.model_config, or pass --config CONFIG_JSON",
+                     path, cj);
+    free(cj), free(dir);
+    return rc;
+}
+
+static int load_impl(struct model *m, const char *dir, const char *config_json, int n_layers_keep, int train_base,
+                     int bf16) {
     memset(m, 0, sizeof *m);
-    if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
+    int is_ckpt = ckpt_is_checkpoint(dir);
+    if (is_ckpt ? ckpt_model_config(&m->cfg, dir, config_json, n_layers_keep)
+                : model_config_load(&m->cfg, dir, n_layers_keep))
+        return -1;
     build_params(m, train_base, bf16);
-    struct safetensors *st;
-    if (safetensors_open(&st, dir)) {
+    struct safetensors *st = NULL;
+    struct ckpt *ck = NULL;
+    if (is_ckpt ? ckpt_open(&ck, dir) : safetensors_open(&st, dir)) {
         model_free(m);
         return -1;
     }
@@ -164,9 +185,11 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
         struct param *p = &m->params[i];
         float *dst = p->data;
         if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
-        if (safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
+        if (ck ? mf_ckpt_read(ck, &m->cfg, p->name, dst, p->shape, p->n_dims)
+               : safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
             free(tmp);
             safetensors_close(st);
+            ckpt_close(ck);
             model_free(m);
             return err_wrap("%s", dir);
         }
@@ -174,16 +197,22 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
             for (int64_t j = 0; j < p->numel; j++) p->data16[j] = f32_to_bf16(tmp[j]);
     }
     free(tmp);
-    safetensors_close(st);
+    if (st) safetensors_close(st);
+    ckpt_close(ck);
     return 0;
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
-    return load_impl(m, dir, n_layers_keep, train_base, 0);
+    return load_impl(m, dir, NULL, n_layers_keep, train_base, 0);
 }
 
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
-    return load_impl(m, dir, n_layers_keep, 0, 1);
+    return load_impl(m, dir, NULL, n_layers_keep, 0, 1);
+}
+
+int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                    int bf16_base) {
+    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base);
 }
 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
