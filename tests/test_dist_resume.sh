@@ -170,7 +170,7 @@ if [ $have_mpi -eq 1 ]; then
         --set runner_config.epochs=100000 --set save_steps=0 > "$out.log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do
-        [ "$(wc -l < "$out/metrics.jsonl" 2> /dev/null || echo 0)" -ge 2 ] && break
+        [ "$( (wc -l < "$out/metrics.jsonl") 2> /dev/null || echo 0)" -ge 2 ] && break
         sleep 0.1
     done
     kill -TERM $pid

@@ -55,7 +55,7 @@ static int is_linear_weight(const char *name) {
 /* Lays out every base tensor in HF state_dict order and points the layer structs into
  * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
  * weights are stored as bf16 in the same buffer (frozen base). */
-static void build_params(struct model *m, int train_base, int bf16) {
+static void build_params(struct model *m, int train_base, int bf16, int alloc) {
     const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
@@ -104,6 +104,8 @@ static void build_params(struct model *m, int train_base, int bf16) {
             else p->data = (float *)(buf + boff);
             boff += ((size_t)p->numel * (h ? 2 : 4) + 63) & ~(size_t)63;
         }
+    } else if (!alloc) { /* the table only: ZeRO-3 holds a shard of the weights (train/zero.h) */
+        m->base = m->dbase = NULL;
     } else {
         m->base = K->mem_alloc(sizeof(float) * (size_t)m->n_base);
         m->dbase = train_base ? K->mem_alloc(sizeof(float) * (size_t)m->n_base) : NULL;
@@ -169,7 +171,7 @@ void model_bind(struct model *m) {
 static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base, bf16);
+    build_params(m, train_base, bf16, 1);
     struct safetensors *st;
     if (safetensors_open(&st, dir)) {
         model_free(m);
@@ -194,6 +196,19 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
     return 0;
 }
 
+int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+    memset(m, 0, sizeof *m);
+    if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
+    build_params(m, train_base, 0, 0);
+    return 0;
+}
+
+void model_init_shape(struct model *m, const struct model_config *cfg, int train_base) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    build_params(m, train_base, 0, 0);
+}
+
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
     return load_impl(m, dir, n_layers_keep, train_base, 0);
 }
@@ -205,7 +220,7 @@ int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, bf16);
+    build_params(m, train_base, bf16, 1);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];

@@ -44,6 +44,7 @@ struct run {
     struct dp dp;    /* data parallelism over g->dp (world > 1) */
     int rank, world; /* in d (rank 0 writes logs and files) */
     int dp_rank, dp_size; /* which rows of every step this rank trains */
+    const char *shard_from; /* ZeRO-3: the model folder each rank reads its weight shard from */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -70,8 +71,11 @@ static int load_model(struct run *r, const char *resume_path) {
     if (!lora && c->model.param_init_type == DTYPE_BF16)
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
-    if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
-                  : model_load(&r->m, src, c->model.num_layers, !lora))
+    /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init */
+    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base ? src : NULL;
+    if (r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
+        : bf16_base   ? model_load_bf16_base(&r->m, src, c->model.num_layers)
+                      : model_load(&r->m, src, c->model.num_layers, !lora))
         return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
@@ -239,7 +243,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1, .weights_from = r->shard_from};
         if (r->g->tp_size > 1) {
             err_set("parallel_config.model_parallel is %d: tensor parallelism is not in this build's trainer yet",
                     r->g->tp_size);
