@@ -160,6 +160,17 @@ if [ $have_mpi -eq 1 ]; then
     [ $ok -eq 1 ] || tail -5 "$out.log"
     check "the last-state checkpoint resumes to the losses of an uninterrupted run" $ok
 
+    # a rank that fails mid-run ends the job, with a word from every rank
+    out="$work/fail"
+    CSFT_TEST_FAIL_AT=1:2 mpirun -np 2 --oversubscribe -x CSFT_TEST_FAIL_AT -x ASAN_OPTIONS ./csft finetune \
+        --config "$work/run.yaml" --set output_dir="$out" --set runner_config.batch_size=2 > "$out.log" 2>&1
+    rc=$?
+    ok=0
+    [ $rc -ne 0 ] && grep -q "csft rank 1/2: error: deliberate failure of rank 1 after step 2" "$out.log" &&
+        grep -q "csft rank 0/2: stopped by the launcher" "$out.log" && ok=1
+    [ $ok -eq 1 ] || tail -8 "$out.log"
+    check "a failing rank ends the job with a message on every rank" $ok
+
     # SIGTERM to mpirun (Ctrl-C, a scheduler's cancel): Open MPI 4.1 sends the ranks SIGCONT,
     # then SIGTERM odls_base_sigkill_timeout seconds later and SIGKILL as long again after
     # that, time for the last-state save (mpirun forwards no output once it is aborting)
@@ -182,7 +193,7 @@ if [ $have_mpi -eq 1 ]; then
     [ $ok -eq 1 ] || tail -8 "$out.log"
     check "SIGTERM to mpirun: one last-state checkpoint is written" $ok
 else
-    skipped=$((skipped + 3))
+    skipped=$((skipped + 4))
 fi
 
 [ $skipped -gt 0 ] && echo "test_dist_resume.sh: $skipped checks skipped (no mpirun)"

@@ -382,6 +382,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
         int tr;
         long long ts;
         if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
+        /* test hook: "R:S" makes rank R fail after step S (the job must end with a word from every rank) */
+        const char *fail_at = getenv("CSFT_TEST_FAIL_AT");
+        if (fail_at && sscanf(fail_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) {
+            err_set("deliberate failure of rank %d after step %lld (test)", tr, ts);
+            goto done;
+        }
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
