@@ -5,7 +5,9 @@
 # another and saved again gives a byte-identical HF folder; a damaged newest checkpoint is
 # skipped with a warning and the previous one resumed (and one named explicitly is refused);
 # SIGTERM on one rank makes every rank stop at the same step with a last-state checkpoint, as
-# does SIGTERM to mpirun itself. Skips the multi-rank parts without mpirun.
+# does SIGTERM to mpirun itself; a rank that fails ends the job with a word from every rank;
+# LoRA at dp2 ZeRO-3 (sharded frozen base) checkpoints and resumes on one process. Skips the
+# multi-rank parts without mpirun.
 set -u
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
 export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -104,9 +106,32 @@ if [ $have_mpi -eq 1 ]; then
         [ $ok -eq 1 ] || tail -5 "$out.log"
         check "dp2 ZeRO-3 checkpoint loaded at $n rank(s) ZeRO-$z and saved again: byte-identical HF folder" $ok
     done
+    # periodic eval at ZeRO-3: every rank takes part in the gathers; rank 0 reports one process's loss
+    ev="--set eval_dataset.data_files=[$work/six.jsonl] --set eval_dataset.format=tokenized --set eval_steps=3"
+    run 1 "$work/eval_one" $ev
+    run 2 "$work/eval_z3" $ev --set runner_config.batch_size=2 --set parallel_config.zero_stage=3
+    ok=0
+    a=$(grep "eval at step" "$work/eval_one.log") b=$(grep "eval at step" "$work/eval_z3.log")
+    [ -n "$a" ] && [ "$(echo "$a" | wc -l)" = 2 ] && [ "$a" = "$b" ] && ok=1
+    [ $ok -eq 1 ] || { echo "$a"; echo "$b"; tail -3 "$work/eval_z3.log"; }
+    check "periodic eval at dp2 ZeRO-3 reports the one-process eval loss" $ok
+
+    # LoRA: dp2 ZeRO-3 (frozen base sharded) saves an adapter and moments; resumed on one process
+    lora="--set model.model_config.pet_config.pet_type=lora"
+    run 1 "$work/lora_one" $lora
+    run 2 "$work/lora_z3" $lora --set runner_config.batch_size=2 --set parallel_config.zero_stage=3 \
+        --set runner_config.max_steps=3
+    resume_from "$work/lora_z3" "$work/lora_resumed"
+    run 1 "$work/lora_resumed" $lora --set resume_training=true
+    ok=0
+    [ "$(losses "$work/lora_one" | wc -l)" = 6 ] && same_losses "$work/lora_one" "$work/lora_z3" 3 &&
+        [ "$(losses "$work/lora_resumed" | wc -l)" = 6 ] && same_losses "$work/lora_one" "$work/lora_resumed" 6 &&
+        [ -f "$work/lora_resumed/adapter_model.safetensors" ] && ok=1
+    [ $ok -eq 1 ] || { tail -5 "$work/lora_z3.log" "$work/lora_resumed.log"; }
+    check "LoRA at dp2 ZeRO-3: 3 steps equal one process; its checkpoint resumes on one process" $ok
 else
     echo "test_dist_resume.sh: mpirun not found: multi-rank resume checks skipped"
-    skipped=$((skipped + 7))
+    skipped=$((skipped + 9))
 fi
 
 # damaged newest checkpoint: skipped with a warning, the previous one resumed
