@@ -50,6 +50,7 @@ struct run {
     struct dp dp;    /* data parallelism over g->dp (world > 1) */
     int rank, world; /* in d (rank 0 writes logs and files) */
     int dp_rank, dp_size; /* which rows of every step this rank trains */
+    const char *shard_from; /* ZeRO-3: the model folder each rank reads its weight shard from */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -81,8 +82,11 @@ static int load_model(struct run *r, const char *resume_path) {
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
     struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
-    if (bf16_base ? model_load_bf16_base_tp(&r->m, src, c->model.num_layers, &tp)
-                  : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
+    /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init */
+    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !(r->g && r->g->tp_size > 1) ? src : NULL;
+    if (r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
+        : bf16_base   ? model_load_bf16_base_tp(&r->m, src, c->model.num_layers, &tp)
+                      : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
         return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
@@ -387,7 +391,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1, .weights_from = r->shard_from};
         if (r->g->tp_size > 1 && dc.zero >= 3) {
             err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
                     "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
@@ -551,6 +555,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
         int tr;
         long long ts;
         if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
+        /* test hook: "R:S" makes rank R fail after step S (the job must end with a word from every rank) */
+        const char *fail_at = getenv("CSFT_TEST_FAIL_AT");
+        if (fail_at && sscanf(fail_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) {
+            err_set("deliberate failure of rank %d after step %lld (test)", tr, ts);
+            goto done;
+        }
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
