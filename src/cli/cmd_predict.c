@@ -192,6 +192,7 @@ static const struct cli_flag predict_flags[] = {
     {"--top-k", "predict.top_k", NULL, 0},
     {"--top-p", "predict.top_p", NULL, 0},
     {"--chat-template", "train_dataset.chat_template", NULL, 0},
+    {"--device", "device", NULL, 0},
 };
 
 int cmd_predict(int argc, char **argv) {
@@ -199,7 +200,8 @@ int cmd_predict(int argc, char **argv) {
         printf("usage: csft predict [--config run.yaml] [--model DIR] [--adapter DIR]\n"
                "                    [--prompt TEXT | --input-file FILE] [--output-file FILE]\n"
                "                    [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-               "                    [--chat-template alpaca|chatml|FILE] [--set key=value ...]\n\n"
+               "                    [--chat-template alpaca|chatml|FILE] [--device cpu|cuda|cuda-bf16]\n"
+               "                    [--set key=value ...]\n\n"
                "Generates from a model (HF folder), optionally with a PEFT adapter. The prompt is wrapped the way\n"
                "training saw it: the model's chat template with a generation prompt, or the Alpaca prompt\n"
                "(CSFT_RAW_PROMPT=1 sends the text as is). Without --prompt/--input-file it reads prompts from the\n"
@@ -241,11 +243,13 @@ static const struct cli_flag eval_flags[] = {
     {"--model", "load_checkpoint", NULL, 0},
     {"--adapter", "model.model_config.pet_config.adapter_path", "model.model_config.pet_config.pet_type=lora", 0},
     {"--data", "eval_dataset.data_files", NULL, 0},
+    {"--device", "device", NULL, 0},
 };
 
 int cmd_eval(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: csft eval [--config run.yaml] [--model DIR] [--adapter DIR] [--data FILE] [--set key=value ...]\n\n"
+        printf("usage: csft eval [--config run.yaml] [--model DIR] [--adapter DIR] [--data FILE] [--device NAME]\n"
+               "                 [--set key=value ...]\n\n"
                "Mean loss per trained token and perplexity of the model on eval_dataset (or train_dataset when\n"
                "eval_dataset has no data_files), formatted exactly as for training. Prints one JSON line.\n");
         return 0;

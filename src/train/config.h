@@ -16,6 +16,7 @@ enum run_mode { RUN_MODE_FINETUNE, RUN_MODE_TRAIN, RUN_MODE_PREDICT, RUN_MODE_EV
 enum pet_type { PET_TYPE_NONE, PET_TYPE_LORA };
 enum optimizer_type { OPTIMIZER_ADAMW };
 enum on_nonfinite { ON_NONFINITE_STOP, ON_NONFINITE_SKIP };
+enum device_kind { DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_BF16 };
 
 struct config_kv {
     char *key;
@@ -136,6 +137,7 @@ struct run_config {
     int64_t eval_steps; /* 0 = only at the end (when eval_dataset has data_files) */
     bool tensorboard;
     struct config_predict predict;
+    enum device_kind device; /* kernel backend (train/device.h) */
 
     char *config_file; /* the YAML file loaded, or NULL */
     struct config_source *src;

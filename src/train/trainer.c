@@ -17,6 +17,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/dp.h"
 #include "train/metrics.h"
 #include "train/pipeline.h"
@@ -48,9 +49,7 @@ static int load_model(struct run *r, const char *resume_path) {
     int lora = c->model.pet.pet_type == PET_TYPE_LORA;
     /* full fine-tuning resumes its weights from the checkpoint folder (an HF model folder) */
     const char *src = !lora && resume_path ? resume_path : c->load_checkpoint;
-    if (c->model.compute_dtype == DTYPE_BF16)
-        return err_set("model.model_config.compute_dtype: bfloat16 compute is not supported on this backend yet; "
-                       "param_init_type: bfloat16 keeps a frozen LoRA base in bf16");
+    if (device_check_compute(c)) return -1;
     /* param_init_type: bfloat16 keeps a frozen (LoRA) base's linear weights in bf16 */
     int bf16_base = lora && c->model.param_init_type == DTYPE_BF16;
     if (!lora && c->model.param_init_type == DTYPE_BF16)
