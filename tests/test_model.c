@@ -244,6 +244,61 @@ static void test_generate_stops_at_eos(void) {
     model_free(&m);
 }
 
+
+/* model_save writes the input's own config.json back: every key (pad_token_id, layer_types,
+ * _name_or_path, custom ones), their order and number spellings kept; only the dtype changes, in
+ * the spelling the input used; a cut layer count also updates num_hidden_layers and layer_types. */
+static const char *cfg_src =
+    "{\n  \"_name_or_path\": \"Qwen/Qwen3-tiny\",\n  \"architectures\": [\n    \"Qwen3ForCausalLM\"\n  ],\n"
+    "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"custom_key\": {\"a\": [1, 2.50, \"}\\\"\"]},\n"
+    "  %s: \"bfloat16\",\n  \"head_dim\": 32,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": 64,\n"
+    "  \"intermediate_size\": 176,\n  \"layer_types\": [\n    \"full_attention\",\n    \"full_attention\"\n  ],\n"
+    "  \"max_position_embeddings\": 256,\n  \"max_window_layers\": 28,\n  \"model_type\": \"qwen3\",\n"
+    "  \"num_attention_heads\": 4,\n  \"num_hidden_layers\": 2,\n  \"num_key_value_heads\": 2,\n"
+    "  \"pad_token_id\": 7,\n  \"rms_norm_eps\": 1e-06,\n  \"rope_parameters\": {\n    \"rope_theta\": 1000000.0,\n"
+    "    \"rope_type\": \"default\"\n  },\n  \"tie_word_embeddings\": true,\n  \"vocab_size\": 512\n}\n";
+
+static void test_config_written_back(void) {
+    const char *in = "build/tmp_model/cfg_in", *out = "build/tmp_model/cfg_out";
+    system("rm -rf build/tmp_model/cfg_in build/tmp_model/cfg_out && mkdir -p build/tmp_model/cfg_in && "
+           "cp tests/fixtures/hf/qwen3-tiny/model.safetensors build/tmp_model/cfg_in/");
+    const char *spellings[] = {"\"dtype\"", "\"torch_dtype\""};
+    for (int sp = 0; sp < 2; sp++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            char *src = xasprintf(cfg_src, spellings[sp]), *cp = xasprintf("%s/config.json", in);
+            write_config(cp, src);
+            struct model m;
+            EXPECT(model_load(&m, in, 0, 0) == 0, "%s", err_msg());
+            EXPECT(model_save(&m, out, bf16, 0) == 0, "%s", err_msg());
+            model_free(&m);
+            char *want = xasprintf(cfg_src, spellings[sp]), *from = strstr(want, ": \"bfloat16\"");
+            if (!bf16) { /* the same text with float32 in place of bfloat16 */
+                char *w2 = xasprintf("%.*s: \"float32\"%s", (int)(from - want), want, from + strlen(": \"bfloat16\""));
+                free(want), want = w2;
+            }
+            char *op = xasprintf("%s/config.json", out), *got = file_read_all(op, NULL);
+            EXPECT(got && strcmp(got, want) == 0, "%s bf16=%d: config.json written as\n%s\nexpected\n%s", spellings[sp],
+                   bf16, got ? got : "(none)", want);
+            free(src), free(cp), free(want), free(op), free(got);
+        }
+    /* num_layers: 1 */
+    struct model m;
+    EXPECT(model_load(&m, in, 1, 0) == 0, "%s", err_msg());
+    EXPECT(model_save(&m, out, 0, 0) == 0, "%s", err_msg());
+    model_free(&m);
+    char *got = file_read_all("build/tmp_model/cfg_out/config.json", NULL);
+    EXPECT(got && strstr(got, "\"num_hidden_layers\": 1,") && strstr(got, "\"layer_types\": [\n    \"full_attention\"],") &&
+               strstr(got, "\"max_window_layers\": 28,"),
+           "cut to 1 layer: %s", got ? got : "(none)");
+    free(got);
+    /* a config written from the struct (init-model) spells rms_norm_eps as the float's shortest form */
+    struct model_config c;
+    EXPECT(model_config_load(&c, "tests/fixtures/hf/qwen3-tiny", 0) == 0, "%s", err_msg());
+    char *j = model_config_to_json(&c);
+    EXPECT(strstr(j, "\"rms_norm_eps\":\t1e-06") || strstr(j, "\"rms_norm_eps\": 1e-06"), "%s", j);
+    free(j);
+}
+
 int main(void) {
     dir_create("build/tmp_model");
     RUN(test_config_spellings);
@@ -254,5 +309,6 @@ int main(void) {
     RUN(test_packed_equals_unpacked);
     RUN(test_schedules);
     RUN(test_generate_stops_at_eos);
+    RUN(test_config_written_back);
     return TEST_SUMMARY("model");
 }

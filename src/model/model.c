@@ -154,6 +154,9 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
     build_params(m, train_base, bf16);
+    char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
+    m->config_text = file_read_all(cp, NULL);
+    free(cp);
     struct safetensors *st;
     if (safetensors_open(&st, dir)) {
         model_free(m);
@@ -240,6 +243,7 @@ void model_free(struct model *m) {
     K->mem_free(m->lora_mem);
     K->mem_free(m->dlora_mem);
     free(m->wscratch);
+    free(m->config_text);
     memset(m, 0, sizeof *m);
 }
 
@@ -583,7 +587,9 @@ int model_save(const struct model *m, const char *dir, int bf16, size_t max_shar
     if (rc) return -1;
     struct model_config c = m->cfg;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
-    char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
+    char *json = m->config_text ? model_config_json_edit(m->config_text, &c, c.torch_dtype) : NULL;
+    if (!json) json = model_config_to_json(&c);
+    char *path = path_join(dir, "config.json");
     rc = file_write_atomic(path, json, strlen(json));
     free(json);
     free(path);

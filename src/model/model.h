@@ -85,6 +85,7 @@ struct model {
     int recompute;
     int base_bf16;  /* set by model_base_to_bf16 */
     float *wscratch; /* bf16 weight rows converted for one GEMM (WCHUNK * widest in) */
+    char *config_text; /* the loaded folder's config.json as written (model_save writes it back), or NULL */
 };
 
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
@@ -103,7 +104,9 @@ int model_init_random_bf16_base(struct model *m, const struct model_config *cfg,
  * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
  * if the base has gradients. model_save and lora_merge need the float32 base. */
 int model_base_to_bf16(struct model *m);
-/* Writes the base weights (HF names) as a safetensors model folder with config.json. */
+/* Writes the base weights (HF names) as a safetensors model folder with config.json: the loaded
+ * model's own config.json with only the dtype (and a cut layer count) changed, or for a model
+ * made in memory one written from cfg. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
 
 /* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
