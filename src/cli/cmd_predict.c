@@ -263,12 +263,14 @@ int cmd_eval(int argc, char **argv) {
 }
 
 int cmd_merge(int argc, char **argv) {
-    const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = "float32";
+    const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: csft merge --base DIR --adapter DIR --out DIR [--dtype float32|bfloat16]\n\n"
                    "Merges a PEFT LoRA adapter into its base model (W += scaling * B A) and writes a new HF model\n"
-                   "folder (config, safetensors, tokenizer and generation files of the base).\n");
+                   "folder (config, safetensors, tokenizer and generation files of the base). The weights keep the\n"
+                   "base's dtype (as PEFT's merge_and_unload does; a float16 base is written as float32) unless\n"
+                   "--dtype says otherwise.\n");
             return 0;
         }
         const char **dst = !strcmp(argv[i], "--base") ? &base : !strcmp(argv[i], "--adapter") ? &adapter
@@ -285,7 +287,7 @@ int cmd_merge(int argc, char **argv) {
         fprintf(stderr, "csft merge: --base, --adapter and --out are required\n");
         return 2;
     }
-    if (strcmp(dtype, "float32") && strcmp(dtype, "bfloat16")) {
+    if (dtype && strcmp(dtype, "float32") && strcmp(dtype, "bfloat16")) {
         fprintf(stderr, "csft merge: --dtype must be float32 or bfloat16\n");
         return 2;
     }
@@ -296,12 +298,17 @@ int cmd_merge(int argc, char **argv) {
         return cli_fail("merge");
     }
     lora_merge(&m);
+    if (!dtype) { /* the base's own dtype */
+        dtype = !strcmp(m.cfg.torch_dtype, "bfloat16") ? "bfloat16" : "float32";
+        if (strcmp(m.cfg.torch_dtype, dtype))
+            printf("note: the base is stored as %s; writing float32 (--dtype bfloat16 for half the size)\n", m.cfg.torch_dtype);
+    }
     int rc = model_save(&m, out, !strcmp(dtype, "bfloat16"), (size_t)5 << 30);
     static const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                                   "special_tokens_map.json", "generation_config.json", "chat_template.jinja"};
     for (size_t i = 0; rc == 0 && i < sizeof extra / sizeof extra[0]; i++) rc = file_copy_if_exists(base, out, extra[i]);
     model_free(&m);
     if (rc) return cli_fail("merge");
-    printf("merged %s into %s -> %s\n", adapter, base, out);
+    printf("merged %s into %s -> %s (%s)\n", adapter, base, out, dtype);
     return 0;
 }

@@ -244,6 +244,7 @@ void model_free(struct model *m) {
     K->mem_free(m->dlora_mem);
     free(m->wscratch);
     free(m->config_text);
+    free(m->lora.target_regex);
     memset(m, 0, sizeof *m);
 }
 

@@ -46,8 +46,10 @@ struct lora_config {
     int rank;
     float alpha, dropout;
     int use_rslora;
-    int targets[N_LIN]; /* which linears of every layer carry an adapter */
-    int layer_mask_all;
+    int targets[N_LIN]; /* which linears carry an adapter (in at least one layer) */
+    char *target_regex; /* target_modules as saved when given as a regex (PEFT's string form): the
+                           user's own, or the explicit module list when it matched only through
+                           MindSpore's names; NULL for the list form (owned, freed with the model) */
 };
 
 struct acts; /* activations, private to model.c */

@@ -116,7 +116,7 @@ int checkpoint_save(const char *output_dir, const struct model *m, const struct 
     if (dir_create(ckdir)) goto done;
     path_remove_tree(tmp);
     if (dir_create(tmp)) goto done;
-    if (m->has_lora ? lora_save_adapter(m, tmp, base_name) : model_save(m, tmp, 0, 0)) goto done;
+    if (m->has_lora ? lora_save_adapter(m, tmp, base_name, 0) : model_save(m, tmp, 0, 0)) goto done;
     if (save_optimizer(tmp, m, opt)) goto done;
     if (config_yaml) {
         char *p = path_join(tmp, "config.yaml");

@@ -61,8 +61,19 @@ static int load_model(struct run *r, const char *resume_path) {
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
     const struct config_pet *p = &c->model.pet;
-    if (resume_path || (p->adapter_path && p->adapter_path[0]))
-        return lora_load_adapter(&r->m, resume_path ? resume_path : p->adapter_path);
+    if (resume_path || (p->adapter_path && p->adapter_path[0])) {
+        const char *dir = resume_path ? resume_path : p->adapter_path;
+        if (lora_load_adapter(&r->m, dir)) return -1;
+        const struct lora_config *lc = &r->m.lora;
+        if (r->rank == 0 && (lc->rank != p->lora_rank || lc->alpha != (float)p->lora_alpha ||
+                             lc->dropout != (float)p->lora_dropout || lc->use_rslora != p->use_rslora))
+            printf("note: %s/adapter_config.json sets r=%d, lora_alpha=%g, lora_dropout=%g, use_rslora=%s; they "
+                   "override the config's lora_rank=%d, lora_alpha=%g, lora_dropout=%g, use_rslora=%s (and its "
+                   "target_modules)\n",
+                   dir, lc->rank, (double)lc->alpha, (double)lc->dropout, lc->use_rslora ? "true" : "false",
+                   p->lora_rank, p->lora_alpha, p->lora_dropout, p->use_rslora ? "true" : "false");
+        return 0;
+    }
     struct lora_spec spec = {.rank = p->lora_rank,
                              .alpha = (float)p->lora_alpha,
                              .dropout = (float)p->lora_dropout,
@@ -120,7 +131,7 @@ static int save_final(struct run *r) {
     if (r->rank != 0) return 0;
     const char *out = r->cfg->output_dir;
     int bf16 = r->cfg->save_dtype == DTYPE_BF16;
-    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint, bf16)
                            : model_save(&r->m, out, bf16, (size_t)5 << 30);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
