@@ -136,3 +136,11 @@ struct param *model_trainable(struct model *m, int *n);
  * Writes up to max_new tokens to out, stops after an eos id; returns the count. */
 int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t *out, int max_new,
                    const int32_t *eos_ids, int n_eos, float temperature, int top_k, float top_p, uint64_t seed);
+/* The same for nb prompts at once (several prompts per forward pass): a packed prefill of all
+ * prompts, then batched decode steps over the sequences still generating. out[i] has room for
+ * max_new tokens; n_out[i] gets sequence i's count. Each sequence samples from its own stream
+ * seeded with `seed`, so its tokens are those of model_generate on it alone (up to the rounding
+ * of batched GEMMs). Returns 0. */
+int model_generate_batch(struct model *m, const int32_t *const *prompts, const int *n_prompt, int nb, int32_t *const *out,
+                         int *n_out, int max_new, const int32_t *eos_ids, int n_eos, float temperature, int top_k,
+                         float top_p, uint64_t seed);

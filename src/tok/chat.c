@@ -128,6 +128,40 @@ static const char *token_text(const cJSON *j) {
     return NULL;
 }
 
+/* The special tokens of a tokenizer_config.json object as template variables. */
+static void apply_specials(struct chat_template *t, const cJSON *cfg) {
+    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                  "pad_token", "cls_token", "mask_token"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = token_text(cJSON_GetObjectItemCaseSensitive(cfg, names[i]));
+        if (v) chat_template_set_special(t, names[i], v);
+    }
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
+    if (cJSON_IsArray(add) && cJSON_GetArraySize(add) > 0) {
+        cJSON *l = cJSON_CreateArray(), *it;
+        cJSON_ArrayForEach(it, add) {
+            const char *v = token_text(it);
+            if (v) cJSON_AddItemToArray(l, cJSON_CreateString(v));
+        }
+        cJSON_DeleteItemFromObject(t->specials, "additional_special_tokens");
+        cJSON_AddItemToObject(t->specials, "additional_special_tokens", l);
+    }
+}
+
+int chat_template_load_specials(struct chat_template *t, const char *tokenizer_config_json_path) {
+    char *text = file_read_all(tokenizer_config_json_path, NULL);
+    if (!text) return -1;
+    cJSON *cfg = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return err_set("%s: not a JSON object", tokenizer_config_json_path);
+    }
+    apply_specials(t, cfg);
+    cJSON_Delete(cfg);
+    return 0;
+}
+
 int chat_template_load(struct chat_template **out, const char *path) {
     *out = NULL;
     char *cfg_path = dir_exists(path) ? path_join(path, "tokenizer_config.json") : xstrdup(path);
@@ -177,21 +211,7 @@ int chat_template_load(struct chat_template **out, const char *path) {
         }
     }
     if (chat_template_parse(out, src, cfg_path)) goto done;
-    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token",
-                                  "pad_token", "cls_token", "mask_token"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *v = token_text(cJSON_GetObjectItemCaseSensitive(cfg, names[i]));
-        if (v) chat_template_set_special(*out, names[i], v);
-    }
-    const cJSON *add = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
-    if (cJSON_IsArray(add) && cJSON_GetArraySize(add) > 0) {
-        cJSON *l = cJSON_CreateArray(), *it;
-        cJSON_ArrayForEach(it, add) {
-            const char *v = token_text(it);
-            if (v) cJSON_AddItemToArray(l, cJSON_CreateString(v));
-        }
-        cJSON_AddItemToObject((*out)->specials, "additional_special_tokens", l);
-    }
+    apply_specials(*out, cfg);
     rc = 0;
 done:
     cJSON_Delete(cfg);

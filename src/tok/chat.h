@@ -22,6 +22,9 @@ int chat_template_parse(struct chat_template **out, const char *source, const ch
  * transformers), plus the special tokens (bos/eos/unk/sep/pad/cls/mask_token,
  * additional_special_tokens) passed to the template as variables. */
 int chat_template_load(struct chat_template **out, const char *tokenizer_config_json_path);
+/* Sets the special-token variables (bos_token, eos_token, ...) of a tokenizer_config.json on a
+ * template that came from elsewhere (a Jinja file given as chat_template). */
+int chat_template_load_specials(struct chat_template *t, const char *tokenizer_config_json_path);
 /* Built-ins: "chatml"; "alpaca" (with-input prompt when input is a non-empty string),
  * "alpaca_with_input", "alpaca_no_input". */
 int chat_template_builtin(struct chat_template **out, const char *name);

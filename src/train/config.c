@@ -267,6 +267,8 @@ static const struct key_def train_keys[] = {
      "Prompts to answer: a text file (one per line) or JSONL with a prompt/messages column."},
     {"predict.output_file", KT_STRING, RC(predict.output_file), "''", 0, 0, 0, 0, 0,
      "Write the generations as JSONL here; '' = print them."},
+    {"predict.batch_size", KT_INT, RC(predict.batch_size), "8", K_MIN, 1, 0, 0, 0,
+     "input_file: prompts generated together, several per forward pass."},
 };
 
 struct section {

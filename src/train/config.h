@@ -110,6 +110,7 @@ struct config_predict {
     char *prompt;      /* "" = none */
     char *input_file;  /* prompts, one per line or JSONL; "" = none */
     char *output_file; /* "" = stdout */
+    int batch_size;    /* input_file prompts per generation batch */
 };
 
 struct config_source; /* private: where each key got its value */
