@@ -21,6 +21,7 @@ struct chat_template {
     char *header, *end; /* span markers, NULL when unknown */
     const char *family;
     cJSON *specials; /* object: special-token variables */
+    char *source;    /* the Jinja source, NULL for the Alpaca built-ins */
 };
 
 static const char CHATML_SRC[] =
@@ -69,6 +70,8 @@ void chat_template_set_special(struct chat_template *t, const char *name, const 
 
 const char *chat_template_family(const struct chat_template *t) { return t->family; }
 
+const char *chat_template_source(const struct chat_template *t) { return t->source; }
+
 int chat_template_parse(struct chat_template **out, const char *source, const char *name_for_errors) {
     *out = NULL;
     struct jinja_template *jt =
@@ -76,6 +79,7 @@ int chat_template_parse(struct chat_template **out, const char *source, const ch
     if (!jt) return -1;
     struct chat_template *t = tmpl_new(CHAT_JINJA, name_for_errors);
     t->jt = jt;
+    t->source = xstrdup(source);
     if (strstr(source, "<|im_start|>"))
         set_markers(t, "<|im_start|>assistant\n", "<|im_end|>", "chatml");
     else if (strstr(source, "<|start_header_id|>"))
@@ -115,6 +119,7 @@ void chat_template_free(struct chat_template *t) {
     free(t->header);
     free(t->end);
     cJSON_Delete(t->specials);
+    free(t->source);
     free(t);
 }
 

@@ -37,6 +37,9 @@ void chat_template_set_markers(struct chat_template *t, const char *header, cons
 void chat_template_set_special(struct chat_template *t, const char *name, const char *value);
 /* "chatml", "llama3", "alpaca", "custom" or "unknown" (no markers: spans unavailable). */
 const char *chat_template_family(const struct chat_template *t);
+/* The template's Jinja source (what a tokenizer_config.json's chat_template holds); NULL for the
+ * Alpaca built-ins, which are prompts rather than chat templates. */
+const char *chat_template_source(const struct chat_template *t);
 
 /* Renders messages (JSON array of {role, content, ...}); tools: JSON array or NULL (None);
  * extra_vars: JSON object of more template variables (e.g. enable_thinking, or for Alpaca

@@ -19,6 +19,7 @@
 #include "train/checkpoint.h"
 #include "train/device.h"
 #include "train/dp.h"
+#include "train/hf_files.h"
 #include "train/metrics.h"
 #include "train/pipeline.h"
 #include "train/step.h"
@@ -42,6 +43,9 @@ struct run {
     char *config_yaml;
     struct metrics *metrics;
     struct metrics_progress prog;
+    double last_loss, last_eval; /* for the model card; NAN until logged */
+    int64_t last_eval_step;
+    int pretrain;
 };
 
 static int load_model(struct run *r, const char *resume_path) {
@@ -135,6 +139,27 @@ static int save_final(struct run *r) {
                            : model_save(&r->m, out, bf16, (size_t)5 << 30);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
+    const struct config_dataset *d = &r->cfg->train_dataset;
+    int templated = !r->pretrain && d->format != DATA_FORMAT_TEXT && d->format != DATA_FORMAT_TOKENIZED;
+    /* the chat template training used goes with the saved tokenizer (the Alpaca prompt has none) */
+    if (rc == 0 && templated && !r->pipe.alpaca_tmpl) rc = chat_template_save(out, r->pipe.tmpl);
+    if (rc == 0) {
+        int np;
+        const struct param *tp = model_trainable(&r->m, &np);
+        int64_t ntrain = 0;
+        for (int i = 0; i < np; i++) ntrain += tp[i].numel;
+        const struct dataset_stats *ds = &r->train->stats;
+        struct model_card mc = {.cfg = r->cfg, .lora = r->m.has_lora ? &r->m.lora : NULL, .pretrain = r->pretrain,
+                                .arch = model_arch_name(r->m.cfg.arch), .n_params = r->m.n_base, .n_trainable = ntrain,
+                                .n_records = ds->n_records, .n_sequences = ds->n_sequences, .n_tokens = ds->n_tokens,
+                                .n_trained_tokens = ds->n_trained_tokens, .steps = r->st.step, .world = r->world, .final_loss = r->last_loss,
+                                .final_eval_loss = r->last_eval, .final_eval_step = r->last_eval_step,
+                                .template_name = !templated ? NULL
+                                                 : r->pipe.alpaca_tmpl ? "alpaca"
+                                                 : d->chat_template && d->chat_template[0] ? d->chat_template
+                                                                                          : "the tokenizer's own"};
+        rc = model_card_write(out, &mc);
+    }
     if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
     return 0;
@@ -184,6 +209,8 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
 int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     struct run R = {0}, *r = &R;
     r->cfg = cfg;
+    r->pretrain = pretrain;
+    r->last_loss = r->last_eval = NAN;
     r->d = d && d->world > 1 ? d : NULL;
     r->rank = r->d ? d->rank : 0;
     r->world = r->d ? d->world : 1;
@@ -307,6 +334,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                                       .tokens = r->st.tokens_seen, .skipped_steps = r->st.skipped_steps,
                                       .elapsed = now - t_start};
             metrics_log_step(r->metrics, &ms);
+            r->last_loss = ms.loss;
             metrics_progress_update(&r->prog, &ms);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
@@ -315,6 +343,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
             double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
                                           cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
             metrics_log_eval(r->metrics, r->st.step, el, nt);
+            r->last_eval = el, r->last_eval_step = r->st.step;
             metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
                                      (long long)r->st.step, el, exp(el), (long long)nt);
         }
