@@ -6,6 +6,8 @@
 # the config names to run), BENCH_LONG=1 adds sequence 4096, BENCH_NO_TORCH=1 skips the peer.
 # BENCH_PEAK=GF/s overrides the peak measured at start (a busy machine measures it low).
 # Rows ending -rc add csft's --recompute, -bf16 its bf16 frozen base; the peer row is shared.
+# The peer runs on OpenBLAS (installed here if missing); a peer on any other BLAS (e.g. the
+# reference one) gets "unfair" in the ratio column instead of a number.
 set -eu
 cd "$(dirname "$0")/.."
 THREADS=${BENCH_THREADS:-2}
@@ -21,6 +23,21 @@ if [ "${BENCH_NO_TORCH:-0}" != 1 ]; then
         (apt-get install -y python3-torch || sudo -n apt-get install -y python3-torch) >/dev/null 2>&1 || true
     fi
     if $PY -c 'import torch' 2>/dev/null; then torch_ok=1; else echo "bench: python3-torch unavailable: skipping the PyTorch peer" >&2; fi
+fi
+# The peer's GEMMs must run on an optimized BLAS: Debian's torch links libblas.so.3, which on a
+# fresh machine is the reference BLAS (~30x slower). Install OpenBLAS and point the peer's
+# libblas.so.3 at it (LD_LIBRARY_PATH wins over the alternatives link); the peer reports what it
+# ran on (blas=, from /proc/self/maps) and no ratio is printed against anything but OpenBLAS.
+OPENBLAS_DIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/openblas-pthread
+if [ $torch_ok = 1 ] && [ ! -f "$OPENBLAS_DIR/libblas.so.3" ]; then
+    echo "bench: installing Debian's libopenblas0-pthread for the peer..." >&2
+    (apt-get install -y libopenblas0-pthread || sudo -n apt-get install -y libopenblas0-pthread) >/dev/null 2>&1 || true
+fi
+if [ -f "$OPENBLAS_DIR/libblas.so.3" ]; then
+    PEER_ENV="LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} OPENBLAS_NUM_THREADS=$THREADS"
+else
+    PEER_ENV="OPENBLAS_NUM_THREADS=$THREADS"
+    echo "bench: OpenBLAS not found in $OPENBLAS_DIR: the peer will say which BLAS it used" >&2
 fi
 
 peak=$(build/bench/fma_peak | sed -E 's/.*peak_gflops=([0-9.]+).*/\1/')
@@ -67,7 +84,10 @@ echo "$configs" | while IFS='|' read -r name margs B T R extra; do
     if [ "$key" != "$prev_key" ]; then
         t="impl=torch step_s=0 tokens_per_s=0 peak_rss_mib=0"
         if [ $torch_ok = 1 ]; then
-            t=$($PY bench/torch_peer.py $margs --batch "$B" --seq "$T" --lora "$R" --steps "$STEPS" --threads "$THREADS" 2>/dev/null | grep impl= || echo "$t")
+            t=$(env $PEER_ENV $PY bench/torch_peer.py $margs --batch "$B" --seq "$T" --lora "$R" --steps "$STEPS" \
+                --threads "$THREADS" 2>/dev/null | grep impl= || echo "$t")
+            blas=$(echo "$t" | sed -nE 's/.*blas=([a-z]+) blas_path=([^ ]*).*/\1 (\2)/p')
+            [ -n "$blas" ] && echo "  peer $name: torch $(echo "$t" | sed -nE 's/.*torch=([^ ]+).*/\1/p') on BLAS: $blas" >&2
         fi
         prev_key=$key
     fi
@@ -79,7 +99,8 @@ echo "$configs" | while IFS='|' read -r name margs B T R extra; do
             cs = get(c, "step_s"); ts = get(t, "step_s")
             cg = cs > 0 ? f / cs / 1e9 : 0; tg = ts > 0 ? f / ts / 1e9 : 0
             ct = get(c, "tokens_per_s"); tt = get(t, "tokens_per_s")
-            r = (tt > 0) ? sprintf("%.2fx", ct / tt) : "-"
+            fair = t ~ /blas=openblas /
+            r = (tt > 0 && fair) ? sprintf("%.2fx", ct / tt) : (tt > 0 ? "unfair" : "-")
             cm = get(c, "peak_rss_mib"); tm = get(t, "peak_rss_mib")
             mr = (tm > 0) ? sprintf("%.0f%%", 100 * cm / tm) : "-"
             printf("%-20s %10.1f %10.1f %7s %9.1f %9.1f %7.1f%% %9.0f %9.0f %6s\n", name, ct, tt, r, cg, tg, 100 * cg / peak,

@@ -1,7 +1,8 @@
 """torch_peer: the PyTorch peer of bench_train - a plain Qwen2-style decoder written to match
 HF's modeling_qwen2 (eager attention, fp32), trained with AdamW for the same shapes, batch,
 sequence and threads. Full fine-tuning or LoRA (r on q,k,v,o, frozen base). Prints one
-"key=value" line like bench_train. Benchmarks only (Debian's python3-torch); never a test."""
+"key=value" line like bench_train, with blas= the BLAS library torch's GEMMs ran on (read from
+/proc/self/maps: openblas, reference, mkl, ...) so bench/run.sh can refuse an unfair peer. Benchmarks only (Debian's python3-torch); never a test."""
 import argparse
 import math
 import resource
@@ -113,6 +114,36 @@ class Model(nn.Module):
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
 
 
+def blas_in_use():
+    """The BLAS libraries mapped into this process (after the run): kind and real path."""
+    import os
+    paths = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and ("blas" in parts[5].lower() or "mkl" in parts[5].lower()):
+                paths.add(os.path.realpath(parts[5]))
+    kinds = []
+    for p in sorted(paths):
+        name = p.lower()
+        if "openblas" in name:
+            kinds.append("openblas")
+        elif "mkl" in name:
+            kinds.append("mkl")
+        elif "blis" in name:
+            kinds.append("blis")
+        elif "atlas" in name:
+            kinds.append("atlas")
+        elif "/blas/" in name or name.endswith("libblas.so.3"):
+            kinds.append("reference")
+        else:
+            kinds.append("other")
+    # OpenBLAS's own libblas.so.3 lives under .../openblas-pthread/ (kind openblas); the reference
+    # one under .../blas/. Any reference BLAS mapped makes the peer suspect.
+    kind = "reference" if "reference" in kinds else (kinds[0] if kinds else "none")
+    return kind, ",".join(sorted(paths)) or "none"
+
+
 def main():
     p = argparse.ArgumentParser()
     for k, d in [("hidden", 512), ("layers", 8), ("heads", 8), ("kv-heads", 2), ("ffn", 1376), ("vocab", 32000),
@@ -143,8 +174,9 @@ def main():
             total += dt
     step_s = total / a.steps
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    kind, paths = blas_in_use()
     print(f"impl=torch step_s={step_s:.4f} tokens_per_s={a.batch * a.seq / step_s:.2f} peak_rss_mib={rss:.1f} "
-          f"loss={loss.item():.5f}")
+          f"loss={loss.item():.5f} blas={kind} blas_path={paths} torch={torch.__version__}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/trainer.h"
 #include "test.h"
 
 #define MAX_BLOCKS 4096
@@ -238,11 +239,57 @@ static void test_kernels_get(void) {
     EXPECT(kernels_select("cpu") == 0 && kernels_selected() == &kernels_cpu, "select cpu");
 }
 
+/* The whole trainer (LoRA with dropout, packing, periodic eval, checkpoint, final adapter) as
+ * `device: cpu` runs it, through the guarded table: the path a `device: cuda` run takes. */
+static char *trainer_losses(const struct kernels *k, const char *out) {
+    char *o = xasprintf("output_dir=%s", out);
+    char *sets[] = {"load_checkpoint=tests/fixtures/example_model", o,
+                    "train_dataset.data_files=[tests/fixtures/datasets/alpaca.jsonl]", "train_dataset.format=alpaca",
+                    "train_dataset.chat_template=alpaca", "train_dataset.seq_length=96", "train_dataset.packing=true",
+                    "eval_dataset.data_files=[tests/fixtures/datasets/alpaca.jsonl]", "eval_dataset.chat_template=alpaca",
+                    "eval_dataset.seq_length=96", "runner_config.max_steps=3", "runner_config.batch_size=2",
+                    "model.model_config.pet_config.pet_type=lora", "model.model_config.pet_config.lora_dropout=0.1",
+                    "eval_steps=2", "save_steps=2", "logging_steps=1", "tensorboard=false"};
+    struct run_config cfg;
+    char *text = NULL;
+    int rc = config_load(&cfg, NULL, sets, (int)(sizeof sets / sizeof sets[0]));
+    EXPECT(rc == 0, "config: %s", err_msg());
+    if (rc == 0) {
+        kernels_use(k);
+        rc = trainer_run(&cfg, 0, NULL);
+        kernels_use(&kernels_cpu);
+        EXPECT(rc == 0, "trainer_run on %s: %s", k->name, err_msg());
+        char *mp = xasprintf("%s/metrics.jsonl", out);
+        text = file_read_all(mp, NULL);
+        free(mp);
+        config_free(&cfg);
+    }
+    free(o);
+    return text;
+}
+
+static void test_trainer_guarded(void) {
+    system("rm -rf build/tmp_backend && mkdir -p build/tmp_backend");
+    bad_calls = 0, first_bad = NULL;
+    char *a = trainer_losses(&kernels_cpu, "build/tmp_backend/cpu"), *b = trainer_losses(&guarded, "build/tmp_backend/guarded");
+    EXPECT(bad_calls == 0, "trainer: %d kernel calls got host pointers, first: %s", bad_calls, first_bad ? first_bad : "");
+    EXPECT(n_blocks == 0, "trainer: %d backend blocks leaked", n_blocks);
+    EXPECT(a && b && strstr(a, "\"eval_loss\"") && strstr(a, "\"step\":3"), "metrics: %s", a ? a : "(none)");
+    /* same numbers except the wall-clock fields: compare the loss columns */
+    int same = a && b;
+    for (const char *p = a, *q = b; same && (p = strstr(p, "\"loss\":")) && (q = strstr(q, "\"loss\":")); p++, q++)
+        same = strtod(p + 7, NULL) == strtod(q + 7, NULL);
+    EXPECT(same, "losses differ between cpu and guarded:\n%s\n%s", a ? a : "", b ? b : "");
+    EXPECT(file_exists("build/tmp_backend/guarded/adapter_model.safetensors"), "final adapter");
+    free(a), free(b);
+}
+
 int main(void) {
     guarded_init();
     RUN(test_kernels_get);
     RUN(test_full_qwen3);
     RUN(test_lora_qwen2);
     RUN(test_lora_qwen3);
+    RUN(test_trainer_guarded);
     return TEST_SUMMARY("backend");
 }

@@ -1,12 +1,14 @@
 /* Tests for src/model and src/train: config parsing (both transformers spellings, refusals),
  * LoRA targeting (list, regex, aliases), adapter save/load, merge, gradient accumulation,
  * packed sequences, save/load round trip, schedules. Numbers come from the HF fixtures. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "core/util.h"
+#include "io/safetensors.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -146,7 +148,7 @@ static void test_adapter_roundtrip_and_merge(void) {
     EXPECT(model_load(&m, QWEN2, 0, 0) == 0 && lora_load_adapter(&m, QWEN2 "/lora_adapter") == 0, "%s", err_msg());
     double l0 = batch_loss(&m, ids, labels, pos, 2, 24);
     EXPECT_NEAR(l0, 6.2846808433532715, 1e-5);
-    EXPECT(lora_save_adapter(&m, "build/tmp_model/csft_adapter_rt", "qwen2-tiny") == 0, "%s", err_msg());
+    EXPECT(lora_save_adapter(&m, "build/tmp_model/csft_adapter_rt", "qwen2-tiny", 0) == 0, "%s", err_msg());
     struct model m2;
     EXPECT(model_load(&m2, QWEN2, 0, 0) == 0 && lora_load_adapter(&m2, "build/tmp_model/csft_adapter_rt") == 0, "%s", err_msg());
     EXPECT(batch_loss(&m2, ids, labels, pos, 2, 24) == l0, "reloaded adapter gives the identical loss");
@@ -244,6 +246,147 @@ static void test_generate_stops_at_eos(void) {
     model_free(&m);
 }
 
+
+/* model_save writes the input's own config.json back: every key (pad_token_id, layer_types,
+ * _name_or_path, custom ones), their order and number spellings kept; only the dtype changes, in
+ * the spelling the input used; a cut layer count also updates num_hidden_layers and layer_types. */
+static const char *cfg_src =
+    "{\n  \"_name_or_path\": \"Qwen/Qwen3-tiny\",\n  \"architectures\": [\n    \"Qwen3ForCausalLM\"\n  ],\n"
+    "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"custom_key\": {\"a\": [1, 2.50, \"}\\\"\"]},\n"
+    "  %s: \"bfloat16\",\n  \"head_dim\": 32,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": 64,\n"
+    "  \"intermediate_size\": 176,\n  \"layer_types\": [\n    \"full_attention\",\n    \"full_attention\"\n  ],\n"
+    "  \"max_position_embeddings\": 256,\n  \"max_window_layers\": 28,\n  \"model_type\": \"qwen3\",\n"
+    "  \"num_attention_heads\": 4,\n  \"num_hidden_layers\": 2,\n  \"num_key_value_heads\": 2,\n"
+    "  \"pad_token_id\": 7,\n  \"rms_norm_eps\": 1e-06,\n  \"rope_parameters\": {\n    \"rope_theta\": 1000000.0,\n"
+    "    \"rope_type\": \"default\"\n  },\n  \"tie_word_embeddings\": true,\n  \"vocab_size\": 512\n}\n";
+
+static void test_config_written_back(void) {
+    const char *in = "build/tmp_model/cfg_in", *out = "build/tmp_model/cfg_out";
+    system("rm -rf build/tmp_model/cfg_in build/tmp_model/cfg_out && mkdir -p build/tmp_model/cfg_in && "
+           "cp tests/fixtures/hf/qwen3-tiny/model.safetensors build/tmp_model/cfg_in/");
+    const char *spellings[] = {"\"dtype\"", "\"torch_dtype\""};
+    for (int sp = 0; sp < 2; sp++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            char *src = xasprintf(cfg_src, spellings[sp]), *cp = xasprintf("%s/config.json", in);
+            write_config(cp, src);
+            struct model m;
+            EXPECT(model_load(&m, in, 0, 0) == 0, "%s", err_msg());
+            EXPECT(model_save(&m, out, bf16, 0) == 0, "%s", err_msg());
+            model_free(&m);
+            char *want = xasprintf(cfg_src, spellings[sp]), *from = strstr(want, ": \"bfloat16\"");
+            if (!bf16) { /* the same text with float32 in place of bfloat16 */
+                char *w2 = xasprintf("%.*s: \"float32\"%s", (int)(from - want), want, from + strlen(": \"bfloat16\""));
+                free(want), want = w2;
+            }
+            char *op = xasprintf("%s/config.json", out), *got = file_read_all(op, NULL);
+            EXPECT(got && strcmp(got, want) == 0, "%s bf16=%d: config.json written as\n%s\nexpected\n%s", spellings[sp],
+                   bf16, got ? got : "(none)", want);
+            free(src), free(cp), free(want), free(op), free(got);
+        }
+    /* num_layers: 1 */
+    struct model m;
+    EXPECT(model_load(&m, in, 1, 0) == 0, "%s", err_msg());
+    EXPECT(model_save(&m, out, 0, 0) == 0, "%s", err_msg());
+    model_free(&m);
+    char *got = file_read_all("build/tmp_model/cfg_out/config.json", NULL);
+    EXPECT(got && strstr(got, "\"num_hidden_layers\": 1,") && strstr(got, "\"layer_types\": [\n    \"full_attention\"],") &&
+               strstr(got, "\"max_window_layers\": 28,"),
+           "cut to 1 layer: %s", got ? got : "(none)");
+    free(got);
+    /* a config written from the struct (init-model) spells rms_norm_eps as the float's shortest form */
+    struct model_config c;
+    EXPECT(model_config_load(&c, "tests/fixtures/hf/qwen3-tiny", 0) == 0, "%s", err_msg());
+    char *j = model_config_to_json(&c);
+    EXPECT(strstr(j, "\"rms_norm_eps\":\t1e-06") || strstr(j, "\"rms_norm_eps\": 1e-06"), "%s", j);
+    free(j);
+}
+
+/* A regex selecting some layers is saved as given (PEFT's string form), so csft reloads, merges
+ * and resumes its own adapter; a regex matching only MindSpore names is saved as the explicit list
+ * of HF module paths; save_dtype bfloat16 writes BF16 matrices. */
+static void test_lora_regex_saved(void) {
+    const char *re = ".*layers\\.0\\..*(q_proj|v_proj)";
+    struct model m, m2;
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "%s", err_msg());
+    struct lora_spec s = {.rank = 2, .alpha = 4, .target_regex = re};
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 2, "layer 0 q, v");
+    for (int i = 0; i < m.n_lora_params; i++) /* B non-zero so the reload is checked */
+        for (int64_t k = 0; k < m.lora_params[i].numel; k++) m.lora_params[i].data[k] = 0.01f * (float)((k + i) % 7);
+    EXPECT(lora_save_adapter(&m, "build/tmp_model/csft_adapter_re", "qwen2-tiny", 0) == 0, "%s", err_msg());
+    char *cfg = file_read_all("build/tmp_model/csft_adapter_re/adapter_config.json", NULL);
+    EXPECT(cfg && strstr(cfg, "\"target_modules\":\t\".*layers\\\\.0\\\\..*(q_proj|v_proj)\""), "saved: %s", cfg ? cfg : "");
+    free(cfg);
+    EXPECT(model_load(&m2, QWEN2, 0, 0) == 0, "%s", err_msg());
+    EXPECT(lora_load_adapter(&m2, "build/tmp_model/csft_adapter_re") == 0, "reload own adapter: %s", err_msg());
+    EXPECT(count_adapters(&m2) == 2 && m2.layers[0].lin[LIN_V].lora_a && !m2.layers[1].lin[LIN_Q].lora_a, "same modules");
+    EXPECT(m2.n_lora_params == 4 && m2.lora_params[3].data[5] == m.lora_params[3].data[5], "same values");
+    /* and saved again (a resumed run's checkpoint) the same way */
+    EXPECT(lora_save_adapter(&m2, "build/tmp_model/csft_adapter_re2", "qwen2-tiny", 1) == 0, "%s", err_msg());
+    lora_merge(&m2);
+    EXPECT(!m2.has_lora && m2.lora.target_regex == NULL, "merged");
+    model_free(&m), model_free(&m2);
+    cfg = file_read_all("build/tmp_model/csft_adapter_re2/adapter_config.json", NULL);
+    EXPECT(cfg && strstr(cfg, "(q_proj|v_proj)\""), "resaved: %s", cfg ? cfg : "");
+    free(cfg);
+    struct safetensors *st;
+    EXPECT(safetensors_open(&st, "build/tmp_model/csft_adapter_re2/adapter_model.safetensors") == 0, "%s", err_msg());
+    if (st) {
+        EXPECT(safetensors_count(st) == 4 && safetensors_at(st, 0)->dtype == DTYPE_BF16, "bf16 adapter");
+        safetensors_close(st);
+    }
+    /* MindSpore-named regex: saved as HF paths */
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "%s", err_msg());
+    s = (struct lora_spec){.rank = 2, .alpha = 4, .target_regex = ".*layers\\.1\\.attention\\.wq"};
+    EXPECT(lora_attach(&m, &s, 1) == 0, "%s", err_msg());
+    EXPECT_STR(m.lora.target_regex, "(?:model\\.layers\\.1\\.self_attn\\.q_proj)");
+    EXPECT(lora_save_adapter(&m, "build/tmp_model/csft_adapter_ms", NULL, 0) == 0, "%s", err_msg());
+    model_free(&m);
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0 && lora_load_adapter(&m, "build/tmp_model/csft_adapter_ms") == 0, "%s", err_msg());
+    EXPECT(count_adapters(&m) == 1 && m.layers[1].lin[LIN_Q].lora_a, "ms regex reload");
+    model_free(&m);
+}
+
+/* PEFT options csft does not implement are refused naming the option; .bin-only folders too. */
+static void test_lora_refusals(void) {
+    const char *opts[] = {"[0]", "[\"v_proj\"]", "true", "[\"lm_head\"]", "[1, 2]", "\"layers\""};
+    const char *names[] = {"layers_to_transform", "exclude_modules", "lora_bias", "modules_to_save",
+                           "alora_invocation_tokens", "layers_pattern"};
+    system("rm -rf build/tmp_model/ad_ref && mkdir -p build/tmp_model/ad_ref && cp " QWEN2
+           "/lora_adapter/adapter_model.safetensors build/tmp_model/ad_ref/");
+    char *base = file_read_all(QWEN2 "/lora_adapter/adapter_config.json", NULL);
+    for (int i = 0; i <= 6; i++) { /* i == 6: every option at PEFT's default (null / false) loads */
+        cJSON *j = cJSON_Parse(base);
+        for (int k = 0; k < 6; k++) cJSON_DeleteItemFromObject(j, names[k]);
+        if (i < 6) cJSON_AddItemToObject(j, names[i], cJSON_Parse(opts[i]));
+        else
+            for (int k = 0; k < 6; k++) cJSON_AddItemToObject(j, names[k], k == 2 ? cJSON_CreateFalse() : cJSON_CreateNull());
+        char *text = cJSON_Print(j);
+        write_config("build/tmp_model/ad_ref/adapter_config.json", text);
+        struct model m;
+        EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "%s", err_msg());
+        if (i < 6) {
+            EXPECT(lora_load_adapter(&m, "build/tmp_model/ad_ref") != 0, "%s accepted", names[i]);
+            char want[80];
+            snprintf(want, sizeof want, "\"%s\" is set, which csft does not implement", names[i]);
+            EXPECT_ERR(want);
+        } else {
+            EXPECT(lora_load_adapter(&m, "build/tmp_model/ad_ref") == 0, "defaults: %s", err_msg());
+        }
+        model_free(&m);
+        free(text);
+        cJSON_Delete(j);
+    }
+    struct model m;
+    /* .bin only */
+    system("mv build/tmp_model/ad_ref/adapter_model.safetensors build/tmp_model/ad_ref/adapter_model.bin");
+    EXPECT(model_load(&m, QWEN2, 0, 0) == 0, "%s", err_msg());
+    EXPECT(lora_load_adapter(&m, "build/tmp_model/ad_ref") != 0, ".bin accepted");
+    EXPECT_ERR("only adapter_model.bin");
+    model_free(&m);
+    free(base);
+}
+
 int main(void) {
     dir_create("build/tmp_model");
     RUN(test_config_spellings);
@@ -254,5 +397,8 @@ int main(void) {
     RUN(test_packed_equals_unpacked);
     RUN(test_schedules);
     RUN(test_generate_stops_at_eos);
+    RUN(test_config_written_back);
+    RUN(test_lora_regex_saved);
+    RUN(test_lora_refusals);
     return TEST_SUMMARY("model");
 }

@@ -375,8 +375,8 @@ static void test_save(void) {
     dist_barrier(&D);
     EXPECT(model_save(&ref, a, 0, 0) == 0, "%s", err_msg());
     EXPECT(model_save(&m, b, 0, 0) == 0, "%s", err_msg());
-    EXPECT(lora_save_adapter(&ref, a, NULL) == 0, "%s", err_msg());
-    EXPECT(lora_save_adapter(&m, b, NULL) == 0, "%s", err_msg());
+    EXPECT(lora_save_adapter(&ref, a, NULL, 0) == 0, "%s", err_msg());
+    EXPECT(lora_save_adapter(&m, b, NULL, 0) == 0, "%s", err_msg());
     char wb[200], wa[200];
     int tp_rank = tp.rank;
     const char *files[] = {"model.safetensors", "config.json", "adapter_model.safetensors", "adapter_config.json"};

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "train/device.h"
 
 int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_flag *flags, int n_flags,
                     int force_mode, struct run_config *cfg) {
@@ -53,7 +54,7 @@ int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_fla
         rc = 2;
         goto out;
     }
-    if (config_load(cfg, path, sets, n_sets) || config_check_run(cfg)) {
+    if (config_load(cfg, path, sets, n_sets) || config_check_run(cfg) || device_select(cfg)) {
         fprintf(stderr, "csft %s: %s\n", cmd, err_msg());
         rc = 1;
     }

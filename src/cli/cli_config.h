@@ -12,6 +12,6 @@ struct cli_flag {
 };
 
 /* Parses argv[1..]; unknown options are an error (returns 2 after printing usage hints).
- * Returns 0 and a loaded, run-checked config; 1 on a config error (printed); 2 on bad usage. */
+ * Returns 0 and a loaded, run-checked config, with the config's device selected (train/device.h); 1 on a config error (printed); 2 on bad usage. */
 int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_flag *flags, int n_flags,
                     int force_mode, struct run_config *cfg);

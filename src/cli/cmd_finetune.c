@@ -9,7 +9,7 @@
 #include "train/trainer.h"
 
 static void usage(const char *cmd) {
-    printf("usage: csft %s --config run.yaml [--set key.path=value ...] [--peak-gflops X]\n\n", cmd);
+    printf("usage: csft %s --config run.yaml [--device cpu|cuda|cuda-bf16] [--set key.path=value ...] [--peak-gflops X]\n\n", cmd);
     if (!strcmp(cmd, "finetune"))
         printf("Supervised fine-tuning (full or LoRA: model.model_config.pet_config) of load_checkpoint on\n"
                "train_dataset; loss on the assistant turns. Writes checkpoints and the final HF model folder or\n"
@@ -26,11 +26,12 @@ static void usage(const char *cmd) {
 
 int cmd_run_mode(struct run_config *cfg, const char *cmd);
 
+
 static int train_cmd(int argc, char **argv, int mode, const char *cmd) {
     if (cli_wants_help(argc, argv)) return usage(cmd), 0;
-    static const struct cli_flag flags[] = {{"--peak-gflops", "peak_gflops", NULL, 0}};
+    static const struct cli_flag flags[] = {{"--peak-gflops", "peak_gflops", NULL, 0}, {"--device", "device", NULL, 0}};
     struct run_config cfg;
-    int rc = cli_load_config(argc, argv, cmd, flags, 1, mode, &cfg);
+    int rc = cli_load_config(argc, argv, cmd, flags, 2, mode, &cfg);
     if (rc) return rc;
     rc = cmd_run_mode(&cfg, cmd);
     config_free(&cfg);

@@ -76,50 +76,216 @@ static char *render_prompt(const struct pipeline *p, const char *text, const cha
     return rc ? NULL : out;
 }
 
-/* Generates for one prompt (instruction, optional input). json: writes a JSONL record, and
- * when `reference` is given also whether the output matches it exactly (after trimming). */
-static int generate_one(struct model *m, const struct pipeline *p, const struct run_config *cfg, const char *prompt,
-                        const char *input, const char *reference, int raw, const int32_t *stops, int n_stops, FILE *out,
-                        int json, int *match) {
-    char *text = render_prompt(p, prompt, input, raw);
-    if (!text) return -1;
-    int32_t *ids;
-    int64_t n;
-    if (tokenizer_encode(p->tk, text, strlen(text), &ids, &n)) return free(text), -1;
-    free(text);
-    if (n == 0) return free(ids), err_set("empty prompt");
-    const struct config_predict *pc = &cfg->predict;
-    int32_t *gen = xmalloc(sizeof(int32_t) * (size_t)(pc->max_new_tokens + 1));
-    int ng = model_generate(m, ids, (int)n, gen, pc->max_new_tokens, stops, n_stops, pc->do_sample ? (float)pc->temperature : 0.0f,
-                            pc->top_k, (float)pc->top_p, (uint64_t)cfg->seed);
-    char *res = NULL;
-    int rc = tokenizer_decode(p->tk, gen, ng, 1, &res, NULL);
-    if (rc == 0) {
-        if (json) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "prompt", prompt);
-            if (input) cJSON_AddStringToObject(o, "input", input);
-            cJSON_AddStringToObject(o, "output", res);
-            if (reference) {
-                const char *a = res, *b = reference;
-                while (*a == ' ' || *a == '\n') a++;
-                while (*b == ' ' || *b == '\n') b++;
-                size_t la = strlen(a), lb = strlen(b);
-                while (la && (a[la - 1] == ' ' || a[la - 1] == '\n')) la--;
-                while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\n')) lb--;
-                *match = la == lb && memcmp(a, b, la) == 0;
-                cJSON_AddStringToObject(o, "reference", reference);
-                cJSON_AddBoolToObject(o, "exact_match", *match);
-            }
-            char *s = cJSON_PrintUnformatted(o);
-            fprintf(out, "%s\n", s);
-            free(s), cJSON_Delete(o);
-        } else {
-            fprintf(out, "%s\n", res);
+/* A conversation (messages array) rendered with the chat template and a generation prompt; with
+ * the Alpaca prompt, its first user message is the instruction. raw: the contents joined. */
+static char *render_messages(const struct pipeline *p, const cJSON *msgs, int raw) {
+    const cJSON *mm;
+    if (raw || p->alpaca_tmpl) {
+        char *text = xstrdup("");
+        cJSON_ArrayForEach(mm, msgs) {
+            const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(mm, "role"));
+            const char *content = cJSON_GetStringValue(cJSON_GetObjectItem(mm, "content"));
+            if (!content) continue;
+            if (!raw && (!role || strcmp(role, "user"))) continue;
+            if (!raw) return free(text), render_prompt(p, content, NULL, 0);
+            char *t = xasprintf("%s%s%s", text, text[0] ? "\n" : "", content);
+            free(text), text = t;
         }
-        fflush(out);
+        if (!raw) return free(text), (char *)(err_set("messages: no user message to answer"), NULL);
+        return text;
     }
-    free(res), free(gen), free(ids);
+    char *out = NULL;
+    return chat_render(p->tmpl, msgs, NULL, 1, NULL, &out, NULL, NULL) ? NULL : out;
+}
+
+/* One prompt to answer: the rendered text and the output record built so far. */
+struct pred_item {
+    char *text;      /* the prompt as the model sees it */
+    cJSON *rec;      /* {prompt[, input]} or {messages} */
+    char *reference; /* an expected answer to score, or NULL */
+};
+
+static void item_free(struct pred_item *it) {
+    free(it->text), free(it->reference);
+    cJSON_Delete(it->rec);
+    memset(it, 0, sizeof *it);
+}
+
+/* A line of --input-file: JSONL with "messages" (a trailing assistant message is the reference),
+ * or "prompt"/"instruction" (+ "input", "output" = the reference); any other line is the prompt. */
+static int item_from_line(const struct pipeline *p, const char *line, int raw, struct pred_item *it, const char *file,
+                          long row) {
+    memset(it, 0, sizeof *it);
+    cJSON *j = line[0] == '{' ? cJSON_Parse(line) : NULL;
+    const cJSON *msgs = cJSON_GetObjectItem(j, "messages");
+    it->rec = cJSON_CreateObject();
+    if (cJSON_IsArray(msgs)) {
+        cJSON *m = cJSON_Duplicate(msgs, 1);
+        int n = cJSON_GetArraySize(m);
+        const cJSON *last = cJSON_GetArrayItem(m, n - 1);
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(last, "role"));
+        if (n > 0 && role && !strcmp(role, "assistant")) {
+            const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(last, "content"));
+            if (ref) it->reference = xstrdup(ref);
+            cJSON_DeleteItemFromArray(m, n - 1);
+        }
+        it->text = render_messages(p, m, raw);
+        cJSON_AddItemToObject(it->rec, "messages", m);
+    } else {
+        const cJSON *pj = cJSON_GetObjectItem(j, "prompt");
+        if (!pj) pj = cJSON_GetObjectItem(j, "instruction");
+        const char *prompt = cJSON_IsString(pj) ? pj->valuestring : line;
+        const char *input = cJSON_GetStringValue(cJSON_GetObjectItem(j, "input"));
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(j, "output"));
+        cJSON_AddStringToObject(it->rec, "prompt", prompt);
+        if (input) cJSON_AddStringToObject(it->rec, "input", input);
+        if (ref) it->reference = xstrdup(ref);
+        it->text = render_prompt(p, prompt, input, raw);
+    }
+    cJSON_Delete(j);
+    if (!it->text) return err_wrap("%s: row %ld", file, row);
+    return 0;
+}
+
+static int exact_match(const char *x, const char *y) {
+    const char *a = x, *b = y;
+    while (*a == ' ' || *a == '\n') a++;
+    while (*b == ' ' || *b == '\n') b++;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && (a[la - 1] == ' ' || a[la - 1] == '\n')) la--;
+    while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\n')) lb--;
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+struct predictor {
+    struct model *m;
+    const struct pipeline *p;
+    const struct run_config *cfg;
+    const int32_t *stops;
+    int n_stops;
+};
+
+/* Generates for n items together (several prompts per forward pass); results[i]: malloc'd text.
+ * n_prompt_tokens (may be NULL): item 0's prompt length. */
+static int generate_items(const struct predictor *pr, struct pred_item *items, int n, char **results, int64_t *n_prompt_tokens) {
+    const struct config_predict *pc = &pr->cfg->predict;
+    int32_t **ids = xcalloc((size_t)n, sizeof *ids), **gen = xcalloc((size_t)n, sizeof *gen);
+    int *np = xcalloc((size_t)n, sizeof *np), *ng = xcalloc((size_t)n, sizeof *ng), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int64_t len;
+        if (tokenizer_encode(pr->p->tk, items[i].text, strlen(items[i].text), &ids[i], &len)) rc = -1;
+        else if (len == 0) rc = err_set("empty prompt");
+        else if (len + pc->max_new_tokens > INT32_MAX / 2) rc = err_set("prompt of %lld tokens is too long", (long long)len);
+        np[i] = (int)len;
+        gen[i] = xmalloc(sizeof(int32_t) * (size_t)(pc->max_new_tokens + 1));
+    }
+    if (rc == 0) {
+        if (n_prompt_tokens) *n_prompt_tokens = np[0];
+        model_generate_batch(pr->m, (const int32_t *const *)ids, np, n, gen, ng, pc->max_new_tokens, pr->stops, pr->n_stops,
+                             pc->do_sample ? (float)pc->temperature : 0.0f, pc->top_k, (float)pc->top_p,
+                             (uint64_t)pr->cfg->seed);
+        for (int i = 0; i < n && rc == 0; i++) rc = tokenizer_decode(pr->p->tk, gen[i], ng[i], 1, &results[i], NULL);
+    }
+    for (int i = 0; i < n; i++) free(ids[i]), free(gen[i]);
+    free(ids), free(gen), free(np), free(ng);
+    return rc;
+}
+
+/* Generates the batch and writes one JSONL record per item; counts references and matches. */
+static int flush_batch(const struct predictor *pr, struct pred_item *items, int n, FILE *out, int *n_ref, int *n_match) {
+    char **res = xcalloc((size_t)n, sizeof *res);
+    int rc = generate_items(pr, items, n, res, NULL);
+    for (int i = 0; i < n && rc == 0; i++) {
+        cJSON_AddStringToObject(items[i].rec, "output", res[i]);
+        if (items[i].reference) {
+            int match = exact_match(res[i], items[i].reference);
+            cJSON_AddStringToObject(items[i].rec, "reference", items[i].reference);
+            cJSON_AddBoolToObject(items[i].rec, "exact_match", match);
+            *n_ref += 1, *n_match += match;
+        }
+        char *sj = cJSON_PrintUnformatted(items[i].rec);
+        fprintf(out, "%s\n", sj);
+        free(sj);
+    }
+    fflush(out);
+    for (int i = 0; i < n; i++) free(res[i]), item_free(&items[i]);
+    free(res);
+    return rc;
+}
+
+static int predict_file(const struct predictor *pr, const char *path, int raw, FILE *out) {
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set("%s: cannot open", path);
+    int B = pr->cfg->predict.batch_size, n = 0, rc = 0, n_ref = 0, n_match = 0;
+    struct pred_item *items = xcalloc((size_t)B, sizeof *items);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long row = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+        row++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        rc = item_from_line(pr->p, line, raw, &items[n], path, row);
+        if (rc == 0 && ++n == B) rc = flush_batch(pr, items, n, out, &n_ref, &n_match), n = 0;
+    }
+    if (rc == 0 && n) rc = flush_batch(pr, items, n, out, &n_ref, &n_match), n = 0;
+    for (int i = 0; i < B; i++) item_free(&items[i]);
+    free(items), free(line);
+    fclose(f);
+    if (rc == 0 && n_ref) fprintf(stderr, "exact match: %d/%d (%.1f%%)\n", n_match, n_ref, 100.0 * n_match / n_ref);
+    return rc;
+}
+
+/* A chat on the terminal: the conversation so far goes into every prompt (the chat template's
+ * turns; the Alpaca prompt has none, so there each line stands alone). "/reset" forgets it. */
+static int predict_chat(const struct predictor *pr, int raw, FILE *out) {
+    int turns = !raw && !pr->p->alpaca_tmpl, rc = 0;
+    cJSON *history = cJSON_CreateArray();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    fprintf(stderr, "csft predict: type a prompt and press enter (%sCtrl-D ends)\n> ",
+            turns ? "the conversation is kept; /reset forgets it; " : "");
+    while (rc == 0 && (len = getline(&line, &cap, stdin)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!strcmp(line, "/reset")) {
+            cJSON_Delete(history), history = cJSON_CreateArray();
+            fprintf(stderr, "(conversation forgotten)\n> ");
+            continue;
+        }
+        if (len) {
+            struct pred_item it = {0};
+            if (turns) {
+                cJSON *u = cJSON_CreateObject();
+                cJSON_AddStringToObject(u, "role", "user");
+                cJSON_AddStringToObject(u, "content", line);
+                cJSON_AddItemToArray(history, u);
+                it.text = render_messages(pr->p, history, 0);
+            } else {
+                it.text = render_prompt(pr->p, line, NULL, raw);
+            }
+            char *res = NULL;
+            int64_t np = 0;
+            rc = it.text ? generate_items(pr, &it, 1, &res, &np) : -1;
+            if (rc == 0) {
+                fprintf(out, "%s\n", res);
+                fflush(out);
+                if (turns) {
+                    cJSON *a = cJSON_CreateObject();
+                    cJSON_AddStringToObject(a, "role", "assistant");
+                    cJSON_AddStringToObject(a, "content", res);
+                    cJSON_AddItemToArray(history, a);
+                    fprintf(stderr, "(%d turns, %lld prompt tokens)\n", cJSON_GetArraySize(history) / 2, (long long)np);
+                }
+            }
+            free(res);
+            item_free(&it);
+        }
+        fprintf(stderr, "> ");
+    }
+    free(line);
+    cJSON_Delete(history);
     return rc;
 }
 
@@ -133,6 +299,7 @@ int cmd_predict_config(struct run_config *cfg) {
     }
     int32_t stops[16];
     int n_stops = stop_ids(&m, &p, cfg->load_checkpoint, stops), rc = 0;
+    struct predictor pr = {&m, &p, cfg, stops, n_stops};
     FILE *out = stdout;
     if (cfg->predict.output_file && cfg->predict.output_file[0] && !(out = fopen(cfg->predict.output_file, "w"))) {
         err_set("%s: cannot open for writing", cfg->predict.output_file);
@@ -140,44 +307,16 @@ int cmd_predict_config(struct run_config *cfg) {
     }
     int raw = getenv("CSFT_RAW_PROMPT") != NULL;
     if (rc == 0 && cfg->predict.prompt && cfg->predict.prompt[0]) {
-        rc = generate_one(&m, &p, cfg, cfg->predict.prompt, NULL, NULL, raw, stops, n_stops, out, 0, NULL);
+        struct pred_item it = {.text = render_prompt(&p, cfg->predict.prompt, NULL, raw)};
+        char *res = NULL;
+        rc = it.text ? generate_items(&pr, &it, 1, &res, NULL) : -1;
+        if (rc == 0) fprintf(out, "%s\n", res);
+        free(res);
+        item_free(&it);
     } else if (rc == 0 && cfg->predict.input_file && cfg->predict.input_file[0]) {
-        FILE *f = fopen(cfg->predict.input_file, "r");
-        if (!f) rc = err_set("%s: cannot open", cfg->predict.input_file);
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        int n_ref = 0, n_match = 0;
-        while (rc == 0 && f && (len = getline(&line, &cap, f)) > 0) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-            if (len == 0) continue;
-            const char *prompt = line;
-            cJSON *j = line[0] == '{' ? cJSON_Parse(line) : NULL;
-            const cJSON *pj = cJSON_GetObjectItem(j, "prompt");
-            if (!pj) pj = cJSON_GetObjectItem(j, "instruction");
-            if (cJSON_IsString(pj)) prompt = pj->valuestring;
-            const char *input = cJSON_GetStringValue(cJSON_GetObjectItem(j, "input"));
-            const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(j, "output"));
-            int match = 0;
-            rc = generate_one(&m, &p, cfg, prompt, input, ref, raw, stops, n_stops, out, 1, &match);
-            n_ref += ref != NULL, n_match += match;
-            cJSON_Delete(j);
-        }
-        if (rc == 0 && n_ref)
-            fprintf(stderr, "exact match: %d/%d (%.1f%%)\n", n_match, n_ref, 100.0 * n_match / n_ref);
-        free(line);
-        if (f) fclose(f);
-    } else if (rc == 0) { /* a chat on the terminal: one prompt per line */
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        fprintf(stderr, "csft predict: type a prompt and press enter (Ctrl-D ends)\n> ");
-        while (rc == 0 && (len = getline(&line, &cap, stdin)) > 0) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-            if (len) rc = generate_one(&m, &p, cfg, line, NULL, NULL, raw, stops, n_stops, out, 0, NULL);
-            fprintf(stderr, "> ");
-        }
-        free(line);
+        rc = predict_file(&pr, cfg->predict.input_file, raw, out);
+    } else if (rc == 0) {
+        rc = predict_chat(&pr, raw, out);
     }
     if (out && out != stdout) fclose(out);
     pipeline_close(&p);
@@ -191,25 +330,32 @@ static const struct cli_flag predict_flags[] = {
     {"--prompt", "predict.prompt", NULL, 0},
     {"--input-file", "predict.input_file", NULL, 0},
     {"--output-file", "predict.output_file", NULL, 0},
+    {"--batch-size", "predict.batch_size", NULL, 0},
     {"--max-new-tokens", "predict.max_new_tokens", NULL, 0},
     {"--temperature", "predict.temperature", "predict.do_sample=true", 0},
     {"--top-k", "predict.top_k", NULL, 0},
     {"--top-p", "predict.top_p", NULL, 0},
     {"--chat-template", "train_dataset.chat_template", NULL, 0},
+    {"--device", "device", NULL, 0},
 };
 
 int cmd_predict(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         printf("usage: csft predict [--config run.yaml] [--model DIR] [--adapter DIR]\n"
-               "                    [--prompt TEXT | --input-file FILE] [--output-file FILE]\n"
+               "                    [--prompt TEXT | --input-file FILE [--batch-size N]] [--output-file FILE]\n"
                "                    [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-               "                    [--chat-template alpaca|chatml|FILE] [--set key=value ...]\n\n"
+               "                    [--chat-template alpaca|chatml|FILE] [--device cpu|cuda|cuda-bf16]\n"
+               "                    [--set key=value ...]\n\n"
                "Generates from a model (HF folder), optionally with a PEFT adapter. The prompt is wrapped the way\n"
                "training saw it: the model's chat template with a generation prompt, or the Alpaca prompt\n"
-               "(CSFT_RAW_PROMPT=1 sends the text as is). Without --prompt/--input-file it reads prompts from the\n"
-               "terminal, one per line. --input-file: one prompt per line, or JSONL with \"prompt\"/\"instruction\"\n"
-               "(+ \"input\"); writes JSONL {prompt, output}; records with an \"output\" are scored (exact match). Greedy unless --temperature (sampling with top-k/top-p). Stops at\n"
-               "the model's end tokens (generation_config.json, config.json, tokenizer eos, end-of-turn).\n");
+               "(CSFT_RAW_PROMPT=1 sends the text as is). Without --prompt/--input-file it chats on the terminal,\n"
+               "keeping the conversation in the prompt (/reset forgets it). --input-file: one prompt per line, or\n"
+               "JSONL with \"prompt\"/\"instruction\" (+ \"input\", \"output\" = the reference) or \"messages\" (rendered\n"
+               "with the chat template; a final assistant message is the reference); --batch-size prompts\n"
+               "(default 8) are generated together. Writes JSONL {prompt|messages, output}; records with a\n"
+               "reference are scored (exact match). Greedy unless --temperature (sampling with top-k/top-p,\n"
+               "seeded by seed). Stops at the model's end tokens (generation_config.json, config.json,\n"
+               "tokenizer eos, end-of-turn).\n");
         return 0;
     }
     struct run_config cfg;
@@ -245,11 +391,13 @@ static const struct cli_flag eval_flags[] = {
     {"--model", "load_checkpoint", NULL, 0},
     {"--adapter", "model.model_config.pet_config.adapter_path", "model.model_config.pet_config.pet_type=lora", 0},
     {"--data", "eval_dataset.data_files", NULL, 0},
+    {"--device", "device", NULL, 0},
 };
 
 int cmd_eval(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: csft eval [--config run.yaml] [--model DIR] [--adapter DIR] [--data FILE] [--set key=value ...]\n\n"
+        printf("usage: csft eval [--config run.yaml] [--model DIR] [--adapter DIR] [--data FILE] [--device NAME]\n"
+               "                 [--set key=value ...]\n\n"
                "Mean loss per trained token and perplexity of the model on eval_dataset (or train_dataset when\n"
                "eval_dataset has no data_files), formatted exactly as for training. Prints one JSON line.\n");
         return 0;
@@ -263,12 +411,14 @@ int cmd_eval(int argc, char **argv) {
 }
 
 int cmd_merge(int argc, char **argv) {
-    const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = "float32";
+    const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: csft merge --base DIR --adapter DIR --out DIR [--dtype float32|bfloat16]\n\n"
                    "Merges a PEFT LoRA adapter into its base model (W += scaling * B A) and writes a new HF model\n"
-                   "folder (config, safetensors, tokenizer and generation files of the base).\n");
+                   "folder (config, safetensors, tokenizer and generation files of the base). The weights keep the\n"
+                   "base's dtype (as PEFT's merge_and_unload does; a float16 base is written as float32) unless\n"
+                   "--dtype says otherwise.\n");
             return 0;
         }
         const char **dst = !strcmp(argv[i], "--base") ? &base : !strcmp(argv[i], "--adapter") ? &adapter
@@ -285,7 +435,7 @@ int cmd_merge(int argc, char **argv) {
         fprintf(stderr, "csft merge: --base, --adapter and --out are required\n");
         return 2;
     }
-    if (strcmp(dtype, "float32") && strcmp(dtype, "bfloat16")) {
+    if (dtype && strcmp(dtype, "float32") && strcmp(dtype, "bfloat16")) {
         fprintf(stderr, "csft merge: --dtype must be float32 or bfloat16\n");
         return 2;
     }
@@ -296,12 +446,17 @@ int cmd_merge(int argc, char **argv) {
         return cli_fail("merge");
     }
     lora_merge(&m);
+    if (!dtype) { /* the base's own dtype */
+        dtype = !strcmp(m.cfg.torch_dtype, "bfloat16") ? "bfloat16" : "float32";
+        if (strcmp(m.cfg.torch_dtype, dtype))
+            printf("note: the base is stored as %s; writing float32 (--dtype bfloat16 for half the size)\n", m.cfg.torch_dtype);
+    }
     int rc = model_save(&m, out, !strcmp(dtype, "bfloat16"), (size_t)5 << 30);
     static const char *extra[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                                   "special_tokens_map.json", "generation_config.json", "chat_template.jinja"};
     for (size_t i = 0; rc == 0 && i < sizeof extra / sizeof extra[0]; i++) rc = file_copy_if_exists(base, out, extra[i]);
     model_free(&m);
     if (rc) return cli_fail("merge");
-    printf("merged %s into %s -> %s\n", adapter, base, out);
+    printf("merged %s into %s -> %s (%s)\n", adapter, base, out, dtype);
     return 0;
 }

@@ -38,7 +38,8 @@ static int regex_full_match(pcre2_code *re, const char *s) {
 }
 
 /* Which (layer, linear) pairs the spec targets: targeted[l * N_LIN + li]. */
-static int lora_select(const struct model *m, const struct lora_spec *spec, char *targeted) {
+static int lora_select(const struct model *m, const struct lora_spec *spec, char *targeted, int *alias_only) {
+    *alias_only = 0;
     pcre2_code *re = NULL;
     if (spec->target_regex) {
         int ec;
@@ -60,7 +61,8 @@ static int lora_select(const struct model *m, const struct lora_spec *spec, char
                 /* Also try MindSpore's naming of the same module (model.layers.0.attention.wq). */
                 snprintf(alias_path, sizeof alias_path, "model.layers.%d.%s.%s", l, li <= LIN_O ? "attention" : "feed_forward",
                          lin_aliases[li]);
-                hit = regex_full_match(re, path) || regex_full_match(re, alias_path);
+                hit = regex_full_match(re, path);
+                if (!hit && regex_full_match(re, alias_path)) hit = 1, *alias_only = 1;
             } else {
                 for (int t = 0; t < spec->n_targets && !hit; t++) hit = suffix_match(path, alias_to_name(spec->targets[t]));
             }
@@ -108,6 +110,30 @@ static void lora_split(const struct model *m, struct param *p, const struct para
 }
 
 /* Allocates A/B (and gradients) for the targeted linears and builds the LoRA param table. */
+/* PEFT's string form of target_modules for a selection: the user's regex when it matches the HF
+ * module names, else an explicit alternation of every selected module path. */
+static char *saved_regex(const struct model *m, const struct lora_spec *spec, const char *targeted, int alias_only) {
+    if (!spec->target_regex) return NULL;
+    if (!alias_only) return xstrdup(spec->target_regex);
+    size_t cap = 256, len = 0;
+    char *r = xmalloc(cap);
+    r[len++] = '(', r[len++] = '?', r[len++] = ':';
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int li = 0; li < N_LIN; li++) {
+            if (!targeted[l * N_LIN + li]) continue;
+            char path[160];
+            int n = snprintf(path, sizeof path, "model.layers.%d.%s", l, lin_names[li]);
+            if (len + 2 * (size_t)n + 4 > cap) r = xrealloc(r, cap = 2 * cap + 2 * (size_t)n + 4);
+            if (r[len - 1] != ':') r[len++] = '|';
+            for (int i = 0; i < n; i++) {
+                if (path[i] == '.') r[len++] = '\\';
+                r[len++] = path[i];
+            }
+        }
+    r[len++] = ')', r[len] = 0;
+    return r;
+}
+
 static void lora_alloc(struct model *m, const struct lora_spec *spec, const char *targeted) {
     int R = spec->rank, n = 0;
     m->n_lora = 0;
@@ -171,11 +197,14 @@ int lora_attach(struct model *m, const struct lora_spec *spec, uint64_t seed) {
     if (m->has_lora) return err_set("the model already has an adapter");
     if (check_spec(spec)) return -1;
     char *targeted = xcalloc((size_t)m->cfg.n_layers * N_LIN, 1);
-    if (lora_select(m, spec, targeted)) {
+    int alias_only;
+    if (lora_select(m, spec, targeted, &alias_only)) {
         free(targeted);
         return -1;
     }
     lora_alloc(m, spec, targeted);
+    free(m->lora.target_regex);
+    m->lora.target_regex = saved_regex(m, spec, targeted, alias_only);
     free(targeted);
     /* PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0. The
      * whole A is drawn on every rank (the one-process sequence); each keeps its slice. */
@@ -236,6 +265,22 @@ int lora_load_adapter(struct model *m, const char *dir) {
             goto done;
         }
     }
+    /* PEFT options csft does not implement: refused by name, never ignored */
+    static const char *refused[] = {"layers_to_transform", "layers_pattern", "exclude_modules", "lora_bias",
+                                    "modules_to_save", "alora_invocation_tokens", "target_parameters",
+                                    "trainable_token_indices", "megatron_config"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const cJSON *o = cJSON_GetObjectItem(j, refused[i]);
+        int set = o && !cJSON_IsNull(o) && !cJSON_IsFalse(o) &&
+                  !((cJSON_IsArray(o) || cJSON_IsObject(o)) && cJSON_GetArraySize(o) == 0) &&
+                  !(cJSON_IsString(o) && !o->valuestring[0]);
+        if (set) {
+            err_set("%s: \"%s\" is set, which csft does not implement (it would train or load other weights than "
+                    "PEFT does); remove it or use PEFT",
+                    cfg_path, refused[i]);
+            goto done;
+        }
+    }
     const cJSON *bias = cJSON_GetObjectItem(j, "bias");
     if (bias && cJSON_IsString(bias) && strcmp(bias->valuestring, "none") != 0) {
         err_set("%s: bias \"%s\" is not supported (only \"none\")", cfg_path, bias->valuestring);
@@ -264,6 +309,18 @@ int lora_load_adapter(struct model *m, const char *dir) {
         goto done;
     }
     char *wpath = path_join(dir, "adapter_model.safetensors");
+    if (!file_exists(wpath)) {
+        char *bin = path_join(dir, "adapter_model.bin");
+        int has_bin = file_exists(bin);
+        free(bin);
+        if (has_bin) {
+            err_set("%s: only adapter_model.bin (a PyTorch pickle) is there; csft reads adapter_model.safetensors "
+                    "(PEFT: save_pretrained(..., safe_serialization=True))",
+                    dir);
+            free(wpath);
+            goto done;
+        }
+    }
     int bad = safetensors_open(&st, wpath);
     free(wpath);
     if (bad) goto done;
@@ -299,7 +356,7 @@ static int write_adapter(const struct model *m, const char *dir, const struct st
                          const char *base_model_name_or_path);
 
 /* Collective under tensor parallelism: the slices are gathered and tp rank 0 writes. */
-int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path) {
+int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path, int bf16) {
     if (!m->has_lora) return err_set("no adapter to save");
     int tp = model_tp_on(m), writer = !tp || m->tp.rank == 0;
     m->k->sync(); /* the writer reads the adapter from the host */
@@ -312,7 +369,7 @@ int lora_save_adapter(const struct model *m, const char *dir, const char *base_m
         e[i].shape[1] = p->full_shape[1];
         e[i].data = tp ? tp_gather_param(m, p) : p->data;
         if (!writer) free((void *)e[i].data), e[i].data = NULL;
-        e[i].dtype = DTYPE_F32;
+        e[i].dtype = bf16 ? DTYPE_BF16 : DTYPE_F32;
     }
     int rc = writer ? write_adapter(m, dir, e, base_model_name_or_path) : 0;
     if (tp)
@@ -335,9 +392,13 @@ static int write_adapter(const struct model *m, const char *dir, const struct st
     cJSON_AddNumberToObject(j, "lora_alpha", m->lora.alpha);
     cJSON_AddNumberToObject(j, "lora_dropout", m->lora.dropout);
     cJSON_AddBoolToObject(j, "use_rslora", m->lora.use_rslora);
-    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
-    for (int li = 0; li < N_LIN; li++)
-        if (m->lora.targets[li]) cJSON_AddItemToArray(tm, cJSON_CreateString(lin_short[li]));
+    if (m->lora.target_regex) { /* a regex may select some layers only: PEFT takes it as is */
+        cJSON_AddStringToObject(j, "target_modules", m->lora.target_regex);
+    } else {
+        cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
+        for (int li = 0; li < N_LIN; li++)
+            if (m->lora.targets[li]) cJSON_AddItemToArray(tm, cJSON_CreateString(lin_short[li]));
+    }
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
@@ -383,5 +444,7 @@ void lora_merge(struct model *m) {
     m->k->mem_free(m->dlora_mem);
     m->lora_params = NULL, m->lora_mem = m->dlora_mem = NULL;
     m->n_lora_params = 0, m->n_lora = 0, m->has_lora = 0;
+    free(m->lora.target_regex);
+    m->lora.target_regex = NULL;
     model_drop_acts(m);
 }

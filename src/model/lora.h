@@ -18,10 +18,13 @@ struct lora_spec {
 
 /* Attaches fresh adapters (PEFT init, seeded) to every matching linear. Errors if none match. */
 int lora_attach(struct model *m, const struct lora_spec *spec, uint64_t seed);
-/* Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) onto m. */
+/* Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) onto m. PEFT
+ * options csft does not implement (layers_to_transform, exclude_modules, lora_bias, modules_to_save,
+ * aLoRA, DoRA, ...) and .bin-only folders are refused naming the option. */
 int lora_load_adapter(struct model *m, const char *dir);
-/* Writes a PEFT adapter folder that PEFT loads unchanged. */
-int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path);
+/* Writes a PEFT adapter folder that PEFT loads unchanged; bf16: the matrices in bfloat16
+ * (save_dtype), else float32. target_modules is written as given: the list, or the regex. */
+int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path, int bf16);
 /* W += scaling * B A for every adapter, then detaches the adapters. */
 void lora_merge(struct model *m);
 /* PEFT's file key for layer l, linear li, matrix 'A' or 'B' (without ".default"). */

@@ -251,6 +251,11 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
         m->tp = *tp;
     }
     build_params(m, train_base, bf16, 1);
+    if (!is_ckpt) { /* the folder's own config.json, written back by model_save */
+        char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
+        m->config_text = file_read_all(cp, NULL);
+        free(cp);
+    }
     if (model_tp_on(m)) tp_plan_scratch(m);
     struct safetensors *st = NULL;
     struct ckpt *ck = NULL;
@@ -285,6 +290,9 @@ int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int tr
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
     build_params(m, train_base, 0, 0);
+    char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
+    m->config_text = file_read_all(cp, NULL); /* written back by model_save_config */
+    free(cp);
     return 0;
 }
 
@@ -372,6 +380,8 @@ void model_free(struct model *m) {
     free(m->tp_save);
     free(m->tp_buf);
     free(m->tp_stats);
+    free(m->config_text);
+    free(m->lora.target_regex);
     memset(m, 0, sizeof *m);
 }
 
@@ -787,7 +797,9 @@ int model_save_config(const struct model *m, const char *dir, int bf16) {
     int rc;
     struct model_config c = m->cfg;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
-    char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");
+    char *json = m->config_text ? model_config_json_edit(m->config_text, &c, c.torch_dtype) : NULL;
+    if (!json) json = model_config_to_json(&c);
+    char *path = path_join(dir, "config.json");
     rc = file_write_atomic(path, json, strlen(json));
     free(json);
     free(path);

@@ -57,8 +57,10 @@ struct lora_config {
     int rank;
     float alpha, dropout;
     int use_rslora;
-    int targets[N_LIN]; /* which linears of every layer carry an adapter */
-    int layer_mask_all;
+    int targets[N_LIN]; /* which linears carry an adapter (in at least one layer) */
+    char *target_regex; /* target_modules as saved when given as a regex (PEFT's string form): the
+                           user's own, or the explicit module list when it matched only through
+                           MindSpore's names; NULL for the list form (owned, freed with the model) */
 };
 
 struct acts; /* activations, private to model.c */
@@ -111,6 +113,7 @@ struct model {
     int n_heads_l, n_kv_heads_l, ffn_l, vocab_l, vocab_off, kv_rep;
     float *tp_save, *tp_buf; /* tp_partial_* scratch */
     double *tp_stats;        /* vocab-parallel cross-entropy: (tp.size + 1) * 3 * 1024 row statistics */
+    char *config_text; /* the loaded folder's config.json as written (model_save writes it back), or NULL */
 };
 
 static inline int model_tp_on(const struct model *m) { return m->tp.size > 1; }
@@ -145,8 +148,10 @@ int model_init_random_bf16_base(struct model *m, const struct model_config *cfg,
  * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
  * if the base has gradients. model_save and lora_merge need the float32 base. */
 int model_base_to_bf16(struct model *m);
-/* Writes the base weights (HF names) as a safetensors model folder with config.json. Under
- * tensor parallelism it is collective: the slices are gathered and tp rank 0 writes. */
+/* Writes the base weights (HF names) as a safetensors model folder with config.json: the loaded
+ * model's own config.json with only the dtype (and a cut layer count) changed, or for a model
+ * made in memory one written from cfg. Under tensor parallelism it is collective: the slices
+ * are gathered and tp rank 0 writes. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
 /* Only its config.json (the torch_dtype of a bf16 or float32 save). */
 int model_save_config(const struct model *m, const char *dir, int bf16);
@@ -180,3 +185,11 @@ struct param *model_trainable(struct model *m, int *n);
  * Writes up to max_new tokens to out, stops after an eos id; returns the count. */
 int model_generate(struct model *m, const int32_t *prompt, int n_prompt, int32_t *out, int max_new,
                    const int32_t *eos_ids, int n_eos, float temperature, int top_k, float top_p, uint64_t seed);
+/* The same for nb prompts at once (several prompts per forward pass): a packed prefill of all
+ * prompts, then batched decode steps over the sequences still generating. out[i] has room for
+ * max_new tokens; n_out[i] gets sequence i's count. Each sequence samples from its own stream
+ * seeded with `seed`, so its tokens are those of model_generate on it alone (up to the rounding
+ * of batched GEMMs). Returns 0. */
+int model_generate_batch(struct model *m, const int32_t *const *prompts, const int *n_prompt, int nb, int32_t *const *out,
+                         int *n_out, int max_new, const int32_t *eos_ids, int n_eos, float temperature, int top_k,
+                         float top_p, uint64_t seed);

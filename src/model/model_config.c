@@ -4,6 +4,8 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -227,7 +229,12 @@ char *model_config_to_json(const struct model_config *cfg) {
     cJSON_AddNumberToObject(j, "num_attention_heads", cfg->n_heads);
     cJSON_AddNumberToObject(j, "num_hidden_layers", cfg->n_layers);
     cJSON_AddNumberToObject(j, "num_key_value_heads", cfg->n_kv_heads);
-    cJSON_AddNumberToObject(j, "rms_norm_eps", cfg->rms_norm_eps);
+    char eps[32]; /* the float's shortest spelling (1e-06, not 9.99999997475243e-07) */
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(eps, sizeof eps, "%.*g", prec, (double)cfg->rms_norm_eps);
+        if ((float)strtod(eps, NULL) == cfg->rms_norm_eps) break;
+    }
+    cJSON_AddRawToObject(j, "rms_norm_eps", eps);
     cJSON_AddNumberToObject(j, "rope_theta", cfg->rope_theta);
     if (cfg->rope_type != ROPE_DEFAULT) {
         cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
@@ -248,4 +255,118 @@ char *model_config_to_json(const struct model_config *cfg) {
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     return s;
+}
+
+/* ---- writing back the input's own config.json ---- */
+
+static const char *js_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* After the string at p ('"'), or NULL when unterminated. */
+static const char *js_str(const char *p) {
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1]) p++;
+    return *p ? p + 1 : NULL;
+}
+
+/* After the value at p, or NULL when malformed. */
+static const char *js_val(const char *p) {
+    if (*p == '"') return js_str(p);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (*p) {
+            if (*p == '"') {
+                if (!(p = js_str(p))) return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[') depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
+            p++;
+        }
+        return NULL;
+    }
+    const char *s = p;
+    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') p++;
+    return p > s ? p : NULL;
+}
+
+/* The value span [*vs, *ve) of top-level key `key` (1), 0 when absent, -1 when the text is not a
+ * JSON object; *close: the object's closing brace. */
+static int js_find(const char *text, const char *key, const char **vs, const char **ve, const char **close) {
+    const char *p = js_ws(text);
+    if (*p != '{') return -1;
+    p = js_ws(p + 1);
+    size_t kl = strlen(key);
+    int found = 0;
+    while (*p != '}') {
+        if (*p != '"') return -1;
+        const char *ks = p + 1, *ke = js_str(p);
+        if (!ke) return -1;
+        p = js_ws(ke);
+        if (*p != ':') return -1;
+        p = js_ws(p + 1);
+        const char *e = js_val(p);
+        if (!e) return -1;
+        if (!found && (size_t)(ke - 1 - ks) == kl && memcmp(ks, key, kl) == 0) *vs = p, *ve = e, found = 1;
+        p = js_ws(e);
+        if (*p == ',') p = js_ws(p + 1);
+        else if (*p != '}') return -1;
+    }
+    *close = p;
+    return found;
+}
+
+/* text with [s, e) replaced by `with` (text is freed). */
+static char *js_splice(char *text, const char *s, const char *e, const char *with) {
+    char *out = xasprintf("%.*s%s%s", (int)(s - text), text, with, e);
+    free(text);
+    return out;
+}
+
+char *model_config_json_edit(const char *src, const struct model_config *cfg, const char *dtype) {
+    char *t = xstrdup(src);
+    const char *vs, *ve, *close;
+    int have_dtype = 0;
+    static const char *dtype_keys[] = {"torch_dtype", "dtype"};
+    char *q = xasprintf("\"%s\"", dtype);
+    for (int k = 0; k < 2; k++) {
+        int f = js_find(t, dtype_keys[k], &vs, &ve, &close);
+        if (f < 0) goto bad;
+        if (f) t = js_splice(t, vs, ve, q), have_dtype = 1;
+    }
+    if (!have_dtype) { /* insert after the last member */
+        if (js_find(t, "dtype", &vs, &ve, &close) < 0) goto bad;
+        const char *last = close;
+        while (last > t && (last[-1] == ' ' || last[-1] == '\n' || last[-1] == '\r' || last[-1] == '\t')) last--;
+        char *ins = xasprintf("%s\n  \"torch_dtype\": %s", last[-1] == '{' ? "" : ",", q);
+        t = js_splice(t, last, last, ins);
+        free(ins);
+    }
+    /* num_layers kept fewer layers: the count and the per-layer list follow */
+    int f = js_find(t, "num_hidden_layers", &vs, &ve, &close);
+    if (f < 0) goto bad;
+    if (f && strtol(vs, NULL, 10) != cfg->n_layers) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", cfg->n_layers);
+        t = js_splice(t, vs, ve, n);
+        if ((f = js_find(t, "layer_types", &vs, &ve, &close)) < 0) goto bad;
+        if (f && *vs == '[') {
+            const char *p = js_ws(vs + 1), *end = p;
+            for (int i = 0; i < cfg->n_layers && *p != ']'; i++) {
+                if (!(end = js_val(p))) goto bad;
+                p = js_ws(end);
+                if (*p == ',') p = js_ws(p + 1);
+            }
+            char *arr = xasprintf("[%.*s]", (int)(end - (vs + 1)), vs + 1);
+            t = js_splice(t, vs, ve, arr);
+            free(arr);
+        }
+    }
+    free(q);
+    return t;
+bad:
+    free(q), free(t);
+    return NULL;
 }

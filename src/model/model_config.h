@@ -43,6 +43,12 @@ int model_config_load(struct model_config *cfg, const char *path, int n_layers_k
 int model_config_parse(struct model_config *cfg, const char *json_text, const char *name, int n_layers_keep);
 /* Writes cfg as an HF config.json (transformers 4 spelling, readable by 4 and 5). */
 char *model_config_to_json(const struct model_config *cfg);
+/* The input model's own config.json text `src` with only what training changes: the dtype
+ * field(s) set to `dtype` in the spelling src used (torch_dtype and/or dtype; torch_dtype added
+ * when it has neither) and, when cfg keeps fewer layers, num_hidden_layers and layer_types.
+ * Every other key, its order and its number spelling stay as written. NULL if src is not a
+ * JSON object. */
+char *model_config_json_edit(const char *src, const struct model_config *cfg, const char *dtype);
 /* Fills the RoPE inverse frequencies (HS/2 floats), as transformers computes them. */
 void model_config_rope_inv_freq(const struct model_config *cfg, float *inv_freq);
 const char *model_arch_name(enum model_arch a);

@@ -25,6 +25,7 @@ struct chat_template {
     cJSON *specials; /* object: special-token variables */
     char **stok;     /* special-token texts: end-of-turn candidates, header boundaries */
     int n_stok, cap_stok;
+    char *source;    /* the Jinja source, NULL for the Alpaca built-ins */
 };
 
 static const char CHATML_SRC[] =
@@ -91,6 +92,8 @@ void chat_template_set_special(struct chat_template *t, const char *name, const 
 
 const char *chat_template_family(const struct chat_template *t) { return t->family; }
 
+const char *chat_template_source(const struct chat_template *t) { return t->source; }
+
 int chat_template_parse(struct chat_template **out, const char *source, const char *name_for_errors) {
     *out = NULL;
     struct jinja_template *jt =
@@ -99,6 +102,7 @@ int chat_template_parse(struct chat_template **out, const char *source, const ch
     struct chat_template *t = tmpl_new(CHAT_JINJA, name_for_errors);
     t->jt = jt;
     t->family = jinja_template_has_generation(jt) ? "generation" : "prefix";
+    t->source = xstrdup(source);
     *out = t;
     return 0;
 }
@@ -137,6 +141,7 @@ void chat_template_free(struct chat_template *t) {
     for (int i = 0; i < t->n_stok; i++)
         free(t->stok[i]);
     free(t->stok);
+    free(t->source);
     free(t);
 }
 
@@ -148,6 +153,46 @@ static const char *token_text(const cJSON *j) {
         if (cJSON_IsString(c)) return c->valuestring;
     }
     return NULL;
+}
+
+/* The special tokens of a tokenizer_config.json object as template variables. */
+static void apply_specials(struct chat_template *t, const cJSON *cfg) {
+    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                  "pad_token", "cls_token", "mask_token"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = token_text(cJSON_GetObjectItemCaseSensitive(cfg, names[i]));
+        if (v) chat_template_set_special(t, names[i], v);
+    }
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
+    if (cJSON_IsArray(add) && cJSON_GetArraySize(add) > 0) {
+        cJSON *l = cJSON_CreateArray(), *it;
+        cJSON_ArrayForEach(it, add) {
+            const char *v = token_text(it);
+            if (v) cJSON_AddItemToArray(l, cJSON_CreateString(v));
+        }
+        cJSON_DeleteItemFromObject(t->specials, "additional_special_tokens");
+        cJSON_AddItemToObject(t->specials, "additional_special_tokens", l);
+        cJSON_ArrayForEach(it, l) chat_template_add_special_token(t, it->valuestring);
+    }
+    const cJSON *atd = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *tok;
+    cJSON_ArrayForEach(tok, atd) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tok, "special")))
+            chat_template_add_special_token(t, token_text(tok));
+    }
+}
+
+int chat_template_load_specials(struct chat_template *t, const char *tokenizer_config_json_path) {
+    char *text = file_read_all(tokenizer_config_json_path, NULL);
+    if (!text) return -1;
+    cJSON *cfg = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return err_set("%s: not a JSON object", tokenizer_config_json_path);
+    }
+    apply_specials(t, cfg);
+    cJSON_Delete(cfg);
+    return 0;
 }
 
 int chat_template_load(struct chat_template **out, const char *path) {
@@ -199,27 +244,7 @@ int chat_template_load(struct chat_template **out, const char *path) {
         }
     }
     if (chat_template_parse(out, src, cfg_path)) goto done;
-    static const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token",
-                                  "pad_token", "cls_token", "mask_token"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *v = token_text(cJSON_GetObjectItemCaseSensitive(cfg, names[i]));
-        if (v) chat_template_set_special(*out, names[i], v);
-    }
-    const cJSON *add = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
-    if (cJSON_IsArray(add) && cJSON_GetArraySize(add) > 0) {
-        cJSON *l = cJSON_CreateArray(), *it;
-        cJSON_ArrayForEach(it, add) {
-            const char *v = token_text(it);
-            if (v) cJSON_AddItemToArray(l, cJSON_CreateString(v));
-        }
-        cJSON_AddItemToObject((*out)->specials, "additional_special_tokens", l);
-        cJSON_ArrayForEach(it, l) chat_template_add_special_token(*out, it->valuestring);
-    }
-    const cJSON *atd = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *tok;
-    cJSON_ArrayForEach(tok, atd) {
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tok, "special")))
-            chat_template_add_special_token(*out, token_text(tok));
-    }
+    apply_specials(*out, cfg);
     rc = 0;
 done:
     cJSON_Delete(cfg);

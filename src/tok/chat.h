@@ -27,6 +27,9 @@ int chat_template_parse(struct chat_template **out, const char *source, const ch
  * transformers), plus the special tokens (bos/eos/unk/sep/pad/cls/mask_token,
  * additional_special_tokens) passed to the template as variables. */
 int chat_template_load(struct chat_template **out, const char *tokenizer_config_json_path);
+/* Sets the special-token variables (bos_token, eos_token, ...) of a tokenizer_config.json on a
+ * template that came from elsewhere (a Jinja file given as chat_template). */
+int chat_template_load_specials(struct chat_template *t, const char *tokenizer_config_json_path);
 /* Built-ins: "chatml"; "alpaca" (with-input prompt when input is a non-empty string),
  * "alpaca_with_input", "alpaca_no_input". */
 int chat_template_builtin(struct chat_template **out, const char *name);
@@ -46,6 +49,9 @@ void chat_template_set_special(struct chat_template *t, const char *name, const 
 /* How spans are found: "generation" ({% generation %} blocks), "prefix" (prefix renderings),
  * "custom" (markers), "alpaca". */
 const char *chat_template_family(const struct chat_template *t);
+/* The template's Jinja source (what a tokenizer_config.json's chat_template holds); NULL for the
+ * Alpaca built-ins, which are prompts rather than chat templates. */
+const char *chat_template_source(const struct chat_template *t);
 
 /* Renders messages (JSON array of {role, content, ...}); tools: JSON array or NULL (None);
  * extra_vars: JSON object of more template variables (e.g. enable_thinking, or for Alpaca

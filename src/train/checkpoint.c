@@ -259,7 +259,7 @@ int checkpoint_save_dist(struct dist *d, const char *output_dir, const struct mo
     if (!m->has_lora) {
         if (save_model_plan(d, tmp, m, part, 0, 0, "ckpt", &mbuf, &mlen, &mf)) goto done;
     } else {
-        bad = me == 0 && lora_save_adapter(m, tmp, base_name);
+        bad = me == 0 && lora_save_adapter(m, tmp, base_name, 0);
         if (agree(d, bad)) {
             if (!bad) err_set("rank 0 could not write the adapter into %s", tmp);
             goto done;

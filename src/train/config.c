@@ -95,6 +95,7 @@ static const struct choice schedules[] = {{"constant", LR_SCHEDULE_CONSTANT},
 static const struct choice optimizers[] = {
     {"AdamW", OPTIMIZER_ADAMW}, {"FusedAdamWeightDecay", OPTIMIZER_ADAMW}, {0, 0}};
 static const struct choice nonfinites[] = {{"stop", ON_NONFINITE_STOP}, {"skip", ON_NONFINITE_SKIP}, {0, 0}};
+static const struct choice devices[] = {{"cpu", DEVICE_CPU}, {"cuda", DEVICE_CUDA}, {"cuda-bf16", DEVICE_CUDA_BF16}, {0, 0}};
 
 #define RC(f) offsetof(struct run_config, f)
 #define DS(f) offsetof(struct config_dataset, f)
@@ -110,6 +111,9 @@ static const struct key_def run_keys[] = {
      "config."},
     {"load_checkpoint", KT_STRING, RC(load_checkpoint), "''", 0, 0, 0, 0, 0,
      "The Hugging Face model folder to start from (config.json, *.safetensors, tokenizer files). Required."},
+    {"device", KT_ENUM, RC(device), "cpu", 0, 0, 0, devices, 0,
+     "Kernel backend: cpu, cuda (fp32 GEMMs on the GPU) or cuda-bf16 (bf16 GEMMs, fp32 accumulation); cuda needs "
+     "a `make CUDA=1` build and a GPU. compute_dtype: bfloat16 with device: cuda selects cuda-bf16."},
     {"resume_training", KT_BOOL, RC(resume_training), "false", 0, 0, 0, 0, "resume",
      "Continue from the newest valid checkpoint in output_dir (a damaged one is skipped with a warning)."},
     {"resume_from_checkpoint", KT_STRING, RC(resume_from_checkpoint), "''", 0, 0, 0, 0, 0,
@@ -118,7 +122,7 @@ static const struct key_def run_keys[] = {
      "Keep only the first N decoder layers of the checkpoint (0 = all), as MindSpore's single-device example "
      "does."},
     {"model.model_config.compute_dtype", KT_ENUM, RC(model.compute_dtype), "float32", 0, 0, 0, dtypes, 0,
-     "Dtype of activations and matmuls: float32 or bfloat16."},
+     "Dtype of the matmuls: float32, or bfloat16 (bf16 GEMMs: device: cuda; the CPU computes in float32)."},
     {"model.model_config.param_init_type", KT_ENUM, RC(model.param_init_type), "float32", 0, 0, 0, dtypes, 0,
      "Dtype the frozen base weights are held in: float32 or bfloat16. Trained weights always keep float32 "
      "masters."},
@@ -277,6 +281,8 @@ static const struct key_def train_keys[] = {
      "Prompts to answer: a text file (one per line) or JSONL with a prompt/messages column."},
     {"predict.output_file", KT_STRING, RC(predict.output_file), "''", 0, 0, 0, 0, 0,
      "Write the generations as JSONL here; '' = print them."},
+    {"predict.batch_size", KT_INT, RC(predict.batch_size), "8", K_MIN, 1, 0, 0, 0,
+     "input_file: prompts generated together, several per forward pass."},
 };
 
 struct section {

@@ -16,6 +16,7 @@ enum run_mode { RUN_MODE_FINETUNE, RUN_MODE_TRAIN, RUN_MODE_PREDICT, RUN_MODE_EV
 enum pet_type { PET_TYPE_NONE, PET_TYPE_LORA };
 enum optimizer_type { OPTIMIZER_ADAMW };
 enum on_nonfinite { ON_NONFINITE_STOP, ON_NONFINITE_SKIP };
+enum device_kind { DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_BF16 };
 
 struct config_kv {
     char *key;
@@ -110,6 +111,7 @@ struct config_predict {
     char *prompt;      /* "" = none */
     char *input_file;  /* prompts, one per line or JSONL; "" = none */
     char *output_file; /* "" = stdout */
+    int batch_size;    /* input_file prompts per generation batch */
 };
 
 struct config_source; /* private: where each key got its value */
@@ -143,6 +145,7 @@ struct run_config {
     int early_stopping_patience; /* 0 = off */
     int eval_generations;        /* eval records answered at each eval, for the report */
     struct config_predict predict;
+    enum device_kind device; /* kernel backend (train/device.h) */
 
     char *config_file; /* the YAML file loaded, or NULL */
     struct config_source *src;

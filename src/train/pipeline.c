@@ -146,6 +146,8 @@ static int load_templates(struct pipeline *p, const struct config_dataset *d) {
         if (!src) rc = err_wrap("chat_template (a built-in name: alpaca, chatml; or a Jinja file)");
         else rc = chat_template_parse(&p->tmpl, src, name);
         free(src);
+        /* a template file sees the tokenizer's bos_token, eos_token, ... as transformers passes them */
+        if (rc == 0 && file_exists(tc)) rc = chat_template_load_specials(p->tmpl, tc);
     }
     free(tc);
     return rc;

@@ -21,7 +21,9 @@
 #include "train/best.h"
 #include "train/checkpoint.h"
 #include "train/eval_gen.h"
+#include "train/device.h"
 #include "train/dp.h"
+#include "train/hf_files.h"
 #include "train/metrics.h"
 #include "train/mfu.h"
 #include "train/pipeline.h"
@@ -66,6 +68,9 @@ struct run {
     double peak_gflops, flops_per_token;
     int64_t saved_step; /* the step of the last checkpoint written */
     int stop_early;
+    double last_loss, last_eval; /* for the model card; NAN until logged */
+    int64_t last_eval_step;
+    int pretrain;
 };
 
 static int load_model(struct run *r, const char *resume_path) {
@@ -73,9 +78,7 @@ static int load_model(struct run *r, const char *resume_path) {
     int lora = c->model.pet.pet_type == PET_TYPE_LORA;
     /* full fine-tuning resumes its weights from the checkpoint folder (an HF model folder) */
     const char *src = !lora && resume_path ? resume_path : c->load_checkpoint;
-    if (c->model.compute_dtype == DTYPE_BF16)
-        return err_set("model.model_config.compute_dtype: bfloat16 compute is not supported on this backend yet; "
-                       "param_init_type: bfloat16 keeps a frozen LoRA base in bf16");
+    if (device_check_compute(c)) return -1;
     /* param_init_type: bfloat16 keeps a frozen (LoRA) base's linear weights in bf16 */
     int bf16_base = lora && c->model.param_init_type == DTYPE_BF16;
     if (!lora && c->model.param_init_type == DTYPE_BF16)
@@ -91,8 +94,19 @@ static int load_model(struct run *r, const char *resume_path) {
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
     const struct config_pet *p = &c->model.pet;
-    if (resume_path || (p->adapter_path && p->adapter_path[0]))
-        return lora_load_adapter(&r->m, resume_path ? resume_path : p->adapter_path);
+    if (resume_path || (p->adapter_path && p->adapter_path[0])) {
+        const char *dir = resume_path ? resume_path : p->adapter_path;
+        if (lora_load_adapter(&r->m, dir)) return -1;
+        const struct lora_config *lc = &r->m.lora;
+        if (r->rank == 0 && (lc->rank != p->lora_rank || lc->alpha != (float)p->lora_alpha ||
+                             lc->dropout != (float)p->lora_dropout || lc->use_rslora != p->use_rslora))
+            printf("note: %s/adapter_config.json sets r=%d, lora_alpha=%g, lora_dropout=%g, use_rslora=%s; they "
+                   "override the config's lora_rank=%d, lora_alpha=%g, lora_dropout=%g, use_rslora=%s (and its "
+                   "target_modules)\n",
+                   dir, lc->rank, (double)lc->alpha, (double)lc->dropout, lc->use_rslora ? "true" : "false",
+                   p->lora_rank, p->lora_alpha, p->lora_dropout, p->use_rslora ? "true" : "false");
+        return 0;
+    }
     struct lora_spec spec = {.rank = p->lora_rank,
                              .alpha = (float)p->lora_alpha,
                              .dropout = (float)p->lora_dropout,
@@ -196,7 +210,7 @@ static int save_final(struct run *r) {
     int bf16 = r->cfg->save_dtype == DTYPE_BF16, rc = 0;
     if (model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
         if (r->dp_rank == 0)
-            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint, bf16)
                                : model_save(&r->m, out, bf16, (size_t)5 << 30);
     } else if (!r->m.has_lora) { /* every rank writes its part of the weights */
         struct ckpt_part part = own_part(r);
@@ -206,9 +220,30 @@ static int save_final(struct run *r) {
         free(best);
         return rc ? err_wrap("writing the final model to %s", out) : 0;
     }
-    if (rc == 0 && r->m.has_lora && !model_tp_on(&r->m)) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint);
+    if (rc == 0 && r->m.has_lora && !model_tp_on(&r->m)) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint, bf16);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
+    const struct config_dataset *d = &r->cfg->train_dataset;
+    int templated = !r->pretrain && d->format != DATA_FORMAT_TEXT && d->format != DATA_FORMAT_TOKENIZED;
+    /* the chat template training used goes with the saved tokenizer (the Alpaca prompt has none) */
+    if (rc == 0 && templated && !r->pipe.alpaca_tmpl) rc = chat_template_save(out, r->pipe.tmpl);
+    if (rc == 0) {
+        int np;
+        const struct param *tp = model_trainable(&r->m, &np);
+        int64_t ntrain = 0;
+        for (int i = 0; i < np; i++) ntrain += tp[i].numel;
+        const struct dataset_stats *ds = &r->train->stats;
+        struct model_card mc = {.cfg = r->cfg, .lora = r->m.has_lora ? &r->m.lora : NULL, .pretrain = r->pretrain,
+                                .arch = model_arch_name(r->m.cfg.arch), .n_params = r->m.n_base, .n_trainable = ntrain,
+                                .n_records = ds->n_records, .n_sequences = ds->n_sequences, .n_tokens = ds->n_tokens,
+                                .n_trained_tokens = ds->n_trained_tokens, .steps = r->st.step, .world = r->world, .final_loss = r->last_loss,
+                                .final_eval_loss = r->last_eval, .final_eval_step = r->last_eval_step,
+                                .template_name = !templated ? NULL
+                                                 : r->pipe.alpaca_tmpl ? "alpaca"
+                                                 : d->chat_template && d->chat_template[0] ? d->chat_template
+                                                                                          : "the tokenizer's own"};
+        rc = model_card_write(out, &mc);
+    }
     if (rc) return free(best), err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
     if (r->rep.path) {
@@ -366,6 +401,8 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->world = r->d ? r->d->world : 1;
     r->dp_rank = r->d ? g->dp_rank : 0;
     r->dp_size = r->d ? g->dp_size : 1;
+    r->pretrain = pretrain;
+    r->last_loss = r->last_eval = NAN;
     char *resume_path = NULL;
     int rc = -1;
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
@@ -508,6 +545,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
             if (r->peak_gflops > 0)
                 ms.mfu = ms.tokens_per_sec * r->flops_per_token / (r->peak_gflops * 1e9 * r->world);
             metrics_log_step(r->metrics, &ms);
+            r->last_loss = ms.loss;
             metrics_progress_update(&r->prog, &ms);
             report_writer_update(&r->rep, 0);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
@@ -524,6 +562,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
                                        cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
                 if (r->rank == 0) {
                     metrics_log_eval(r->metrics, r->st.step, el, nt);
+                    r->last_eval = el, r->last_eval_step = r->st.step;
                     metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
                                              (long long)r->st.step, el, exp(el), (long long)nt);
                 }
