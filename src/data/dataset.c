@@ -391,7 +391,7 @@ static int64_t *stat_fields(struct dataset_stats *s, int i) {
 static const char *hash_names[] = {"ids_idx_hash", "ids_bin_hash", "mask_idx_hash", "mask_bin_hash"};
 
 /* 0 = loaded; -1 = absent (err empty) or not trusted (err says why). */
-static int load_cache(struct dataset *ds, const char *key) {
+static int load_cache(struct dataset *ds, const char *key, int32_t vocab_size) {
     char *meta = xasprintf("%s.json", key);
     char *text = file_exists(meta) ? file_read_all(meta, NULL) : NULL;
     if (!text) {
@@ -428,6 +428,16 @@ static int load_cache(struct dataset *ds, const char *key) {
     for (int64_t i = 0; i < ds->n; i++) ds->stats.hist[bucket(dataset_len(ds, i))]++;
     total = ds->offsets[ds->n];
     for (int64_t i = 0; i < total; i++) trained += ds->mask[i] != 0;
+    /* the checksums only catch accidents (whoever edits the arrays can rewrite the .json), so
+     * every id is checked against the vocabulary before it can index an embedding */
+    int64_t lim = vocab_size > 0 ? vocab_size : INT32_MAX;
+    for (int64_t i = 0; i < total; i++)
+        if (ds->ids[i] < 0 || ds->ids[i] >= lim) {
+            int64_t s = 0;
+            while (ds->offsets[s + 1] <= i) s++;
+            return err_set("%s.bin: sequence %lld: token id %d is outside the model's vocabulary [0, %lld)", key,
+                           (long long)s, ds->ids[i], (long long)lim);
+        }
     if (total != ds->stats.n_tokens || trained != ds->stats.n_trained_tokens)
         return err_set("%s.json: token counts %lld/%lld disagree with the cached arrays (%lld/%lld)", key,
                        (long long)ds->stats.n_tokens, (long long)ds->stats.n_trained_tokens, (long long)total,
@@ -477,7 +487,7 @@ int dataset_load_cached(struct dataset **out, const struct dataset_options *opt,
     struct dataset *ds = xcalloc(1, sizeof *ds);
     double t0 = time_now();
     ds->cache_path = cache_key(opt, f);
-    if (load_cache(ds, ds->cache_path) == 0) {
+    if (load_cache(ds, ds->cache_path, opt->vocab_size) == 0) {
         ds->stats.seconds = time_now() - t0;
         *out = ds;
         return 1;

@@ -17,6 +17,7 @@ struct dataset_options {
     int skip_bad_rows;
     const char *cache_dir; /* NULL or "" = no cache */
     const char *cache_salt; /* identity of tokenizer + template (part of the cache key) */
+    int32_t vocab_size;     /* a cache hit's ids must lie in [0, vocab_size); 0 = only >= 0 */
 };
 
 struct dataset_stats {

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,34 +175,61 @@ char *checkpoint_find_latest(const char *output_dir) {
     return best;
 }
 
-static int64_t get_i64(const cJSON *j, const char *k) {
+/* A count in trainer_state.json: absent = 0; otherwise an integer in [0, 2^53] (a number or,
+ * for exactness, a decimal string). -1 with the error naming the file and key. */
+static int get_count(const cJSON *j, const char *k, const char *file, int64_t *out) {
     const cJSON *v = cJSON_GetObjectItem(j, k);
-    if (cJSON_IsString(v)) return (int64_t)strtoull(v->valuestring, NULL, 10);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    *out = 0;
+    if (!v) return 0;
+    double d = -1;
+    if (cJSON_IsString(v)) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long u = v->valuestring[0] >= '0' && v->valuestring[0] <= '9' ? strtoull(v->valuestring, &end, 10) : 0;
+        if (end && !*end && !errno && u <= (1ull << 53)) return *out = (int64_t)u, 0;
+    } else if (cJSON_IsNumber(v)) {
+        d = v->valuedouble;
+        if (d >= 0 && d <= 9007199254740992.0 && d == floor(d)) return *out = (int64_t)d, 0;
+    }
+    return err_set("%s: \"%s\" must be a whole number in [0, 2^53]", file, k);
+}
+
+static uint64_t get_u64(const cJSON *j, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(j, k);
+    return cJSON_IsString(v) ? strtoull(v->valuestring, NULL, 10) : 0;
+}
+
+int checkpoint_parse_state(const char *text, const char *file, struct train_state *st, int64_t *optimizer_step) {
+    memset(st, 0, sizeof *st);
+    *optimizer_step = 0;
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return err_set("%s: not a JSON object", file);
+    }
+    int rc = get_count(j, "step", file, &st->step) || get_count(j, "epoch", file, &st->epoch) ||
+             get_count(j, "next_row", file, &st->next_row) ||
+             get_count(j, "skipped_steps", file, &st->skipped_steps) ||
+             get_count(j, "tokens_seen", file, &st->tokens_seen) ||
+             get_count(j, "optimizer_step", file, optimizer_step);
+    st->dropout_seed = get_u64(j, "dropout_seed");
+    st->seed = get_u64(j, "seed");
+    cJSON_Delete(j);
+    return rc ? -1 : 0;
 }
 
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st) {
     char *sp = path_join(path, "trainer_state.json");
-    char *text = file_read_all(sp, NULL);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!j) {
-        if (file_exists(sp)) err_set("%s: not valid JSON", sp);
+    if (!file_exists(sp)) {
         free(sp);
         return -1;
     }
-    free(sp);
-    memset(st, 0, sizeof *st);
-    st->step = get_i64(j, "step");
-    st->epoch = get_i64(j, "epoch");
-    st->next_row = get_i64(j, "next_row");
-    st->skipped_steps = get_i64(j, "skipped_steps");
-    st->tokens_seen = get_i64(j, "tokens_seen");
-    const cJSON *ds = cJSON_GetObjectItem(j, "dropout_seed"), *sd = cJSON_GetObjectItem(j, "seed");
-    st->dropout_seed = cJSON_IsString(ds) ? strtoull(ds->valuestring, NULL, 10) : 0;
-    st->seed = cJSON_IsString(sd) ? strtoull(sd->valuestring, NULL, 10) : 0;
-    opt->step = get_i64(j, "optimizer_step");
-    cJSON_Delete(j);
+    char *text = file_read_all(sp, NULL);
+    int64_t ostep = 0;
+    int bad = !text || checkpoint_parse_state(text, sp, st, &ostep);
+    free(text), free(sp);
+    if (bad) return -1;
+    opt->step = ostep;
     /* weights: the adapter, or the full model */
     int n;
     struct param *params = model_trainable(m, &n);

@@ -27,6 +27,9 @@ int checkpoint_save(const char *output_dir, const struct model *m, const struct 
                     const char *config_yaml, int keep_last, const char *base_name, char **saved_path);
 /* The newest complete checkpoint folder under output_dir (malloc'd), or NULL (no error) if none. */
 char *checkpoint_find_latest(const char *output_dir);
+/* Parses trainer_state.json's text (file names it in errors): counts must be whole numbers
+ * in [0, 2^53]. */
+int checkpoint_parse_state(const char *text, const char *file, struct train_state *st, int64_t *optimizer_step);
 /* Restores trainable weights (adapter or full weights), optimizer moments and state. */
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st);
 /* rm -r. */
