@@ -509,10 +509,20 @@ static int batch_assign(struct batch_ctx *b, struct acol *c, const char *parent)
         if (check_offsets(r, col, c->offsets, w, c->length, limit)) goto out;
     }
     for (int k = 0; k < f->n_children; k++) {
-        int64_t need = f->type == AT_STRUCT       ? c->length
-                       : f->type == AT_FIXED_LIST ? c->length * f->list_size
-                                                  : 0;
-        if (c->children[k].length < need) {
+        /* lengths are <= 2^40 (checked above); a FixedSizeList's product could still overflow,
+         * so its child must hold length * list_size values, checked by division */
+        int64_t ch = c->children[k].length;
+        int64_t need = f->type == AT_STRUCT ? c->length : 0;
+        int short_child = ch < need;
+        if (f->type == AT_FIXED_LIST && f->list_size > 0) {
+            short_child = c->length > ch / f->list_size;
+        }
+        if (short_child && f->type == AT_FIXED_LIST) {
+            err_set("%s: column '%s': child '%s' has %lld values, needs %lld lists of %lld", r->path, col,
+                    f->children[k].name, (long long)ch, (long long)c->length, (long long)f->list_size);
+            goto out;
+        }
+        if (short_child) {
             err_set("%s: column '%s': child '%s' has %lld values, needs %lld", r->path, col,
                     f->children[k].name, (long long)c->children[k].length, (long long)need);
             goto out;
