@@ -10,6 +10,9 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include "data/reader.h"
+#include "tok/jinja.h"
+#include "tok/tokenizer.h"
 #include "train/checkpoint.h"
 
 /* trainer_state.json: a negative next_row once read rows before the plan (batch_fill). */
@@ -42,7 +45,161 @@ static void test_state_counts(void) {
     }
 }
 
+static char tmpdir[] = "/tmp/csft_test_hostile_XXXXXX";
+
+static const char *write_tmp(const char *name, const char *text, size_t n) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    EXPECT(file_write_atomic(path, text, n) == 0, "write %s", path);
+    return path;
+}
+
+/* Arrow FixedSizeList: length 2^40 x list_size 2^31-1 overflowed int64, the child-length check
+ * passed and `csft data cat` printed 16.7 million values read past the buffer. */
+static void test_arrow_fixed_size_list_overflow(void) {
+    struct reader *r = NULL;
+    const char *p = "tests/fuzz/regress/arrow/fsl_overflow.arrow";
+    EXPECT(reader_open(&r, p) == 0, "%s", err_msg());
+    if (!r) return;
+    struct cJSON *rec = NULL;
+    int rc = reader_next(r, &rec);
+    EXPECT(rc == -1, "row read (rc %d)", rc);
+    EXPECT_ERR("fsl_overflow.arrow: column 'pair': child 'item' has 4 values, needs 1099511627776 lists of 2147483647");
+    reader_close(r);
+}
+
+/* A tokenizer.json Split regex with invalid UTF-8 was compiled with PCRE2_NO_UTF_CHECK and
+ * crashed inside PCRE2. */
+static void test_split_regex_invalid_utf8(void) {
+    static const char js[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]},"
+                             "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[\xff\xfe]+|\xc3(\"},"
+                             "\"behavior\":\"Isolated\",\"invert\":false}}";
+    struct tokenizer *tk = NULL;
+    EXPECT(tokenizer_load(&tk, write_tmp("bad_regex.json", js, sizeof js - 1)) == -1, "loaded");
+    EXPECT_ERR("UTF-8");
+    if (tk) tokenizer_free(tk);
+}
+
+/* Text starting with a UTF-8 continuation byte made a memcpy to NULL (UBSan, make test-asan). */
+static void test_leading_continuation_byte(void) {
+    struct tokenizer *tk = NULL;
+    EXPECT(tokenizer_load(&tk, "fuzz/seeds/tokenizer_json/qwen_small.json") == 0, "%s", err_msg());
+    if (!tk) return;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    EXPECT(tokenizer_encode(tk, "\x80\x80" "ab", 4, &ids, &n) == 0, "%s", err_msg());
+    char *out = NULL;
+    size_t ol = 0;
+    EXPECT(n > 0 && tokenizer_decode(tk, ids, n, 0, &out, &ol) == 0, "decode");
+    EXPECT(out && !strcmp(out, "\xef\xbf\xbd\xef\xbf\xbd" "ab"), "decoded \"%s\"", out ? out : "");
+    free(out), free(ids);
+    tokenizer_free(tk);
+}
+
+/* Renders src; returns the output (malloc'd) or NULL with err set. */
+static char *render(const char *src) {
+    struct jinja_template *t = jinja_template_parse(src, "t.jinja");
+    if (!t) return NULL;
+    char *out = NULL;
+    size_t n = 0;
+    int rc = jinja_render(t, NULL, 0, &out, &n);
+    jinja_template_free(t);
+    return rc ? NULL : out;
+}
+
+/* Jinja arithmetic: INT64_MIN // -1 killed the process (SIGFPE); +, ** and |int overflowed;
+ * range()'s count overflowed past its limit. Python's ints are unbounded, ours are int64:
+ * results that do not fit are an OverflowError, never a wrong number. */
+static void test_jinja_arithmetic(void) {
+    static const struct {
+        const char *src, *out;
+    } ok[] = {
+        {"{{ (-9223372036854775807 - 1) % -1 }}", "0"},
+        {"{{ 7 // -1 }}|{{ -7 // -1 }}|{{ 7 % -1 }}", "-7|7|0"},
+        {"{{ (-2) ** 63 }}|{{ 3 ** 4 }}|{{ 1 ** 99999999999 }}|{{ (-1) ** 99999999999 }}|{{ 0 ** 0 }}",
+         "-9223372036854775808|81|1|-1|1"},
+        {"{{ range(-9223372036854775807, 9223372036854775807, 4611686018427387904)|length }}", "4"},
+        {"{{ range(9223372036854775807, -9223372036854775807, -4611686018427387904)|list|last }}",
+         "-4611686018427387905"},
+        {"{{ 1e18|int }}|{{ '-2.5e3'|int }}", "1000000000000000000|-2500"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char *out = render(ok[i].src);
+        EXPECT(out && !strcmp(out, ok[i].out), "%s: \"%s\" (%s)", ok[i].src, out ? out : "", out ? "" : err_msg());
+        free(out);
+    }
+    static const struct {
+        const char *src, *err;
+    } bad[] = {
+        {"{{ (-9223372036854775807 - 1) // -1 }}", "OverflowError: integer result of // does not fit"},
+        {"{{ 9223372036854775807 + 1 }}", "OverflowError: integer result of +"},
+        {"{{ -9223372036854775807 - 2 }}", "OverflowError: integer result of -"},
+        {"{{ 4294967296 * 4294967296 }}", "OverflowError: integer result of *"},
+        {"{{ 2 ** 99999999999 }}", "OverflowError: integer result of **"},
+        {"{{ 3 ** 40 }}", "OverflowError"},
+        {"{{ -(-9223372036854775807 - 1) }}", "OverflowError"},
+        {"{{ (-9223372036854775807 - 1)|abs }}", "OverflowError"},
+        {"{{ 1e300|int }}", "OverflowError: cannot convert float 1e+300"},
+        {"{{ '-1e19'|int }}", "OverflowError"},
+        {"{{ 99999999999999999999 }}", "does not fit in 64 bits"},
+        {"{{ range(-9223372036854775807, 9223372036854775807)|length }}", "Range too big"},
+        {"{{ range(9223372036854775807, -9223372036854775807, -1)|length }}", "Range too big"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear();
+        char *out = render(bad[i].src);
+        EXPECT(!out, "%s rendered \"%s\"", bad[i].src, out);
+        EXPECT_ERR(bad[i].err);
+        free(out);
+    }
+}
+
+/* Jinja resources: deep tojson overflowed the stack; nested loops and a doubly recursive
+ * macro exhausted memory; a huge repeat ran for more than 30 s. Each now stops at a limit. */
+static void test_jinja_limits(void) {
+    static const struct {
+        const char *src, *err;
+    } bad[] = {
+        {"{% for i in range(10**9) %}x{% endfor %}", "Range too big"},
+        {"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+         "t.jinja:1:32: OverflowError: more than 1000000 loop iterations and macro calls"},
+        {"{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+         "MemoryError"},
+        {"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "RecursionError"},
+        {"{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+         "{{ ns.x|tojson }}",
+         "RecursionError: lists or dicts nested deeper than 1000 levels"},
+        {"{% set ns = namespace(x={}) %}{% for i in range(5000) %}{% set ns.x = {'a': ns.x} %}{% endfor %}",
+         "nested deeper"},
+        {"{{ 'x' * 1073741823 }}", "MemoryError: repetition result larger"},
+        {"{{ [1, 2] * 1073741823 }}", "MemoryError"},
+        {"{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+         "MemoryError: the render needs more than 512 MiB"},
+        {"{% for i in range(100000) %}{{ 'y' * 10000 }}{% endfor %}", "MemoryError"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear();
+        char *out = render(bad[i].src);
+        EXPECT(!out, "%s rendered %zu bytes", bad[i].src, out ? strlen(out) : 0);
+        EXPECT_ERR(bad[i].err);
+        free(out);
+    }
+    /* within the limits: a 1000-deep list, 500,000 iterations */
+    char *out = render("{% set ns = namespace(x=[], n=0) %}{% for i in range(999) %}{% set ns.x = [ns.x] %}{% endfor %}"
+                       "{{ (ns.x|tojson)|length }}|{% for i in range(500) %}{% for j in range(1000) %}"
+                       "{% set ns.n = ns.n + 1 %}{% endfor %}{% endfor %}{{ ns.n }}");
+    EXPECT(out && !strcmp(out, "2000|500000"), "\"%s\" (%s)", out ? out : "", out ? "" : err_msg());
+    free(out);
+}
+
 int main(void) {
+    if (!mkdtemp(tmpdir)) return 1;
     RUN(test_state_counts);
+    RUN(test_arrow_fixed_size_list_overflow);
+    RUN(test_split_regex_invalid_utf8);
+    RUN(test_leading_continuation_byte);
+    RUN(test_jinja_arithmetic);
+    RUN(test_jinja_limits);
+    path_remove_tree(tmpdir);
     return TEST_SUMMARY("hostile");
 }
