@@ -11,9 +11,11 @@
 #include "core/util.h"
 #include "test.h"
 #include "data/reader.h"
+#include "model/model.h"
 #include "tok/jinja.h"
 #include "tok/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/config.h"
 
 /* trainer_state.json: a negative next_row once read rows before the plan (batch_fill). */
 static void test_state_counts(void) {
@@ -192,6 +194,127 @@ static void test_jinja_limits(void) {
     free(out);
 }
 
+/* YAML config: nine duplicated '<<' merge keys per level made the walk take 9^depth time; a
+ * 100,000-deep flow nesting took over 120 s in libyaml. Both are refused up front. */
+static void test_yaml_limits(void) {
+    static const struct {
+        const char *file, *err;
+    } bad[] = {
+        {"tests/fuzz/regress/yaml/merge_bomb.yaml", "merge_bomb.yaml:6: YAML aliases and '<<' merges expand to more than 100000 nodes"},
+        {"tests/fuzz/regress/yaml/deep_flow.yaml", "deep_flow.yaml:1: YAML nested deeper than 64 levels"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct run_config cfg;
+        config_defaults(&cfg);
+        err_clear();
+        EXPECT(config_load(&cfg, bad[i].file, NULL, 0) == -1, "%s loaded", bad[i].file);
+        EXPECT_ERR(bad[i].err);
+        config_free(&cfg);
+    }
+    /* merges and anchors of ordinary size still work */
+    const char *ok = "runner_config:\n  <<: {batch_size: &n 3, epochs: 2}\n  gradient_accumulation_steps: *n\n";
+    struct run_config cfg;
+    config_defaults(&cfg);
+    err_clear();
+    int rc = config_load(&cfg, write_tmp("ok.yaml", ok, strlen(ok)), NULL, 0);
+    EXPECT(rc == 0 && cfg.runner_config.batch_size == 3 && cfg.runner_config.epochs == 2 &&
+               cfg.runner_config.gradient_accumulation_steps == 3,
+           "%s", err_msg());
+    config_free(&cfg);
+}
+
+/* Tokenizer ids as sizes: added-token id 2147483647 overflowed an int and aborted; a 60-byte
+ * vocab entry asked for 4-32 GiB; id 5e8 loaded with 1.96 GB. Ids far beyond the entry count
+ * are refused before anything is sized by them. */
+static void test_tokenizer_ids(void) {
+    static const struct {
+        const char *json, *err;
+    } bad[] = {
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":2147483647},\"merges\":[]}}",
+         "id 2147483647 is far beyond the vocabulary's 2 entries"},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":500000000},\"merges\":[]}}",
+         "id 500000000 is far beyond"},
+        {"{\"added_tokens\":[{\"id\":2147483647,\"content\":\"<x>\",\"special\":true}],"
+         "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+         "added token \"<x>\" has id 2147483647, far beyond the 2 tokens"},
+        {"{\"added_tokens\":[{\"id\":1e12,\"content\":\"<x>\",\"special\":true}],"
+         "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+         "far beyond"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct tokenizer *tk = NULL;
+        err_clear();
+        EXPECT(tokenizer_load(&tk, write_tmp("tokenizer.json", bad[i].json, strlen(bad[i].json))) == -1, "%s loaded",
+               bad[i].json);
+        EXPECT_ERR(bad[i].err);
+        if (tk) tokenizer_free(tk);
+    }
+    /* vocab.json + merges.txt + tokenizer_config.json with a huge added-token id */
+    const char *v = "{\"a\": 0, \"b\": 1}", *m = "#version: 0.2\n";
+    const char *cfg = "{\"added_tokens_decoder\": {\"2147483647\": {\"content\": \"<x>\", \"special\": true}}}";
+    char vp[512], mp[512], cp[512];
+    snprintf(vp, sizeof vp, "%s", write_tmp("vocab.json", v, strlen(v)));
+    snprintf(mp, sizeof mp, "%s", write_tmp("merges.txt", m, strlen(m)));
+    snprintf(cp, sizeof cp, "%s", write_tmp("tokenizer_config.json", cfg, strlen(cfg)));
+    struct tokenizer *tk = NULL;
+    err_clear();
+    EXPECT(tokenizer_load_files(&tk, vp, mp, cp) == -1, "loaded");
+    EXPECT_ERR("tokenizer_config.json: added token \"<x>\" has id 2147483647, far beyond");
+    if (tk) tokenizer_free(tk);
+    /* holes are fine within the bound: ids 0 and 1000 among 2 entries */
+    const char *ok = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1000},\"merges\":[]}}";
+    err_clear();
+    EXPECT(tokenizer_load(&tk, write_tmp("tokenizer.json", ok, strlen(ok))) == 0, "%s", err_msg());
+    if (tk) {
+        EXPECT(tokenizer_vocab_size(tk) == 1001, "vocab size %d", tokenizer_vocab_size(tk));
+        tokenizer_free(tk);
+    }
+}
+
+/* config.json sizes (up to 1e9 were accepted) sized stack arrays and int products in model.c
+ * and attention.c, and the parameter buffers before any tensor was read. Now each size has an
+ * upper bound, and the parameters the config describes must be in the safetensors files. */
+static void test_config_json_sizes(void) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/model", tmpdir);
+    EXPECT(dir_create(dir) == 0, "mkdir %s", dir);
+    size_t n = 0;
+    char *st = file_read_all("tests/fixtures/hf/qwen2-tiny/model.safetensors", &n);
+    EXPECT(st != NULL, "fixture");
+    if (!st) return;
+    write_tmp("model/model.safetensors", st, n);
+    free(st);
+    static const char base[] = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": %d, \"intermediate_size\": 176, "
+                               "\"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"num_key_value_heads\": 2, "
+                               "\"vocab_size\": %d, \"head_dim\": %d, \"tie_word_embeddings\": true}";
+    static const struct {
+        int hidden, vocab, head_dim;
+        const char *err;
+    } cases[] = {
+        {64, 512, 16, NULL},
+        {1000000000, 512, 16, "\"hidden_size\" is 1000000000, more than csft supports (131072)"},
+        {64, 512, 100000, "\"head_dim\" is 100000, more than csft supports (512)"},
+        {64, 1000000000, 16, "\"vocab_size\" is 1000000000"},
+        {64, 16000000, 16, "config.json describes 1024"},
+        {131072, 512, 16, "parameters, but the safetensors files hold only"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char js[600];
+        snprintf(js, sizeof js, base, cases[i].hidden, cases[i].vocab, cases[i].head_dim);
+        write_tmp("model/config.json", js, strlen(js));
+        struct model m;
+        err_clear();
+        int rc = model_load(&m, dir, 0, 0);
+        if (!cases[i].err) {
+            EXPECT(rc == 0 && m.n_base == 125504, "%s (%lld parameters)", err_msg(), rc ? 0LL : (long long)m.n_base);
+        } else {
+            EXPECT(rc == -1, "case %zu loaded", i);
+            EXPECT_ERR(cases[i].err);
+        }
+        if (rc == 0) model_free(&m);
+    }
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_state_counts);
@@ -200,6 +323,9 @@ int main(void) {
     RUN(test_leading_continuation_byte);
     RUN(test_jinja_arithmetic);
     RUN(test_jinja_limits);
+    RUN(test_yaml_limits);
+    RUN(test_tokenizer_ids);
+    RUN(test_config_json_sizes);
     path_remove_tree(tmpdir);
     return TEST_SUMMARY("hostile");
 }

@@ -55,7 +55,7 @@ static int is_linear_weight(const char *name) {
 /* Lays out every base tensor in HF state_dict order and points the layer structs into
  * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
  * weights are stored as bf16 in the same buffer (frozen base). */
-static void build_params(struct model *m, int train_base, int bf16) {
+static int build_params(struct model *m, int train_base, int bf16, int64_t max_numel) {
     const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
@@ -89,6 +89,12 @@ static void build_params(struct model *m, int train_base, int bf16) {
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
+    if (max_numel >= 0 && m->n_base > max_numel) { /* checked before any buffer is sized by config.json */
+        free(m->params);
+        m->params = NULL, m->n_params = 0;
+        return err_set("config.json describes %lld parameters, but the safetensors files hold only %lld",
+                       (long long)m->n_base, (long long)max_numel);
+    }
     CHECK(!(bf16 && train_base), "a bf16 base is frozen");
     if (bf16) { /* byte layout, every tensor 64-byte aligned */
         size_t bytes = 0;
@@ -148,16 +154,19 @@ static void build_params(struct model *m, int train_base, int bf16) {
     model_config_rope_inv_freq(c, inv_freq);
     m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
     K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+    return 0;
 }
 
 static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base, bf16);
     struct safetensors *st;
-    if (safetensors_open(&st, dir)) {
-        model_free(m);
-        return -1;
+    if (safetensors_open(&st, dir)) return -1;
+    int64_t in_files = 0;
+    for (int i = 0; i < safetensors_count(st); i++) in_files += safetensors_at(st, i)->numel;
+    if (build_params(m, train_base, bf16, in_files)) {
+        safetensors_close(st);
+        return err_wrap("%s", dir);
     }
     float *tmp = NULL; /* a bf16 tensor is read as float32 here, then rounded */
     for (int i = 0; i < m->n_params; i++) {
@@ -189,7 +198,7 @@ int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, bf16);
+    build_params(m, train_base, bf16, -1);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
