@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 all="json parquet arrow safetensors st_index config_json tokenizer_json vocab_merges tokenizer_config jinja yaml
-     token_cache train_state"
+     token_cache train_state mindrecord ckpt"
 targets=${*:-$all}
 fx=tests/fixtures
 seed_files() { # fixture files that are seeds as they are
@@ -33,11 +33,13 @@ seed_files() { # fixture files that are seeds as they are
     tokenizer_config) ls $fx/chat_templates/*tokenizer_config.json $fx/tokenizer/qwen/tokenizer_config.json ;;
     jinja) ls $fx/chat_templates/*.jinja ;;
     yaml) ls examples/*.yaml $fx/config/*.yaml ;;
+    mindrecord) find $fx/mindspore/mindrecord -type f ! -name '*.db' ! -name '*.jsonl' ;;
+    ckpt) ls $fx/mindspore/ckpt/*.ckpt ;;
     esac 2> /dev/null
 }
 max_len() {
     case $1 in
-    parquet) echo 49152 ;; arrow | json | safetensors | st_index | token_cache) echo 16384 ;;
+    parquet) echo 49152 ;; arrow | json | safetensors | st_index | token_cache | mindrecord | ckpt) echo 16384 ;;
     tokenizer_json | vocab_merges) echo 12288 ;; *) echo 8192 ;;
     esac
 }

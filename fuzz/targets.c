@@ -14,7 +14,9 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "data/dataset.h"
+#include "data/mindrecord.h"
 #include "data/reader.h"
+#include "io/ckpt.h"
 #include "io/safetensors.h"
 #include "model/model_config.h"
 #include "tok/chat.h"
@@ -293,6 +295,29 @@ int fuzz_train_state(const uint8_t *d, size_t n) {
     return 0;
 }
 
+/* A MindRecord data file: parsed alone from memory, then through the reader (shard group). */
+int fuzz_mindrecord(const uint8_t *d, size_t n) {
+    mindrecord_check_buffer(d, n, "fuzz.mindrecord");
+    err_clear();
+    read_all(fz_write(0, "x.mindrecord", d, n), 0);
+    return 0;
+}
+
+/* A MindSpore .ckpt: every tensor small enough converted to float32. */
+int fuzz_ckpt(const uint8_t *d, size_t n) {
+    struct ckpt *ck;
+    if (ckpt_open(&ck, fz_write(0, "x.ckpt", d, n))) return 0;
+    for (int i = 0; i < ck->n; i++) {
+        const struct ckpt_tensor *t = &ck->t[i];
+        if (t->dtype < 0 || t->is_map || t->numel < 0 || t->numel > (1 << 20)) continue;
+        float *buf = xmalloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+        ckpt_tensor_f32(ck, t, buf);
+        free(buf);
+    }
+    ckpt_close(ck);
+    return 0;
+}
+
 struct fuzz_target {
     const char *name;
     int (*fn)(const uint8_t *, size_t);
@@ -311,4 +336,6 @@ static const struct fuzz_target fuzz_targets[] = {
     {"yaml", fuzz_yaml},
     {"token_cache", fuzz_token_cache},
     {"train_state", fuzz_train_state},
+    {"mindrecord", fuzz_mindrecord},
+    {"ckpt", fuzz_ckpt},
 };

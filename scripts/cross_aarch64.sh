@@ -2,7 +2,7 @@
 # Compiles every library .c file for aarch64 (e.g. GH200 nodes) with Debian's cross compiler
 # (gcc-aarch64-linux-gnu) into build-aarch64/libcsft.a: proves the code builds without x86
 # intrinsics. The libraries' headers are taken from the host (the arm64 -dev packages are not
-# installed): cjson, yaml, oneDNN, utf8proc, PCRE2, snappy-c, zstd and zlib headers are
+# installed): cjson, yaml, oneDNN, utf8proc, PCRE2, snappy-c, zstd, zlib, lz4 and brotli headers are
 # architecture-independent, Open MPI's mpi.h is the same for both LP64 little-endian targets.
 # Only the headers are linked into the cross build's include path, never the host's libc.
 # Linking the CLI needs the arm64 libraries and is left to a native build.
@@ -13,7 +13,7 @@ command -v "$CROSS" > /dev/null || { echo "cross-aarch64: $CROSS not found (apt-
 inc=build-aarch64/include
 rm -rf "$inc" && mkdir -p "$inc"
 for h in cjson yaml.h oneapi dnnl.h dnnl_config.h dnnl_types.h dnnl_version.h dnnl_debug.h utf8proc.h pcre2.h \
-    snappy-c.h zstd.h zstd_errors.h zlib.h zconf.h; do
+    snappy-c.h zstd.h zstd_errors.h zlib.h zconf.h lz4.h lz4frame.h brotli; do
     [ -e "/usr/include/$h" ] || { echo "cross-aarch64: /usr/include/$h missing (run scripts/setup.sh)" >&2; exit 1; }
     ln -s "/usr/include/$h" "$inc/$h"
 done

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages csft builds and tests with (skips what is already there).
 set -euo pipefail
 pkgs="gcc make pkg-config libcjson-dev libdnnl-dev libyaml-dev libutf8proc-dev libpcre2-dev
-      libsnappy-dev libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin
+      libsnappy-dev libzstd-dev zlib1g-dev liblz4-dev libbrotli-dev libopenmpi-dev openmpi-bin
       clang libclang-rt-dev libomp-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 missing=""
 for p in $pkgs; do

@@ -181,7 +181,16 @@ static int check_trajectory(struct check *ck, struct model *m, const cJSON *traj
     return 0;
 }
 
-static int run_checks(struct check *ck, const char *dir) {
+/* DIR's model, or the weights at `weights` (an HF folder or a MindSpore .ckpt) with DIR's shape. */
+static int load_weights(struct model *m, const char *dir, const char *weights, int train_base) {
+    if (!weights) return model_load(m, dir, 0, train_base);
+    char *cj_path = path_join(dir, "config.json"), *cj = file_read_all(cj_path, NULL);
+    int rc = cj ? model_load_from(m, weights, cj, 0, train_base, 0) : -1;
+    free(cj), free(cj_path);
+    return rc;
+}
+
+static int run_checks(struct check *ck, const char *dir, const char *weights) {
     char *ref_path = path_join(dir, "reference.json");
     char *text = file_read_all(ref_path, NULL);
     if (!text) return free(ref_path), -1;
@@ -206,7 +215,8 @@ static int run_checks(struct check *ck, const char *dir) {
         if (read_batch(&batches[i], cJSON_GetArrayItem(bi, i), cJSON_GetArrayItem(bl, i), ref_path)) goto done;
 
     /* base model: logits, loss, gradients */
-    if (model_load(&m, dir, 0, 1)) goto done;
+    if (load_weights(&m, dir, weights, 1)) goto done;
+    if (weights) printf("%s: weights from %s\n", dir, weights);
     printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, vocab %d\n", dir, model_arch_name(m.cfg.arch),
            m.cfg.n_layers, m.cfg.hidden_size, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.head_dim, m.cfg.vocab_size);
     if (check_forward_backward(ck, &m, &rb, cJSON_GetObjectItem(ref, "loss")->valuedouble, full_file, "base", 0))
@@ -230,7 +240,7 @@ static int run_checks(struct check *ck, const char *dir) {
     const cJSON *ft = cJSON_GetObjectItem(ref, "full_trajectory");
     if (ft && n_batches) {
         model_free(&m);
-        if (model_load(&m, dir, 0, 1) || check_trajectory(ck, &m, ft, batches, n_batches, "full")) goto done;
+        if (load_weights(&m, dir, weights, 1) || check_trajectory(ck, &m, ft, batches, n_batches, "full")) goto done;
     }
     model_free(&m);
 
@@ -240,18 +250,18 @@ static int run_checks(struct check *ck, const char *dir) {
         goto done;
     }
     /* LoRA: logits, loss, adapter gradients, trajectory, merge */
-    if (model_load(&m, dir, 0, 0) || lora_load_adapter(&m, adapter)) goto done;
+    if (load_weights(&m, dir, weights, 0) || lora_load_adapter(&m, adapter)) goto done;
     if (check_forward_backward(ck, &m, &rb, cJSON_GetObjectItem(ref, "lora_loss")->valuedouble, lora_file, "lora", 1))
         goto done;
     const cJSON *lt = cJSON_GetObjectItem(ref, "lora_trajectory");
     if (lt && n_batches) {
         model_free(&m);
-        if (model_load(&m, dir, 0, 0) || lora_load_adapter(&m, adapter) ||
+        if (load_weights(&m, dir, weights, 0) || lora_load_adapter(&m, adapter) ||
             check_trajectory(ck, &m, lt, batches, n_batches, "lora"))
             goto done;
     }
     model_free(&m);
-    if (model_load(&m, dir, 0, 0) || lora_load_adapter(&m, adapter)) goto done;
+    if (load_weights(&m, dir, weights, 0) || lora_load_adapter(&m, adapter)) goto done;
     lora_merge(&m);
     struct micro_batch mb = as_micro(&rb);
     double merged = eval_loss(&m, &mb, 1, NULL), ref_merged = cJSON_GetObjectItem(ref, "merged_loss")->valuedouble;
@@ -270,18 +280,21 @@ done:
 
 int cmd_reference_check(int argc, char **argv) {
     if (cli_wants_help(argc, argv) || argc < 2) {
-        printf("usage: csft reference-check [-v] [--device cpu|cuda] DIR...\n\n"
+        printf("usage: csft reference-check [-v] [--device cpu|cuda] [--weights PATH] DIR...\n\n"
                "Checks csft's math against a Hugging Face reference fixture folder (config.json, model weights,\n"
                "reference.json, reference_full.safetensors, and optionally lora_adapter/ + reference_lora.safetensors):\n"
                "loss and logits (tol %.0e), every gradient (%.0e), greedy tokens (identical), AdamW trajectories\n"
                "(%.0e), LoRA logits/gradients and the merged loss. Exits 1 if anything is out of tolerance.\n"
                "  -v              print every gradient tensor and trajectory step\n"
-               "  --device NAME   kernel backend: cpu (default) or cuda (fp32 GEMMs; needs make CUDA=1 and a GPU)\n",
+               "  --device NAME   kernel backend: cpu (default) or cuda (fp32 GEMMs; needs make CUDA=1 and a GPU)\n"
+               "  --weights PATH  take the weights from PATH (an HF folder or a MindSpore .ckpt, e.g. made by csft\n"
+               "                  convert) instead of DIR's own; DIR's config.json gives the shape\n",
                TOL_LOGITS, TOL_GRAD, TOL_TRAJ);
         return argc < 2 ? 2 : 0;
     }
     struct check ck = {0};
     int bad = 0;
+    const char *weights = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) {
             ck.verbose = 1;
@@ -293,7 +306,12 @@ int cmd_reference_check(int argc, char **argv) {
             printf("device: %s\n", kernels_selected()->name);
             continue;
         }
-        if (run_checks(&ck, argv[i])) {
+        if (strcmp(argv[i], "--weights") == 0) {
+            if (i + 1 >= argc) return fprintf(stderr, "csft reference-check: --weights needs a path\n"), 2;
+            weights = argv[++i];
+            continue;
+        }
+        if (run_checks(&ck, argv[i], weights)) {
             fprintf(stderr, "csft reference-check: %s\n", err_msg());
             bad = 1;
         }

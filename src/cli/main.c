@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "tokenize text; --check against golden ids"},
     {"template", cmd_template, "render a chat template"},
     {"data", cmd_data, "inspect datasets: cat, stats"},
+    {"convert", cmd_convert, "MindSpore .ckpt <-> Hugging Face model folder"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

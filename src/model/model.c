@@ -11,7 +11,9 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "core/util.h"
+#include "io/ckpt.h"
 #include "io/safetensors.h"
+#include "model/mf_names.h"
 
 const char *const lin_names[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                       "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
@@ -89,10 +91,12 @@ static int build_params(struct model *m, int train_base, int bf16, int64_t max_n
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
-    if (max_numel >= 0 && m->n_base > max_numel) { /* checked before any buffer is sized by config.json */
+    /* before any buffer is sized by config.json: a small mismatch is left to the per-tensor
+     * checks (which name the tensor), a config far larger than the weight files is refused */
+    if (max_numel >= 0 && m->n_base > 2 * max_numel + (1 << 24)) {
         free(m->params);
         m->params = NULL, m->n_params = 0;
-        return err_set("config.json describes %lld parameters, but the safetensors files hold only %lld",
+        return err_set("config.json describes %lld parameters, far more than the %lld in the weight files",
                        (long long)m->n_base, (long long)max_numel);
     }
     CHECK(!(bf16 && train_base), "a bf16 base is frozen");
@@ -157,15 +161,35 @@ static int build_params(struct model *m, int train_base, int bf16, int64_t max_n
     return 0;
 }
 
-static int load_impl(struct model *m, const char *dir, int n_layers_keep, int train_base, int bf16) {
+/* The model config of a .ckpt source: config.json beside it, else config_json (text). */
+static int ckpt_model_config(struct model_config *cfg, const char *path, const char *config_json, int n_layers_keep) {
+    char *dir = ckpt_config_dir(path), *cj = path_join(dir, "config.json");
+    int rc;
+    if (file_exists(cj)) rc = model_config_load(cfg, cj, n_layers_keep);
+    else if (config_json) rc = model_config_parse(cfg, config_json, "model.model_config (shape of the .ckpt)", n_layers_keep);
+    else
+        rc = err_set("%s: a MindSpore .ckpt holds no model shape and there is no config.json beside it (%s); put the "
+                     "model's config.json there, give the shape keys in model.model_config, or pass --config CONFIG_JSON",
+                     path, cj);
+    free(cj), free(dir);
+    return rc;
+}
+
+static int load_impl(struct model *m, const char *dir, const char *config_json, int n_layers_keep, int train_base,
+                     int bf16) {
     memset(m, 0, sizeof *m);
-    if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    struct safetensors *st;
-    if (safetensors_open(&st, dir)) return -1;
-    int64_t in_files = 0;
-    for (int i = 0; i < safetensors_count(st); i++) in_files += safetensors_at(st, i)->numel;
+    int is_ckpt = ckpt_is_checkpoint(dir);
+    if (is_ckpt ? ckpt_model_config(&m->cfg, dir, config_json, n_layers_keep)
+                : model_config_load(&m->cfg, dir, n_layers_keep))
+        return -1;
+    struct safetensors *st = NULL;
+    struct ckpt *ck = NULL;
+    if (is_ckpt ? ckpt_open(&ck, dir) : safetensors_open(&st, dir)) return -1;
+    int64_t in_files = 0; /* the config's parameters must be there before buffers are sized by it */
+    for (int i = 0; i < (ck ? ck->n : safetensors_count(st)); i++) in_files += ck ? ck->t[i].numel : safetensors_at(st, i)->numel;
     if (build_params(m, train_base, bf16, in_files)) {
-        safetensors_close(st);
+        if (st) safetensors_close(st);
+        ckpt_close(ck);
         return err_wrap("%s", dir);
     }
     float *tmp = NULL; /* a bf16 tensor is read as float32 here, then rounded */
@@ -173,9 +197,11 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
         struct param *p = &m->params[i];
         float *dst = p->data;
         if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
-        if (safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
+        if (ck ? mf_ckpt_read(ck, &m->cfg, p->name, dst, p->shape, p->n_dims)
+               : safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
             free(tmp);
             safetensors_close(st);
+            ckpt_close(ck);
             model_free(m);
             return err_wrap("%s", dir);
         }
@@ -183,16 +209,22 @@ static int load_impl(struct model *m, const char *dir, int n_layers_keep, int tr
             for (int64_t j = 0; j < p->numel; j++) p->data16[j] = f32_to_bf16(tmp[j]);
     }
     free(tmp);
-    safetensors_close(st);
+    if (st) safetensors_close(st);
+    ckpt_close(ck);
     return 0;
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
-    return load_impl(m, dir, n_layers_keep, train_base, 0);
+    return load_impl(m, dir, NULL, n_layers_keep, train_base, 0);
 }
 
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
-    return load_impl(m, dir, n_layers_keep, 0, 1);
+    return load_impl(m, dir, NULL, n_layers_keep, 0, 1);
+}
+
+int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                    int bf16_base) {
+    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base);
 }
 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {

@@ -90,6 +90,11 @@ struct model {
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
  * first N layers. train_base: allocate base gradients (full fine-tuning). */
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base);
+/* model_load / model_load_bf16_base from an HF folder or a MindSpore .ckpt (a file, or a folder
+ * with rank_0/ *.ckpt; MindSpore Transformers' names, see mf_names.h). A .ckpt's shape comes
+ * from a config.json beside it, else from config_json (HF config.json text; NULL = none). */
+int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                    int bf16_base);
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 void model_free(struct model *m);

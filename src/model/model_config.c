@@ -169,15 +169,8 @@ static int parse(struct model_config *cfg, const cJSON *j, const char *path) {
     return 0;
 }
 
-int model_config_load(struct model_config *cfg, const char *path, int n_layers_keep) {
-    char *file = dir_exists(path) ? path_join(path, "config.json") : xstrdup(path);
-    char *text = file_read_all(file, NULL);
-    if (!text) {
-        free(file);
-        return -1;
-    }
+static int parse_text(struct model_config *cfg, const char *text, const char *file, int n_layers_keep) {
     cJSON *j = cJSON_Parse(text);
-    free(text);
     int rc;
     if (!j) rc = err_set("%s: not valid JSON (near byte %ld)", file, (long)(cJSON_GetErrorPtr() ? 0 : 0));
     else rc = parse(cfg, j, file);
@@ -187,8 +180,20 @@ int model_config_load(struct model_config *cfg, const char *path, int n_layers_k
             rc = err_set("%s: num_layers %d exceeds the model's %d layers", file, n_layers_keep, cfg->n_layers);
         else cfg->n_layers = n_layers_keep;
     }
+    return rc;
+}
+
+int model_config_load(struct model_config *cfg, const char *path, int n_layers_keep) {
+    char *file = dir_exists(path) ? path_join(path, "config.json") : xstrdup(path);
+    char *text = file_read_all(file, NULL);
+    int rc = text ? parse_text(cfg, text, file, n_layers_keep) : -1;
+    free(text);
     free(file);
     return rc;
+}
+
+int model_config_parse(struct model_config *cfg, const char *json_text, const char *name, int n_layers_keep) {
+    return parse_text(cfg, json_text, name, n_layers_keep);
 }
 
 void model_config_rope_inv_freq(const struct model_config *cfg, float *inv_freq) {

@@ -51,6 +51,8 @@ struct model_config {
 
 /* path: a model folder or its config.json. n_layers_keep > 0 keeps only the first N layers. */
 int model_config_load(struct model_config *cfg, const char *path, int n_layers_keep);
+/* The same from JSON text (name is used in errors). */
+int model_config_parse(struct model_config *cfg, const char *json_text, const char *name, int n_layers_keep);
 /* Writes cfg as an HF config.json (transformers 4 spelling, readable by 4 and 5). */
 char *model_config_to_json(const struct model_config *cfg);
 /* Fills the RoPE inverse frequencies (HS/2 floats), as transformers computes them. */
