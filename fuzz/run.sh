@@ -5,7 +5,7 @@
 # tests/fuzz/regress/<target>/ (each must now run clean), then fuzzes for SECONDS (default 30)
 # from its seed corpus: fuzz/seeds/<target>/ plus the fixture files listed below, and a working
 # corpus in build-fuzz/corpus/<target>/ that grows across runs. A crash, timeout (10 s per
-# input), leak or out-of-memory (2 GiB RSS, 1 GiB per allocation) fails the run; the input is
+# input), leak or out-of-memory (3 GiB RSS, 2 GiB per allocation) fails the run; the input is
 # left in build-fuzz/crashes/<target>/ (add it to tests/fuzz/regress/<target>/ once fixed).
 # Every run appends "date target seconds executions result" to build-fuzz/fuzz-log.tsv.
 # One fuzzer process at a time; NICE=19 runs it niced.
@@ -56,7 +56,7 @@ for t in $targets; do
     nreg=0
     if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
         nreg=$(ls "$reg" | wc -l)
-        if ! $nice_cmd "$bin" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 "$reg"/* > build-fuzz/regress_$t.log 2>&1; then
+        if ! $nice_cmd "$bin" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 "$reg"/* > build-fuzz/regress_$t.log 2>&1; then
             tail -30 build-fuzz/regress_$t.log
             echo "fuzz $t: a kept crash input under $reg fails again"
             status=1
@@ -69,7 +69,7 @@ for t in $targets; do
     [ -d fuzz/seeds/$t ] && cp fuzz/seeds/$t/* "$seeds"/
     for f in $(seed_files "$t"); do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done
     log=build-fuzz/fuzz_$t.log
-    $nice_cmd "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+    $nice_cmd "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
         -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" "$seeds" > "$log" 2>&1
     rc=$?
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')

@@ -388,13 +388,17 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
         *n -= 8;
         return 0;
     }
-    const int64_t max_size = (int64_t)1 << 36;
+    const int64_t max_size = (int64_t)1 << 30; /* per buffer; a record batch holds ~1000 rows */
     unsigned long long fr = ZSTD_getFrameContentSize(*p + 8, *n - 8);
     if (raw < 0 || fr == ZSTD_CONTENTSIZE_ERROR ||
         (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr > (uint64_t)max_size))
         return err_set("%s: column '%s': not a zstd buffer (length prefix %lld)", r->path, col,
                        (long long)raw);
-    size_t cap = fr != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)fr : (size_t)(raw > 2 * len ? raw : 2 * len);
+    /* the declared sizes are only hints: the first allocation is bounded by what the compressed
+     * bytes can plausibly hold, and the buffer grows only as real output arrives */
+    int64_t want = fr != ZSTD_CONTENTSIZE_UNKNOWN ? (int64_t)fr : raw > 2 * len ? raw : 2 * len;
+    int64_t plausible = 64 * len + (1 << 20);
+    size_t cap = (size_t)(want < plausible ? want : plausible);
     uint8_t *out = xmalloc(cap ? cap : 1);
     if (!r->dctx) r->dctx = ZSTD_createDCtx();
     CHECK(r->dctx, "ZSTD_createDCtx");
