@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "test.h"
 #include "data/reader.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "tok/jinja.h"
 #include "tok/tokenizer.h"
@@ -315,6 +316,43 @@ static void test_config_json_sizes(void) {
     }
 }
 
+/* attention_decode once sized a stack array by the context length (max_position_embeddings
+ * reaches 1e9); past 4096 keys its scores now live on the heap. Checked against a direct
+ * double-precision softmax at 5000 keys. */
+static void test_decode_long_context(void) {
+    const int Tk = 5000, H = 4, KVH = 2, HS = 16;
+    float *q = xmalloc(sizeof(float) * H * HS), *kc = xmalloc(sizeof(float) * (size_t)Tk * KVH * HS),
+          *vc = xmalloc(sizeof(float) * (size_t)Tk * KVH * HS), *out = xmalloc(sizeof(float) * H * HS);
+    uint64_t s = 1;
+    for (int i = 0; i < H * HS; i++) q[i] = (float)((s = s * 6364136223846793005ull + 1) >> 40) / (1 << 24) - 0.5f;
+    for (int64_t i = 0; i < (int64_t)Tk * KVH * HS; i++) {
+        kc[i] = (float)((s = s * 6364136223846793005ull + 1) >> 40) / (1 << 24) - 0.5f;
+        vc[i] = (float)((s = s * 6364136223846793005ull + 1) >> 40) / (1 << 24) - 0.5f;
+    }
+    kernels_selected()->attention_decode(out, q, kc, vc, Tk, H, KVH, HS);
+    double worst = 0;
+    for (int h = 0; h < H; h++) {
+        int kvh = h / (H / KVH);
+        double *w = xmalloc(sizeof(double) * Tk), m = -1e300, z = 0;
+        for (int j = 0; j < Tk; j++) {
+            double d = 0;
+            for (int e = 0; e < HS; e++) d += (double)q[h * HS + e] * kc[((int64_t)j * KVH + kvh) * HS + e];
+            w[j] = d / sqrt((double)HS);
+            m = w[j] > m ? w[j] : m;
+        }
+        for (int j = 0; j < Tk; j++) z += w[j] = exp(w[j] - m);
+        for (int e = 0; e < HS; e++) {
+            double o = 0;
+            for (int j = 0; j < Tk; j++) o += w[j] / z * vc[((int64_t)j * KVH + kvh) * HS + e];
+            double d = fabs(o - out[h * HS + e]);
+            worst = d > worst ? d : worst;
+        }
+        free(w);
+    }
+    EXPECT(worst < 1e-5, "decode at %d keys: worst error %g", Tk, worst);
+    free(q), free(kc), free(vc), free(out);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_state_counts);
@@ -326,6 +364,7 @@ int main(void) {
     RUN(test_yaml_limits);
     RUN(test_tokenizer_ids);
     RUN(test_config_json_sizes);
+    RUN(test_decode_long_context);
     path_remove_tree(tmpdir);
     return TEST_SUMMARY("hostile");
 }
