@@ -81,6 +81,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 fuzz:
 	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
 		$(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+$(BUILD)/tests/test_fuzz_regress: fuzz/targets.c
 $(BUILD)/fuzz/fuzz_%: fuzz/harness.c fuzz/targets.c $(BUILD)/libcsft.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET=$* -o $@ fuzz/harness.c $(BUILD)/libcsft.a $(LDLIBS)

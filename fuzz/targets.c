@@ -240,7 +240,6 @@ int fuzz_jinja(const uint8_t *d, size_t n) {
 /* The run config (YAML), then its validation. */
 int fuzz_yaml(const uint8_t *d, size_t n) {
     struct run_config cfg;
-    config_defaults(&cfg);
     if (config_load(&cfg, fz_write(0, "run.yaml", d, n), NULL, 0) == 0) config_check_run(&cfg);
     config_free(&cfg);
     return 0;

@@ -81,7 +81,7 @@ struct jv *jinja_global_call(struct jctx *c, int pos, struct jv *fn, const struc
                        "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         struct jv *l = jv_list(ar, (int64_t)cnt);
         for (int64_t i = 0; i < (int64_t)cnt; i++)
-            jv_list_push(ar, l, jv_int(ar, start + i * step));
+            jv_list_push(ar, l, jv_int(ar, (int64_t)((uint64_t)start + (uint64_t)i * (uint64_t)step))); /* in range; no signed overflow */
         return l;
     }
     case G_RAISE: {

@@ -565,10 +565,30 @@ static struct tokenizer *tokenizer_new(int64_t hint) {
     return tk;
 }
 
+/* Tokenizer files are UTF-8 (serde_json refuses anything else); their strings reach PCRE2,
+ * which matches without re-checking, so invalid UTF-8 is refused at load. -1 + err. */
+static int need_utf8(const char *path, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0) return err_set("%s: invalid UTF-8 at byte %zu", path, i);
+        i += (size_t)k;
+    }
+    return 0;
+}
+
 static cJSON *json_load(const char *path) {
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return NULL;
+    if (need_utf8(path, text, len)) {
+        free(text);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -639,6 +659,10 @@ static int load_tokenizer_json(struct tokenizer **out, const char *path) {
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return -1;
+    if (need_utf8(path, text, len)) {
+        free(text);
+        return -1;
+    }
     struct jscan j = {text, text + len, NULL, 0, 0};
     cJSON *root = NULL;
     const char *vocab_at = NULL, *merges_at = NULL;
