@@ -39,7 +39,7 @@ seed_files() { # fixture files that are seeds as they are
 }
 max_len() {
     case $1 in
-    parquet) echo 49152 ;; arrow | json | safetensors | st_index | token_cache | mindrecord | ckpt) echo 16384 ;;
+    parquet) echo 49152 ;; mindrecord) echo 131072 ;; arrow | json | safetensors | st_index | token_cache | ckpt) echo 16384 ;;
     tokenizer_json | vocab_merges) echo 12288 ;; *) echo 8192 ;;
     esac
 }
