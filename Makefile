@@ -73,6 +73,23 @@ test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" test; \
 	rc=$$?; rm -f csft; exit $$rc
 
+# libFuzzer harnesses (clang, ASan + UBSan) for every parser of untrusted input, one binary per
+# target of fuzz/targets.c, in build-fuzz/fuzz/. fuzz/run.sh runs them (docs/fuzzing.md).
+FUZZ_TARGETS := json parquet arrow safetensors st_index config_json tokenizer_json vocab_merges \
+	tokenizer_config jinja yaml token_cache train_state mindrecord ckpt
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+$(BUILD)/tests/test_fuzz_regress: fuzz/targets.c
+$(BUILD)/fuzz/fuzz_%: fuzz/harness.c fuzz/targets.c $(BUILD)/libcsft.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET=$* -o $@ fuzz/harness.c $(BUILD)/libcsft.a $(LDLIBS)
+
+# Every library .c file compiled for aarch64 with Debian's cross compiler (build-aarch64/).
+cross-aarch64:
+	bash scripts/cross_aarch64.sh
+
 demo:
 	bash scripts/demo.sh
 
@@ -83,9 +100,9 @@ format:
 	clang-format -i $(shell find src tests bench -name '*.[ch]')
 
 clean:
-	rm -rf build build-asan build-cuda csft
+	rm -rf build build-asan build-cuda build-fuzz build-aarch64 csft
 
 
 .PHONY: demo
-.PHONY: all test test-cuda test-asan bench format clean
+.PHONY: all test test-cuda test-asan bench format clean fuzz cross-aarch64
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -689,6 +689,75 @@ static void test_dataset_cache(void) {
     dataset_free(a), dataset_free(ref);
 }
 
+/* The cache's own checksum (dataset.c), recomputed here as whoever edits a cache would. */
+static uint64_t resign_hash(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0x2545f4914f6cdd1dull};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            uint64_t w;
+            memcpy(&w, s + i + 8 * k, 8);
+            h[k] = (h[k] ^ w) * 0x100000001b3ull;
+            h[k] ^= h[k] >> 29;
+        }
+    uint64_t r = 0xcbf29ce484222325ull;
+    for (; i < n; i++) r = (r ^ s[i]) * 0x100000001b3ull;
+    for (int k = 0; k < 4; k++)
+        for (int b = 0; b < 8; b++) r = (r ^ ((const unsigned char *)&h[k])[b]) * 0x100000001b3ull;
+    for (int b = 0; b < 8; b++) r = (r ^ ((const unsigned char *)&n)[b]) * 0x100000001b3ull;
+    return r;
+}
+
+/* Every cached id is checked against the vocabulary at load: ids beyond the model's
+ * vocab_size and negative ids in a cache whose checksums were re-signed are never used. */
+static void test_dataset_cache_ids(void) {
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/cache_ids", tmpdir);
+    struct formatter f = ds_fmt(1024);
+    const char *files[] = {DS "alpaca.jsonl"};
+    struct dataset_options o = {.files = files, .n_files = 1, .cache_dir = cache, .cache_salt = "ids"};
+    struct dataset *a = NULL, *b = NULL;
+    EXPECT(dataset_build(&a, &o, &f) == 0 && !a->stats.from_cache, "first build");
+    if (!a) return;
+    int32_t mx = 0;
+    for (int64_t i = 0; i < a->offsets[a->n]; i++) mx = a->ids[i] > mx ? a->ids[i] : mx;
+    o.vocab_size = mx + 1;
+    EXPECT(dataset_load_cached(&b, &o, &f) == 1, "ids below vocab_size %d: cache used", mx + 1);
+    dataset_free(b), b = NULL;
+    o.vocab_size = mx;
+    EXPECT(dataset_load_cached(&b, &o, &f) == 0 && !b, "id %d with vocab_size %d: cache used", mx, mx);
+    /* a negative id, re-signed in the .json: refused although every checksum matches */
+    o.vocab_size = 0;
+    char *bin = xasprintf("%s.bin", a->cache_path), *meta = xasprintf("%s.json", a->cache_path);
+    size_t blen = 0;
+    char *bb = file_read_all(bin, &blen), *js = file_read_all(meta, NULL);
+    EXPECT(bb && js && blen >= 12, "read cache");
+    if (bb && js && blen >= 12) {
+        int32_t neg = -5;
+        memcpy(bb + 8, &neg, 4);
+        char oldh[24], newh[24];
+        snprintf(oldh, sizeof oldh, "%016llx", (unsigned long long)resign_hash(a->ids, blen));
+        snprintf(newh, sizeof newh, "%016llx", (unsigned long long)resign_hash(bb, blen));
+        char *at = strstr(js, oldh);
+        EXPECT(at != NULL, "ids_bin_hash %s in %s", oldh, meta);
+        dataset_free(a), a = NULL; /* unmaps before the rewrite */
+        if (at) memcpy(at, newh, 16);
+        file_write_atomic(bin, bb, blen);
+        file_write_atomic(meta, js, strlen(js));
+        EXPECT(dataset_load_cached(&b, &o, &f) == 0 && !b, "negative id in a re-signed cache used");
+        dataset_free(b), b = NULL;
+        /* dataset_build rebuilds it from the data */
+        EXPECT(dataset_build(&b, &o, &f) == 0 && b && !b->stats.from_cache, "rebuilt");
+        int neg_ids = 0;
+        for (int64_t i = 0; b && i < b->offsets[b->n]; i++) neg_ids += b->ids[i] < 0;
+        EXPECT(neg_ids == 0, "%d negative ids after the rebuild", neg_ids);
+        dataset_free(b);
+    }
+    free(bb), free(js), free(bin), free(meta);
+    dataset_free(a);
+}
+
 /* ---------------------------------------------------------------- (d) packing */
 
 static void plan_check(const struct row_plan *p, const struct dataset *ds, int cap) {
@@ -916,6 +985,7 @@ int main(void) {
     RUN(test_dataset_stats);
     RUN(test_dataset_zero_trained_and_bad_rows);
     RUN(test_dataset_cache);
+    RUN(test_dataset_cache_ids);
     RUN(test_pack_plan);
     RUN(test_batch_fill_exact);
     RUN(test_batch_fill_packed);

@@ -54,19 +54,23 @@ uint16_t f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
+/* src may be unaligned (a tensor inside a .ckpt protobuf lies at any byte offset) */
+static uint16_t load_u16(const unsigned char *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 int dtype_to_f32(float *dst, const void *src, enum dtype t, int64_t n) {
+    const unsigned char *s = src;
     switch (t) {
     case DTYPE_F32: memcpy(dst, src, (size_t)n * 4); return 0;
-    case DTYPE_BF16: {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(s[i]);
+    case DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(load_u16(s + 2 * i));
         return 0;
-    }
-    case DTYPE_F16: {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
+    case DTYPE_F16:
+        for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(load_u16(s + 2 * i));
         return 0;
-    }
     default: return -1;
     }
 }

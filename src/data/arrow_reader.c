@@ -389,13 +389,17 @@ static int get_buffer(struct batch_ctx *b, const char *col, const uint8_t **p, s
         *n -= 8;
         return 0;
     }
-    const int64_t max_size = (int64_t)1 << 36;
+    const int64_t max_size = (int64_t)1 << 30; /* per buffer; a record batch holds ~1000 rows */
     unsigned long long fr = ZSTD_getFrameContentSize(*p + 8, *n - 8);
     if (raw < 0 || fr == ZSTD_CONTENTSIZE_ERROR ||
         (fr != ZSTD_CONTENTSIZE_UNKNOWN && fr > (uint64_t)max_size))
         return err_set("%s: column '%s': not a zstd buffer (length prefix %lld)", r->path, col,
                        (long long)raw);
-    size_t cap = fr != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)fr : (size_t)(raw > 2 * len ? raw : 2 * len);
+    /* the declared sizes are only hints: the first allocation is bounded by what the compressed
+     * bytes can plausibly hold, and the buffer grows only as real output arrives */
+    int64_t want = fr != ZSTD_CONTENTSIZE_UNKNOWN ? (int64_t)fr : raw > 2 * len ? raw : 2 * len;
+    int64_t plausible = 64 * len + (1 << 20);
+    size_t cap = (size_t)(want < plausible ? want : plausible);
     uint8_t *out = xmalloc(cap ? cap : 1);
     if (!r->dctx) r->dctx = ZSTD_createDCtx();
     CHECK(r->dctx, "ZSTD_createDCtx");
@@ -510,10 +514,20 @@ static int batch_assign(struct batch_ctx *b, struct acol *c, const char *parent)
         if (check_offsets(r, col, c->offsets, w, c->length, limit)) goto out;
     }
     for (int k = 0; k < f->n_children; k++) {
-        int64_t need = f->type == AT_STRUCT       ? c->length
-                       : f->type == AT_FIXED_LIST ? c->length * f->list_size
-                                                  : 0;
-        if (c->children[k].length < need) {
+        /* lengths are <= 2^40 (checked above); a FixedSizeList's product could still overflow,
+         * so its child must hold length * list_size values, checked by division */
+        int64_t ch = c->children[k].length;
+        int64_t need = f->type == AT_STRUCT ? c->length : 0;
+        int short_child = ch < need;
+        if (f->type == AT_FIXED_LIST && f->list_size > 0) {
+            short_child = c->length > ch / f->list_size;
+        }
+        if (short_child && f->type == AT_FIXED_LIST) {
+            err_set("%s: column '%s': child '%s' has %lld values, needs %lld lists of %lld", r->path, col,
+                    f->children[k].name, (long long)ch, (long long)c->length, (long long)f->list_size);
+            goto out;
+        }
+        if (short_child) {
             err_set("%s: column '%s': child '%s' has %lld values, needs %lld", r->path, col,
                     f->children[k].name, (long long)c->children[k].length, (long long)need);
             goto out;

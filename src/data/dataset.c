@@ -196,7 +196,7 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
 
 /* Content checksum of a cache file: 4 independent 64-bit lanes over 32-byte blocks (fast
  * enough to verify ~100 MB per second-fraction on every load), then the tail bytewise. */
-static uint64_t content_hash(const void *p, size_t n) {
+uint64_t dataset_cache_checksum(const void *p, size_t n) {
     const unsigned char *s = p;
     uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0x2545f4914f6cdd1dull};
     size_t i = 0;
@@ -305,8 +305,8 @@ static int write_indexed(const char *prefix, const char *suffix, const struct da
     char *ip = xasprintf("%s%s.idx", prefix, suffix), *bp = xasprintf("%s%s.bin", prefix, suffix);
     const void *data = elt == 4 ? (const void *)ds->ids : (const void *)ds->mask;
     size_t dlen = (size_t)ds->offsets[n] * elt;
-    *idx_hash = content_hash(buf, len);
-    *bin_hash = content_hash(data, dlen);
+    *idx_hash = dataset_cache_checksum(buf, len);
+    *bin_hash = dataset_cache_checksum(data, dlen);
     int rc = file_write_atomic(bp, data, dlen);
     if (rc == 0) rc = file_write_atomic(ip, buf, len);
     free(buf), free(ip), free(bp);
@@ -347,7 +347,7 @@ static int read_indexed(struct dataset *ds, const char *prefix, const char *suff
                 (unsigned long long)n);
         goto done;
     }
-    if (content_hash(idx, ilen) != want_idx_hash) {
+    if (dataset_cache_checksum(idx, ilen) != want_idx_hash) {
         err_set("%s: content does not match the checksum recorded when the cache was written", ip);
         goto done;
     }
@@ -383,7 +383,7 @@ static int read_indexed(struct dataset *ds, const char *prefix, const char *suff
         err_set("%s: %zu bytes, its index expects %lld", bp, blen, (long long)ds->offsets[ds->n] * (long long)elt);
         goto done;
     }
-    if (content_hash(bin, blen) != want_bin_hash) {
+    if (dataset_cache_checksum(bin, blen) != want_bin_hash) {
         err_set("%s: content does not match the checksum recorded when the cache was written", bp);
         goto done;
     }
@@ -405,7 +405,7 @@ static int64_t *stat_fields(struct dataset_stats *s, int i) {
 static const char *hash_names[] = {"ids_idx_hash", "ids_bin_hash", "mask_idx_hash", "mask_bin_hash"};
 
 /* 0 = loaded; -1 = absent (err empty) or not trusted (err says why). */
-static int load_cache(struct dataset *ds, const char *key) {
+static int load_cache(struct dataset *ds, const char *key, int32_t vocab_size) {
     char *meta = xasprintf("%s.json", key);
     char *text = file_exists(meta) ? file_read_all(meta, NULL) : NULL;
     if (!text) {
@@ -442,6 +442,16 @@ static int load_cache(struct dataset *ds, const char *key) {
     for (int64_t i = 0; i < ds->n; i++) ds->stats.hist[bucket(dataset_len(ds, i))]++;
     total = ds->offsets[ds->n];
     for (int64_t i = 0; i < total; i++) trained += ds->mask[i] != 0;
+    /* the checksums only catch accidents (whoever edits the arrays can rewrite the .json), so
+     * every id is checked against the vocabulary before it can index an embedding */
+    int64_t lim = vocab_size > 0 ? vocab_size : INT32_MAX;
+    for (int64_t i = 0; i < total; i++)
+        if (ds->ids[i] < 0 || ds->ids[i] >= lim) {
+            int64_t s = 0;
+            while (ds->offsets[s + 1] <= i) s++;
+            return err_set("%s.bin: sequence %lld: token id %d is outside the model's vocabulary [0, %lld)", key,
+                           (long long)s, ds->ids[i], (long long)lim);
+        }
     if (total != ds->stats.n_tokens || trained != ds->stats.n_trained_tokens)
         return err_set("%s.json: token counts %lld/%lld disagree with the cached arrays (%lld/%lld)", key,
                        (long long)ds->stats.n_tokens, (long long)ds->stats.n_trained_tokens, (long long)total,
@@ -491,7 +501,7 @@ int dataset_load_cached(struct dataset **out, const struct dataset_options *opt,
     struct dataset *ds = xcalloc(1, sizeof *ds);
     double t0 = time_now();
     ds->cache_path = cache_key(opt, f);
-    if (load_cache(ds, ds->cache_path) == 0) {
+    if (load_cache(ds, ds->cache_path, opt->vocab_size) == 0) {
         ds->stats.seconds = time_now() - t0;
         *out = ds;
         return 1;
@@ -499,6 +509,19 @@ int dataset_load_cached(struct dataset **out, const struct dataset_options *opt,
     if (err_msg()[0]) fprintf(stderr, "warning: data cache not used, rebuilding it: %s\n", err_msg());
     err_clear();
     dataset_free(ds);
+    return 0;
+}
+
+int dataset_cache_load(struct dataset **out, const char *prefix, int32_t vocab_size) {
+    struct dataset *ds = xcalloc(1, sizeof *ds);
+    *out = NULL;
+    if (load_cache(ds, prefix, vocab_size)) {
+        if (!err_msg()[0]) err_set("%s.json: no such cache", prefix);
+        dataset_free(ds);
+        return -1;
+    }
+    ds->cache_path = xstrdup(prefix);
+    *out = ds;
     return 0;
 }
 

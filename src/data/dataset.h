@@ -17,6 +17,7 @@ struct dataset_options {
     int skip_bad_rows;
     const char *cache_dir; /* NULL or "" = no cache */
     const char *cache_salt; /* identity of tokenizer + template (part of the cache key) */
+    int32_t vocab_size;     /* a cache hit's ids must lie in [0, vocab_size); 0 = only >= 0 */
 };
 
 struct dataset_stats {
@@ -55,5 +56,10 @@ int dataset_build(struct dataset **out, const struct dataset_options *opt, const
 /* Only the cache: 1 and *out on a valid hit, 0 otherwise (no cache, absent or damaged). f's
  * options (not its tokenizer) enter the key, so a caller may try this before loading one. */
 int dataset_load_cached(struct dataset **out, const struct dataset_options *opt, const struct formatter *f);
+/* The cache files at prefix (.json, .idx/.bin, _mask.idx/_mask.bin), checked as above; ids
+ * must lie in [0, vocab_size) (vocab_size 0: >= 0). 0, or -1 with err set. */
+int dataset_cache_load(struct dataset **out, const char *prefix, int32_t vocab_size);
+/* The content checksum the cache's .json records for each of its files. */
+uint64_t dataset_cache_checksum(const void *p, size_t n);
 void dataset_free(struct dataset *ds);
 static inline int64_t dataset_len(const struct dataset *ds, int64_t i) { return ds->offsets[i + 1] - ds->offsets[i]; }

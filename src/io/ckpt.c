@@ -418,8 +418,8 @@ int ckpt_open(struct ckpt **out, const char *path) {
                 goto fail;
             }
             uint8_t *cat = xmalloc(prev->nbytes + v.content_len + 1);
-            memcpy(cat, prev->data, prev->nbytes);
-            memcpy(cat + prev->nbytes, v.content, v.content_len);
+            if (prev->nbytes) memcpy(cat, prev->data, prev->nbytes); /* an empty slice may have no data */
+            if (v.content_len) memcpy(cat + prev->nbytes, v.content, v.content_len);
             if (prev->n_messages > 1) { /* replace the previous owned concatenation */
                 free(ck->owned[ck->n_owned - 1]);
                 ck->owned[ck->n_owned - 1] = cat;

@@ -85,7 +85,7 @@ static void tp_dims(struct model *m) {
  * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
  * weights are stored as bf16 in the same buffer (frozen base). Under tensor parallelism each
  * tensor is this rank's slice (docs/tp.md). */
-static void build_params(struct model *m, int train_base, int bf16, int alloc) {
+static int build_params(struct model *m, int train_base, int bf16, int alloc, int64_t max_numel) {
     const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
@@ -141,6 +141,14 @@ static void build_params(struct model *m, int train_base, int bf16, int alloc) {
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
+    /* before any buffer is sized by config.json: a small mismatch is left to the per-tensor
+     * checks (which name the tensor), a config far larger than the weight files is refused */
+    if (max_numel >= 0 && m->n_base > 2 * max_numel + (1 << 24)) {
+        free(m->params);
+        m->params = NULL, m->n_params = 0;
+        return err_set("config.json describes %lld parameters, far more than the %lld in the weight files",
+                       (long long)m->n_base, (long long)max_numel);
+    }
     CHECK(!(bf16 && train_base), "a bf16 base is frozen");
     if (bf16) { /* byte layout, every tensor 64-byte aligned */
         size_t bytes = 0;
@@ -182,6 +190,7 @@ static void build_params(struct model *m, int train_base, int bf16, int alloc) {
     model_config_rope_inv_freq(c, inv_freq);
     m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
     K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+    return 0;
 }
 
 void model_bind(struct model *m) {
@@ -250,19 +259,22 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
         if (tp_check_config(&m->cfg, tp->size)) return err_wrap("%s", dir);
         m->tp = *tp;
     }
-    build_params(m, train_base, bf16, 1);
+    struct safetensors *st = NULL;
+    struct ckpt *ck = NULL;
+    if (is_ckpt ? ckpt_open(&ck, dir) : safetensors_open(&st, dir)) return -1;
+    int64_t in_files = 0; /* the config's parameters must be there before buffers are sized by it */
+    for (int i = 0; i < (ck ? ck->n : safetensors_count(st)); i++) in_files += ck ? ck->t[i].numel : safetensors_at(st, i)->numel;
+    if (build_params(m, train_base, bf16, 1, in_files)) {
+        if (st) safetensors_close(st);
+        ckpt_close(ck);
+        return err_wrap("%s", dir);
+    }
     if (!is_ckpt) { /* the folder's own config.json, written back by model_save */
         char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
         m->config_text = file_read_all(cp, NULL);
         free(cp);
     }
     if (model_tp_on(m)) tp_plan_scratch(m);
-    struct safetensors *st = NULL;
-    struct ckpt *ck = NULL;
-    if (is_ckpt ? ckpt_open(&ck, dir) : safetensors_open(&st, dir)) {
-        model_free(m);
-        return -1;
-    }
     float *tmp = NULL; /* a bf16 tensor is read as float32 here, then rounded */
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
@@ -289,7 +301,7 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
 int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base, 0, 0);
+    build_params(m, train_base, 0, 0, -1);
     char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
     m->config_text = file_read_all(cp, NULL); /* written back by model_save_config */
     free(cp);
@@ -299,7 +311,7 @@ int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int tr
 void model_init_shape(struct model *m, const struct model_config *cfg, int train_base) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, 0, 0);
+    build_params(m, train_base, 0, 0, -1);
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
@@ -326,7 +338,7 @@ int model_load_from(struct model *m, const char *path, const char *config_json, 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, bf16, 1);
+    build_params(m, train_base, bf16, 1, -1);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];

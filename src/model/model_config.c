@@ -121,6 +121,22 @@ static int parse(struct model_config *cfg, const cJSON *j, const char *path) {
     cfg->head_dim = cfg->hidden_size / cfg->n_heads;
     if (get_int(j, "head_dim", &cfg->head_dim, 0, path)) return -1;
     if (cfg->head_dim == 0 || cfg->head_dim % 2) return err_set("%s: head_dim must be even and positive", path);
+    /* sizes index arrays, size stack tiles (head_dim) and multiply each other: bounded far above
+     * any released model of these architectures, so products stay in range */
+    const struct {
+        const char *key;
+        int64_t v, max;
+    } lim[] = {{"vocab_size", cfg->vocab_size, MODEL_MAX_VOCAB},
+               {"hidden_size", cfg->hidden_size, MODEL_MAX_HIDDEN},
+               {"intermediate_size", cfg->intermediate_size, MODEL_MAX_FFN},
+               {"num_hidden_layers", cfg->n_layers, MODEL_MAX_LAYERS},
+               {"num_attention_heads", cfg->n_heads, MODEL_MAX_HEADS},
+               {"head_dim", cfg->head_dim, MODEL_MAX_HEAD_DIM},
+               {"max_position_embeddings", cfg->max_position_embeddings, MODEL_MAX_POSITIONS}};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        if (lim[i].v > lim[i].max)
+            return err_set("%s: \"%s\" is %lld, more than csft supports (%lld)", path, lim[i].key, (long long)lim[i].v,
+                           (long long)lim[i].max);
     double eps = 1e-6;
     if (get_num(j, "rms_norm_eps", &eps, path)) return -1;
     cfg->rms_norm_eps = (float)eps;

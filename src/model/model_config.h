@@ -9,6 +9,18 @@ enum model_arch { ARCH_QWEN2, ARCH_QWEN3, ARCH_LLAMA, ARCH_MISTRAL };
 
 enum rope_type { ROPE_DEFAULT, ROPE_LLAMA3, ROPE_LINEAR };
 
+/* Upper bounds of config.json sizes (model_config_load refuses larger): far above released
+ * models, low enough that products of them fit int64 and head_dim-sized stack tiles stay small. */
+enum {
+    MODEL_MAX_VOCAB = 1 << 24,
+    MODEL_MAX_HIDDEN = 1 << 17,
+    MODEL_MAX_FFN = 1 << 20,
+    MODEL_MAX_LAYERS = 1024,
+    MODEL_MAX_HEADS = 1024,
+    MODEL_MAX_HEAD_DIM = 512,
+    MODEL_MAX_POSITIONS = 1 << 24,
+};
+
 struct model_config {
     enum model_arch arch;
     char model_type[32];

@@ -73,14 +73,15 @@ struct jv *jinja_global_call(struct jctx *c, int pos, struct jv *fn, const struc
             if (a->n == 3) step = jinja_need_int(c, pos, a->args[2], "range() argument");
         }
         if (step == 0) jctx_raise(c, pos, "ValueError", "range() arg 3 must not be zero");
-        int64_t cnt = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
-                               : (start > stop ? (start - stop - step - 1) / -step : 0);
+        /* in unsigned arithmetic: the span of two int64 fits, their difference may not */
+        uint64_t cnt = step > 0 ? (stop > start ? ((uint64_t)stop - (uint64_t)start - 1) / (uint64_t)step + 1 : 0)
+                                : (start > stop ? ((uint64_t)start - (uint64_t)stop - 1) / (0 - (uint64_t)step) + 1 : 0);
         if (cnt > 100000)
             jctx_raise(c, pos, "OverflowError",
                        "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-        struct jv *l = jv_list(ar, cnt);
-        for (int64_t i = 0; i < cnt; i++)
-            jv_list_push(ar, l, jv_int(ar, start + i * step));
+        struct jv *l = jv_list(ar, (int64_t)cnt);
+        for (int64_t i = 0; i < (int64_t)cnt; i++)
+            jv_list_push(ar, l, jv_int(ar, (int64_t)((uint64_t)start + (uint64_t)i * (uint64_t)step))); /* in range; no signed overflow */
         return l;
     }
     case G_RAISE: {

@@ -258,11 +258,23 @@ static const char *op_name(int op) {
     return "?";
 }
 
+static void count_step(struct jctx *c, int pos) {
+    if (++c->steps > JINJA_MAX_STEPS)
+        jctx_raise(c, pos, "OverflowError", "more than %d loop iterations and macro calls in one render",
+                   JINJA_MAX_STEPS);
+}
+
+__attribute__((noreturn)) static void int_overflow(struct jctx *c, int pos, int op) {
+    jctx_raise(c, pos, "OverflowError", "integer result of %s does not fit in 64 bits", op_name(op));
+}
+
 static struct jv *repeat(struct jctx *c, int pos, struct jv *seq, int64_t k) {
     if (k < 0) k = 0;
     int64_t unit = seq->kind == JV_STR ? (int64_t)seq->len : seq->n;
-    if (unit && k > ((int64_t)1 << 30) / unit)
-        jctx_raise(c, pos, "MemoryError", "repetition result too large");
+    int64_t max = (int64_t)(JINJA_MAX_BYTES / (seq->kind == JV_STR ? 1 : sizeof(struct jv *)));
+    if (unit && k > max / unit)
+        jctx_raise(c, pos, "MemoryError", "repetition result larger than the render's %zu MiB",
+                   JINJA_MAX_BYTES >> 20);
     if (seq->kind == JV_STR) {
         struct jbuf b;
         jbuf_init(&b, &c->a);
@@ -292,9 +304,18 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
         int64_t xi = x->i, yi = y->i;
         double xf = num(x), yf = num(y);
         switch (op) {
-        case '+': return ints ? jv_int(a, xi + yi) : jv_float(a, xf + yf);
-        case '-': return ints ? jv_int(a, xi - yi) : jv_float(a, xf - yf);
-        case '*': return ints ? jv_int(a, xi * yi) : jv_float(a, xf * yf);
+        case '+':
+        case '-':
+        case '*':
+            if (ints) {
+                int64_t r;
+                int ovf = op == '+' ? __builtin_add_overflow(xi, yi, &r)
+                          : op == '-' ? __builtin_sub_overflow(xi, yi, &r)
+                                      : __builtin_mul_overflow(xi, yi, &r);
+                if (ovf) int_overflow(c, pos, op);
+                return jv_int(a, r);
+            }
+            return jv_float(a, op == '+' ? xf + yf : op == '-' ? xf - yf : xf * yf);
         case '/':
             if (yf == 0) jctx_raise(c, pos, "ZeroDivisionError", "division by zero");
             return jv_float(a, xf / yf);
@@ -302,6 +323,11 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
         case '%':
             if (ints) {
                 if (yi == 0) jctx_raise(c, pos, "ZeroDivisionError", "integer division or modulo by zero");
+                if (yi == -1) { /* INT64_MIN / -1 traps */
+                    if (op == '%') return jv_int(a, 0);
+                    if (xi == INT64_MIN) int_overflow(c, pos, op);
+                    return jv_int(a, -xi);
+                }
                 int64_t q = xi / yi, r = xi % yi;
                 if (r != 0 && ((r < 0) != (yi < 0))) {
                     q--;
@@ -315,10 +341,15 @@ static struct jv *binop(struct jctx *c, int pos, int op, struct jv *x, struct jv
             if (r != 0 && ((r < 0) != (yf < 0))) r += yf;
             return jv_float(a, r);
         case 'P':
-            if (ints && yi >= 0) {
-                int64_t r = 1;
-                for (int64_t i = 0; i < yi; i++)
-                    r *= xi;
+            if (ints && yi >= 0) { /* by squaring: at most 63 steps before an overflow */
+                if (xi == 0 || xi == 1) return jv_int(a, yi == 0 ? 1 : xi);
+                if (xi == -1) return jv_int(a, yi % 2 ? -1 : 1);
+                int64_t r = 1, b = xi, e = yi;
+                while (e) {
+                    if ((e & 1) && __builtin_mul_overflow(r, b, &r)) int_overflow(c, pos, op);
+                    e >>= 1;
+                    if (e && __builtin_mul_overflow(b, b, &b)) int_overflow(c, pos, op);
+                }
                 return jv_int(a, r);
             }
             return jv_float(a, pow(xf, yf));
@@ -546,6 +577,7 @@ static struct jv *eval(struct jctx *c, const struct jnode *n, struct jframe *f) 
         struct jv *v = eval(c, n->a, f);
         if (n->op == 'n') return jv_bool(!jv_truthy(v));
         if (v->kind == JV_UNDEF) jctx_raise_undef(c, n->pos, v);
+        if ((v->kind == JV_INT || v->kind == JV_BOOL) && n->op == '-' && v->i == INT64_MIN) int_overflow(c, n->pos, '-');
         if (v->kind == JV_INT || v->kind == JV_BOOL) return n->op == '-' ? jv_int(a, -v->i) : jv_int(a, v->i);
         if (v->kind == JV_FLOAT) return n->op == '-' ? jv_float(a, -v->f) : v;
         jctx_raise(c, n->pos, "TypeError", "bad operand type for unary %c: '%s'", n->op, jv_type_name(v));
@@ -589,6 +621,7 @@ struct jv *jinja_macro_call(struct jctx *c, int pos, struct jv *macro, struct jv
                             const char **kw_names, struct jv **kw_vals, int n_kw, struct jv *caller) {
     const struct jnode *m = macro->node, *params = m->d;
     if (c->depth >= JINJA_MAX_DEPTH) jctx_raise(c, pos, "RecursionError", "maximum recursion depth exceeded");
+    count_step(c, pos);
     struct jframe *f = frame_new(c, macro->frame);
     int np = params->n_args, nd = params->n_kw;
     /* parameters: params->args are names without defaults, kw_names/kw_vals with defaults */
@@ -662,6 +695,7 @@ static int exec_for(struct jctx *c, const struct jnode *n, struct jframe *f) {
         struct jv **kept = jarena_alloc(&c->a, (size_t)(cnt ? cnt : 1) * sizeof *kept);
         int64_t k = 0;
         for (int64_t i = 0; i < cnt; i++) {
+            count_step(c, n->pos);
             struct jframe *tf = frame_new(c, f);
             assign(c, n->d, items[i], tf);
             if (jv_truthy(eval(c, n->c2, tf))) kept[k++] = items[i];
@@ -674,6 +708,7 @@ static int exec_for(struct jctx *c, const struct jnode *n, struct jframe *f) {
         return 0;
     }
     for (int64_t i = 0; i < cnt; i++) {
+        count_step(c, n->pos);
         struct jframe *it = frame_new(c, f);
         struct jv *loop = jarena_alloc(&c->a, sizeof *loop);
         loop->kind = JV_DICT;
@@ -690,6 +725,7 @@ static int exec_for(struct jctx *c, const struct jnode *n, struct jframe *f) {
 }
 
 static int exec_node(struct jctx *c, const struct jnode *n, struct jframe *f) {
+    c->pos = n->pos;
     switch (n->kind) {
     case JN_BODY: return exec_body(c, n, f);
     case JN_TEXT: jbuf_put(c->out, n->val->s, n->val->len); return 0;
@@ -761,9 +797,20 @@ static int exec_node(struct jctx *c, const struct jnode *n, struct jframe *f) {
     }
 }
 
+/* The arena's limits (c->a is the first member of struct jctx). */
+__attribute__((noreturn)) static void arena_over(struct jarena *a, const char *what) {
+    struct jctx *c = (struct jctx *)a;
+    if (!strcmp(what, "nesting"))
+        jctx_raise(c, c->pos, "RecursionError", "lists or dicts nested deeper than %d levels", JV_MAX_NESTING);
+    jctx_raise(c, c->pos, "MemoryError", "the render needs more than %zu MiB (values and output)",
+               JINJA_MAX_BYTES >> 20);
+}
+
 void jctx_init(struct jctx *c, const struct jinja_ast *t) {
     memset(c, 0, sizeof *c);
     c->t = t;
+    c->a.limit = JINJA_MAX_BYTES;
+    c->a.over = arena_over;
 }
 
 int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const *vals, int n, char **out,

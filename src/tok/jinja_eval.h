@@ -7,7 +7,11 @@
 
 #include "tok/jinja_parse.h"
 
-enum { JINJA_MAX_DEPTH = 500 };
+/* Limits of one render: macro call depth, loop iterations + macro calls, and the bytes of all
+ * values and output (which also bounds the output size). Past them: RecursionError,
+ * OverflowError / MemoryError naming the limit, never a hang or an exhausted machine. */
+enum { JINJA_MAX_DEPTH = 500, JINJA_MAX_STEPS = 1000000 };
+#define JINJA_MAX_BYTES ((size_t)512 << 20)
 
 struct jframe {
     struct jframe *parent;
@@ -26,6 +30,8 @@ struct jctx {
     struct jbuf *top;          /* the render's output (generation ranges are recorded there only) */
     size_t *gen;               /* malloc'd [start, end) byte pairs of {% generation %} output */
     int n_gen, cap_gen;
+    int64_t steps;             /* loop iterations and macro calls so far */
+    int pos;                   /* position of the node being executed (for limit errors) */
     jmp_buf jb;
 };
 

@@ -230,11 +230,19 @@ static struct jv *html_escape(struct jctx *c, struct jv *s) {
     return jv_str_take(&c->a, b.p, b.len);
 }
 
-static struct jv *to_int(struct jctx *c, struct jv *v, struct jv *def) {
+/* A float that converts to int64 (|x| < 2^63); others raise OverflowError (Python's int is
+ * unbounded, ours is not). */
+static int64_t float_to_int(struct jctx *c, int pos, double f) {
+    if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
+        jctx_raise(c, pos, "OverflowError", "cannot convert float %g to a 64-bit integer", f);
+    return (int64_t)f;
+}
+
+static struct jv *to_int(struct jctx *c, int pos, struct jv *v, struct jv *def) {
     switch (v->kind) {
     case JV_INT:
     case JV_BOOL: return jv_int(&c->a, v->i);
-    case JV_FLOAT: return isfinite(v->f) ? jv_int(&c->a, (int64_t)v->f) : def;
+    case JV_FLOAT: return isfinite(v->f) ? jv_int(&c->a, float_to_int(c, pos, v->f)) : def;
     case JV_STR: {
         char *end;
         char *s = jarena_strndup(&c->a, v->s, v->len);
@@ -245,7 +253,7 @@ static struct jv *to_int(struct jctx *c, struct jv *v, struct jv *def) {
         double d = strtod(s, &end);
         while (*end == ' ' || *end == '\t' || *end == '\n')
             end++;
-        if (end != s && !*end && isfinite(d)) return jv_int(&c->a, (int64_t)d);
+        if (end != s && !*end && isfinite(d)) return jv_int(&c->a, float_to_int(c, pos, d));
         return def;
     }
     default: return def;
@@ -328,7 +336,7 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
     }
     if (!strcmp(name, "int")) {
         struct jv *def = jargs_get(a, 0, "default");
-        return to_int(c, v, def ? def : jv_int(ar, 0));
+        return to_int(c, pos, v, def ? def : jv_int(ar, 0));
     }
     if (!strcmp(name, "float")) {
         struct jv *def = jargs_get(a, 0, "default");
@@ -342,6 +350,8 @@ struct jv *jinja_filter_apply(struct jctx *c, int pos, const char *name, struct 
         return def ? def : jv_float(ar, 0.0);
     }
     if (!strcmp(name, "abs")) {
+        if (v->kind == JV_INT && v->i == INT64_MIN)
+            jctx_raise(c, pos, "OverflowError", "abs() of the smallest 64-bit integer does not fit");
         if (v->kind == JV_INT || v->kind == JV_BOOL) return jv_int(ar, v->i < 0 ? -v->i : v->i);
         if (v->kind == JV_FLOAT) return jv_float(ar, fabs(v->f));
         jctx_raise(c, pos, "TypeError", "bad operand type for abs(): '%s'", jv_type_name(v));

@@ -5,6 +5,7 @@
 #include "tok/jinja_parse.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -234,8 +235,11 @@ static int lex_expr(struct parser *p, size_t *ip, int block, int open_pos) {
             struct token *t = tok_push(p, is_float ? TK_FLOAT : TK_INT, pos);
             if (is_float)
                 t->f = strtod(buf, NULL);
-            else
+            else {
+                errno = 0;
                 t->i = strtoll(buf, NULL, 10);
+                if (errno == ERANGE) perr(p, pos, "integer literal %s does not fit in 64 bits", buf);
+            }
             i = j;
         } else if (c == '\'' || c == '"') {
             size_t j = i + 1;

@@ -18,7 +18,9 @@ struct jarena_blk {
 };
 
 void *jarena_alloc(struct jarena *a, size_t n) {
+    if (a->limit && (n > a->limit || a->used + n > a->limit)) a->over(a, "memory");
     n = (n + 15) & ~(size_t)15;
+    a->used += n;
     struct jarena_blk *b = a->head;
     if (!b || b->used + n > b->cap) {
         size_t cap = n > 65536 ? n : 65536;
@@ -42,6 +44,7 @@ void jarena_free(struct jarena *a) {
         b = nx;
     }
     a->head = NULL;
+    a->used = 0;
 }
 
 char *jarena_strndup(struct jarena *a, const char *s, size_t n) {
@@ -117,7 +120,13 @@ static void jv_grow(struct jarena *a, struct jv *l, int with_keys) {
     l->cap = cap;
 }
 
+static void nest(struct jarena *a, struct jv *l, const struct jv *v) {
+    if (v->depth + 1 > l->depth) l->depth = v->depth + 1;
+    if (l->depth > JV_MAX_NESTING && a->over) a->over(a, "nesting");
+}
+
 void jv_list_push(struct jarena *a, struct jv *l, struct jv *v) {
+    nest(a, l, v);
     if (l->n == l->cap) jv_grow(a, l, 0);
     l->items[l->n++] = v;
 }
@@ -129,6 +138,7 @@ struct jv *jv_dict_get(const struct jv *d, const char *key, size_t klen) {
 }
 
 void jv_dict_set(struct jarena *a, struct jv *d, struct jv *key, struct jv *v) {
+    nest(a, d, v);
     for (int64_t i = 0; i < d->n; i++)
         if (d->keys[i]->len == key->len && memcmp(d->keys[i]->s, key->s, key->len) == 0) {
             d->items[i] = v;

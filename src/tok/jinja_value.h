@@ -10,7 +10,11 @@
 struct jarena_blk;
 struct jarena {
     struct jarena_blk *head;
+    size_t used;  /* bytes handed out */
+    size_t limit; /* 0 = none; past it, and past JV_MAX_NESTING, over() is called (it must not return) */
+    void (*over)(struct jarena *a, const char *what);
 };
+enum { JV_MAX_NESTING = 1000 }; /* lists/dicts inside each other (recursive printers, compares) */
 void *jarena_alloc(struct jarena *a, size_t n); /* zeroed, 16-byte aligned */
 void jarena_free(struct jarena *a);
 char *jarena_strndup(struct jarena *a, const char *s, size_t n);
@@ -31,6 +35,7 @@ enum jv_kind {
 struct jv {
     enum jv_kind kind;
     int is_tuple, is_ns, is_loop;
+    int depth; /* list/dict nesting below this value (0 for scalars) */
     int64_t i; /* bool and int value; func id; loop index0 */
     double f;
     const char *s; /* string bytes (NUL-terminated) or Undefined hint */

@@ -47,6 +47,7 @@ struct out {
 };
 
 static void out_put(struct out *o, const char *s, size_t n, int64_t start, int64_t end) {
+    if (!n) return; /* o->s may still be NULL */
     if (o->len + n > o->cap) {
         while (o->len + n > o->cap)
             o->cap = o->cap ? o->cap * 2 : 256;
@@ -424,8 +425,8 @@ pcre2_code *pretok_regex_compile(const char *pattern, int literal) {
     }
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re =
-        pcre2_compile((PCRE2_SPTR)b.s, b.len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+    /* the pattern comes from tokenizer.json: PCRE2 checks its UTF-8 (invalid UTF-8 is an error) */
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)b.s, b.len, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
     free(b.s);
     if (!re) {
         PCRE2_UCHAR msg[256];

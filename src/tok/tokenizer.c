@@ -79,6 +79,7 @@ struct tokenizer {
     int32_t first_lo[256], first_hi[256];
     int has_normalized_added;
     int32_t vocab_size;
+    int64_t n_vocab_entries; /* entries of model.vocab / vocab.json (ids are checked against it) */
     int32_t *added_of_id; /* (vocab_size) index into added, -1 if none */
     int decoder_bytelevel;
     struct norm_op nops[MAX_STEPS];
@@ -415,8 +416,30 @@ static int parse_decoder(struct tokenizer *tk, const cJSON *d) {
 
 /* ---- loading: tokenizer.json ---- */
 
-/* model.vocab (or a whole vocab.json): {"token": id, ...}. */
+/* Ids index arrays: an id far beyond the number of tokens (a 60-byte file with id 5e8) would
+ * allocate gigabytes, so every id must lie below twice the entries plus 1024. */
+static int64_t id_limit(const struct tokenizer *tk) { return 2 * (tk->n_vocab_entries + tk->n_added) + 1024; }
+
+static int added_ids_check(const struct tokenizer *tk) {
+    for (int i = 0; i < tk->n_added; i++)
+        if (tk->added[i].id >= id_limit(tk))
+            return err_set("added token \"%s\" has id %d, far beyond the %lld tokens of the vocabulary",
+                           tk->added[i].content, tk->added[i].id, (long long)(tk->n_vocab_entries + tk->n_added));
+    return 0;
+}
+
+/* model.vocab (or a whole vocab.json): {"token": id, ...}. A first pass counts the entries. */
 static int scan_vocab(struct tokenizer *tk, struct jscan *j, const char *p) {
+    struct jscan cj = {j->start, j->end, NULL, 0, 0};
+    const char *cp = p;
+    int cfirst = 1, cr;
+    int64_t max_id = -1, id;
+    while ((cr = jscan_next(&cj, &cp, &cfirst, '{')) == 1 && (cp = jscan_int(&cj, cp, &id)))
+        tk->n_vocab_entries++, max_id = id > max_id ? id : max_id;
+    free(cj.buf);
+    if (max_id >= id_limit(tk))
+        return err_set("id %lld is far beyond the vocabulary's %lld entries", (long long)max_id,
+                       (long long)tk->n_vocab_entries);
     int first = 1, r;
     while ((r = jscan_next(j, &p, &first, '{')) == 1) {
         int64_t id;
@@ -535,6 +558,7 @@ static int parse_tokenizer_json(struct tokenizer *tk, const cJSON *root, struct 
             i++;
         }
     }
+    if (added_ids_check(tk)) return -1;
     tokenizer_finish(tk);
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     if (cJSON_IsString(unk)) {
@@ -552,10 +576,30 @@ static struct tokenizer *tokenizer_new(int64_t hint) {
     return tk;
 }
 
+/* Tokenizer files are UTF-8 (serde_json refuses anything else); their strings reach PCRE2,
+ * which matches without re-checking, so invalid UTF-8 is refused at load. -1 + err. */
+static int need_utf8(const char *path, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0) return err_set("%s: invalid UTF-8 at byte %zu", path, i);
+        i += (size_t)k;
+    }
+    return 0;
+}
+
 static cJSON *json_load(const char *path) {
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return NULL;
+    if (need_utf8(path, text, len)) {
+        free(text);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -626,6 +670,10 @@ static int load_tokenizer_json(struct tokenizer **out, const char *path) {
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return -1;
+    if (need_utf8(path, text, len)) {
+        free(text);
+        return -1;
+    }
     struct jscan j = {text, text + len, NULL, 0, 0};
     cJSON *root = NULL;
     const char *vocab_at = NULL, *merges_at = NULL;
@@ -660,7 +708,7 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2, int o
         char *end;
         long id = strtol(it->string, &end, 10);
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (*end || end == it->string || !cJSON_IsString(content))
+        if (*end || end == it->string || id < 0 || id > INT32_MAX || !cJSON_IsString(content))
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
         if (only_missing) {
@@ -747,6 +795,10 @@ int tokenizer_load_files(struct tokenizer **out, const char *vocab_file, const c
         tokenizer_free(tk);
         return err_wrap("%s", vocab_file);
     }
+    if (added_ids_check(tk)) {
+        tokenizer_free(tk);
+        return err_wrap("%s", tokenizer_config ? tokenizer_config : vocab_file);
+    }
     tokenizer_finish(tk);
     size_t len;
     char *merges = file_read_all(merges_file, &len);
@@ -775,6 +827,7 @@ static int apply_config(struct tokenizer *tk, const char *config) {
     int gpt2;
     int n = cJSON_IsObject(cfg) ? parse_config(tk, cfg, &gpt2, 1) : err_set("expected a JSON object");
     cJSON_Delete(cfg);
+    if (n >= 0 && added_ids_check(tk)) n = -1;
     if (n < 0) return err_wrap("%s", config);
     if (n > 0) added_index(tk);
     return 0;

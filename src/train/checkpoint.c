@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -349,7 +350,7 @@ char *checkpoint_find_latest(const char *output_dir) {
     return best;
 }
 
-static int64_t get_i64(const cJSON *j, const char *k);
+static int get_count(const cJSON *j, const char *k, const char *file, int64_t *out);
 
 /* One manifest: lines "crc32 offset length file" (hex, decimal, decimal, a plain name). */
 static int verify_manifest(const char *path, const char *mpath) {
@@ -388,8 +389,10 @@ int checkpoint_verify(const char *path) {
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!j) return err_set("%s: trainer_state.json missing or not valid JSON", path);
-    int64_t k = cJSON_GetObjectItem(j, "checksum_manifests") ? get_i64(j, "checksum_manifests") : 0;
+    int64_t k = 0;
+    int bad = get_count(j, "checksum_manifests", path, &k);
     cJSON_Delete(j);
+    if (bad) return -1;
     if (k < 0 || k > 1 << 20) return err_set("%s: trainer_state.json: checksum_manifests %lld out of range", path, (long long)k);
     for (int64_t r = 0; r < k; r++) {
         char name[64];
@@ -449,45 +452,65 @@ char *checkpoint_find_resumable(const char *output_dir, FILE *warn, int *all_dam
     return found;
 }
 
-static int64_t get_i64(const cJSON *j, const char *k) {
+/* A count in trainer_state.json: absent = 0; otherwise an integer in [0, 2^53] (a number or,
+ * for exactness, a decimal string). -1 with the error naming the file and key. */
+static int get_count(const cJSON *j, const char *k, const char *file, int64_t *out) {
     const cJSON *v = cJSON_GetObjectItem(j, k);
-    if (cJSON_IsString(v)) return (int64_t)strtoull(v->valuestring, NULL, 10);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    *out = 0;
+    if (!v) return 0;
+    double d = -1;
+    if (cJSON_IsString(v)) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long u = v->valuestring[0] >= '0' && v->valuestring[0] <= '9' ? strtoull(v->valuestring, &end, 10) : 0;
+        if (end && !*end && !errno && u <= (1ull << 53)) return *out = (int64_t)u, 0;
+    } else if (cJSON_IsNumber(v)) {
+        d = v->valuedouble;
+        if (d >= 0 && d <= 9007199254740992.0 && d == floor(d)) return *out = (int64_t)d, 0;
+    }
+    return err_set("%s: \"%s\" must be a whole number in [0, 2^53]", file, k);
+}
+
+static uint64_t get_u64(const cJSON *j, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(j, k);
+    return cJSON_IsString(v) ? strtoull(v->valuestring, NULL, 10) : 0;
+}
+
+int checkpoint_parse_state(const char *text, const char *file, struct train_state *st, int64_t *optimizer_step) {
+    memset(st, 0, sizeof *st);
+    *optimizer_step = 0;
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return err_set("%s: not a JSON object", file);
+    }
+    int rc = get_count(j, "step", file, &st->step) || get_count(j, "epoch", file, &st->epoch) ||
+             get_count(j, "next_row", file, &st->next_row) ||
+             get_count(j, "skipped_steps", file, &st->skipped_steps) ||
+             get_count(j, "tokens_seen", file, &st->tokens_seen) ||
+             get_count(j, "optimizer_step", file, optimizer_step) ||
+             get_count(j, "best_step", file, &st->best_step) ||
+             get_count(j, "evals_without_improvement", file, &st->evals_without_improvement) ||
+             get_count(j, "best_checkpoint_step", file, &st->best_checkpoint_step);
+    const cJSON *bl = cJSON_GetObjectItem(j, "best_eval_loss");
+    st->best_eval_loss = cJSON_IsNumber(bl) ? bl->valuedouble : 0;
+    st->dropout_seed = get_u64(j, "dropout_seed");
+    st->seed = get_u64(j, "seed");
+    cJSON_Delete(j);
+    return rc ? -1 : 0;
 }
 
 int checkpoint_load_state(const char *path, struct train_state *st, int64_t *opt_step) {
     char *sp = path_join(path, "trainer_state.json");
-    char *text = file_read_all(sp, NULL);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!j) {
-        if (file_exists(sp)) err_set("%s: not valid JSON", sp);
+    if (!file_exists(sp)) {
+        err_set("%s: no trainer_state.json (not a csft checkpoint, or an incomplete one)", path);
         free(sp);
         return -1;
     }
-    memset(st, 0, sizeof *st);
-    st->step = get_i64(j, "step");
-    st->epoch = get_i64(j, "epoch");
-    st->next_row = get_i64(j, "next_row");
-    st->skipped_steps = get_i64(j, "skipped_steps");
-    st->tokens_seen = get_i64(j, "tokens_seen");
-    const cJSON *ds = cJSON_GetObjectItem(j, "dropout_seed"), *sd = cJSON_GetObjectItem(j, "seed");
-    st->dropout_seed = cJSON_IsString(ds) ? strtoull(ds->valuestring, NULL, 10) : 0;
-    st->seed = cJSON_IsString(sd) ? strtoull(sd->valuestring, NULL, 10) : 0;
-    *opt_step = get_i64(j, "optimizer_step");
-    st->best_step = get_i64(j, "best_step");
-    const cJSON *bl = cJSON_GetObjectItem(j, "best_eval_loss");
-    st->best_eval_loss = cJSON_IsNumber(bl) ? bl->valuedouble : 0;
-    st->evals_without_improvement = get_i64(j, "evals_without_improvement");
-    st->best_checkpoint_step = get_i64(j, "best_checkpoint_step");
-    cJSON_Delete(j);
-    int rc = 0;
-    if (st->step < 0 || st->epoch < 0 || st->next_row < 0 || st->skipped_steps < 0 || st->tokens_seen < 0 ||
-        *opt_step < 0 || st->best_step < 0 || st->evals_without_improvement < 0 || st->best_checkpoint_step < 0)
-        rc = err_set("%s: step, epoch, next_row, skipped_steps, tokens_seen, optimizer_step and the best-checkpoint "
-                     "counters must not be negative", sp);
-    free(sp);
-    return rc;
+    char *text = file_read_all(sp, NULL);
+    int bad = !text || checkpoint_parse_state(text, sp, st, opt_step);
+    free(text), free(sp);
+    return bad ? -1 : 0;
 }
 
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st) {

@@ -64,6 +64,9 @@ int checkpoint_verify(const char *path);
  * falling back to ...") and skipped. NULL without err if there is none; NULL with err (and
  * *all_damaged = 1) if every one is damaged. */
 char *checkpoint_find_resumable(const char *output_dir, FILE *warn, int *all_damaged);
+/* Parses trainer_state.json's text (file names it in errors): counts must be whole numbers
+ * in [0, 2^53]. */
+int checkpoint_parse_state(const char *text, const char *file, struct train_state *st, int64_t *optimizer_step);
 /* Restores trainable weights (adapter or full weights), optimizer moments and state. */
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st);
 /* Restores only the trainable weights of a checkpoint (adapter or full weights). */

@@ -19,6 +19,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "train/yaml_guard.h"
 
 /* ---------------------------------------------------------------- the table */
 
@@ -993,6 +994,7 @@ static int errs_flush(struct origin *o) {
 }
 
 static int yaml_load_doc(yaml_document_t *doc, const char *text, size_t len, const char *name) {
+    if (yaml_guard(text, len, name)) return -1; /* depth and alias/merge expansion bounded first */
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

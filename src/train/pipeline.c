@@ -246,21 +246,10 @@ int pipeline_dataset(struct pipeline *p, const struct config_dataset *d, struct 
                                 .n_files = d->n_data_files,
                                 .skip_bad_rows = d->skip_bad_rows,
                                 .cache_dir = d->cache_dir,
-                                .cache_salt = p->salt};
-    if (!p->tk && dataset_load_cached(out, &o, &p->fmt)) {
-        /* a hit skips the tokenizer; the ids must still fit the model */
-        const struct dataset *ds = *out;
-        int64_t n = ds->offsets[ds->n];
-        int32_t mx = 0;
-        for (int64_t i = 0; i < n; i++) mx = ds->ids[i] > mx ? ds->ids[i] : mx;
-        if (p->model_vocab && mx >= p->model_vocab) {
-            dataset_free(*out);
-            *out = NULL;
-            return err_set("%s: cached token id %d is outside the model's vocab_size %d", ds->cache_path, mx,
-                           p->model_vocab);
-        }
-        return 0;
-    }
+                                .cache_salt = p->salt,
+                                .vocab_size = p->model_vocab};
+    /* a hit skips the tokenizer; dataset_load_cached checks every id against the model */
+    if (!p->tk && dataset_load_cached(out, &o, &p->fmt)) return 0;
     if (pipeline_load_tokenizer(p)) return -1;
     return dataset_build(out, &o, &p->fmt);
 }

@@ -5,9 +5,11 @@
  * parallel over (b, kv head), so each thread owns its dk/dv rows and its heads' dq rows.
  * Contract in kernels.h; reference attention_forward_ref / attention_backward_ref. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/simd.h"
 
@@ -156,21 +158,15 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
     for (int b = 0; b < B; b++)
         for (int kvh = 0; kvh < KVH; kvh++) {
             const int32_t *p = pos + (int64_t)b * T;
-            float S[BLK * BLK], dP[BLK * BLK], Pt[BLK * BLK], Kt[HS * BLK], Vt[HS * BLK], D[T];
-            int lo[T];
-            for (int i = 0; i < T; i++) lo[i] = i - p[i];
+            /* stack: fixed tiles plus 2 * HS * BLK floats (HS <= MODEL_MAX_HEAD_DIM); nothing sized by T */
+            float S[BLK * BLK], dP[BLK * BLK], Pt[BLK * BLK], Kt[HS * BLK], Vt[HS * BLK];
+#define lo(i) ((i) - p[i]) /* first key row of query row i's document */
             for (int j = 0; j < T; j++) {
                 memset(dk + ((int64_t)b * T + j) * ks + (int64_t)kvh * HS, 0, sizeof(float) * HS);
                 memset(dv + ((int64_t)b * T + j) * ks + (int64_t)kvh * HS, 0, sizeof(float) * HS);
             }
             for (int h = kvh * rep; h < (kvh + 1) * rep; h++) {
-                for (int i = 0; i < T; i++) {
-                    int64_t qi = ((int64_t)b * T + i) * qs + (int64_t)h * HS;
-                    float d = 0;
-                    for (int e = 0; e < HS; e++) d += dout[qi + e] * out[qi + e];
-                    D[i] = d;
-                    memset(dq + qi, 0, sizeof(float) * HS);
-                }
+                for (int i = 0; i < T; i++) memset(dq + ((int64_t)b * T + i) * qs + (int64_t)h * HS, 0, sizeof(float) * HS);
                 for (int kb = 0; kb < nb; kb++) {
                     int j0 = kb * BLK, nj = T - j0 < BLK ? T - j0 : BLK;
                     int64_t krow = ((int64_t)b * T + j0) * ks + (int64_t)kvh * HS;
@@ -178,9 +174,9 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
                     tile_transpose(Vt, v + krow, ks, nj, HS);
                     for (int i0 = j0; i0 < T; i0 += BLK) {
                         int ni = T - i0 < BLK ? T - i0 : BLK;
-                        if (lo[i0] > j0 + nj - 1) { /* documents start in order: no later row sees these keys */
+                        if (lo(i0) > j0 + nj - 1) { /* documents start in order: no later row sees these keys */
                             int any = 0;
-                            for (int r = 0; r < ni && !any; r++) any = lo[i0 + r] <= j0 + nj - 1;
+                            for (int r = 0; r < ni && !any; r++) any = lo(i0 + r) <= j0 + nj - 1;
                             if (!any) continue;
                         }
                         int64_t qrow = ((int64_t)b * T + i0) * qs + (int64_t)h * HS;
@@ -189,10 +185,13 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
                         tile_gemm(dP, BLK, dout + qrow, (int)qs, Vt, BLK, ni, BLK, HS, 0);
                         for (int r = 0; r < ni; r++) {
                             int i = i0 + r;
+                            const float *dor = dout + qrow + (int64_t)r * qs, *our = out + qrow + (int64_t)r * qs;
+                            float D = 0; /* rowsum(dO * O), recomputed per key block */
+                            for (int e = 0; e < HS; e++) D += dor[e] * our[e];
                             float *s = S + r * BLK, *dp = dP + r * BLK;
-                            v8f L = v8_set1(lr[(int64_t)r * H]), Dv = v8_set1(D[i]), zero = v8_set1(0.0f);
+                            v8f L = v8_set1(lr[(int64_t)r * H]), Dv = v8_set1(D), zero = v8_set1(0.0f);
                             for (int c = 0; c < BLK; c += 8) {
-                                v8i ok = tile_mask(i, lo[i], j0 + c);
+                                v8i ok = tile_mask(i, lo(i), j0 + c);
                                 v8f pr = v8_select(ok, v8_exp(v8_load(s + c) * scale - L), zero);
                                 v8_store(s + c, pr);                                  /* P */
                                 v8_store(dp + c, pr * (v8_load(dp + c) - Dv) * scale); /* dS, scaled */
@@ -212,6 +211,8 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
         }
 }
 
+#undef lo
+
 void attention_decode_cpu(float *out, const float *q, const float *kc, const float *vc, int Tk, int H, int KVH,
                           int HS) {
     const float scale = 1.0f / sqrtf((float)HS);
@@ -219,7 +220,9 @@ void attention_decode_cpu(float *out, const float *q, const float *kc, const flo
 #pragma omp parallel for
     for (int h = 0; h < H; h++) {
         int kvh = h / rep;
-        float s[Tk], m = -INFINITY, z = 0;
+        /* scores: on the stack up to 4096 keys; a longer context (generation only, never a
+         * training step) takes them from the heap rather than a stack array sized by Tk */
+        float sbuf[4096], *s = Tk <= 4096 ? sbuf : xmalloc(sizeof(float) * (size_t)Tk), m = -INFINITY, z = 0;
         for (int j = 0; j < Tk; j++) {
             const float *qv = q + (int64_t)h * HS, *kv = kc + ((int64_t)j * KVH + kvh) * HS;
             float d = 0;
@@ -234,5 +237,6 @@ void attention_decode_cpu(float *out, const float *q, const float *kc, const flo
             const float *vv = vc + ((int64_t)j * KVH + kvh) * HS;
             for (int e = 0; e < HS; e++) o[e] += s[j] / z * vv[e];
         }
+        if (s != sbuf) free(s);
     }
 }

@@ -1,8 +1,11 @@
 /* buffers: the CPU backend's memory entries (host memory: calloc/memcpy) and its flat-buffer
  * kernels: dropout, the AdamW update, the sum of squares and scaling used by gradient clipping.
  * Contracts in kernels.h; the AdamW arithmetic is torch's single-tensor path (train/optim.c). */
-#include <immintrin.h>
 #include <math.h>
+#if defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
+#define BUFFERS_AVX 1
+#include <immintrin.h> /* x86 only; other CPUs (aarch64) take the portable loop */
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +42,7 @@ void adamw_cpu(float *w, float *m, float *v, const float *g, int64_t n, float de
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < n; j0 += 1024) {
         int64_t j1 = j0 + 1024 < n ? j0 + 1024 : n, j = j0;
-#ifdef __AVX__
+#ifdef BUFFERS_AVX
         /* 8 at a time: the same operations in the same order (bitwise equal to the scalar loop;
          * scalar sqrtf is not auto-vectorized because of errno) */
         typedef float v8 __attribute__((vector_size(32)));

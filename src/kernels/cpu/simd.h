@@ -5,7 +5,8 @@
 #pragma once
 #include <stdint.h>
 #include <string.h>
-#ifdef __FMA__
+#if defined(__FMA__) && defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
+#define SIMD_X86_FMA 1
 #include <immintrin.h>
 #endif
 
@@ -28,7 +29,7 @@ static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v8f v8_set1(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
 /* a * b + c, fused where the CPU has FMA */
 static inline v8f v8_fma(v8f a, v8f b, v8f c) {
-#if defined(__FMA__) && defined(__AVX__)
+#ifdef SIMD_X86_FMA
     return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
     return a * b + c;
