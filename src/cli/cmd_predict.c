@@ -14,11 +14,15 @@
 #include "model/model.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
+#include "train/config_mindformers.h"
 #include "train/pipeline.h"
 #include "train/step.h"
 
 static int load_model_and_adapter(struct model *m, const struct run_config *cfg) {
-    if (model_load(m, cfg->load_checkpoint, cfg->model.num_layers, 0)) return -1;
+    char *shape = config_hf_config_json(cfg); /* the shape of a .ckpt with no config.json beside it */
+    int bad = model_load_from(m, cfg->load_checkpoint, shape, cfg->model.num_layers, 0, 0);
+    free(shape);
+    if (bad) return -1;
     const char *ad = cfg->model.pet.adapter_path;
     if (ad && ad[0] && lora_load_adapter(m, ad)) return err_wrap("adapter_path");
     return 0;

@@ -17,6 +17,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/config_mindformers.h"
 #include "train/dp.h"
 #include "train/metrics.h"
 #include "train/pipeline.h"
@@ -56,9 +57,10 @@ static int load_model(struct run *r, const char *resume_path) {
     if (!lora && c->model.param_init_type == DTYPE_BF16)
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
-    if (bf16_base ? model_load_bf16_base(&r->m, src, c->model.num_layers)
-                  : model_load(&r->m, src, c->model.num_layers, !lora))
-        return err_wrap("load_checkpoint");
+    char *shape = config_hf_config_json(c); /* the shape of a .ckpt with no config.json beside it */
+    int bad = model_load_from(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base);
+    free(shape);
+    if (bad) return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
     const struct config_pet *p = &c->model.pet;
@@ -78,6 +80,7 @@ static void plan_epoch(struct run *r, int64_t epoch) {
     if (r->plan.row_start && r->plan_epoch == epoch) return;
     row_plan_free(&r->plan);
     struct pack_options po = {.packing = r->cfg->train_dataset.packing,
+                              .strategy = r->cfg->train_dataset.pack_strategy,
                               .shuffle = r->cfg->train_dataset.shuffle,
                               .seq_length = r->cfg->train_dataset.seq_length,
                               .seed = (uint64_t)r->cfg->seed};
