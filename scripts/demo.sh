@@ -24,12 +24,5 @@ echo "== 5. after LoRA"
     --set eval_dataset.chat_template=alpaca | tee demo_out/eval_after.json
 ./csft predict --model demo_out/pretrained --adapter demo_out/lora --chat-template alpaca --max-new-tokens 24 \
     --input-file examples/demo/test.jsonl --output-file demo_out/after.jsonl 2>&1 | tee demo_out/score_after.txt
-echo "== samples (after LoRA): some right, some wrong"
-grep '"exact_match":true' demo_out/after.jsonl | head -n 4
-grep '"exact_match":false' demo_out/after.jsonl | head -n 2
-echo "== summary"
-echo "held-out eval loss  before: $(sed -E 's/.*"eval_loss": ([0-9.]+).*/\1/' demo_out/eval_before.json)" \
-     "  after: $(sed -E 's/.*"eval_loss": ([0-9.]+).*/\1/' demo_out/eval_after.json)"
-echo "exact match         before: $(grep -o '[0-9]*/[0-9]* ([0-9.]*%)' demo_out/score_before.txt)" \
-     "  after: $(grep -o '[0-9]*/[0-9]* ([0-9.]*%)' demo_out/score_after.txt)"
+bash scripts/demo_summary.sh demo_out
 echo "merged model: ./csft merge --base demo_out/pretrained --adapter demo_out/lora --out demo_out/merged"

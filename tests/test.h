@@ -6,7 +6,27 @@
 #include <stdio.h>
 #include <string.h>
 
-static int t_passed, t_failed, t_cur_failed;
+static int t_passed, t_failed, t_skipped, t_cur_failed, t_cur_skipped;
+
+/* Marks the current test as skipped (reason printed); a skipped test counts neither as passed
+ * nor as failed and shows as ", N skipped" in the summary line. */
+#define SKIP(...)                            \
+    do {                                     \
+        t_cur_skipped = 1;                   \
+        printf("SKIP: ");                    \
+        printf(__VA_ARGS__);                 \
+        putchar('\n');                       \
+    } while (0)
+
+/* Counts one skipped check inside a test that otherwise runs (e.g. golden lines whose licensed
+ * files are absent): the summary shows it as a skip, the rest of the test still passes or fails. */
+#define SKIP_PART(...)                       \
+    do {                                     \
+        t_skipped++;                         \
+        printf("SKIP: ");                    \
+        printf(__VA_ARGS__);                 \
+        putchar('\n');                       \
+    } while (0)
 
 #define EXPECT(cond, ...)                                                    \
     do {                                                                     \
@@ -39,13 +59,20 @@ static int t_passed, t_failed, t_cur_failed;
 #define RUN(fn)                                                   \
     do {                                                          \
         t_cur_failed = 0;                                         \
+        t_cur_skipped = 0;                                        \
         fn();                                                     \
         if (t_cur_failed) {                                       \
             t_failed++;                                           \
             fprintf(stderr, "FAIL %s\n", #fn);                    \
+        } else if (t_cur_skipped) {                               \
+            t_skipped++;                                          \
         } else {                                                  \
             t_passed++;                                           \
         }                                                         \
     } while (0)
 
-#define TEST_SUMMARY(name) (printf("%s: %d passed, %d failed\n", (name), t_passed, t_failed), t_failed ? 1 : 0)
+/* "NAME: N passed, N failed" plus ", N skipped" when some were skipped (read by run.sh). */
+#define TEST_SUMMARY(name)                                                                         \
+    (t_skipped ? printf("%s: %d passed, %d failed, %d skipped\n", (name), t_passed, t_failed, t_skipped) \
+               : printf("%s: %d passed, %d failed\n", (name), t_passed, t_failed),                  \
+     t_failed ? 1 : 0)

@@ -3,7 +3,7 @@
 # goldens and on the chat-template goldens (rendering, assistant spans, ids). The Llama 3 files
 # are read from ../shared (their license forbids copying them here) and skipped without it.
 set -u
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 run() { # $1: description; the rest: the command
     local what=$1
     shift
@@ -23,10 +23,15 @@ if [ -d "$llama" ]; then
     run "chat template golden" ./csft tokenize --tokenizer qwen3=$qwen --tokenizer alpaca=$qwen --tokenizer llama3=$llama \
         --check tests/fixtures/chat_templates/golden.jsonl
 else
-    echo "test_cli_goldens.sh: $llama absent: Llama 3 goldens skipped"
+    echo "SKIP: test_cli_goldens.sh: $llama absent: Llama 3 tokenizer golden and chat-template lines skipped"
+    skipped=2
     grep -v '"template": "llama3"' tests/fixtures/chat_templates/golden.jsonl > build/golden_no_llama3.jsonl
     run "chat template golden (qwen3, alpaca)" ./csft tokenize --tokenizer qwen3=$qwen --tokenizer alpaca=$qwen \
         --check build/golden_no_llama3.jsonl
 fi
-echo "cli_goldens: $passed passed, $failed failed"
+if [ $skipped -gt 0 ]; then
+    echo "cli_goldens: $passed passed, $failed failed, $skipped skipped"
+else
+    echo "cli_goldens: $passed passed, $failed failed"
+fi
 [ $failed -eq 0 ]

@@ -206,16 +206,16 @@ static void test_error_paths(void) {
     /* disk full while saving: earlier checkpoints stay intact and loadable */
     system("rm -rf build/tmp_ft/csft_ft_err_out");
     EXPECT(run("CSFT_TEST_KILL_AFTER_STEP=2 ./csft finetune --config build/tmp_ft/csft_ft_err.yaml", NULL) == 137, "run to step 2");
-    char *before = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
+    size_t n_before = 0, n_after = 0;
+    char *before = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", &n_before);
     EXPECT(before != NULL, "checkpoint-2 exists");
     /* a file-size limit makes every write past 64 KiB fail like a full disk */
     expect_error("bash -c 'ulimit -f 64; ./csft finetune --config build/tmp_ft/csft_ft_err.yaml --set resume_training=true'",
                  "checkpoint");
-    char *after = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", NULL);
-    EXPECT(before && after && strcmp(before, after) == 0 &&
-               files_equal("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors",
-                           "build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors"),
-           "checkpoint-2 unchanged");
+    char *after = file_read_all("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-2/model.safetensors", &n_after);
+    /* binary files: every byte, not up to the first NUL */
+    EXPECT(before && after && n_before > 1000 && n_before == n_after && memcmp(before, after, n_before) == 0,
+           "checkpoint-2 unchanged (%zu vs %zu bytes)", n_before, n_after);
     EXPECT(!dir_exists("build/tmp_ft/csft_ft_err_out/checkpoints/checkpoint-3"), "no half-written checkpoint-3");
     free(before), free(after);
     /* and the run resumes from it once there is space again */

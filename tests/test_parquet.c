@@ -5,8 +5,11 @@
 #include "data/parquet.h"
 #include "test.h"
 
+#include <brotli/encode.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <lz4.h>
+#include <zstd.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -338,6 +341,30 @@ struct sel {
     int type, rep, n_children, converted;
 };
 
+/* Compresses a page with a Parquet codec: 4 BROTLI, 5 LZ4 in Hadoop's framing (5 | RAW_LZ4:
+ * a bare LZ4 block, as older Arrow wrote), 7 LZ4_RAW, 6 ZSTD. */
+enum { RAW_LZ4 = 0x100 };
+static void page_compress(struct buf *page, int codec) {
+    size_t cap = page->n * 2 + 1024, n = 0;
+    uint8_t *out = xmalloc(cap);
+    if (codec == 4) {
+        n = cap;
+        if (!BrotliEncoderCompress(5, 22, BROTLI_MODE_GENERIC, page->n, page->p, &n, out)) n = 0;
+    } else if (codec == 5 || codec == 7 || codec == (5 | RAW_LZ4)) {
+        int hadoop = codec == 5;
+        int r = LZ4_compress_default((const char *)page->p, (char *)out + 8 * hadoop, (int)page->n, (int)cap - 8);
+        n = (size_t)r + 8 * hadoop;
+        if (hadoop)
+            for (int k = 0; k < 4; k++)
+                out[k] = (uint8_t)(page->n >> (24 - 8 * k)), out[4 + k] = (uint8_t)((uint32_t)r >> (24 - 8 * k));
+    } else if (codec == 6) {
+        n = ZSTD_compress(out, cap, page->p, page->n, 3);
+    }
+    free(page->p);
+    page->p = out;
+    page->n = page->cap = n;
+}
+
 /* Writes the file to TMP. codec / value encoding / type of the first column are overridable. */
 static void build_file(const struct sel *schema, int n_schema, const struct tcol *cols, int n_cols,
                        int n_rows, int codec, int encoding0, int type0) {
@@ -350,10 +377,12 @@ static void build_file(const struct sel *schema, int n_schema, const struct tcol
         if (tc->max_rep) levels_put(&page, tc->rep, tc->n);
         if (tc->max_def) levels_put(&page, tc->def, tc->n);
         b_put(&page, tc->vals, tc->vals_len);
+        size_t usize = page.n;
+        if (c == 0 && codec) page_compress(&page, codec);
         off[c] = (int64_t)b.n;
         int16_t l = 0, l2 = 0;
         t_i32(&b, &l, 1, 0); /* DATA_PAGE */
-        t_i32(&b, &l, 2, (int64_t)page.n);
+        t_i32(&b, &l, 2, (int64_t)usize);
         t_i32(&b, &l, 3, (int64_t)page.n);
         t_field(&b, &l, 12, 5);
         t_i32(&b, &l2, 1, tc->n);
@@ -405,7 +434,7 @@ static void build_file(const struct sel *schema, int n_schema, const struct tcol
                 b_put(&b, q, n);
                 q += n + 1;
             }
-            t_i32(&b, &lm, 4, c == 0 ? codec : 0);
+            t_i32(&b, &lm, 4, c == 0 ? codec & 0xff : 0);
             t_i64(&b, &lm, 5, cols[c].n);
             t_i64(&b, &lm, 6, size[c]);
             t_i64(&b, &lm, 7, size[c]);
@@ -483,8 +512,8 @@ static void synthetic_write(int codec, int encoding0, int type0) {
     build_file(SCHEMA, 10, cols, 5, 4, codec, encoding0, type0);
 }
 
-static void synthetic_check(const char **want, int encoding0) {
-    synthetic_write(0, encoding0, -1);
+static void synthetic_check(const char **want, int encoding0, int codec) {
+    synthetic_write(codec, encoding0, -1);
     struct parquet *p;
     EXPECT(parquet_open(&p, TMP) == 0, "%s", err_msg());
     if (!p) return;
@@ -496,7 +525,7 @@ static void synthetic_check(const char **want, int encoding0) {
         if (!rec) break;
         cJSON *w = cJSON_Parse(want[i]);
         char *got = cJSON_PrintUnformatted(rec);
-        EXPECT(cJSON_Compare(w, rec, 1), "encoding %d row %d: got %s", encoding0, i, got);
+        EXPECT(cJSON_Compare(w, rec, 1), "encoding %d codec %d row %d: got %s", encoding0, codec, i, got);
         free(got);
         cJSON_Delete(w);
         cJSON_Delete(rec);
@@ -513,22 +542,43 @@ static void test_synthetic(void) {
         "{\"id\":4,\"score\":2,\"flag\":true,\"big\":1,\"matrix\":[]}",
     };
     for (int variant = 0; variant < 2; variant++)
-        synthetic_check(want, variant ? 5 : 0); /* PLAIN, then DELTA_BINARY_PACKED ids */
+        synthetic_check(want, variant ? 5 : 0, 0); /* PLAIN, then DELTA_BINARY_PACKED ids */
 
+    /* Every codec gives the same records (column 0 compressed). */
+    static const int codecs[] = {4, 5, 5 | RAW_LZ4, 6, 7};
+    for (int k = 0; k < 5; k++)
+        synthetic_check(want, 0, codecs[k]);
     int64_t rows;
-    synthetic_write(5, 0, -1); /* LZ4 (hadoop framing) */
-    EXPECT(read_all(&rows) == -1, "lz4");
-    EXPECT_ERR("column 'id', row group 0: unsupported compression codec LZ4");
+    synthetic_write(3, 0, -1); /* LZO: not supported */
+    EXPECT(read_all(&rows) == -1, "lzo");
+    EXPECT_ERR("column 'id', row group 0, page at byte 4: unsupported compression codec LZO");
     synthetic_write(0, 7, -1); /* DELTA_BYTE_ARRAY on an INT32 column */
     EXPECT(read_all(&rows) == -1, "encoding");
     EXPECT_ERR("column 'id', row group 0, page at byte 4: unsupported encoding DELTA_BYTE_ARRAY for physical "
                "type INT32");
-    synthetic_write(0, 0, 3); /* INT96 */
+    synthetic_write(0, 0, 3); /* INT96 with 4-byte values */
     EXPECT(read_all(&rows) == -1, "int96");
-    EXPECT_ERR("column 'id': unsupported physical type INT96");
+    EXPECT_ERR("column 'id', row group 0, page at byte 4: values: 4 PLAIN INT96 values of 12 bytes need 48 bytes, 16 left");
+}
+
+/* One row holding 2^21 + 1 list elements (a list of nulls: a few bytes each) is refused with a
+ * message instead of being assembled: a small hostile file must not build a huge record. */
+static void test_row_cap(void) {
+    static const struct sel schema[] = {
+        {"schema", -1, 0, 1, -1}, {"l", -1, 1, 1, 3}, {"list", -1, 2, 1, -1}, {"element", 1, 1, 0, -1}};
+    int n = (1 << 21) + 1;
+    int *rep = xmalloc((size_t)n * sizeof *rep), *def = xmalloc((size_t)n * sizeof *def);
+    for (int i = 0; i < n; i++) rep[i] = i > 0, def[i] = 2;
+    const struct tcol col = {"l.list.element", 1, 3, 1, n, rep, def, NULL, 0};
+    build_file(schema, 4, &col, 1, 1, 0, 0, -1);
+    free(rep), free(def);
+    int64_t rows;
+    EXPECT(read_all(&rows) == -1 && rows == 0, "row cap");
+    EXPECT_ERR("row 0, column 'l.list': the row holds more than 2097152 values");
 }
 
 int main(void) {
+    RUN(test_row_cap);
     RUN(test_synthetic);
     RUN(test_fixtures);
     RUN(test_open_errors);

@@ -150,7 +150,7 @@ static void test_qwen_golden_vocab_merges(void) {
 
 static void test_llama3_golden(void) {
     if (!file_exists(LLAMA3_DIR "/tokenizer.json") || !file_exists(LLAMA3_GOLDEN)) {
-        printf("SKIP llama3 golden: %s not present (Meta license: not copied into the repo)\n", LLAMA3_DIR);
+        SKIP("llama3 golden: %s not present (Meta license: not copied into the repo)", LLAMA3_DIR);
         return;
     }
     struct tokenizer *tk;
@@ -705,9 +705,8 @@ static void test_llama2_golden(void) {
     const char *path = getenv("CSFT_LLAMA2_TOKENIZER");
     if (!path || !*path) path = "/tmp/llama2-tokenizer/tokenizer.json";
     if (!file_exists(path) && !dir_exists(path)) {
-        printf("SKIP llama2 golden: %s not present (set CSFT_LLAMA2_TOKENIZER; see "
-               "bench/tokenizer/make_llama2_golden.js)\n",
-               path);
+        SKIP("llama2 golden: %s not present (set CSFT_LLAMA2_TOKENIZER; see bench/tokenizer/make_llama2_golden.js)",
+             path);
         return;
     }
     struct tokenizer *tk;

@@ -107,6 +107,8 @@ static void print_json(FILE *f, const cJSON *j) {
         fputc(obj ? '}' : ']', f);
     } else if (cJSON_IsString(j))
         print_string(f, j->valuestring);
+    else if (cJSON_IsRaw(j)) /* numbers a reader spelled itself (MindRecord floats, int64 past 2^53) */
+        fputs(j->valuestring, f);
     else if (cJSON_IsNumber(j))
         print_number(f, j->valuedouble);
     else if (cJSON_IsTrue(j))

@@ -131,6 +131,8 @@ static int build_in_memory(struct dataset *ds, const struct dataset_options *opt
             rc = -1;
             break;
         }
+        const char *cols[32];
+        reader_select(r, cols, format_columns(&f->opt, cols, 32));
         chunk_read(&c[0], r);
         int cur = 0;
         /* master, not single: err_set is thread-local and the caller reads it on this thread */

@@ -35,6 +35,18 @@ static const cJSON *col(const struct format_options *opt, const cJSON *rec, cons
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
+/* Every canonical column some format reads (format_columns); keep in step with col() calls. */
+static const char *const CANONICAL[] = {"instruction", "input",   "output",    "system", "history",
+                                        "messages",    "conversations", "text", "tools",  "input_ids",
+                                        "labels",      "attention_mask", "target_ids"};
+
+int format_columns(const struct format_options *opt, const char **out, int max) {
+    int n = 0;
+    for (size_t k = 0; k < sizeof CANONICAL / sizeof *CANONICAL && n < max; k++)
+        out[n++] = column_name(opt, CANONICAL[k]);
+    return n;
+}
+
 int format_detect(const struct format_options *opt, const cJSON *rec) {
     if (opt->format != DATA_FORMAT_AUTO) return opt->format;
     if (col(opt, rec, "messages")) return DATA_FORMAT_MESSAGES;
@@ -178,9 +190,48 @@ static int render_and_tokenize(const struct formatter *f, const struct chat_temp
     return rc;
 }
 
+/* MindFormers' target_ids schema (research/qwen2 qwen2_preprocess.py: target_ids = input_ids,
+ * attention_mask = ids != pad): their LlamaForCausalLM trains label t+1 wherever input token t is
+ * not padding (input_mask = tokens != pad_token_id), so every non-pad token and the first pad
+ * after the text are trained. attention_mask, when present, says what is padding; else the pad
+ * id. Trailing tokens that train nothing are dropped (causal attention: the loss is unchanged). */
+static int format_target_ids(const struct formatter *f, const cJSON *rec, const cJSON *tgt, const char *file,
+                             int64_t row, struct formatted *out) {
+    const cJSON *am = col(&f->opt, rec, "attention_mask");
+    int64_t n = out->n;
+    if (!cJSON_IsArray(tgt) || cJSON_GetArraySize(tgt) != n)
+        return err_set("%s: row %lld: \"target_ids\" must be a list as long as input_ids (%lld)", file, (long long)row,
+                       (long long)n);
+    if (am && (!cJSON_IsArray(am) || cJSON_GetArraySize(am) != n))
+        return err_set("%s: row %lld: \"attention_mask\" must be a list as long as input_ids (%lld)", file,
+                       (long long)row, (long long)n);
+    if (!am && f->pad_id < 0)
+        return err_set("%s: row %lld: target_ids without attention_mask needs the pad token id (the model's "
+                       "pad_token_id or the tokenizer's pad_token)", file, (long long)row);
+    const cJSON *t = tgt->child, *m = am ? am->child : NULL;
+    int prev_real = 0;
+    int64_t last = -1;
+    for (int64_t i = 0; i < n; i++, t = t->next, m = m ? m->next : NULL) {
+        if (!cJSON_IsNumber(t) || (am && !cJSON_IsNumber(m)))
+            return err_set("%s: row %lld: target_ids[%lld] / attention_mask[%lld] must be numbers", file, (long long)row,
+                           (long long)i, (long long)i);
+        int trained = i > 0 && prev_real && t->valuedouble >= 0;
+        if (trained && t->valueint != out->ids[i])
+            return err_set("%s: row %lld: target_ids[%lld] = %d differs from input_ids[%lld] = %d (csft trains each "
+                           "token on the tokens before it; shifted targets are not supported)", file, (long long)row,
+                           (long long)i, t->valueint, (long long)i, out->ids[i]);
+        out->labels[i] = trained ? out->ids[i] : -100;
+        if (trained) last = i;
+        prev_real = am ? m->valuedouble != 0 : out->ids[i] != f->pad_id;
+    }
+    if (last >= 0) out->n = last + 1;
+    return 0;
+}
+
 static int format_tokenized(const struct formatter *f, const cJSON *rec, const char *file, int64_t row,
                             struct formatted *out) {
     const cJSON *ids = col(&f->opt, rec, "input_ids"), *labels = col(&f->opt, rec, "labels");
+    const cJSON *tgt = labels ? NULL : col(&f->opt, rec, "target_ids");
     if (!cJSON_IsArray(ids)) return err_set("%s: row %lld: \"input_ids\" must be a list of ints", file, (long long)row);
     int64_t n = cJSON_GetArraySize(ids);
     if (labels && (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != n))
@@ -201,7 +252,7 @@ static int format_tokenized(const struct formatter *f, const cJSON *rec, const c
         out->labels[i] = l ? (l->valuedouble < 0 ? -100 : l->valueint) : e->valueint;
     }
     out->n = n;
-    return 0;
+    return tgt ? format_target_ids(f, rec, tgt, file, row, out) : 0;
 }
 
 static int truncate_out(const struct formatter *f, struct formatted *out, const char *file, int64_t row) {

@@ -46,6 +46,7 @@ struct formatter {
                                                 output); NULL = render them as a conversation with tmpl */
     int32_t eos_id;                   /* appended (and trained) after Alpaca-prompt outputs and text; -1 = none */
     int32_t vocab_size;               /* tokenized records are checked against it */
+    int32_t pad_id;                   /* MindFormers target_ids records without attention_mask; -1 = unknown */
 };
 
 /* One formatted record. Reuse across calls (buffers grow); free with formatted_free. */
@@ -61,5 +62,8 @@ void formatted_free(struct formatted *f);
  * file and row (missing columns, empty conversation, wrong types, unknown roles, ...). */
 int format_record(const struct formatter *f, const struct cJSON *rec, const char *file, int64_t row,
                   struct formatted *out);
+/* The dataset columns (under the mapping) any format may read, at most max, into out (the
+ * strings live as long as opt); readers may leave every other column undecoded. */
+int format_columns(const struct format_options *opt, const char **out, int max);
 /* Which format a record looks like under the column mapping (AUTO resolved), or -1. */
 int format_detect(const struct format_options *opt, const struct cJSON *rec);

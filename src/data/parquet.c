@@ -7,12 +7,14 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/base64.h"
 #include "data/parquet_column.h"
 #include "data/thrift.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,14 +23,20 @@
 
 enum { REP_REQUIRED = 0, REP_OPTIONAL = 1, REP_REPEATED = 2 };
 /* converted_type values we act on. */
-enum { CT_MAP = 1, CT_MAP_KEY_VALUE = 2, CT_LIST = 3, CT_UINT_8 = 11, CT_UINT_64 = 14 };
+enum {
+    CT_UTF8 = 0, CT_MAP = 1, CT_MAP_KEY_VALUE = 2, CT_LIST = 3, CT_ENUM = 4, CT_DECIMAL = 5,
+    CT_UINT_8 = 11, CT_UINT_64 = 14, CT_JSON = 19
+};
 /* LogicalType union field ids. */
-enum { LT_MAP = 2, LT_LIST = 3 };
-enum { MAX_SCHEMA_DEPTH = 64 };
+enum { LT_STRING = 1, LT_MAP = 2, LT_LIST = 3, LT_ENUM = 4, LT_DECIMAL = 5, LT_JSON = 12, LT_UUID = 14, LT_FLOAT16 = 15 };
+/* MAX_ROW_VALUES bounds one record's size in memory (an SFT record holds at most a few
+ * hundred thousand tokens). */
+enum { MAX_SCHEMA_DEPTH = 64, MAX_FIXED_LEN = 1 << 20, MAX_ROW_VALUES = 1 << 21 };
 
 struct pq_node {
     char *name, *path;
     int repetition, type, converted, logical;
+    int type_length, scale; /* FIXED_LEN_BYTE_ARRAY width; DECIMAL scale */
     int n_children, *children;
     int def_level, rep_level;
     int first_leaf, n_leaves;
@@ -56,11 +64,13 @@ struct parquet {
     int *leaf_node; /* node index of each leaf (column) */
     struct pq_column *cols;
     int n_cols;
+    unsigned char *active; /* per leaf: decoded (parquet_select leaves out the others) */
     struct pq_row_group *rgs;
     int n_rgs;
     int rg;              /* current row group, -1 before the first */
     int64_t rg_row, row; /* next row inside the row group / in the file */
     int failed;
+    int64_t row_values; /* leaf values assembled into the current row */
     char *scratch;
     size_t scratch_cap;
 };
@@ -84,16 +94,28 @@ static int node_read(struct thrift *t, struct pq_node *n) {
             n->name = xmalloc(len + 1);
             if (len) memcpy(n->name, s, len);
             n->name[len] = 0;
-        } else if (id == 5)
+        } else if (id == 2)
+            n->type_length = thrift_i32(t, ft);
+        else if (id == 5)
             n->n_children = thrift_i32(t, ft);
         else if (id == 6)
             n->converted = thrift_i32(t, ft);
+        else if (id == 7)
+            n->scale = thrift_i32(t, ft);
         else if (id == 10 && ft == THRIFT_STRUCT) { /* LogicalType: a union, the field id says which */
             int16_t l2 = 0, id2;
             int ft2;
             while (thrift_field(t, &l2, &ft2, &id2)) {
                 n->logical = id2;
-                thrift_skip(t, ft2);
+                if (id2 == LT_DECIMAL && ft2 == THRIFT_STRUCT) { /* DecimalType {1: scale, 2: precision} */
+                    int16_t l3 = 0, id3;
+                    int ft3;
+                    while (thrift_field(t, &l3, &ft3, &id3)) {
+                        if (id3 == 1) n->scale = thrift_i32(t, ft3);
+                        else thrift_skip(t, ft3);
+                    }
+                } else
+                    thrift_skip(t, ft2);
             }
         } else
             thrift_skip(t, ft);
@@ -265,17 +287,22 @@ static int schema_check(struct parquet *p) {
         return err_set("%s: schema has %d elements but the tree from the root covers %d", p->path, p->n_nodes,
                        next);
     p->cols = xcalloc((size_t)p->n_cols, sizeof *p->cols);
+    p->active = xmalloc((size_t)p->n_cols);
+    memset(p->active, 1, (size_t)p->n_cols);
     for (int k = 0; k < p->n_cols; k++) {
         const struct pq_node *n = &p->nodes[p->leaf_node[k]];
-        if (n->type != PQ_BOOLEAN && n->type != PQ_INT32 && n->type != PQ_INT64 && n->type != PQ_FLOAT &&
-            n->type != PQ_DOUBLE && n->type != PQ_BYTE_ARRAY)
+        if (n->type < PQ_BOOLEAN || n->type > PQ_FIXED_LEN_BYTE_ARRAY)
             return err_set("%s: column '%s': unsupported physical type %s", p->path, n->path,
                            pq_type_name(n->type));
+        if (n->type == PQ_FIXED_LEN_BYTE_ARRAY && (n->type_length < 1 || n->type_length > MAX_FIXED_LEN))
+            return err_set("%s: column '%s': FIXED_LEN_BYTE_ARRAY of length %d (expected 1 to %d)", p->path,
+                           n->path, n->type_length, MAX_FIXED_LEN);
         struct pq_column *c = &p->cols[k];
         c->file = p->path;
         c->base = p->map;
         c->path = n->path;
         c->type = n->type;
+        c->type_length = n->type_length;
         c->max_def = n->def_level;
         c->max_rep = n->rep_level;
     }
@@ -301,14 +328,14 @@ static int schema_check(struct parquet *p) {
             if (ch->type != c->type)
                 return err_set("%s: column '%s', row group %d: chunk type %s, schema type %s", p->path,
                                c->path, r, pq_type_name(ch->type), pq_type_name(c->type));
-            if (ch->codec != PQ_CODEC_UNCOMPRESSED && ch->codec != PQ_CODEC_SNAPPY &&
-                ch->codec != PQ_CODEC_GZIP && ch->codec != PQ_CODEC_ZSTD)
-                return err_set("%s: column '%s', row group %d: unsupported compression codec %s", p->path,
-                               c->path, r, pq_codec_name(ch->codec));
             /* The chunk starts at its dictionary page when there is one (some writers leave
              * dictionary_page_offset 0 or past the data page: ignore those). */
             int64_t start = ch->data_off;
             if (ch->dict_off > 0 && ch->dict_off < ch->data_off) start = ch->dict_off;
+            if (rg->n_rows == 0 && ch->n_values == 0) { /* empty: never read (some writers leave offset 0) */
+                ch->data_off = 0, ch->size = 0;
+                continue;
+            }
             if (start < 4 || ch->size < 0 || ch->n_values < 0 || (uint64_t)start > footer_start ||
                 (uint64_t)ch->size > footer_start - (uint64_t)start)
                 return err_set(
@@ -318,9 +345,9 @@ static int schema_check(struct parquet *p) {
             ch->data_off = start;
         }
     }
-    if (total != p->n_rows)
-        return err_set("%s: row groups hold %lld rows, the footer says %lld", p->path, (long long)total,
-                       (long long)p->n_rows);
+    /* The row groups' counts are what is read (as Arrow does): some writers leave the footer's
+     * num_rows at 0. */
+    p->n_rows = total;
     return 0;
 }
 
@@ -388,6 +415,7 @@ void parquet_close(struct parquet *p) {
     }
     free(p->nodes);
     free(p->leaf_node);
+    free(p->active);
     for (int r = 0; r < p->n_rgs; r++) {
         for (int k = 0; k < p->rgs[r].n_chunks; k++)
             free(p->rgs[r].chunks[k].path);
@@ -405,6 +433,26 @@ int64_t parquet_row(const struct parquet *p) { return p->row; }
 int parquet_num_columns(const struct parquet *p) { return p->nodes[0].n_children; }
 const char *parquet_column_name(const struct parquet *p, int i) {
     return i >= 0 && i < p->nodes[0].n_children ? p->nodes[p->nodes[0].children[i]].name : NULL;
+}
+
+int parquet_select(struct parquet *p, const char *const *names, int n) {
+    const struct pq_node *root = &p->nodes[0];
+    int kept = 0;
+    for (int k = 0; k < root->n_children; k++)
+        for (int j = 0; j < n; j++)
+            if (strcmp(p->nodes[root->children[k]].name, names[j]) == 0) {
+                kept++;
+                break;
+            }
+    if (kept == 0) return 0;
+    for (int k = 0; k < root->n_children; k++) {
+        const struct pq_node *c = &p->nodes[root->children[k]];
+        int on = 0;
+        for (int j = 0; j < n && !on; j++)
+            on = strcmp(c->name, names[j]) == 0;
+        memset(p->active + c->first_leaf, on, (size_t)c->n_leaves);
+    }
+    return kept;
 }
 
 /* ---- record assembly ---- */
@@ -447,35 +495,142 @@ static int skip_under(struct parquet *p, int ni, int below_def) {
     return 0;
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (the civil calendar algorithm of
+ * H. Hinnant's "chrono-Compatible Low-Level Date Algorithms"). */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* INT96 timestamps (Impala / Spark): 8 bytes of nanoseconds in the day, then 4 of Julian day,
+ * little-endian; shown as an ISO 8601 UTC time with as many fraction digits as it needs.
+ * Microseconds since the epoch are computed modulo 2^64 as Spark does, so that the times
+ * Spark's writer wrapped around (years past 294247) read back as Spark reads them. */
+static cJSON *int96_json(const uint8_t *b) {
+    int64_t nanos;
+    int32_t jd;
+    memcpy(&nanos, b, 8);
+    memcpy(&jd, b + 8, 4);
+    const int64_t day_us = 86400000000LL;
+    int64_t us = (int64_t)((uint64_t)((int64_t)jd - 2440588) * (uint64_t)day_us + (uint64_t)(nanos / 1000));
+    int64_t sub = nanos % 1000;
+    if (sub < 0) sub += 1000, us--;
+    int64_t days = us >= 0 ? us / day_us : -((-(us + 1)) / day_us) - 1;
+    int64_t in_day = us - days * day_us;
+    int64_t y;
+    int mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    int64_t secs = in_day / 1000000, frac = (in_day % 1000000) * 1000 + sub;
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, mo, d, (int)(secs / 3600),
+                     (int)(secs / 60 % 60), (int)(secs % 60));
+    if (frac % 1000 == 0 && frac)
+        snprintf(buf + n, sizeof buf - (size_t)n, ".%06lld", (long long)(frac / 1000));
+    else if (frac)
+        snprintf(buf + n, sizeof buf - (size_t)n, ".%09lld", (long long)frac);
+    return cJSON_CreateString(buf);
+}
+
+static double pow10_of(int scale) {
+    double f = 1;
+    for (int k = 0; k < scale && k < 400; k++) f *= 10;
+    return f;
+}
+
+/* A DECIMAL stored as big-endian two's complement bytes, as a number (unscaled / 10^scale). */
+static double decimal_be(const uint8_t *b, uint32_t len, int scale) {
+    double v = 0;
+    for (uint32_t k = 0; k < len; k++) v = v * 256 + b[k];
+    if (len && (b[0] & 0x80)) v -= ldexp(1.0, 8 * (int)(len < 1000 ? len : 1000));
+    return v / pow10_of(scale);
+}
+
+/* IEEE 754 half precision, little-endian. */
+static double half_to_double(const uint8_t *b) {
+    unsigned h = (unsigned)b[0] | (unsigned)b[1] << 8;
+    int e = (h >> 10) & 31, f = h & 1023;
+    double v = e == 0 ? ldexp(f, -24) : e == 31 ? (f ? NAN : INFINITY) : ldexp(f + 1024, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* {"$bytes": "<base64>"}: binary that is not text (HF datasets' JSON convention). */
+static cJSON *bytes_json(const uint8_t *b, uint32_t len) {
+    char *s = xmalloc(base64_len(len) + 1);
+    base64_encode(s, b, len);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "$bytes", cJSON_CreateString(s));
+    free(s);
+    return o;
+}
+
+/* Counts a value or list element of the current row against MAX_ROW_VALUES. */
+static int row_count(struct parquet *p, int ni) {
+    if (++p->row_values <= MAX_ROW_VALUES) return 0;
+    return row_err(p, ni, "the row holds more than %d values (corrupt or hostile file)", MAX_ROW_VALUES);
+}
+
 static cJSON *leaf_json(struct parquet *p, int ni) {
     const struct pq_node *n = &p->nodes[ni];
     const struct pq_value *v;
+    if (row_count(p, ni)) return NULL;
     if (pq_column_take(&p->cols[n->first_leaf], &v)) return NULL;
     if (!v) return cJSON_CreateNull();
+    int decimal = n->converted == CT_DECIMAL || n->logical == LT_DECIMAL;
     switch (n->type) {
     case PQ_BOOLEAN: return cJSON_CreateBool(v->i != 0);
     case PQ_INT32:
+        if (decimal) return cJSON_CreateNumber((double)v->i / pow10_of(n->scale));
         if (n->converted >= CT_UINT_8 && n->converted < CT_UINT_64)
             return cJSON_CreateNumber((double)(uint32_t)v->i);
         return cJSON_CreateNumber((double)v->i);
     case PQ_INT64:
+        if (decimal) return cJSON_CreateNumber((double)v->i / pow10_of(n->scale));
         if (n->converted == CT_UINT_64) return cJSON_CreateNumber((double)(uint64_t)v->i);
         return cJSON_CreateNumber((double)v->i);
     case PQ_FLOAT:
     case PQ_DOUBLE: return cJSON_CreateNumber(v->d);
+    case PQ_INT96: return int96_json(v->s.ptr);
     default: break;
     }
-    /* BYTE_ARRAY: cJSON strings are NUL-terminated, so an embedded NUL cannot be carried. */
-    if (memchr(v->s.ptr, 0, v->s.len)) {
+    /* Byte arrays: decimals and half floats are numbers, UUIDs and text are strings, other
+     * binary is {"$bytes": base64}. */
+    const uint8_t *b = v->s.ptr;
+    uint32_t len = v->s.len;
+    if (decimal) return cJSON_CreateNumber(decimal_be(b, len, n->scale));
+    if (n->type == PQ_FIXED_LEN_BYTE_ARRAY && n->logical == LT_FLOAT16 && len == 2)
+        return cJSON_CreateNumber(half_to_double(b));
+    if (n->type == PQ_FIXED_LEN_BYTE_ARRAY && n->logical == LT_UUID && len == 16) {
+        char u[37];
+        for (int k = 0, o = 0; k < 16; k++) {
+            if (k == 4 || k == 6 || k == 8 || k == 10) u[o++] = '-';
+            o += snprintf(u + o, sizeof u - (size_t)o, "%02x", b[k]);
+        }
+        return cJSON_CreateString(u);
+    }
+    int text = n->type == PQ_BYTE_ARRAY && (n->converted == CT_UTF8 || n->converted == CT_ENUM ||
+                                            n->converted == CT_JSON || n->logical == LT_STRING ||
+                                            n->logical == LT_ENUM || n->logical == LT_JSON);
+    /* BYTE_ARRAY without a STRING (UTF8) annotation is binary, as Arrow and HF datasets read it
+     * (old Impala / Hive files that keep text there show it as bytes). */
+    if (!text) return bytes_json(b, len);
+    /* cJSON strings are NUL-terminated, so an embedded NUL cannot be carried. */
+    if (memchr(b, 0, len)) {
         row_err(p, ni, "string contains a NUL byte (U+0000), which the JSON records cannot carry");
         return NULL;
     }
-    if (p->scratch_cap < (size_t)v->s.len + 1) {
-        p->scratch_cap = (size_t)v->s.len + 1;
+    if (p->scratch_cap < (size_t)len + 1) {
+        p->scratch_cap = (size_t)len + 1;
         p->scratch = xrealloc(p->scratch, p->scratch_cap);
     }
-    if (v->s.len) memcpy(p->scratch, v->s.ptr, v->s.len);
-    p->scratch[v->s.len] = 0;
+    if (len) memcpy(p->scratch, b, len);
+    p->scratch[len] = 0;
     return cJSON_CreateString(p->scratch);
 }
 
@@ -494,6 +649,7 @@ static cJSON *asm_repeated(struct parquet *p, int ri, int elem_child) {
         return arr;
     }
     for (;;) {
+        if (row_count(p, ri)) goto fail;
         cJSON *item = elem_child      ? asm_node(p, r->children[0])
                       : r->n_children ? asm_group(p, ri)
                                       : leaf_json(p, ri);
@@ -519,6 +675,7 @@ static cJSON *asm_group(struct parquet *p, int ni) {
     cJSON *obj = cJSON_CreateObject();
     for (int k = 0; k < n->n_children; k++) {
         int c = n->children[k];
+        if (!p->active[p->nodes[c].first_leaf]) continue; /* a top-level column left out */
         cJSON *v = p->nodes[c].repetition == REP_REPEATED ? asm_repeated(p, c, 0) : asm_node(p, c);
         if (!v) {
             cJSON_Delete(obj);
@@ -562,6 +719,7 @@ static cJSON *asm_node(struct parquet *p, int ni) {
 static int row_group_next(struct parquet *p) {
     if (p->rg >= 0) { /* every column must be exhausted exactly at the row group's end */
         for (int k = 0; k < p->n_cols; k++) {
+            if (!p->active[k]) continue;
             int rep, def, rc = pq_column_peek(&p->cols[k], &rep, &def);
             if (rc < 0) return -1;
             if (rc > 0)
@@ -583,6 +741,7 @@ static int row_group_next(struct parquet *p) {
     const struct pq_row_group *rg = &p->rgs[p->rg];
     for (int k = 0; k < p->n_cols; k++) {
         const struct pq_chunk *ch = &rg->chunks[k];
+        if (!p->active[k]) continue;
         pq_column_start(&p->cols[k], p->map + ch->data_off, (size_t)ch->size, ch->codec, ch->n_values, p->rg);
     }
     return 1;
@@ -598,6 +757,7 @@ int parquet_next(struct parquet *p, cJSON **rec) {
         if (rc == 0) return 0;
     }
     for (int k = 0; k < p->n_cols; k++) {
+        if (!p->active[k]) continue;
         int rep, def, rc = pq_column_peek(&p->cols[k], &rep, &def);
         if (rc < 0) goto fail;
         if (rc == 0) {
@@ -610,6 +770,7 @@ int parquet_next(struct parquet *p, cJSON **rec) {
             goto fail;
         }
     }
+    p->row_values = 0;
     cJSON *obj = asm_group(p, 0);
     if (!obj) goto fail;
     p->rg_row++;

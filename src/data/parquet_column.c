@@ -8,6 +8,9 @@
 #include "core/util.h"
 #include "data/thrift.h"
 
+#include <brotli/decode.h>
+#include <lz4.h>
+#include <lz4frame.h>
 #include <snappy-c.h>
 #include <stdarg.h>
 #include <string.h>
@@ -29,6 +32,20 @@ enum {
 
 #define MAX_PAGE_BYTES ((size_t)1 << 30)
 #define MAX_PAGE_ENTRIES ((int32_t)1 << 28)
+#define MIN_PAGE_ENTRIES ((int32_t)1 << 20)
+
+/* The most a codec's output can exceed its input (deflate 1032:1; snappy about 21:1; LZ4 about
+ * 255:1; ZSTD and BROTLI compress runs further: 65536:1 is beyond any data a writer produces
+ * for text datasets, and keeps a tiny hostile file from asking for gigabytes). */
+static size_t max_expansion(int codec) {
+    switch (codec) {
+    case PQ_CODEC_SNAPPY: return 32;
+    case PQ_CODEC_GZIP: return 1040;
+    case PQ_CODEC_LZ4:
+    case PQ_CODEC_LZ4_RAW: return 260;
+    default: return 65536;
+    }
+}
 
 const char *pq_codec_name(int codec) {
     static const char *names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO",
@@ -217,6 +234,41 @@ static int dbp_decode(const struct pq_column *c, const char *what, const uint8_t
 
 /* ---- decompression ---- */
 
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Hadoop's LZ4 framing: blocks of [be32 decompressed size][be32 compressed size][LZ4 block]. */
+static int lz4_hadoop(const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen) {
+    size_t in = 0, out = 0;
+    while (in < slen) {
+        if (slen - in < 8) return -1;
+        uint32_t du = be32(src + in), dc = be32(src + in + 4);
+        in += 8;
+        if (dc > slen - in || du > dlen - out || du > INT32_MAX || dc > INT32_MAX) return -1;
+        int r = LZ4_decompress_safe((const char *)src + in, (char *)dst + out, (int)dc, (int)du);
+        if (r < 0 || (uint32_t)r != du) return -1;
+        in += dc, out += du;
+    }
+    return out == dlen ? 0 : -1;
+}
+
+/* An LZ4 frame (magic 04 22 4D 18) holding exactly dlen bytes. */
+static int lz4_frame(const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen) {
+    if (slen < 4 || src[0] != 0x04 || src[1] != 0x22 || src[2] != 0x4d || src[3] != 0x18) return -1;
+    LZ4F_dctx *d;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) return -1;
+    size_t in = 0, out = 0, r = 1;
+    while (in < slen && r != 0) {
+        size_t si = slen - in, so = dlen - out;
+        r = LZ4F_decompress(d, dst + out, &so, src + in, &si, NULL);
+        if (LZ4F_isError(r) || (si == 0 && so == 0)) break;
+        in += si, out += so;
+    }
+    LZ4F_freeDecompressionContext(d);
+    return r == 0 && out == dlen ? 0 : -1;
+}
+
 static int decompress(const struct pq_column *c, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen) {
     switch (c->codec) {
     case PQ_CODEC_SNAPPY: {
@@ -258,6 +310,30 @@ static int decompress(const struct pq_column *c, const uint8_t *src, size_t slen
         if (got != dlen) return col_err(c, "GZIP data gave %zu bytes, the page header says %zu", got, dlen);
         return 0;
     }
+    case PQ_CODEC_LZ4_RAW: {
+        if (slen > INT32_MAX || dlen > INT32_MAX) return col_err(c, "LZ4_RAW page of %zu bytes is too large", slen);
+        int r = LZ4_decompress_safe((const char *)src, (char *)dst, (int)slen, (int)dlen);
+        if (r < 0) return col_err(c, "corrupt LZ4_RAW data");
+        if ((size_t)r != dlen) return col_err(c, "LZ4_RAW data gave %d bytes, the page header says %zu", r, dlen);
+        return 0;
+    }
+    case PQ_CODEC_LZ4:
+        /* The deprecated LZ4 codec: Hadoop's framing (parquet-mr), else a bare LZ4 block (older
+         * Arrow), else an LZ4 frame, as Arrow's reader tries them. */
+        if (lz4_hadoop(src, slen, dst, dlen) == 0) return 0;
+        if (slen <= INT32_MAX && dlen <= INT32_MAX &&
+            LZ4_decompress_safe((const char *)src, (char *)dst, (int)slen, (int)dlen) == (int)dlen)
+            return 0;
+        if (lz4_frame(src, slen, dst, dlen) == 0) return 0;
+        return col_err(c, "corrupt LZ4 data (neither Hadoop-framed, a raw block nor an LZ4 frame of %zu bytes)",
+                       dlen);
+    case PQ_CODEC_BROTLI: {
+        size_t got = dlen;
+        if (BrotliDecoderDecompress(slen, src, &got, dst) != BROTLI_DECODER_RESULT_SUCCESS)
+            return col_err(c, "corrupt BROTLI data (or more than the %zu bytes the page header says)", dlen);
+        if (got != dlen) return col_err(c, "BROTLI data gave %zu bytes, the page header says %zu", got, dlen);
+        return 0;
+    }
     default: return col_err(c, "unsupported compression codec %s", pq_codec_name(c->codec));
     }
 }
@@ -278,6 +354,11 @@ static const uint8_t *page_bytes(struct pq_column *c, const uint8_t *src, size_t
 }
 
 /* ---- values ---- */
+
+/* Bytes per value of the fixed-width byte types (INT96, FIXED_LEN_BYTE_ARRAY). */
+static size_t fixed_width(const struct pq_column *c) {
+    return c->type == PQ_INT96 ? 12 : (size_t)c->type_length;
+}
 
 /* Decodes n values of encoding enc from [p, end) into out. */
 static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const uint8_t *end, int32_t n,
@@ -310,6 +391,15 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
                 } else {
                     memcpy(&out[k].d, p, 8);
                 }
+            }
+        } else if (t == PQ_INT96 || t == PQ_FIXED_LEN_BYTE_ARRAY) {
+            size_t w = fixed_width(c);
+            if ((size_t)n * w > avail)
+                return col_err(c, "%s: %d PLAIN %s values of %zu bytes need %zu bytes, %zu left", what, n,
+                               pq_type_name(t), w, (size_t)n * w, avail);
+            for (int32_t k = 0; k < n; k++, p += w) {
+                out[k].s.ptr = p;
+                out[k].s.len = (uint32_t)w;
             }
         } else if (t == PQ_BYTE_ARRAY) {
             for (int32_t k = 0; k < n; k++) {
@@ -379,7 +469,7 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
         }
         return 0;
     }
-    if (enc == ENC_DBA && t == PQ_BYTE_ARRAY) {
+    if (enc == ENC_DBA && (t == PQ_BYTE_ARRAY || t == PQ_FIXED_LEN_BYTE_ARRAY)) {
         c->tmp = grow(c->tmp, &c->tmp_cap, 2 * (size_t)n + 1, sizeof *c->tmp);
         int64_t *pre = c->tmp, *suf = c->tmp + n;
         if (dbp_decode(c, "DELTA_BYTE_ARRAY prefix lengths", &p, end, n, pre) ||
@@ -407,6 +497,20 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
             out[k].s.ptr = q;
             out[k].s.len = (uint32_t)(pre[k] + suf[k]);
             q += out[k].s.len;
+        }
+        return 0;
+    }
+    if (enc == ENC_BSS && t == PQ_FIXED_LEN_BYTE_ARRAY) { /* byte j of value k at p[j * n + k] */
+        size_t w = fixed_width(c);
+        if ((size_t)n * w > avail)
+            return col_err(c, "BYTE_STREAM_SPLIT: %d values of %zu bytes need more than %zu bytes", n, w, avail);
+        c->own_buf = grow(c->own_buf, &c->own_cap, (size_t)n * w + 1, 1);
+        for (int32_t k = 0; k < n; k++) {
+            uint8_t *q = c->own_buf + (size_t)k * w;
+            for (size_t j = 0; j < w; j++)
+                q[j] = p[j * (size_t)n + (size_t)k];
+            out[k].s.ptr = q;
+            out[k].s.len = (uint32_t)w;
         }
         return 0;
     }
@@ -523,16 +627,33 @@ static int header_read(struct pq_column *c, struct page_header *h, size_t *hlen)
     if (t.why) return col_err(c, "corrupt page header (%s)", t.why);
     *hlen = thrift_pos(&t);
     if (h->type < 0) return col_err(c, "page header without a page type");
-    if (h->csize < 0 || h->usize < 0 || (size_t)h->usize > MAX_PAGE_BYTES)
+    if (h->csize < 0 || h->usize < 0)
         return col_err(c, "page header with sizes %d compressed, %d uncompressed", h->csize, h->usize);
+    if (h->n_values < 0 || h->n_values > MAX_PAGE_ENTRIES)
+        return col_err(c, "page header with %d values", h->n_values);
+    /* Refuse before allocating what the page's bytes cannot hold: no codec expands more than
+     * max_expansion, a dictionary value takes at least one bit, and a data page's entries are
+     * bounded by its bytes (levels and values take at least one bit each, except for long RLE
+     * runs, allowed up to MIN_PAGE_ENTRIES: all-null or constant pages). */
+    size_t payload = (size_t)h->csize;
+    if (h->type == PAGE_DATA_V2 && h->compressed == 0) payload = (size_t)h->usize;
+    if (c->codec != PQ_CODEC_UNCOMPRESSED && (size_t)h->usize > payload * max_expansion(c->codec) + 1024)
+        return col_err(c, "page declares %d bytes uncompressed from %d compressed, more than %s can expand "
+                          "(%zux); corrupt or hostile file",
+                       h->usize, h->csize, pq_codec_name(c->codec), max_expansion(c->codec));
+    if ((size_t)h->usize > MAX_PAGE_BYTES)
+        return col_err(c, "page of %d bytes uncompressed exceeds the 1 GiB page limit", h->usize);
+    uint64_t bits = 8 * (uint64_t)h->usize;
+    if (h->type == PAGE_DICT && (uint64_t)h->n_values > bits)
+        return col_err(c, "dictionary page of %d bytes claims %d values", h->usize, h->n_values);
+    if (h->type != PAGE_DICT && (uint64_t)h->n_values > bits && h->n_values > MIN_PAGE_ENTRIES)
+        return col_err(c, "data page of %d bytes claims %d values", h->usize, h->n_values);
     if ((size_t)h->csize > (size_t)(c->end - c->pos) - *hlen)
         return col_err(c, "page of %d bytes runs past the end of the column chunk (%zu bytes left)", h->csize,
                        (size_t)(c->end - c->pos) - *hlen);
     if ((h->type == PAGE_DATA && !h->has_data) || (h->type == PAGE_DICT && !h->has_dict) ||
         (h->type == PAGE_DATA_V2 && !h->has_v2))
         return col_err(c, "page header of type %d lacks its type-specific header", h->type);
-    if (h->n_values < 0 || h->n_values > MAX_PAGE_ENTRIES)
-        return col_err(c, "page header with %d values", h->n_values);
     return 0;
 }
 

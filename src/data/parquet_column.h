@@ -1,5 +1,5 @@
 /* parquet_column: a cursor over one column chunk of a Parquet file, one page in memory at a
- * time. It reads page headers, decompresses (SNAPPY, ZSTD, GZIP, none), decodes repetition and
+ * time. It reads page headers, decompresses (SNAPPY, ZSTD, GZIP, LZ4, LZ4_RAW, BROTLI, none), decodes repetition and
  * definition levels (RLE/bit-packed hybrid) and values (PLAIN, PLAIN_/RLE_DICTIONARY,
  * DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY, BYTE_STREAM_SPLIT), data
  * pages v1 and v2. Spec: https://github.com/apache/parquet-format (Encodings.md, README.md). */
@@ -29,8 +29,9 @@ enum pq_codec {
     PQ_CODEC_LZ4_RAW = 7,
 };
 
-/* One decoded value: byte arrays point into the page, dictionary or column buffers and stay
- * valid until the cursor moves to the next page. Booleans and integers use i. */
+/* One decoded value: byte arrays (also INT96 and FIXED_LEN_BYTE_ARRAY values, as their raw
+ * bytes) point into the page, dictionary or column buffers and stay valid until the cursor
+ * moves to the next page. Booleans and integers use i. */
 struct pq_value {
     union {
         struct {
@@ -48,6 +49,7 @@ struct pq_column {
     const uint8_t *base; /* start of the mapped file, for byte offsets in messages */
     const char *path;    /* dotted path in the schema, e.g. messages.list.element.content */
     int type;            /* enum pq_type */
+    int type_length;     /* bytes per FIXED_LEN_BYTE_ARRAY value */
     int max_def, max_rep;
 
     /* The chunk. */

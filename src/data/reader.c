@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "data/arrow_reader.h"
 #include "data/json_reader.h"
+#include "data/mindrecord.h"
 
 #if __has_include("data/parquet.h")
 #include "data/parquet.h"
@@ -22,17 +23,20 @@
 #define HAVE_PARQUET 0
 #endif
 
-enum { RD_JSON, RD_ARROW, RD_PARQUET };
+enum { RD_JSON, RD_ARROW, RD_PARQUET, RD_MINDRECORD };
 
 struct reader {
     int kind, skip_bad;
     struct json_reader *json;
     struct arrow_reader *arrow;
     struct parquet *pq;
+    struct mindrecord *mr;
     int64_t pq_row;
     char **files; /* a folder's files, read one after another */
     int n_files, i_file;
     int64_t row_base, skipped_base; /* rows and skips of the folder's finished files */
+    const char *const *select;      /* reader_select's columns (the caller's array) */
+    int n_select;
 };
 
 static int ends_with(const char *s, const char *suffix) {
@@ -58,12 +62,16 @@ static int open_file(struct reader *r, const char *path) {
         kind = RD_PARQUET;
     else if (ends_with(path, ".arrow") || ends_with(path, ".feather") || ends_with(path, ".ipc"))
         kind = RD_ARROW;
+    if (kind == RD_JSON && mindrecord_sniff(path)) kind = RD_MINDRECORD;
     r->kind = kind;
+    if (kind == RD_MINDRECORD) return mindrecord_open(&r->mr, path);
     if (kind == RD_ARROW) return arrow_reader_open(&r->arrow, path, r->skip_bad);
     if (kind == RD_JSON) return json_reader_open(&r->json, path, r->skip_bad);
 #if HAVE_PARQUET
     r->pq_row = 0;
-    return parquet_open(&r->pq, path);
+    if (parquet_open(&r->pq, path)) return -1;
+    if (r->n_select) parquet_select(r->pq, r->select, r->n_select);
+    return 0;
 #else
     return err_set("%s: parquet support not built into this csft (src/data/parquet.c missing)", path);
 #endif
@@ -131,8 +139,14 @@ int reader_open_opts(struct reader **out, const char *path, int skip_bad_rows) {
     *out = NULL;
     struct reader *r = xcalloc(1, sizeof *r);
     r->skip_bad = skip_bad_rows;
-    int rc = dir_exists(path) ? folder_list(r, path) : 0;
-    if (!rc) rc = open_file(r, r->n_files ? r->files[0] : path);
+    int rc;
+    if (dir_exists(path) && mindrecord_dir_has_files(path)) { /* MindFormers' dataset_dir */
+        r->kind = RD_MINDRECORD;
+        rc = mindrecord_open(&r->mr, path);
+    } else {
+        rc = dir_exists(path) ? folder_list(r, path) : 0;
+        if (!rc) rc = open_file(r, r->n_files ? r->files[0] : path);
+    }
     if (rc) {
         reader_close(r);
         return -1;
@@ -146,6 +160,7 @@ int reader_open(struct reader **out, const char *path) { return reader_open_opts
 static int64_t cur_row(const struct reader *r) {
     if (r->json) return json_reader_row(r->json);
     if (r->arrow) return arrow_reader_row(r->arrow);
+    if (r->mr) return mindrecord_row(r->mr);
     return r->pq_row;
 }
 
@@ -158,8 +173,10 @@ static int64_t cur_skipped(const struct reader *r) {
 static void close_current(struct reader *r) {
     json_reader_close(r->json);
     arrow_reader_close(r->arrow);
+    mindrecord_close(r->mr);
     r->json = NULL;
     r->arrow = NULL;
+    r->mr = NULL;
 #if HAVE_PARQUET
     if (r->pq) parquet_close(r->pq);
 #endif
@@ -174,6 +191,8 @@ int reader_next(struct reader *r, cJSON **rec) {
             rc = json_reader_next(r->json, rec);
         else if (r->arrow)
             rc = arrow_reader_next(r->arrow, rec);
+        else if (r->mr)
+            rc = mindrecord_next(r->mr, rec);
 #if HAVE_PARQUET
         else if (r->pq) {
             rc = parquet_next(r->pq, rec);
@@ -189,6 +208,14 @@ int reader_next(struct reader *r, cJSON **rec) {
         close_current(r);
         if (open_file(r, r->files[++r->i_file])) return -1;
     }
+}
+
+void reader_select(struct reader *r, const char *const *names, int n) {
+    r->select = names;
+    r->n_select = n;
+#if HAVE_PARQUET
+    if (r->pq && n) parquet_select(r->pq, names, n);
+#endif
 }
 
 int64_t reader_row(const struct reader *r) { return r->row_base + cur_row(r); }

@@ -17,6 +17,11 @@ int reader_open(struct reader **out, const char *path);
 int reader_open_opts(struct reader **out, const char *path, int skip_bad_rows);
 /* Returns 1 with *rec set (caller frees with cJSON_Delete), 0 at the end, -1 on error. */
 int reader_next(struct reader *r, struct cJSON **rec);
+/* Reads only these columns where the format can leave the others undecoded (Parquet), for
+ * every file of the reader; a file holding none of them is read whole, so that the
+ * formatter's error names its real columns. `names` must outlive the reader. Call before
+ * the first reader_next. */
+void reader_select(struct reader *r, const char *const *names, int n);
 /* Index of the next record to be returned (skipped rows count; across a folder's files). */
 int64_t reader_row(const struct reader *r);
 /* Rows skipped so far (with skip_bad_rows). */

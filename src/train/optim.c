@@ -73,7 +73,7 @@ double lr_at(const struct lr_schedule *s, int64_t step) {
     double floor_ = s->min_lr_ratio;
     switch (s->type) {
     case LR_SCHEDULE_CONSTANT: f = 1.0; break;
-    case LR_SCHEDULE_LINEAR: f = fmax(0.0, (total - k) / fmax(1.0, total - w)); break;
+    case LR_SCHEDULE_LINEAR: f = floor_ + (1 - floor_) * fmax(0.0, (total - k) / fmax(1.0, total - w)); break;
     case LR_SCHEDULE_COSINE: {
         double progress = (k - w) / fmax(1.0, total - w);
         f = fmax(0.0, 0.5 * (1.0 + cos(M_PI * progress)));
@@ -85,7 +85,7 @@ double lr_at(const struct lr_schedule *s, int64_t step) {
         if (k < decay_start) f = 1.0;
         else {
             double progress = (k - decay_start) / fmax(1.0, (double)s->decay_steps);
-            f = floor_ + (1 - floor_) * 0.5 * (1.0 + cos(M_PI * fmin(1.0, progress)));
+            f = floor_ + (1 - floor_) * (1.0 - fmin(1.0, progress)); /* linear, as documented */
         }
         break;
     }

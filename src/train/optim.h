@@ -40,7 +40,7 @@ struct lr_schedule {
     int64_t warmup_steps;
     int64_t total_steps;
     int64_t decay_steps; /* WSD: the final decay phase */
-    double min_lr_ratio; /* cosine / WSD floor as a fraction of lr */
+    double min_lr_ratio; /* linear / cosine / WSD floor as a fraction of lr */
 };
 
 /* The lr used by optimizer step `step` (1-based), HF convention: lambda(step - 1), so the

@@ -175,6 +175,7 @@ static int open_impl(struct pipeline *p, const struct run_config *cfg, const str
         set_columns(p, d);
         p->fmt.eos_id = -1;
         p->fmt.vocab_size = mc ? mc->vocab_size : INT32_MAX;
+        p->fmt.pad_id = p->pad_id;
         p->salt = xasprintf("tokenized|%d", pretrain);
         return 0;
     }
@@ -202,6 +203,7 @@ static int open_impl(struct pipeline *p, const struct run_config *cfg, const str
     f->tmpl = p->tmpl;
     f->alpaca_tmpl = p->alpaca_tmpl;
     f->eos_id = p->eos_id;
+    f->pad_id = p->pad_id;
     if (!f->vocab_size) f->vocab_size = mc ? mc->vocab_size : INT32_MAX;
     /* cache identity: every file the tokenizer and template come from (size + mtime) */
     static const char *files[] = {"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
