@@ -36,7 +36,7 @@ int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_fla
     char **sets = xcalloc((size_t)argc * 2 + 2, sizeof(char *));
     int n_sets = 0, rc = 0;
     if (force_mode >= 0) sets[n_sets++] = xasprintf("run_mode=%s", run_mode_name((enum run_mode)force_mode));
-    struct mf_cli mf = {0};
+    struct mf_cli mf = {.strict = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int miss = 0;

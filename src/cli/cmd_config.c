@@ -11,12 +11,13 @@
 #include "train/config_mindformers.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: csft config convert CONFIG.yaml [--world N] [--set key.path=value ...]\n\n"
+    fprintf(f, "usage: csft config convert CONFIG.yaml [--world N] [run_mindformer.py flags] [--set key.path=value ...]\n\n"
                "Prints the native csft config (YAML) that a MindSpore Transformers config means (docs/mindformers.md):\n"
                "every key honoured with their semantics, the parallel layout folded into data parallelism with the\n"
                "same global batch (--world N: for N processes; default: the device count their parallel_config\n"
                "names). Notes and the MindSpore-only keys that are ignored go to stderr. A native config is printed\n"
-               "resolved (defaults filled in).\n");
+               "resolved (defaults filled in). run_mindformer.py's flags (--use_parallel, --load_checkpoint,\n"
+               "--train_dataset_dir, --output_dir, --run_mode, --resume_training, --register_path) apply as in csft run.\n");
 }
 
 int cmd_config(int argc, char **argv) {
@@ -28,7 +29,16 @@ int cmd_config(int argc, char **argv) {
     int world = 0;
     char **sets = xcalloc((size_t)argc, sizeof(char *));
     int n_sets = 0, rc = 1;
+    struct mf_cli mf = {0};
     for (int i = 3; i < argc; i++) {
+        const char *const names[] = {"--run_mode", "--use_parallel", "--load_checkpoint", "--train_dataset_dir",
+                                     "--resume_training", "--output_dir", "--register_path"};
+        const char **slots[] = {&mf.run_mode, &mf.use_parallel, &mf.load_checkpoint, &mf.train_dataset_dir,
+                                &mf.resume_training, &mf.output_dir, &mf.register_path};
+        int took = 0;
+        for (int k = 0; k < 7 && !took; k++)
+            if (!strcmp(argv[i], names[k]) && i + 1 < argc) *slots[k] = argv[++i], took = 1;
+        if (took) continue;
         if (!strcmp(argv[i], "--world") && i + 1 < argc) world = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
         else {
@@ -40,7 +50,7 @@ int cmd_config(int argc, char **argv) {
     struct run_config cfg;
     if (config_mf_detect(path)) {
         struct mf_translation tr;
-        if (config_mf_translate(path, NULL, world, &tr)) {
+        if (config_mf_translate(path, &mf, world, &tr)) {
             free(sets);
             return cli_fail("config convert");
         }

@@ -937,7 +937,7 @@ static int parallel_layout(struct tr *t, int world) {
 int config_mf_translate(const char *path, const struct mf_cli *cli, int world, struct mf_translation *out) {
     memset(out, 0, sizeof *out);
     static const struct mf_cli none = {0};
-    struct tr t = {.file = path, .cli = cli ? cli : &none, .out = out, .strict = cli != NULL};
+    struct tr t = {.file = path, .cli = cli ? cli : &none, .out = out, .strict = cli && cli->strict};
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return -1;

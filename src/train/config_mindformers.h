@@ -13,6 +13,7 @@
 struct mf_cli {
     const char *run_mode, *use_parallel, *load_checkpoint, *train_dataset_dir, *resume_training, *output_dir,
         *register_path;
+    int strict; /* a run: data the run cannot read is an error (config convert only notes it) */
 };
 
 struct mf_translation {

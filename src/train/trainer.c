@@ -17,6 +17,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_mf.h"
 #include "train/config_mindformers.h"
 #include "train/dp.h"
 #include "train/metrics.h"
@@ -112,6 +113,8 @@ static int save_checkpoint(struct run *r, const char *why) {
                                         r->cfg->load_checkpoint, &path))
         rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
     if (o != &r->opt) free(tmp.m), free(tmp.v);
+    if (rc == 0 && r->rank == 0 && r->cfg->checkpoint_format == CHECKPOINT_FORMAT_CKPT)
+        rc = checkpoint_mf_save(&r->m, r->cfg->output_dir, r->cfg->checkpoint_prefix, r->st.step, r->cfg->save_total_limit);
     if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
         return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
     if (rc) return rc;
