@@ -161,7 +161,60 @@ static void test_detect_and_shape(void) {
     config_free(&cfg);
 }
 
-int main(void) {
+#define DOC "docs/mindformers.md"
+#define BEGIN "<!-- BEGIN KEY TABLE -->\n"
+#define END "<!-- END KEY TABLE -->"
+
+/* docs/mindformers.md with the generated key table between the markers. */
+static char *doc_with_table(void) {
+    char *doc = file_read_all(DOC, NULL);
+    if (!doc) return NULL;
+    char *b = strstr(doc, BEGIN), *e = strstr(doc, END);
+    if (!b || !e || e < b) {
+        free(doc);
+        return NULL;
+    }
+    char *table = NULL, *out = NULL;
+    size_t tl = 0, ol = 0;
+    FILE *f = open_memstream(&table, &tl);
+    static const char *const files[] = {"tests/fixtures/config/mindformers/finetune_qwen2_5_7b_8k.yaml",
+                                        "tests/fixtures/config/mindformers/finetune_qwen2_5_7b_8k_1p.yaml",
+                                        "tests/fixtures/config/mindformers/research_qwen2_5_finetune_qwen2_5_7b_8k.dev.yaml",
+                                        "tests/fixtures/config/mindformers/research_qwen2_5_finetune_qwen2_5_7b_8k.master.yaml",
+                                        "tests/fixtures/config/mindformers/lora_pet_config.yaml"};
+    static const char *const labels[] = {"8k", "1p", "dev", "master", "LoRA"};
+    fprintf(f, "\nThe keys of their four configs (8k, 1p: the guide's; dev, master: the MindRecord variant) and "
+               "of the guide's LoRA block:\n\n");
+    int bad = config_mf_print_keys_markdown(files, labels, 5, f);
+    fprintf(f, "\nThe rules, which also cover keys their other configs use:\n\n");
+    config_mf_print_markdown(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "%s\n", err_msg());
+        free(table), free(doc);
+        return NULL;
+    }
+    f = open_memstream(&out, &ol);
+    fprintf(f, "%.*s%s%s", (int)(b - doc) + (int)strlen(BEGIN), doc, table, e);
+    fclose(f);
+    free(table), free(doc);
+    return out;
+}
+
+static void test_docs(void) {
+    char *want = doc_with_table(), *have = file_read_all(DOC, NULL);
+    EXPECT(want && have && !strcmp(want, have), DOC " key table is out of date: run build/tests/test_mindformers --write-docs");
+    free(want), free(have);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--write-docs")) {
+        char *d = doc_with_table();
+        if (!d || file_write_atomic(DOC, d, strlen(d))) return fprintf(stderr, "cannot update " DOC "\n"), 1;
+        free(d);
+        return 0;
+    }
+    RUN(test_docs);
     RUN(test_alpaca_golden);
     RUN(test_pack_strategy);
     RUN(test_lora_names);

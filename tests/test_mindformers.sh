@@ -182,6 +182,9 @@ fi
 run_ok "native config with their flags" $T/native.log ./csft run --config $T/native.yaml --run_mode finetune --register_path x \
     --use_parallel False --output_dir $T/outn --load_checkpoint $T/model --train_dataset_dir $T/alpaca20.jsonl --set runner_config.max_steps=2
 [ -f $T/outn/model.safetensors ] && ok || bad "native run: --output_dir not honoured"
+./csft run --config $T/native.yaml --set 'model.model_config.hf_config={hidden_size: "48"}' --output_dir $T/outx \
+    --train_dataset_dir $T/alpaca20.jsonl > $T/err.log 2>&1 && bad "hf_config mismatch accepted"
+expect_out "hf_config mismatch" "model.model_config.hf_config gives hidden_size = 48 but $T/model/config.json has 32" $T/err.log
 expect_out "native: flags note" "accepted and ignored" $T/native.log
 [ $skipped -gt 0 ] && echo "mindformers: $skipped runs SKIPPED (see above)"
 echo "mindformers: $passed passed, $failed failed"

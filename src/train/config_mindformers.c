@@ -252,6 +252,12 @@ void config_mf_print_markdown(FILE *f) {
 
 /* ---------------------------------------------------------------- the document */
 
+struct keylist {
+    char **path;
+    unsigned *files; /* bit i: found in file i */
+    int n;
+};
+
 struct tr {
     yaml_document_t doc;
     const char *file;
@@ -366,6 +372,96 @@ static void note(struct tr *t, const char *fmt, ...) {
     if (vasprintf(&s, fmt, ap) < 0) s = xstrdup("?");
     va_end(ap);
     push(&t->out->notes, &t->out->n_notes, s);
+}
+
+/* Every leaf key of a document (lists of {type: X} named by type), into kl. */
+static void collect(yaml_document_t *doc, yaml_node_t *n, const char *path, int file, struct keylist *kl, int depth) {
+    if (!n || depth > 12) return;
+    int leaf = 1;
+    if (n->type == YAML_MAPPING_NODE) {
+        leaf = 0;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            const char *k = sval(yaml_document_get_node(doc, p->key));
+            if (!k) continue;
+            char *sub = *path ? xasprintf("%s.%s", path, k) : xstrdup(k);
+            collect(doc, yaml_document_get_node(doc, p->value), sub, file, kl, depth + 1);
+            free(sub);
+        }
+    } else if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            const char *ty = NULL;
+            if (e->type == YAML_MAPPING_NODE)
+                for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
+                    const char *k = sval(yaml_document_get_node(doc, p->key));
+                    if (k && !strcmp(k, "type")) ty = sval(yaml_document_get_node(doc, p->value));
+                }
+            if (!ty) continue;
+            leaf = 0;
+            char *sub = xasprintf("%s.%s", path, ty);
+            collect(doc, NULL, sub, file, kl, depth + 1); /* the entry itself */
+            for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
+                const char *k = sval(yaml_document_get_node(doc, p->key));
+                if (!k || !strcmp(k, "type")) continue;
+                char *sub2 = xasprintf("%s.%s", sub, k);
+                collect(doc, yaml_document_get_node(doc, p->value), sub2, file, kl, depth + 1);
+                free(sub2);
+            }
+            free(sub);
+        }
+    }
+    if (!leaf || !*path) return;
+    for (int i = 0; i < kl->n; i++)
+        if (!strcmp(kl->path[i], path)) {
+            kl->files[i] |= 1u << file;
+            return;
+        }
+    kl->path = xrealloc(kl->path, sizeof *kl->path * (size_t)(kl->n + 1));
+    kl->files = xrealloc(kl->files, sizeof *kl->files * (size_t)(kl->n + 1));
+    kl->path[kl->n] = xstrdup(path);
+    kl->files[kl->n++] = 1u << file;
+}
+
+int config_mf_print_keys_markdown(const char *const *paths, const char *const *labels, int n, FILE *f) {
+    struct keylist kl = {0};
+    int rc = 0;
+    for (int i = 0; i < n && i < 16 && !rc; i++) {
+        size_t len;
+        char *text = file_read_all(paths[i], &len);
+        if (!text) {
+            rc = -1;
+            break;
+        }
+        yaml_parser_t p;
+        yaml_document_t doc;
+        yaml_parser_initialize(&p);
+        yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+        if (yaml_parser_load(&p, &doc)) {
+            collect(&doc, yaml_document_get_root_node(&doc), "", i, &kl, 0);
+            yaml_document_delete(&doc);
+        } else {
+            rc = err_set("%s: YAML syntax error", paths[i]);
+        }
+        yaml_parser_delete(&p);
+        free(text);
+    }
+    fprintf(f, "| key | in | status | in csft |\n|---|---|---|---|\n");
+    for (int i = 0; i < kl.n; i++) {
+        const struct rule *r = rule_of(kl.path[i]);
+        fprintf(f, "| `%s` | ", kl.path[i]);
+        for (int k = 0, first = 1; k < n; k++)
+            if (kl.files[i] & (1u << k)) fprintf(f, "%s%s", first ? "" : ", ", labels[k]), first = 0;
+        fprintf(f, " | %s | ", !r ? "**unknown**" : r->status == 'H' ? "honoured" : r->status == 'M' ? "mapped" : "ignored");
+        for (const char *c = r ? r->how : "not covered by the rule table"; *c; c++) {
+            if (*c == '|') fputc('\\', f);
+            fputc(*c, f);
+        }
+        fprintf(f, " |\n");
+        if (!r) rc = rc ? rc : err_set("%s: key %s is not covered by the rule table", paths[0], kl.path[i]);
+        free(kl.path[i]);
+    }
+    free(kl.path), free(kl.files);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- detection */

@@ -39,5 +39,9 @@ void config_mf_print(const struct mf_translation *t, const char *path, FILE *f);
 char *config_hf_config_json(const struct run_config *cfg);
 /* docs/mindformers.md's key table: every rule with its status and how / why. */
 void config_mf_print_markdown(FILE *f);
+/* docs/mindformers.md's per-key table: every leaf key of the given configs (labels name them in
+ * the "in" column) with its status; -1 if a key is not covered by the rule table (it is still
+ * printed, as **unknown**). */
+int config_mf_print_keys_markdown(const char *const *paths, const char *const *labels, int n, FILE *f);
 /* The rule a MindSpore key path falls under: 'H' honoured, 'M' mapped, 'I' ignored, 0 = unknown. */
 int config_mf_key_status(const char *their_path);
