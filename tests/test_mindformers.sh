@@ -101,6 +101,10 @@ expect_out "1p: plan" "plan: 24 steps (12 per epoch), 1 rows of packed sequences
 expect_out "1p: data" "train_dataset: 20 records -> 12 sequences, 2607 tokens (537 trained)" $T/1p.log
 expect_out "1p: register_path note" "--register_path research/qwen2_5: accepted and ignored" $T/1p.log
 [ -f $T/out1p/model.safetensors ] && ok || bad "1p: no final model"
+# their predict mode on the trained model: --run_mode predict --predict_data TEXT (their prompt pieces)
+run_ok "1p predict" $T/pred.log ./csft run --config $T/1p.yaml --use_parallel False --run_mode predict \
+    --load_checkpoint $T/out1p --predict_data "Give three tips for staying healthy." --set predict.max_new_tokens=4
+grep -q "predict.prompt" $T/pred.log && ok || bad "predict: --predict_data not mapped to predict.prompt"
 expect_keys $T/out1p/config.yaml "1p saved native config" "model.model_config.num_layers: 4" "train_dataset.seq_length: 256" \
     "train_dataset.format: mindformers_alpaca" "parallel_config.data_parallel: 1"
 

@@ -50,7 +50,8 @@ int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_fla
                         {"--train_dataset_dir", &mf.train_dataset_dir},
                         {"--resume_training", &mf.resume_training},
                         {"--output_dir", &mf.output_dir},
-                        {"--register_path", &mf.register_path}};
+                        {"--register_path", &mf.register_path},
+                        {"--predict_data", &mf.predict_data}};
         int took = 0;
         for (size_t f = 0; f < sizeof mf_flags / sizeof mf_flags[0] && !took; f++) {
             if ((v = mf_flag(argc, argv, &i, mf_flags[f].name, &miss))) *mf_flags[f].slot = v, took = 1;
@@ -119,6 +120,8 @@ int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_fla
     if (mf.run_mode) sets[n_sets++] = xasprintf("run_mode=%s", mf.run_mode);
     if (mf.load_checkpoint) sets[n_sets++] = xasprintf("load_checkpoint=%s", mf.load_checkpoint);
     if (mf.output_dir) sets[n_sets++] = xasprintf("output_dir=%s", mf.output_dir);
+    if (mf.predict_data)
+        sets[n_sets++] = xasprintf("predict.%s=%s", file_exists(mf.predict_data) ? "input_file" : "prompt", mf.predict_data);
     if (mf.train_dataset_dir) sets[n_sets++] = xasprintf("train_dataset.data_files=[\"%s\"]", mf.train_dataset_dir);
     if (mf.resume_training) {
         int yes = !strcasecmp(mf.resume_training, "true"), no = !strcasecmp(mf.resume_training, "false");

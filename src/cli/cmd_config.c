@@ -32,11 +32,11 @@ int cmd_config(int argc, char **argv) {
     struct mf_cli mf = {0};
     for (int i = 3; i < argc; i++) {
         const char *const names[] = {"--run_mode", "--use_parallel", "--load_checkpoint", "--train_dataset_dir",
-                                     "--resume_training", "--output_dir", "--register_path"};
+                                     "--resume_training", "--output_dir", "--register_path", "--predict_data"};
         const char **slots[] = {&mf.run_mode, &mf.use_parallel, &mf.load_checkpoint, &mf.train_dataset_dir,
-                                &mf.resume_training, &mf.output_dir, &mf.register_path};
+                                &mf.resume_training, &mf.output_dir, &mf.register_path, &mf.predict_data};
         int took = 0;
-        for (int k = 0; k < 7 && !took; k++)
+        for (int k = 0; k < 8 && !took; k++)
             if (!strcmp(argv[i], names[k]) && i + 1 < argc) *slots[k] = argv[++i], took = 1;
         if (took) continue;
         if (!strcmp(argv[i], "--world") && i + 1 < argc) world = atoi(argv[++i]);

@@ -81,12 +81,19 @@ static char *render_prompt(const struct pipeline *p, const char *text, const cha
 static int generate_one(struct model *m, const struct pipeline *p, const struct run_config *cfg, const char *prompt,
                         const char *input, const char *reference, int raw, const int32_t *stops, int n_stops, FILE *out,
                         int json, int *match) {
-    char *text = render_prompt(p, prompt, input, raw);
-    if (!text) return -1;
     int32_t *ids;
     int64_t n;
-    if (tokenizer_encode(p->tk, text, strlen(text), &ids, &n)) return free(text), -1;
-    free(text);
+    if (!raw && p->fmt.opt.format == DATA_FORMAT_MINDFORMERS_ALPACA) { /* their pieces, tokenized one by one */
+        struct formatted fo = {0};
+        if (format_mindformers_alpaca_prompt(&p->fmt, prompt, input, &fo)) return formatted_free(&fo), -1;
+        ids = fo.ids, n = fo.n;
+        free(fo.labels);
+    } else {
+        char *text = render_prompt(p, prompt, input, raw);
+        if (!text) return -1;
+        if (tokenizer_encode(p->tk, text, strlen(text), &ids, &n)) return free(text), -1;
+        free(text);
+    }
     if (n == 0) return free(ids), err_set("empty prompt");
     const struct config_predict *pc = &cfg->predict;
     int32_t *gen = xmalloc(sizeof(int32_t) * (size_t)(pc->max_new_tokens + 1));

@@ -67,3 +67,7 @@ int format_record(const struct formatter *f, const struct cJSON *rec, const char
 int format_columns(const struct format_options *opt, const char **out, int max);
 /* Which format a record looks like under the column mapping (AUTO resolved), or -1. */
 int format_detect(const struct format_options *opt, const struct cJSON *rec);
+/* The generation prompt of format mindformers_alpaca (their three pieces, the last one
+ * "ASSISTANT:"), tokenized piece by piece as in training, into out->ids. */
+int format_mindformers_alpaca_prompt(const struct formatter *f, const char *instruction, const char *input,
+                                     struct formatted *out);

@@ -1072,8 +1072,11 @@ int config_mf_translate(const char *path, const struct mf_cli *cli, int world, s
         if (strcmp(m, "finetune") && strcmp(m, "train") && strcmp(m, "predict") && strcmp(m, "eval"))
             rc = err_set("%s: run_mode %s is not supported (finetune, train, predict, eval)", c->run_mode ? "--run_mode" : path, mode);
         else emit(&t, c->run_mode ? "--run_mode" : "run_mode", c->run_mode ? NULL : n, "run_mode", m);
+        if (!strcmp(m, "predict")) t.strict = 0; /* generation reads no training data */
     }
     if (c->register_path) note(&t, "--register_path %s: accepted and ignored (csft's models are built in)", c->register_path);
+    if (c->predict_data) /* run_mindformer.py --predict_data: a text, or a file of prompts */
+        emit_str(&t, "--predict_data", NULL, file_exists(c->predict_data) ? "predict.input_file" : "predict.prompt", c->predict_data);
     if (!rc && (s = sval(n = at(&t, "trainer.type"))) && strcmp(s, "CausalLanguageModelingTrainer"))
         note(&t, "trainer.type %s: csft runs its causal-LM trainer", s);
     if (!rc) rc = model_section(&t, &lora);

@@ -12,7 +12,7 @@
 /* run_mindformer.py's flags, as given on the command line (NULL = not given). */
 struct mf_cli {
     const char *run_mode, *use_parallel, *load_checkpoint, *train_dataset_dir, *resume_training, *output_dir,
-        *register_path;
+        *register_path, *predict_data;
     int strict; /* a run: data the run cannot read is an error (config convert only notes it) */
 };
 
