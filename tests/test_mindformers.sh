@@ -181,6 +181,20 @@ if [ -x "$dir/../../csft" ] || [ -x ./csft ]; then
     ./csft run --config $T/np.yaml --use_parallel True --train_dataset_dir $T/alpaca20.jsonl > $T/err.log 2>&1 && ok || bad "1p file with --use_parallel True on one process (global batch 64 by accumulation)"
     expect_out "one process layout" "this run is 1 data-parallel process each holding the whole model, batch_size 1 x gradient_accumulation_steps 64" $T/err.log
 fi
+# damaged copies of their config (each line deleted, or its value replaced): an error or a
+# translation, never a crash
+crashes=0
+f=$CFG/finetune_qwen2_5_7b_8k.yaml
+nl=$(wc -l < $f)
+for k in $(seq 1 2 $nl); do
+    for edit in "${k}d" "${k}s/: .*/: [1e400, -7, {a: *x}]/" "${k}s/: .*/: 99999999999999999999/"; do
+        sed "$edit" $f > $T/mut.yaml
+        ./csft config convert $T/mut.yaml > /dev/null 2>&1
+        rc=$?
+        [ $rc -ge 3 ] && { crashes=$((crashes + 1)); echo "crash ($rc) on edit $edit"; }
+    done
+done
+[ $crashes -eq 0 ] && ok || bad "config convert crashed on $crashes damaged configs"
 # run_mindformer.py's flags on a native config
 ./csft config convert $T/1p.yaml --use_parallel False > $T/native.yaml 2> /dev/null
 run_ok "native config with their flags" $T/native.log ./csft run --config $T/native.yaml --run_mode finetune --register_path x \

@@ -94,11 +94,11 @@ int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_fla
         rc = 2;
         goto out;
     }
-    int rank0 = env_int("OMPI_COMM_WORLD_RANK", 0) == 0;
+    int rank0 = env_int("OMPI_COMM_WORLD_RANK", env_int("PMI_RANK", 0)) == 0;
     if (path && config_mf_detect(path)) {
         /* MindSpore Transformers' layout: translated into native keys, then the user's --set */
         struct mf_translation tr;
-        if (config_mf_translate(path, &mf, env_int("OMPI_COMM_WORLD_SIZE", 1), &tr)) {
+        if (config_mf_translate(path, &mf, env_int("OMPI_COMM_WORLD_SIZE", env_int("PMI_SIZE", 1)), &tr)) {
             fprintf(stderr, "csft %s: %s\n", cmd, err_msg());
             rc = 1;
             goto out;

@@ -988,8 +988,11 @@ static int parallel_layout(struct tr *t, int world) {
     num(child(t, pc, "micro_batch_num"), &mbn), num(at(t, "micro_batch_interleave_num"), &il);
     if (num(at(t, "runner_config.batch_size"), &bs) && num(at(t, "train_dataset.batch_size"), &bs)) bs = 1;
     num(at(t, "runner_config.gradient_accumulation_steps"), &ga);
-    if (dp < 1 || mp < 1 || pp < 1 || cp < 1 || mbn < 1 || il < 1 || bs < 1 || ga < 1)
-        return fail(t, pc, "parallel_config / batch sizes must be positive integers");
+    const double v[] = {dp, mp, pp, cp, mbn, il, bs, ga};
+    for (int i = 0; i < 8; i++)
+        if (!(v[i] >= 1 && v[i] <= 1048576) || v[i] != floor(v[i]))
+            return fail(t, pc ? pc : at(t, "runner_config"), "parallel_config / batch sizes must be whole numbers from 1 to "
+                                                               "1048576 (found %g)", v[i]);
     double global, devices;
     char how[200];
     if (!use_parallel) {
@@ -1004,6 +1007,7 @@ static int parallel_layout(struct tr *t, int world) {
         snprintf(how, sizeof how, "batch_size %g x data_parallel %g x micro_batch_interleave_num %g x "
                                   "gradient_accumulation_steps %g", bs, dp, il, ga);
     }
+    if (devices > 1048576 || global > 1e12) return fail(t, pc, "parallel_config: %g devices / a global batch of %g is too large", devices, global);
     int procs = world > 0 ? world : (int)devices;
     double acc = global / (bs * procs);
     if (acc < 1 || acc != floor(acc))
