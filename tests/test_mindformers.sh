@@ -67,6 +67,13 @@ if conv $CFG/finetune_qwen2_5_7b_8k_1p.yaml --use_parallel False; then ok; else 
 expect_keys $T/conv.yaml "1p" "model.model_config.num_layers: 4" "model.model_config.recompute: false" \
     "parallel_config.data_parallel: 1" "parallel_config.zero_stage: 0" "runner_config.gradient_accumulation_steps: 1"
 
+# do_eval with eval data: eval_dataset and eval_steps
+sed -e 's|^do_eval: False|do_eval: True|' -e 's|^eval_step_interval: -1 |eval_step_interval: 5 |' \
+    -e '/^eval_dataset:/,/^eval_dataset_task:/s|dataset_dir: ""|dataset_dir: "/data/eval.mindrecord"|' \
+    $CFG/research_qwen2_5_finetune_qwen2_5_7b_8k.dev.yaml > $T/eval.yaml
+if conv $T/eval.yaml; then ok; else cat $T/conv.err; bad "config convert with do_eval"; fi
+expect_keys $T/conv.yaml "do_eval" 'eval_dataset.data_files: ["/data/eval.mindrecord"]' "eval_steps: 5" \
+    "eval_dataset.format: tokenized" "eval_dataset.shuffle: false"
 for v in dev master; do
     if conv $CFG/research_qwen2_5_finetune_qwen2_5_7b_8k.$v.yaml; then ok; else cat $T/conv.err; bad "config convert $v"; fi
     expect_keys $T/conv.yaml "$v" "train_dataset.format: tokenized" "train_dataset.seq_length: 8193" \
@@ -101,6 +108,10 @@ expect_out "1p: plan" "plan: 24 steps (12 per epoch), 1 rows of packed sequences
 expect_out "1p: data" "train_dataset: 20 records -> 12 sequences, 2607 tokens (537 trained)" $T/1p.log
 expect_out "1p: register_path note" "--register_path research/qwen2_5: accepted and ignored" $T/1p.log
 [ -f $T/out1p/model.safetensors ] && ok || bad "1p: no final model"
+# --resume_training True: csft continues from its newest checkpoint in output_dir
+run_ok "1p resume" $T/resume.log ./csft run --config $T/1p.yaml --use_parallel False --run_mode finetune \
+    --train_dataset_dir $T/alpaca20.jsonl --resume_training True
+expect_out "resume" "resuming from $T/out1p/checkpoints/checkpoint-24" $T/resume.log
 # their predict mode on the trained model: --run_mode predict --predict_data TEXT (their prompt pieces)
 run_ok "1p predict" $T/pred.log ./csft run --config $T/1p.yaml --use_parallel False --run_mode predict \
     --load_checkpoint $T/out1p --predict_data "Give three tips for staying healthy." --set predict.max_new_tokens=4

@@ -1066,7 +1066,7 @@ int config_mf_translate(const char *path, const struct mf_cli *cli, int world, s
     if (!load || !*load) load = sval(n = at(&t, "model.model_config.checkpoint_name_or_path"));
     if (load && *load) emit_str(&t, c->load_checkpoint ? "--load_checkpoint" : "load_checkpoint", c->load_checkpoint ? NULL : n, "load_checkpoint", load);
     const char *rt = c->resume_training ? c->resume_training : sval(n = at(&t, "resume_training"));
-    if (rt && !falsy(rt) && !is_null(c->resume_training ? NULL : n)) {
+    if (rt && !falsy(rt) && (c->resume_training || !is_null(n))) {
         emit(&t, c->resume_training ? "--resume_training" : "resume_training", c->resume_training ? NULL : n, "resume_training", "true");
         if (!truthy(rt)) note(&t, "resume_training %s: csft resumes from its own newest checkpoint in output_dir", rt);
     }
