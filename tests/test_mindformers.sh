@@ -66,6 +66,8 @@ if grep -q "not a MindSpore Transformers key csft knows" $T/conv.err; then bad "
 if conv $CFG/finetune_qwen2_5_7b_8k_1p.yaml --use_parallel False; then ok; else cat $T/conv.err; bad "config convert 1p"; fi
 expect_keys $T/conv.yaml "1p" "model.model_config.num_layers: 4" "model.model_config.recompute: false" \
     "parallel_config.data_parallel: 1" "parallel_config.zero_stage: 0" "runner_config.gradient_accumulation_steps: 1"
+conv $CFG/finetune_qwen2_5_7b_8k_1p.yaml --run_mode train || bad "config convert --run_mode train"
+expect_keys $T/conv.yaml "their train mode" "run_mode: finetune" "train_dataset.format: mindformers_alpaca"
 
 # do_eval with eval data: eval_dataset and eval_steps
 sed -e 's|^do_eval: False|do_eval: True|' -e 's|^eval_step_interval: -1 |eval_step_interval: 5 |' \

@@ -32,7 +32,7 @@ static const struct rule {
     {"load_checkpoint", 'M', "load_checkpoint: an HF folder, a .ckpt file or a folder with rank_0/*.ckpt"},
     {"load_ckpt_format", 'H', "csft detects the format from load_checkpoint (safetensors folder or .ckpt)"},
     {"resume_training", 'M', "resume_training (csft resumes from its own newest checkpoint in output_dir)"},
-    {"run_mode", 'M', "run_mode (predict_with_train_model = predict)"},
+    {"run_mode", 'M', "run_mode (train = finetune: both train on the handler's labels; predict_with_train_model = predict)"},
     {"use_parallel", 'M', "False: one process (parallel_config not used); True: the layout of parallel_config"},
     {"micro_batch_interleave_num", 'M', "multiplies the global batch (folded into gradient_accumulation_steps)"},
     {"do_eval", 'M', "with eval_dataset: eval_dataset.data_files"},
@@ -1072,7 +1072,10 @@ int config_mf_translate(const char *path, const struct mf_cli *cli, int world, s
     }
     const char *mode = c->run_mode ? c->run_mode : sval(n = at(&t, "run_mode"));
     if (mode) {
-        const char *m = !strcmp(mode, "predict_with_train_model") ? "predict" : mode;
+        /* their train and finetune both train on the labels the data handler makes (csft's train
+         * would put the loss on every token) */
+        const char *m = !strcmp(mode, "predict_with_train_model") ? "predict" : !strcmp(mode, "train") ? "finetune" : mode;
+        if (!strcmp(mode, "train")) note(&t, "run_mode train: trained like finetune, on the labels their data handler makes");
         if (strcmp(m, "finetune") && strcmp(m, "train") && strcmp(m, "predict") && strcmp(m, "eval"))
             rc = err_set("%s: run_mode %s is not supported (finetune, train, predict, eval)", c->run_mode ? "--run_mode" : path, mode);
         else emit(&t, c->run_mode ? "--run_mode" : "run_mode", c->run_mode ? NULL : n, "run_mode", m);
