@@ -63,6 +63,11 @@ n=$(grep -c '^warning: MindSpore-only settings ignored' $T/conv.err)
 expect_out "8k: context ignored" "context.*" $T/conv.err
 if grep -q "not a MindSpore Transformers key csft knows" $T/conv.err; then bad "8k: a key of their config is not in the rule table"; else ok; fi
 
+if conv $CFG/finetune_qwen2_5_7b_8k.yaml --world 16; then ok; else bad "config convert --world 16"; fi
+expect_keys $T/conv.yaml "--world 16" "parallel_config.data_parallel: 16" "runner_config.gradient_accumulation_steps: 4"
+conv $CFG/finetune_qwen2_5_7b_8k.yaml --world 7 && bad "--world 7 accepted (64 is not a multiple of 7)"
+expect_out "--world 7" "which 7 processes of batch_size 1 cannot make with whole gradient-accumulation steps" $T/conv.err
+./csft config > /dev/null 2>&1; [ $? -eq 2 ] && ok || bad "csft config without a subcommand: exit 2"
 if conv $CFG/finetune_qwen2_5_7b_8k_1p.yaml --use_parallel False; then ok; else cat $T/conv.err; bad "config convert 1p"; fi
 expect_keys $T/conv.yaml "1p" "model.model_config.num_layers: 4" "model.model_config.recompute: false" \
     "parallel_config.data_parallel: 1" "parallel_config.zero_stage: 0" "runner_config.gradient_accumulation_steps: 1"
@@ -210,6 +215,9 @@ done
 [ $crashes -eq 0 ] && ok || bad "config convert crashed on $crashes damaged configs"
 # run_mindformer.py's flags on a native config
 ./csft config convert $T/1p.yaml --use_parallel False > $T/native.yaml 2> /dev/null
+# config convert on a native config prints it resolved, and that output loads back the same
+./csft config convert $T/native.yaml > $T/native2.yaml 2> /dev/null && ok || bad "config convert on a native config"
+./csft config convert $T/native2.yaml > $T/native3.yaml 2> /dev/null && cmp -s $T/native2.yaml $T/native3.yaml && ok || bad "native round trip"
 run_ok "native config with their flags" $T/native.log ./csft run --config $T/native.yaml --run_mode finetune --register_path x \
     --use_parallel False --output_dir $T/outn --load_checkpoint $T/model --train_dataset_dir $T/alpaca20.jsonl --set runner_config.max_steps=2
 [ -f $T/outn/model.safetensors ] && ok || bad "native run: --output_dir not honoured"
