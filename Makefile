@@ -5,7 +5,7 @@ CFLAGS ?= $(OPT) -g
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
 MPI_LIBS := $(shell pkg-config --libs ompi-c)
 CFLAGS += -std=c11 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc $(MPI_CFLAGS)
-LDLIBS := -lcjson -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -llz4 -lbrotlidec -lm $(MPI_LIBS)
+LDLIBS := -lcjson -lsqlite3 -lyaml -ldnnl -lutf8proc -lpcre2-8 -lsnappy -lzstd -lz -llz4 -lbrotlidec -lm $(MPI_LIBS)
 # CUDA=1 adds the CUDA backend (src/kernels/cuda/*.cu through nvcc) in its own build folder; the
 # default build never needs nvcc. CUDA_ARCH picks the GPU (90: Hopper H100/H200; 80: A100).
 ifeq ($(CUDA),1)

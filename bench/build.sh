@@ -11,6 +11,6 @@ gcc -O2 -march=native -ffp-contract=fast -fopenmp -o build/bench/fma_peak bench/
 if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ]; then
     gcc -O2 -march=native -fopenmp -o build/bench/gemm_bench bench/gemm_bench.c -ldnnl -lopenblas 2>/dev/null || true
 fi
-for b in attn_bench bf16_bench; do
+for b in attn_bench bf16_bench report_bench; do
     gcc $CFLAGS -o build/bench/$b bench/$b.c build/libcsft.a $LIBS
 done

@@ -26,3 +26,4 @@ echo "== 5. after LoRA"
     --input-file examples/demo/test.jsonl --output-file demo_out/after.jsonl 2>&1 | tee demo_out/score_after.txt
 bash scripts/demo_summary.sh demo_out
 echo "merged model: ./csft merge --base demo_out/pretrained --adapter demo_out/lora --out demo_out/merged"
+echo "report (open in a browser): demo_out/lora/report.html   (pretraining: demo_out/pretrained/report.html)"

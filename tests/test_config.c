@@ -328,8 +328,12 @@ static void test_parallel(void) {
     EXPECT_ERR("parallel_config.use_seq_parallel: true is not supported yet (only false)");
     EXPECT(load_text(&c, "parallel_config:\n  micro_batch_num: 16\n", NULL, 0) != 0, "pipeline setting");
     EXPECT_ERR("unknown key 'parallel_config.micro_batch_num' (MindSpore setting): not supported yet");
-    EXPECT(load_text(&c, "parallel_config:\n  zero_stage: 3\n", NULL, 0) != 0, "zero 3");
-    EXPECT_ERR("parallel_config.zero_stage: expected an integer [0, 1], found 3");
+    EXPECT(load_text(&c, "parallel_config:\n  zero_stage: 4\n", NULL, 0) != 0, "zero 4");
+    EXPECT_ERR("parallel_config.zero_stage: expected an integer [0, 3], found 4");
+    EXPECT(load_text(&c, "parallel_config:\n  zero_stage: 3\n  model_parallel: 2\n", NULL, 0) == 0, "%s", err_msg());
+    EXPECT(c.parallel_config.zero_stage == 3 && c.parallel_config.model_parallel == 2, "zero 3, tp 2");
+    config_free(&c);
+    EXPECT(load_text(&c, "parallel_config:\n  model_parallel: 0\n", NULL, 0) != 0, "tp 0");
 }
 
 /* MindSpore's own config: every foreign key is named with where it lives in csft. */

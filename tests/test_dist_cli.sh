@@ -87,5 +87,22 @@ ok=0
 [ $ok -eq 1 ] || tail -5 "$work/bad.log"
 check "data_parallel 4 on 2 ranks fails with a clear message" 0 $ok
 
+# the process grid: a product that is not the world size names both; pipeline_stage is refused
+bad_grid() { # $1: description, $2: expected message, then --set overrides
+    local what=$1 want=$2
+    shift 2
+    $mpi ./csft finetune --config "$work/run.yaml" --set output_dir=$work/bad "$@" > "$work/bad.log" 2>&1
+    local rc=$? ok=0
+    [ $rc -ne 0 ] && grep -q "$want" "$work/bad.log" && ok=1
+    [ $ok -eq 1 ] || tail -5 "$work/bad.log"
+    check "$what" 0 $ok
+}
+bad_grid "data_parallel 2 x model_parallel 2 on 2 ranks fails naming both" \
+    'data_parallel 2 x model_parallel 2 = 4 ranks, but the job runs 2 ranks' \
+    --set parallel_config.data_parallel=2 --set parallel_config.model_parallel=2
+bad_grid "model_parallel 3 on 2 ranks fails clearly" 'model_parallel is 3 but the job runs 2 ranks' \
+    --set parallel_config.model_parallel=3
+bad_grid "pipeline_stage 2 is refused" 'pipeline_stage: 2 is not supported yet' --set parallel_config.pipeline_stage=2
+
 echo "dist_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]

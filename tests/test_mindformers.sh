@@ -68,6 +68,11 @@ expect_keys $T/conv.yaml "--world 16" "parallel_config.data_parallel: 16" "runne
 conv $CFG/finetune_qwen2_5_7b_8k.yaml --world 7 && bad "--world 7 accepted (64 is not a multiple of 7)"
 expect_out "--world 7" "which 7 processes of batch_size 1 cannot make with whole gradient-accumulation steps" $T/conv.err
 ./csft config > /dev/null 2>&1; [ $? -eq 2 ] && ok || bad "csft config without a subcommand: exit 2"
+# model_parallel 2, no pipeline: csft's tensor parallelism (dp 4 x mp 2 = 8 processes, global batch 4)
+sed -e 's|  model_parallel: 1|  model_parallel: 2|' -e 's|  pipeline_stage: 2|  pipeline_stage: 1|' $CFG/finetune_qwen2_5_7b_8k.yaml > $T/mp2.yaml
+if conv $T/mp2.yaml; then ok; else cat $T/conv.err; bad "config convert model_parallel 2"; fi
+expect_keys $T/conv.yaml "model_parallel 2" "parallel_config.data_parallel: 4" "parallel_config.model_parallel: 2" \
+    "runner_config.gradient_accumulation_steps: 1"
 if conv $CFG/finetune_qwen2_5_7b_8k_1p.yaml --use_parallel False; then ok; else cat $T/conv.err; bad "config convert 1p"; fi
 expect_keys $T/conv.yaml "1p" "model.model_config.num_layers: 4" "model.model_config.recompute: false" \
     "parallel_config.data_parallel: 1" "parallel_config.zero_stage: 0" "runner_config.gradient_accumulation_steps: 1"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/cli_config.h"
+#include "cli/cmd_data_convert.h"
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
@@ -23,11 +24,13 @@
 
 static void data_usage(FILE *f) {
     fprintf(f, "usage: csft data cat [--offset N] [--limit N] [--skip-bad-rows] FILE...\n"
-               "       csft data stats --config run.yaml [--eval] [--set key.path=value]...\n\n"
+               "       csft data stats --config run.yaml [--eval] [--set key.path=value]...\n"
+               "       csft data convert --to mindrecord --out PATH (FILE... | --config run.yaml)  (see its --help)\n\n"
                "cat    print the records of each FILE as JSON Lines (the dataset's own columns, lists of\n"
                "       structs as arrays of objects). FILE: .json (a top-level array) or .jsonl, either\n"
                "       optionally .gz; .parquet; .arrow (Arrow IPC stream, as datasets writes) or .feather;\n"
-               "       or a datasets save_to_disk folder. The files are read as one stream:\n"
+               "       or a datasets save_to_disk folder; or MindRecord (a data file: its whole shard group; or a\n"
+               "       folder of them). The files are read as one stream:\n"
                "  --offset N       skip the first N records\n"
                "  --limit N        print at most N records\n"
                "  --skip-bad-rows  skip rows that are malformed JSON, not objects, or invalid UTF-8, and\n"
@@ -328,7 +331,8 @@ int cmd_data(int argc, char **argv) {
         }
         return data_stats(argc - 1, argv + 1);
     }
-    fprintf(stderr, "csft data: unknown subcommand '%s' (cat, stats)\n", argv[1]);
+    if (strcmp(argv[1], "convert") == 0) return cmd_data_convert(argc - 1, argv + 1);
+    fprintf(stderr, "csft data: unknown subcommand '%s' (cat, stats, convert)\n", argv[1]);
     data_usage(stderr);
     return 2;
 }

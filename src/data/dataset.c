@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "data/mindrecord.h"
 #include "data/reader.h"
 
 #define CHUNK 1024
@@ -248,13 +249,24 @@ static uint64_t hash_input(uint64_t h, const char *path) {
     return h;
 }
 
+/* A MindRecord data file brings its shard group: its folder's entries count too. */
+static uint64_t hash_input_group(uint64_t h, const char *path) {
+    h = hash_input(h, path);
+    if (dir_exists(path) || !mindrecord_sniff(path)) return h;
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xasprintf("%.*s", (int)(slash - path), path) : xstrdup(".");
+    h = hash_input(h, dir);
+    free(dir);
+    return h;
+}
+
 static char *cache_key(const struct dataset_options *opt, const struct formatter *f) {
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv1a(h, CACHE_VERSION, strlen(CACHE_VERSION));
-    for (int i = 0; i < opt->n_files; i++) h = hash_input(h, opt->files[i]);
+    for (int i = 0; i < opt->n_files; i++) h = hash_input_group(h, opt->files[i]);
     if (opt->cache_salt) h = fnv1a(h, opt->cache_salt, strlen(opt->cache_salt) + 1);
-    int64_t o[6] = {f->opt.format, f->opt.loss_on, f->opt.truncation, f->opt.seq_length, f->alpaca_tmpl != NULL,
-                    f->eos_id};
+    int64_t o[7] = {f->opt.format, f->opt.loss_on, f->opt.truncation, f->opt.seq_length, f->alpaca_tmpl != NULL,
+                    f->eos_id, f->pad_id /* MindFormers target_ids rows */};
     h = fnv1a(h, o, sizeof o);
     for (int i = 0; i < f->opt.n_columns; i++) {
         h = fnv1a(h, f->opt.columns[i].canonical, strlen(f->opt.columns[i].canonical) + 1);

@@ -64,11 +64,11 @@ struct mr_shard {
     int *blob_by_type; /* page indices of blob pages sorted by type_id */
     int n_blob_pages;
     /* iteration */
-    int raw_i, group_i;      /* the next (raw page, row group) unit */
+    int raw_i, group_i;          /* the next (raw page, row group) unit */
     int raw_loaded, blob_loaded; /* page indices of the buffers, -1 none */
     uint8_t *raw, *blobp;
-    uint64_t r, b;           /* offsets in the buffers */
-    int64_t row, row_end;    /* row ids of the current group */
+    uint64_t r, b;        /* offsets in the buffers */
+    int64_t row, row_end; /* row ids of the current group */
     cJSON **slots;
 };
 
@@ -83,13 +83,15 @@ struct mindrecord {
 
 static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
 static uint64_t be_n(const uint8_t *p, int k) {
     uint64_t v = 0;
-    for (int i = 0; i < k; i++) v = v << 8 | p[i];
+    for (int i = 0; i < k; i++)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -105,8 +107,9 @@ static int shard_read(struct mr_shard *s, uint64_t off, uint64_t len, void *dst)
     while (len) {
         ssize_t got = pread(s->fd, d, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
         if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) return err_set("%s: read error at offset %llu: %s", s->path, (unsigned long long)off,
-                                     got < 0 ? strerror(errno) : "unexpected end of file");
+        if (got <= 0)
+            return err_set("%s: read error at offset %llu: %s", s->path, (unsigned long long)off,
+                           got < 0 ? strerror(errno) : "unexpected end of file");
         d += got, off += (uint64_t)got, len -= (uint64_t)got;
     }
     return 0;
@@ -140,23 +143,28 @@ void mindrecord_float_repr(double d, char *buf) {
     if (neg) *o++ = '-';
     if (e >= -4 && e < 16) {
         if (e >= 0) {
-            for (int i = 0; i <= e; i++) *o++ = i < nd ? digits[i] : '0';
+            for (int i = 0; i <= e; i++)
+                *o++ = i < nd ? digits[i] : '0';
             *o++ = '.';
             if (nd > e + 1)
-                for (int i = e + 1; i < nd; i++) *o++ = digits[i];
+                for (int i = e + 1; i < nd; i++)
+                    *o++ = digits[i];
             else
                 *o++ = '0';
         } else {
             *o++ = '0', *o++ = '.';
-            for (int i = 0; i < -e - 1; i++) *o++ = '0';
-            for (int i = 0; i < nd; i++) *o++ = digits[i];
+            for (int i = 0; i < -e - 1; i++)
+                *o++ = '0';
+            for (int i = 0; i < nd; i++)
+                *o++ = digits[i];
         }
         *o = 0;
     } else {
         *o++ = digits[0];
         if (nd > 1) {
             *o++ = '.';
-            for (int i = 1; i < nd; i++) *o++ = digits[i];
+            for (int i = 1; i < nd; i++)
+                *o++ = digits[i];
         }
         sprintf(o, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
     }
@@ -166,7 +174,8 @@ static char *base64(const uint8_t *s, size_t n) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+        uint32_t v =
+            (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
         *o++ = tab[v >> 18 & 63], *o++ = tab[v >> 12 & 63];
         *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
         *o++ = i + 2 < n ? tab[v & 63] : '=';
@@ -195,8 +204,8 @@ static int json_int(const cJSON *o, const char *key, int64_t lo, int64_t hi, int
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
         v->valuedouble > (double)hi)
-        return err_set("%s: header%s: \"%s\" must be an integer in [%lld, %lld]", path, where, key, (long long)lo,
-                       (long long)hi);
+        return err_set("%s: header%s: \"%s\" must be an integer in [%lld, %lld]", path, where, key,
+                       (long long)lo, (long long)hi);
     *out = (int64_t)v->valuedouble;
     return 0;
 }
@@ -218,7 +227,8 @@ static int parse_schema(struct mr_shard *s, int v3) {
         return err_set("%s: header: \"schema\" must be an array of exactly one schema object", s->path);
     const cJSON *sc = arr->child, *fields = cJSON_GetObjectItemCaseSensitive(sc, "schema"),
                 *blobs = cJSON_GetObjectItemCaseSensitive(sc, "blob_fields");
-    if (!cJSON_IsObject(fields)) return err_set("%s: header: schema has no \"schema\" object of fields", s->path);
+    if (!cJSON_IsObject(fields))
+        return err_set("%s: header: schema has no \"schema\" object of fields", s->path);
     int n = cJSON_GetArraySize(fields);
     if (n < 1 || n > MR_MAX_FIELDS)
         return err_set("%s: header: schema has %d fields (1 to %d allowed)", s->path, n, MR_MAX_FIELDS);
@@ -231,28 +241,35 @@ static int parse_schema(struct mr_shard *s, int v3) {
         for (int k = 0; k < i; k++)
             if (strcmp(s->fields[k].name, mf->name) == 0)
                 return err_set("%s: header: schema field \"%s\" appears twice", s->path, mf->name);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type"), *sh = cJSON_GetObjectItemCaseSensitive(f, "shape");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type"),
+                    *sh = cJSON_GetObjectItemCaseSensitive(f, "shape");
         if (!cJSON_IsString(t) || parse_type(t->valuestring, &mf->type))
-            return err_set("%s: header: schema field \"%s\": unknown type %s%s%s (int32, int64, float32, float64, "
-                           "string, bytes)", s->path, mf->name, cJSON_IsString(t) ? "\"" : "",
-                           cJSON_IsString(t) ? t->valuestring : "(missing)", cJSON_IsString(t) ? "\"" : "");
+            return err_set(
+                "%s: header: schema field \"%s\": unknown type %s%s%s (int32, int64, float32, float64, "
+                "string, bytes)",
+                s->path, mf->name, cJSON_IsString(t) ? "\"" : "",
+                cJSON_IsString(t) ? t->valuestring : "(missing)", cJSON_IsString(t) ? "\"" : "");
         mf->n_dims = -1;
         if (sh) {
             if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > MR_MAX_DIMS || mf->type == MR_STRING ||
                 mf->type == MR_BYTES)
-                return err_set("%s: header: schema field \"%s\": bad \"shape\" (a list of at most %d dims, numeric "
-                               "types only)", s->path, mf->name, MR_MAX_DIMS);
+                return err_set(
+                    "%s: header: schema field \"%s\": bad \"shape\" (a list of at most %d dims, numeric "
+                    "types only)",
+                    s->path, mf->name, MR_MAX_DIMS);
             int k = 0, n_free = 0;
             for (const cJSON *d = sh->child; d; d = d->next, k++) {
                 double v = cJSON_IsNumber(d) ? d->valuedouble : 0;
                 if (v != floor(v) || (v < 1 && v != -1) || v > 1e12)
-                    return err_set("%s: header: schema field \"%s\": shape dim %d must be -1 or a positive integer",
-                                   s->path, mf->name, k);
+                    return err_set(
+                        "%s: header: schema field \"%s\": shape dim %d must be -1 or a positive integer",
+                        s->path, mf->name, k);
                 mf->dims[k] = (int64_t)v;
                 n_free += v == -1;
             }
             if (n_free > 1)
-                return err_set("%s: header: schema field \"%s\": shape has more than one -1", s->path, mf->name);
+                return err_set("%s: header: schema field \"%s\": shape has more than one -1", s->path,
+                               mf->name);
             mf->n_dims = k;
             if (mf->type == MR_INT32 || mf->type == MR_INT64) has_int_array = 1;
         }
@@ -270,15 +287,18 @@ static int parse_schema(struct mr_shard *s, int v3) {
         if (k < 0 || s->fields[k].blob)
             return err_set("%s: header: blob field %s is not a schema field (or listed twice)", s->path,
                            cJSON_IsString(b) ? b->valuestring : "(not a string)");
+        if (s->fields[k].n_dims < 0 && s->fields[k].type != MR_BYTES && s->fields[k].type != MR_STRING)
+            return err_set("%s: header: blob field %s has no shape", s->path, b->valuestring);
         s->fields[k].blob = 1;
         s->blob_order[s->n_blob++] = k;
     }
     for (int j = 0; j < n; j++)
         if (!s->fields[j].blob && (s->fields[j].n_dims >= 0 || s->fields[j].type == MR_BYTES))
-            return err_set("%s: header: field \"%s\" has a shape or is bytes but is not in blob_fields", s->path,
-                           s->fields[j].name);
+            return err_set("%s: header: field \"%s\" has a shape or is bytes but is not in blob_fields",
+                           s->path, s->fields[j].name);
     s->sorted = xcalloc((size_t)n, sizeof *s->sorted);
-    for (int j = 0; j < n; j++) s->sorted[j] = j;
+    for (int j = 0; j < n; j++)
+        s->sorted[j] = j;
     qsort_r(s->sorted, (size_t)n, sizeof *s->sorted, cmp_field_idx_ctx, s->fields);
     s->slots = xcalloc((size_t)n, sizeof *s->slots);
     return 0;
@@ -314,9 +334,9 @@ static int parse_pages(struct mr_shard *s) {
             json_int(pg, "page_size", 0, (int64_t)s->ps, &p->used, s->path, where))
             return -1;
         if ((uint64_t)p->id > max_id || s->hs + s->ps * (uint64_t)p->id + (uint64_t)p->used > s->size)
-            return err_set("%s: page %lld (%s, %lld bytes) lies past the end of the file (%llu bytes): truncated?",
-                           s->path, (long long)p->id, t->valuestring, (long long)p->used,
-                           (unsigned long long)s->size);
+            return err_set(
+                "%s: page %lld (%s, %lld bytes) lies past the end of the file (%llu bytes): truncated?",
+                s->path, (long long)p->id, t->valuestring, (long long)p->used, (unsigned long long)s->size);
         if (p->blob) {
             s->blob_by_type[s->n_blob_pages++] = i;
             continue;
@@ -342,14 +362,16 @@ static int parse_pages(struct mr_shard *s) {
 static void shard_free(struct mr_shard *s) {
     if (!s) return;
     if (s->fd >= 0) close(s->fd);
-    for (int i = 0; i < s->n_pages; i++) free(s->pages[i].gid), free(s->pages[i].goff);
+    for (int i = 0; i < s->n_pages; i++)
+        free(s->pages[i].gid), free(s->pages[i].goff);
     free(s->pages);
     free(s->blob_by_type);
     free(s->fields);
     free(s->blob_order);
     free(s->sorted);
     if (s->slots)
-        for (int i = 0; i < s->n_fields; i++) cJSON_Delete(s->slots[i]);
+        for (int i = 0; i < s->n_fields; i++)
+            cJSON_Delete(s->slots[i]);
     free(s->slots);
     free(s->raw);
     free(s->blobp);
@@ -388,19 +410,23 @@ static int shard_open(struct mr_shard **out, const char *path, const uint8_t *me
     }
     if (is_encrypted(s)) {
         err_set("%s: encrypted MindRecord file (MindSpore set_enc_key, AES-GCM): csft cannot read it; "
-                "decrypt it with MindSpore first", path);
+                "decrypt it with MindSpore first",
+                path);
         goto fail;
     }
     uint8_t l8[8];
     if (s->size < 8) {
-        err_set("%s: file truncated: %llu bytes, not a MindRecord data file", path, (unsigned long long)s->size);
+        err_set("%s: file truncated: %llu bytes, not a MindRecord data file", path,
+                (unsigned long long)s->size);
         goto fail;
     }
     if (shard_read(s, 0, 8, l8)) goto fail;
     uint64_t L = le64(l8);
     if (L < 2 || L > MR_MAX_HEADER || L > s->size - 8) {
-        err_set("%s: header length %llu is impossible (file %llu bytes, limit 128 MiB): not a MindRecord data file "
-                "or truncated", path, (unsigned long long)L, (unsigned long long)s->size);
+        err_set("%s: header length %llu is impossible (file %llu bytes, limit 128 MiB): not a MindRecord "
+                "data file "
+                "or truncated",
+                path, (unsigned long long)L, (unsigned long long)s->size);
         goto fail;
     }
     char *text = xmalloc(L + 1);
@@ -417,8 +443,9 @@ static int shard_open(struct mr_shard **out, const char *path, const uint8_t *me
     }
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(s->header, "version");
     if (!cJSON_IsString(ver) || (strcmp(ver->valuestring, "2.0") && strcmp(ver->valuestring, "3.0"))) {
-        err_set("%s: header: version %s%s%s is not supported (2.0 and 3.0 are)", path, cJSON_IsString(ver) ? "\"" : "",
-                cJSON_IsString(ver) ? ver->valuestring : "(missing)", cJSON_IsString(ver) ? "\"" : "");
+        err_set("%s: header: version %s%s%s is not supported (2.0 and 3.0 are)", path,
+                cJSON_IsString(ver) ? "\"" : "", cJSON_IsString(ver) ? ver->valuestring : "(missing)",
+                cJSON_IsString(ver) ? "\"" : "");
         goto fail;
     }
     int64_t hs, ps;
@@ -439,25 +466,27 @@ fail:
 static const char *page_kind(const struct mr_page *p) { return p->blob ? "BLOB_DATA" : "RAW_DATA"; }
 
 static int row_err(const struct mr_shard *s, const struct mr_page *p, int64_t row, const char *what) {
-    return err_set("%s: page %lld (%s), row %lld: %s", s->path, (long long)p->id, page_kind(p), (long long)row, what);
+    return err_set("%s: page %lld (%s), row %lld: %s", s->path, (long long)p->id, page_kind(p),
+                   (long long)row, what);
 }
 
 /* Builds the nested lists of shape dims[0..nd) from vals (int64 or double by is_float). */
-static cJSON *build_nested(const struct mr_field *f, const int64_t *dims, int nd, const int64_t *iv, const double *fv,
-                           int64_t *k) {
+static cJSON *build_nested(const struct mr_field *f, const int64_t *dims, int nd, const int64_t *iv,
+                           const double *fv, int64_t *k) {
     if (nd == 0) {
         int64_t i = (*k)++;
         if (fv) return f->type == MR_FLOAT32 ? float_item((double)(float)fv[i]) : float_item(fv[i]);
         return int_item(iv[i]);
     }
     cJSON *a = cJSON_CreateArray();
-    for (int64_t i = 0; i < dims[0]; i++) cJSON_AddItemToArray(a, build_nested(f, dims + 1, nd - 1, iv, fv, k));
+    for (int64_t i = 0; i < dims[0]; i++)
+        cJSON_AddItemToArray(a, build_nested(f, dims + 1, nd - 1, iv, fv, k));
     return a;
 }
 
 /* Decodes one blob segment s[0..len) of field f. Returns NULL with an error message in why. */
-static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f, const uint8_t *s, uint64_t len,
-                             char *why, size_t why_n) {
+static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f, const uint8_t *s,
+                             uint64_t len, char *why, size_t why_n) {
     if (f->type == MR_BYTES || f->type == MR_STRING) {
         if (f->type == MR_BYTES) {
             char *b = base64(s, len);
@@ -490,8 +519,8 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
         n = (int64_t)be_n(s, 4);
         uint64_t nbm = ((uint64_t)n + 3) / 4;
         if (nbm + (uint64_t)n > len - 4) {
-            snprintf(why, why_n, "field \"%s\": compressed array announces %lld elements in %llu bytes", f->name,
-                     (long long)n, (unsigned long long)len);
+            snprintf(why, why_n, "field \"%s\": compressed array announces %lld elements in %llu bytes",
+                     f->name, (long long)n, (unsigned long long)len);
             return NULL;
         }
         iv = xmalloc(sizeof *iv * (size_t)(n + 1));
@@ -499,26 +528,27 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
         for (int64_t k = 0; k < n; k++) {
             int w = bm[k / 4] >> ((3 - k % 4) * 2) & 3, nb = 1 << w;
             if (nb > end - v) {
-                snprintf(why, why_n, "field \"%s\": compressed array element %lld runs past its %llu bytes", f->name,
-                         (long long)k, (unsigned long long)len);
+                snprintf(why, why_n, "field \"%s\": compressed array element %lld runs past its %llu bytes",
+                         f->name, (long long)k, (unsigned long long)len);
                 free(iv);
                 return NULL;
             }
             uint64_t u = 0;
-            for (int j = nb - 1; j >= 0; j--) u = u << 8 | v[j];
+            for (int j = nb - 1; j >= 0; j--)
+                u = u << 8 | v[j];
             if (nb < 8 && (u >> (8 * nb - 1))) u |= ~0ull << (8 * nb);
             iv[k] = (int64_t)u;
             v += nb;
             if (f->type == MR_INT32 && (iv[k] < INT32_MIN || iv[k] > INT32_MAX)) {
-                snprintf(why, why_n, "field \"%s\" (int32): element %lld = %lld out of range", f->name, (long long)k,
-                         (long long)iv[k]);
+                snprintf(why, why_n, "field \"%s\" (int32): element %lld = %lld out of range", f->name,
+                         (long long)k, (long long)iv[k]);
                 free(iv);
                 return NULL;
             }
         }
         if (v != end) {
-            snprintf(why, why_n, "field \"%s\": %lld bytes left after the compressed array's %lld elements", f->name,
-                     (long long)(end - v), (long long)n);
+            snprintf(why, why_n, "field \"%s\": %lld bytes left after the compressed array's %lld elements",
+                     f->name, (long long)(end - v), (long long)n);
             free(iv);
             return NULL;
         }
@@ -530,17 +560,21 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
             return NULL;
         }
         n = (int64_t)(len / (uint64_t)es);
-        if (is_int) iv = xmalloc(sizeof *iv * (size_t)(n + 1));
-        else fv = xmalloc(sizeof *fv * (size_t)(n + 1));
+        if (is_int)
+            iv = xmalloc(sizeof *iv * (size_t)(n + 1));
+        else
+            fv = xmalloc(sizeof *fv * (size_t)(n + 1));
         for (int64_t k = 0; k < n; k++) {
             const uint8_t *p = s + k * es;
             if (f->type == MR_INT32) {
-                uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+                uint32_t u =
+                    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
                 iv[k] = (int32_t)u;
             } else if (f->type == MR_INT64) {
                 iv[k] = (int64_t)le64(p);
             } else if (f->type == MR_FLOAT32) {
-                uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+                uint32_t u =
+                    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
                 float x;
                 memcpy(&x, &u, 4);
                 fv[k] = x;
@@ -552,14 +586,16 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
     }
     /* shape: the -1 axis from the element count */
     int64_t dims[MR_MAX_DIMS], known = 1, cap = n > (1 << 20) ? n : (1 << 20);
-    int nd = f->n_dims, free_ax = -1, too_big = 0;
+    int nd = f->n_dims > 0 ? f->n_dims : 0, free_ax = -1, too_big = 0;
     for (int d = 0; d < nd; d++) {
         dims[d] = f->dims[d];
-        if (dims[d] == -1) free_ax = d;
+        if (dims[d] == -1)
+            free_ax = d;
         else if (dims[d] > cap || (known *= dims[d]) > cap) /* both <= 2^30: no overflow */
             too_big = 1, known = 1;
     }
-    if (!too_big && free_ax >= 0 && n % known == 0) dims[free_ax] = n / known;
+    if (!too_big && free_ax >= 0 && n % known == 0)
+        dims[free_ax] = n / known;
     else if (too_big || free_ax >= 0 || known != n) {
         snprintf(why, why_n, "field \"%s\": %lld elements do not fit its shape", f->name, (long long)n);
         free(iv), free(fv);
@@ -587,7 +623,8 @@ static int load_page(struct mr_shard *s, int idx, uint8_t **buf, int *loaded) {
 /* Moves to the next (raw page, row group) with rows. 1 found, 0 none left, -1 error. */
 static int next_group(struct mr_shard *s) {
     for (;;) {
-        while (s->raw_i < s->n_pages && (s->pages[s->raw_i].blob || s->group_i >= s->pages[s->raw_i].n_groups))
+        while (s->raw_i < s->n_pages &&
+               (s->pages[s->raw_i].blob || s->group_i >= s->pages[s->raw_i].n_groups))
             s->raw_i++, s->group_i = 0;
         if (s->raw_i >= s->n_pages) return 0;
         struct mr_page *rp = &s->pages[s->raw_i];
@@ -601,74 +638,87 @@ static int next_group(struct mr_shard *s) {
                 bi = s->blob_by_type[mid];
                 break;
             }
-            if (t < g) lo = mid + 1;
-            else hi = mid - 1;
+            if (t < g)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
         }
         if (bi < 0) {
             /* a writer's placeholder entry (no rows yet) has no blob page */
             if (g == 0 && off == 0 && s->n_blob_pages == 0) continue;
-            return err_set("%s: page %lld (RAW_DATA): row group %lld has no BLOB_DATA page", s->path, (long long)rp->id,
-                           (long long)g);
+            return err_set("%s: page %lld (RAW_DATA): row group %lld has no BLOB_DATA page", s->path,
+                           (long long)rp->id, (long long)g);
         }
-        if (load_page(s, s->raw_i, &s->raw, &s->raw_loaded) || load_page(s, bi, &s->blobp, &s->blob_loaded)) {
-            err_wrap("%s", s->path);
+        if (load_page(s, s->raw_i, &s->raw, &s->raw_loaded) || load_page(s, bi, &s->blobp, &s->blob_loaded))
             return -1;
-        }
         s->r = (uint64_t)off, s->b = 0;
         s->row = s->pages[bi].start, s->row_end = s->pages[bi].end;
         if (s->row < s->row_end) return 1;
     }
 }
 
+/* row_err with the current message (copied: err_set formats into the buffer err_msg reads) */
+static int row_err_cur(const struct mr_shard *s, const struct mr_page *p, int64_t row) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    return row_err(s, p, row, msg);
+}
+
 static int decode_raw(struct mr_shard *s, const struct mr_page *rp, const uint8_t *p, uint64_t n) {
     char why[256];
     size_t pos = 0;
     struct mp_value v;
-    if (mp_read(p, n, &pos, &v) || v.type != MP_MAP) {
-        snprintf(why, sizeof why, "raw record is not a msgpack map%s%s", err_msg()[0] ? ": " : "", err_msg());
-        return row_err(s, rp, s->row, why);
-    }
+    if (mp_read(p, n, &pos, &v)) return row_err_cur(s, rp, s->row);
+    if (v.type != MP_MAP) return row_err(s, rp, s->row, "raw record is not a msgpack map");
     for (uint32_t e = 0; e < v.len; e++) {
         struct mp_value key, val;
-        if (mp_read(p, n, &pos, &key)) return row_err(s, rp, s->row, err_msg());
+        if (mp_read(p, n, &pos, &key)) return row_err_cur(s, rp, s->row);
         if (key.type != MP_STR) return row_err(s, rp, s->row, "raw record key is not a string");
         int fi = -1;
         for (int j = 0; j < s->n_fields; j++)
-            if (strlen(s->fields[j].name) == key.len && memcmp(s->fields[j].name, key.s, key.len) == 0) fi = j;
+            if (strlen(s->fields[j].name) == key.len && memcmp(s->fields[j].name, key.s, key.len) == 0)
+                fi = j;
         if (fi < 0 || s->fields[fi].blob) { /* the dummy "id" of all-blob schemas */
-            if (mp_skip(p, n, &pos)) return row_err(s, rp, s->row, err_msg());
+            if (mp_skip(p, n, &pos)) return row_err_cur(s, rp, s->row);
             continue;
         }
         const struct mr_field *f = &s->fields[fi];
-        if (mp_read(p, n, &pos, &val)) return row_err(s, rp, s->row, err_msg());
+        if (mp_read(p, n, &pos, &val)) return row_err_cur(s, rp, s->row);
         cJSON *item = NULL;
         int ok = 1;
         switch (f->type) {
         case MR_INT32:
         case MR_INT64: {
             int64_t x;
-            if (val.type == MP_INT) x = val.i;
-            else if (val.type == MP_UINT && val.u <= INT64_MAX) x = (int64_t)val.u;
+            if (val.type == MP_INT)
+                x = val.i;
+            else if (val.type == MP_UINT && val.u <= INT64_MAX)
+                x = (int64_t)val.u;
             else {
                 ok = 0;
                 break;
             }
-            if (f->type == MR_INT32 && (x < INT32_MIN || x > INT32_MAX)) ok = 0;
-            else item = int_item(x);
+            if (f->type == MR_INT32 && (x < INT32_MIN || x > INT32_MAX))
+                ok = 0;
+            else
+                item = int_item(x);
             break;
         }
         case MR_FLOAT32:
         case MR_FLOAT64: {
-            double x = val.type == MP_FLOAT ? val.f
-                       : val.type == MP_INT ? (double)val.i
+            double x = val.type == MP_FLOAT  ? val.f
+                       : val.type == MP_INT  ? (double)val.i
                        : val.type == MP_UINT ? (double)val.u
                                              : NAN;
-            if (val.type != MP_FLOAT && val.type != MP_INT && val.type != MP_UINT) ok = 0;
-            else item = float_item(f->type == MR_FLOAT32 ? (double)(float)x : x);
+            if (val.type != MP_FLOAT && val.type != MP_INT && val.type != MP_UINT)
+                ok = 0;
+            else
+                item = float_item(f->type == MR_FLOAT32 ? (double)(float)x : x);
             break;
         }
         case MR_STRING:
-            if (val.type == MP_STR && utf8_check((const char *)val.s, val.len) == val.len && !memchr(val.s, 0, val.len)) {
+            if (val.type == MP_STR && utf8_check((const char *)val.s, val.len) == val.len &&
+                !memchr(val.s, 0, val.len)) {
                 char *t = xmalloc((size_t)val.len + 1);
                 memcpy(t, val.s, val.len);
                 t[val.len] = 0;
@@ -677,13 +727,12 @@ static int decode_raw(struct mr_shard *s, const struct mr_page *rp, const uint8_
             } else
                 ok = 0;
             break;
-        case MR_BYTES:
-            ok = 0;
-            break;
+        case MR_BYTES: ok = 0; break;
         }
         if (val.type == MP_NIL) ok = 1, item = cJSON_CreateNull();
         if (!ok) {
-            snprintf(why, sizeof why, "field \"%s\": msgpack value does not fit type %s", f->name, type_names[f->type]);
+            snprintf(why, sizeof why, "field \"%s\": msgpack value does not fit type %s", f->name,
+                     type_names[f->type]);
             return row_err(s, rp, s->row, why);
         }
         cJSON_Delete(s->slots[fi]);
@@ -705,8 +754,8 @@ static int decode_blob(struct mr_shard *s, const struct mr_page *bp, const uint8
             len = be_n(p + at, 8);
             at += 8;
             if (len > n - at) {
-                snprintf(why, sizeof why, "field \"%s\": length %llu runs past the blob (%llu bytes left)", f->name,
-                         (unsigned long long)len, (unsigned long long)(n - at));
+                snprintf(why, sizeof why, "field \"%s\": length %llu runs past the blob (%llu bytes left)",
+                         f->name, (unsigned long long)len, (unsigned long long)(n - at));
                 return row_err(s, bp, s->row, why);
             }
         }
@@ -728,7 +777,8 @@ static int shard_row(struct mr_shard *s, cJSON **rec) {
         return row_err(s, rp, s->row, "raw record runs past the page's used bytes (damaged page)");
     if ((uint64_t)bp->used - s->b < 8 || (bn = le64(s->blobp + s->b)) > (uint64_t)bp->used - s->b - 8)
         return row_err(s, bp, s->row, "blob record runs past the page's used bytes (damaged page)");
-    for (int i = 0; i < s->n_fields; i++) cJSON_Delete(s->slots[i]), s->slots[i] = NULL;
+    for (int i = 0; i < s->n_fields; i++)
+        cJSON_Delete(s->slots[i]), s->slots[i] = NULL;
     if (decode_raw(s, rp, s->raw + s->r + 8, rn) || decode_blob(s, bp, s->blobp + s->b + 8, bn)) return -1;
     s->r += 8 + rn, s->b += 8 + bn;
     cJSON *o = cJSON_CreateObject();
@@ -746,7 +796,8 @@ static int shard_row(struct mr_shard *s, cJSON **rec) {
 
 static int ends_with_mindrecord_digits(const char *name) {
     size_t n = strlen(name);
-    while (n > 0 && name[n - 1] >= '0' && name[n - 1] <= '9') n--;
+    while (n > 0 && name[n - 1] >= '0' && name[n - 1] <= '9')
+        n--;
     return n >= 10 && memcmp(name + n - 10, "mindrecord", 10) == 0;
 }
 
@@ -781,7 +832,8 @@ static char **dir_files(const char *dir, int *n) {
         while ((e = readdir(d)) != NULL) {
             if (e->d_name[0] == '.' || ends_with(e->d_name, ".db")) continue;
             char *p = path_join(dir, e->d_name);
-            int take = pass == 0 ? ends_with_mindrecord_digits(e->d_name) && !dir_exists(p) : mindrecord_sniff(p);
+            int take =
+                pass == 0 ? ends_with_mindrecord_digits(e->d_name) && !dir_exists(p) : mindrecord_sniff(p);
             if (take && *n < MR_MAX_SHARDS) {
                 files = xrealloc(files, sizeof *files * (size_t)(*n + 1));
                 files[(*n)++] = p;
@@ -797,7 +849,8 @@ static char **dir_files(const char *dir, int *n) {
 int mindrecord_dir_has_files(const char *dir) {
     int n;
     char **f = dir_files(dir, &n);
-    for (int i = 0; i < n; i++) free(f[i]);
+    for (int i = 0; i < n; i++)
+        free(f[i]);
     free(f);
     return n > 0;
 }
@@ -838,8 +891,10 @@ static int group_files(struct mindrecord *m, const char *path) {
         found |= strcmp(a->valuestring, base) == 0;
     }
     if (!rc && !found)
-        rc = err_set("%s: this file is not among the shards its header lists (%s, ...): was it renamed? Rename it "
-                     "back, or name the folder", path, cJSON_IsString(addr->child) ? addr->child->valuestring : "?");
+        rc = err_set(
+            "%s: this file is not among the shards its header lists (%s, ...): was it renamed? Rename it "
+            "back, or name the folder",
+            path, cJSON_IsString(addr->child) ? addr->child->valuestring : "?");
     for (int i = 0; !rc && i < m->n_files; i++)
         if (!file_exists(m->files[i]))
             rc = err_set("%s: shard %d of this file's group, %s, is missing", path, i, m->files[i]);
@@ -855,7 +910,10 @@ int mindrecord_open(struct mindrecord **out, const char *path) {
     if (dir_exists(path)) {
         m->files = dir_files(path, &m->n_files);
         m->alone = 1;
-        rc = m->n_files ? 0 : err_set("%s: folder holds no MindRecord data files (names matching mindrecord\\d*$)", path);
+        rc =
+            m->n_files
+                ? 0
+                : err_set("%s: folder holds no MindRecord data files (names matching mindrecord\\d*$)", path);
     } else
         rc = group_files(m, path);
     if (!rc) rc = open_current(m, NULL, 0);
@@ -880,7 +938,8 @@ int mindrecord_next(struct mindrecord *m, cJSON **rec) {
             if (open_current(m, NULL, 0)) return -1;
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(m->sh->header, "shard_id");
             if (!m->alone && m->n_files > 1 && (!cJSON_IsNumber(id) || id->valuedouble != m->i_file))
-                return err_set("%s: header: shard_id is not %d, its place in the group", m->files[m->i_file], m->i_file);
+                return err_set("%s: header: shard_id is not %d, its place in the group", m->files[m->i_file],
+                               m->i_file);
         }
         struct mr_shard *s = m->sh;
         if (s->raw_loaded >= 0 && s->row < s->row_end) {
@@ -905,7 +964,8 @@ const cJSON *mindrecord_header(const struct mindrecord *m) { return m->sh ? m->s
 void mindrecord_close(struct mindrecord *m) {
     if (!m) return;
     shard_free(m->sh);
-    for (int i = 0; i < m->n_files; i++) free(m->files[i]);
+    for (int i = 0; i < m->n_files; i++)
+        free(m->files[i]);
     free(m->files);
     cJSON_Delete(m->first_header);
     free(m);

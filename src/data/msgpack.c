@@ -8,12 +8,15 @@
 
 static uint64_t be(const uint8_t *p, int k) {
     uint64_t v = 0;
-    for (int i = 0; i < k; i++) v = v << 8 | p[i];
+    for (int i = 0; i < k; i++)
+        v = v << 8 | p[i];
     return v;
 }
 
 static int need(size_t n, size_t pos, size_t k) {
-    if (k > n - pos) return err_set("msgpack value truncated at byte %zu (needs %zu more bytes, %zu left)", pos, k, n - pos);
+    if (k > n - pos)
+        return err_set("msgpack value truncated at byte %zu (needs %zu more bytes, %zu left)", pos, k,
+                       n - pos);
     return 0;
 }
 
@@ -22,7 +25,7 @@ int mp_read(const uint8_t *p, size_t n, size_t *pos, struct mp_value *v) {
     memset(v, 0, sizeof *v);
     if (at >= n) return err_set("msgpack value truncated at byte %zu (nothing left)", at);
     uint8_t c = p[at++];
-    int k = 0;           /* size of the big-endian length / value field */
+    int k = 0;            /* size of the big-endian length / value field */
     int64_t payload = -1; /* byte payload length for str/bin/ext */
     if (c <= 0x7f) {
         v->type = MP_UINT, v->u = c;
@@ -37,13 +40,18 @@ int mp_read(const uint8_t *p, size_t n, size_t *pos, struct mp_value *v) {
     } else {
         switch (c) {
         case 0xc0: v->type = MP_NIL; break;
-        case 0xc2: case 0xc3: v->type = MP_BOOL, v->i = c == 0xc3; break;
-        case 0xc4: case 0xc5: case 0xc6:
+        case 0xc2:
+        case 0xc3: v->type = MP_BOOL, v->i = c == 0xc3; break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
             k = 1 << (c - 0xc4);
             if (need(n, at, (size_t)k)) return -1;
             v->type = MP_BIN, payload = (int64_t)be(p + at, k), at += (size_t)k;
             break;
-        case 0xc7: case 0xc8: case 0xc9:
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
             k = 1 << (c - 0xc7);
             if (need(n, at, (size_t)k + 1)) return -1;
             v->type = MP_EXT, payload = (int64_t)be(p + at, k), at += (size_t)k + 1;
@@ -63,12 +71,18 @@ int mp_read(const uint8_t *p, size_t n, size_t *pos, struct mp_value *v) {
             v->type = MP_FLOAT, at += 8;
             break;
         }
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
             k = 1 << (c - 0xcc);
             if (need(n, at, (size_t)k)) return -1;
             v->type = MP_UINT, v->u = be(p + at, k), at += (size_t)k;
             break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
             k = 1 << (c - 0xd0);
             if (need(n, at, (size_t)k)) return -1;
             uint64_t u = be(p + at, k);
@@ -76,21 +90,29 @@ int mp_read(const uint8_t *p, size_t n, size_t *pos, struct mp_value *v) {
             v->type = MP_INT, v->i = (int64_t)u, at += (size_t)k;
             break;
         }
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
             if (need(n, at, 1)) return -1;
             v->type = MP_EXT, payload = 1 << (c - 0xd4), at += 1;
             break;
-        case 0xd9: case 0xda: case 0xdb:
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
             k = 1 << (c - 0xd9);
             if (need(n, at, (size_t)k)) return -1;
             v->type = MP_STR, payload = (int64_t)be(p + at, k), at += (size_t)k;
             break;
-        case 0xdc: case 0xdd:
+        case 0xdc:
+        case 0xdd:
             k = c == 0xdc ? 2 : 4;
             if (need(n, at, (size_t)k)) return -1;
             v->type = MP_ARRAY, v->len = (uint32_t)be(p + at, k), at += (size_t)k;
             break;
-        case 0xde: case 0xdf:
+        case 0xde:
+        case 0xdf:
             k = c == 0xde ? 2 : 4;
             if (need(n, at, (size_t)k)) return -1;
             v->type = MP_MAP, v->len = (uint32_t)be(p + at, k), at += (size_t)k;
@@ -112,8 +134,9 @@ static int skip_depth(const uint8_t *p, size_t n, size_t *pos, int depth) {
     if (mp_read(p, n, pos, &v)) return -1;
     uint64_t items = v.type == MP_ARRAY ? v.len : v.type == MP_MAP ? 2ull * v.len : 0;
     /* every element takes at least one byte: a count past the end is damage, not work */
-    if (items > n - *pos) return err_set("msgpack: %llu elements announced at byte %zu, only %zu bytes left",
-                                         (unsigned long long)items, *pos, n - *pos);
+    if (items > n - *pos)
+        return err_set("msgpack: %llu elements announced at byte %zu, only %zu bytes left",
+                       (unsigned long long)items, *pos, n - *pos);
     for (uint64_t k = 0; k < items; k++)
         if (skip_depth(p, n, pos, depth + 1)) return -1;
     return 0;
@@ -133,7 +156,8 @@ void mp_put(struct mp_buf *b, const void *src, size_t len) {
 static void put_be(struct mp_buf *b, uint8_t tag, uint64_t v, int k) {
     uint8_t t[9];
     t[0] = tag;
-    for (int i = 0; i < k; i++) t[1 + i] = (uint8_t)(v >> (8 * (k - 1 - i)));
+    for (int i = 0; i < k; i++)
+        t[1 + i] = (uint8_t)(v >> (8 * (k - 1 - i)));
     mp_put(b, t, (size_t)k + 1);
 }
 

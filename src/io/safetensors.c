@@ -431,20 +431,23 @@ const struct st_tensor *safetensors_find(const struct safetensors *st, const cha
 
 /* Converts t into dst (t->numel floats), copying through an aligned buffer when the mmapped
  * bytes are not aligned for their type (a header length that is not a multiple of 8). */
-static void tensor_to_f32(float *dst, const struct st_tensor *t) {
-    size_t es = dtype_size(t->dtype);
-    if (((uintptr_t)t->data % es) == 0) {
-        dtype_to_f32(dst, t->data, t->dtype, t->numel);
+/* n elements at src (any alignment) to float32 */
+static void span_to_f32(float *dst, const void *src, enum dtype dtype, int64_t n) {
+    size_t es = dtype_size(dtype);
+    if (((uintptr_t)src % es) == 0) {
+        dtype_to_f32(dst, src, dtype, n);
         return;
     }
     uint64_t tmp[1024];
     int64_t per = (int64_t)(sizeof tmp / es);
-    for (int64_t i = 0; i < t->numel; i += per) {
-        int64_t n = t->numel - i < per ? t->numel - i : per;
-        memcpy(tmp, (const uint8_t *)t->data + i * es, (size_t)n * es);
-        dtype_to_f32(dst + i, tmp, t->dtype, n);
+    for (int64_t i = 0; i < n; i += per) {
+        int64_t k = n - i < per ? n - i : per;
+        memcpy(tmp, (const uint8_t *)src + i * es, (size_t)k * es);
+        dtype_to_f32(dst + i, tmp, dtype, k);
     }
 }
+
+static void tensor_to_f32(float *dst, const struct st_tensor *t) { span_to_f32(dst, t->data, t->dtype, t->numel); }
 
 static const struct st_tensor *find_f32(const struct safetensors *st, const char *name) {
     const struct st_tensor *t = safetensors_find(st, name);
@@ -460,10 +463,11 @@ static const struct st_tensor *find_f32(const struct safetensors *st, const char
     return t;
 }
 
-int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
-                         int n_dims) {
+/* The tensor `name` as float32-readable with shape[0..n_dims); NULL + err otherwise. */
+static const struct st_tensor *find_shaped(const struct safetensors *st, const char *name, const int64_t *shape,
+                                           int n_dims) {
     const struct st_tensor *t = find_f32(st, name);
-    if (!t) return -1;
+    if (!t) return NULL;
     int same = n_dims == t->n_dims;
     for (int i = 0; same && i < n_dims; i++)
         same = shape[i] == t->shape[i];
@@ -471,9 +475,34 @@ int safetensors_read_f32(const struct safetensors *st, const char *name, float *
         char want[256], got[256];
         shape_str(want, sizeof want, shape, n_dims);
         shape_str(got, sizeof got, t->shape, t->n_dims);
-        return err_set("%s: tensor \"%s\": expected shape %s, found %s", t->file, name, want, got);
+        err_set("%s: tensor \"%s\": expected shape %s, found %s", t->file, name, want, got);
+        return NULL;
     }
+    return t;
+}
+
+int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                         int n_dims) {
+    const struct st_tensor *t = find_shaped(st, name, shape, n_dims);
+    if (!t) return -1;
     tensor_to_f32(dst, t);
+    return 0;
+}
+
+int safetensors_read_f32_block(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t row0, int64_t rows, int64_t col0, int64_t cols) {
+    if (n_dims < 1 || n_dims > 2) return err_set("tensor \"%s\": a block read needs 1 or 2 dimensions", name);
+    const struct st_tensor *t = find_shaped(st, name, shape, n_dims);
+    if (!t) return -1;
+    int64_t width = n_dims == 2 ? shape[1] : 1;
+    if (n_dims == 1) col0 = 0, cols = 1;
+    if (row0 < 0 || rows < 0 || row0 + rows > shape[0] || col0 < 0 || cols < 0 || col0 + cols > width)
+        return err_set("%s: tensor \"%s\": block rows [%lld, %lld) cols [%lld, %lld) outside its shape", t->file, name,
+                       (long long)row0, (long long)(row0 + rows), (long long)col0, (long long)(col0 + cols));
+    size_t es = dtype_size(t->dtype);
+    for (int64_t r = 0; r < rows; r++)
+        span_to_f32(dst + r * cols, (const uint8_t *)t->data + (size_t)((row0 + r) * width + col0) * es, t->dtype,
+                    cols);
     return 0;
 }
 
@@ -578,9 +607,7 @@ static int write_all(int fd, const void *buf, size_t len, const char *path) {
     return 0;
 }
 
-/* Writes entries [lo, hi) as one safetensors file at tmp (created, fsynced, closed). */
-static int shard_write(const char *tmp, const struct st_entry *entries, int lo, int hi, void *chunk,
-                       size_t chunk_elems) {
+char *safetensors_header(const struct st_entry *entries, int lo, int hi, size_t *len) {
     struct sbuf h = {0};
     sb_str(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
     int64_t off = 0;
@@ -601,6 +628,15 @@ static int shard_write(const char *tmp, const struct st_entry *entries, int lo, 
     sb_str(&h, "}");
     while (h.n % 8)
         sb_str(&h, " "); /* as the safetensors library pads: data starts 8-aligned */
+    *len = h.n;
+    return h.p;
+}
+
+/* Writes entries [lo, hi) as one safetensors file at tmp (created, fsynced, closed). */
+static int shard_write(const char *tmp, const struct st_entry *entries, int lo, int hi, void *chunk,
+                       size_t chunk_elems) {
+    struct sbuf h = {0};
+    h.p = safetensors_header(entries, lo, hi, &h.n);
     uint8_t len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
@@ -636,14 +672,9 @@ static int name_cmp(const void *a, const void *b) {
     return strcmp((*(const struct st_entry *const *)a)->name, (*(const struct st_entry *const *)b)->name);
 }
 
-int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
-                     size_t max_shard_bytes) {
-    if (!stem) stem = "model";
-    if (entries_check(dir, entries, n) != 0) return -1;
-    if (dir_create(dir) != 0) return -1;
+int safetensors_split(const struct st_entry *entries, int n, size_t max_shard_bytes, int *shard_lo) {
     /* Split like transformers' save_pretrained: start a new shard when adding the next tensor
      * would pass the limit (a tensor bigger than the limit gets a shard of its own). */
-    int *shard_lo = xmalloc((size_t)(n + 2) * sizeof *shard_lo);
     int n_sh = 0;
     size_t total = 0, cur = 0;
     for (int i = 0; i < n; i++)
@@ -660,7 +691,59 @@ int safetensors_save(const char *dir, const char *stem, const struct st_entry *e
         }
     }
     shard_lo[n_sh] = n;
+    return n_sh;
+}
 
+int safetensors_write_index(const char *dir, const char *stem, const struct st_entry *entries, int n,
+                            const int *shard_lo, int n_sh) {
+    char *index = xasprintf("%s/%s.safetensors.index.json", dir, stem);
+    int rc = 0;
+    if (n_sh > 1) {
+        /* The index goes last, so a reader never finds an index naming shards not yet there. */
+        const struct st_entry **sorted = xmalloc((size_t)n * sizeof *sorted);
+        int64_t n_params = 0, total = 0;
+        for (int i = 0; i < n; i++) {
+            sorted[i] = &entries[i];
+            n_params += entry_numel(&entries[i]);
+            total += entry_numel(&entries[i]) * (int64_t)dtype_size(entries[i].dtype);
+        }
+        qsort(sorted, n, sizeof *sorted, name_cmp);
+        int *shard_of = xmalloc((size_t)n * sizeof *shard_of);
+        for (int s = 0; s < n_sh; s++)
+            for (int i = shard_lo[s]; i < shard_lo[s + 1]; i++)
+                shard_of[i] = s;
+        struct sbuf j = {0};
+        sb_fmt(&j, "{\n  \"metadata\": {\n    \"total_parameters\": %lld,\n", (long long)n_params);
+        sb_fmt(&j, "    \"total_size\": %lld\n  },\n  \"weight_map\": {\n", (long long)total);
+        for (int i = 0; i < n; i++) {
+            char fname[64];
+            snprintf(fname, sizeof fname, "%s-%05d-of-%05d.safetensors", stem, shard_of[sorted[i] - entries] + 1, n_sh);
+            sb_str(&j, "    ");
+            sb_json_str(&j, sorted[i]->name);
+            sb_str(&j, ": ");
+            sb_json_str(&j, fname);
+            sb_str(&j, i + 1 < n ? ",\n" : "\n");
+        }
+        sb_str(&j, "  }\n}\n");
+        rc = file_write_atomic(index, j.p, j.n);
+        free(j.p);
+        free(sorted);
+        free(shard_of);
+    } else if (file_exists(index)) {
+        /* A stale index would shadow the new single file when the folder is opened. */
+        if (unlink(index) != 0) rc = err_set("%s: cannot remove stale index: %s", index, strerror(errno));
+    }
+    free(index);
+    return rc;
+}
+
+int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
+                     size_t max_shard_bytes) {
+    if (!stem) stem = "model";
+    if (entries_check(dir, entries, n) != 0) return -1;
+    if (dir_create(dir) != 0) return -1;
+    int *shard_lo = xmalloc((size_t)(n + 2) * sizeof *shard_lo);
+    int n_sh = safetensors_split(entries, n, max_shard_bytes, shard_lo);
     char **final = xcalloc((size_t)n_sh, sizeof *final), **tmp = xcalloc((size_t)n_sh, sizeof *tmp);
     for (int s = 0; s < n_sh; s++) {
         char *base = n_sh == 1 ? xasprintf("%s.safetensors", stem)
@@ -686,42 +769,8 @@ int safetensors_save(const char *dir, const char *stem, const struct st_entry *e
                     unlink(tmp[r]);
             }
     }
-    char *index = xasprintf("%s/%s.safetensors.index.json", dir, stem);
-    if (!rc && n_sh > 1) {
-        /* The index goes last, so a reader never finds an index naming shards not yet there. */
-        const struct st_entry **sorted = xmalloc((size_t)n * sizeof *sorted);
-        int64_t n_params = 0;
-        for (int i = 0; i < n; i++) {
-            sorted[i] = &entries[i];
-            n_params += entry_numel(&entries[i]);
-        }
-        qsort(sorted, n, sizeof *sorted, name_cmp);
-        int *shard_of = xmalloc((size_t)n * sizeof *shard_of);
-        for (int s = 0; s < n_sh; s++)
-            for (int i = shard_lo[s]; i < shard_lo[s + 1]; i++)
-                shard_of[i] = s;
-        struct sbuf j = {0};
-        sb_fmt(&j, "{\n  \"metadata\": {\n    \"total_parameters\": %lld,\n", (long long)n_params);
-        sb_fmt(&j, "    \"total_size\": %lld\n  },\n  \"weight_map\": {\n", (long long)total);
-        for (int i = 0; i < n; i++) {
-            const char *fname = strrchr(final[shard_of[sorted[i] - entries]], '/') + 1;
-            sb_str(&j, "    ");
-            sb_json_str(&j, sorted[i]->name);
-            sb_str(&j, ": ");
-            sb_json_str(&j, fname);
-            sb_str(&j, i + 1 < n ? ",\n" : "\n");
-        }
-        sb_str(&j, "  }\n}\n");
-        rc = file_write_atomic(index, j.p, j.n);
-        free(j.p);
-        free(sorted);
-        free(shard_of);
-    } else if (!rc && file_exists(index)) {
-        /* A stale index would shadow the new single file when the folder is opened. */
-        if (unlink(index) != 0) rc = err_set("%s: cannot remove stale index: %s", index, strerror(errno));
-    }
+    if (!rc) rc = safetensors_write_index(dir, stem, entries, n, shard_lo, n_sh);
     if (!rc) dir_fsync(dir);
-    free(index);
     for (int s = 0; s < n_sh; s++) {
         free(final[s]);
         free(tmp[s]);

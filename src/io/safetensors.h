@@ -36,6 +36,12 @@ const struct st_tensor *safetensors_find(const struct safetensors *st, const cha
  * tensor) if absent or its shape differs from shape[0..n_dims). */
 int safetensors_read_f32(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
                          int n_dims);
+/* Rows [row0, row0 + rows) x columns [col0, col0 + cols) of tensor `name` into dst (rows,
+ * cols) as float32 (1-D: elements [row0, row0 + rows), cols ignored); its shape must be
+ * shape[0..n_dims). Only those bytes of the mapping are touched (a tensor-parallel rank reads
+ * its slice). */
+int safetensors_read_f32_block(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t row0, int64_t rows, int64_t col0, int64_t cols);
 
 /* One tensor to write: float32 source converted to dtype (F32, BF16 or F16) on the way out. */
 struct st_entry {
@@ -56,6 +62,17 @@ struct st_entry {
  * shadow the new file when the folder is opened); stale shards are left alone. */
 int safetensors_save(const char *dir, const char *stem, const struct st_entry *entries, int n,
                      size_t max_shard_bytes);
+
+/* The pieces of safetensors_save, for writers that fill a file from several processes
+ * (io/st_parallel.h): the header (JSON padded to 8 bytes, without the 8-byte length) of a file
+ * holding entries [lo, hi) (malloc'd, *len bytes), and the split into files: shard_lo (n + 2
+ * ints) gets each file's first entry and n at the end; returns the file count. */
+char *safetensors_header(const struct st_entry *entries, int lo, int hi, size_t *len);
+int safetensors_split(const struct st_entry *entries, int n, size_t max_shard_bytes, int *shard_lo);
+/* <stem>.safetensors.index.json for n_sh > 1 files (names as safetensors_save gives them); with
+ * one file, removes a stale index. */
+int safetensors_write_index(const char *dir, const char *stem, const struct st_entry *entries, int n,
+                            const int *shard_lo, int n_sh);
 
 /* Tensor `name` as a malloc'd float32 array of its own shape (F32/BF16/F16); *info (if not
  * NULL) gets its descriptor. NULL + err (naming file and tensor) if absent or not a float. */

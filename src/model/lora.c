@@ -76,6 +76,37 @@ static int lora_select(const struct model *m, const struct lora_spec *spec, char
     return 0;
 }
 
+/* The base weight param of layer l's linear li. */
+static const struct param *base_weight(const struct model *m, int l, int li) {
+    char nm[160];
+    snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin_names[li]);
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, nm) == 0) return &m->params[i];
+    CHECK(0, "no base weight %s", nm);
+    return NULL;
+}
+
+/* Tensor parallelism: A and B split like their base layer (docs/tp.md). A column-parallel
+ * linear (rows split) keeps all of A, whose gradient each rank's rows feed (summed over the
+ * ranks), and its rows of B; a row-parallel one (o_proj, down_proj) keeps its columns of A
+ * and all of B (identical on every rank, counted once). */
+static void lora_split(const struct model *m, struct param *p, const struct param *w, int is_b, int R) {
+    int tp = model_tp_on(m), first = !tp || m->tp.rank == 0;
+    p->full_shape[0] = is_b ? w->full_shape[0] : R;
+    p->full_shape[1] = is_b ? R : w->full_shape[1];
+    p->tp_dim = -1;
+    p->tp_count = 1;
+    if (!tp) return;
+    if (w->tp_dim == 1) { /* row-parallel */
+        if (is_b) p->tp_count = first;
+        else p->tp_dim = 1, p->tp_off = w->tp_off;
+    } else if (is_b) { /* column-parallel B: the base weight's rows (replicated like it) */
+        p->tp_dim = w->tp_dim, p->tp_off = w->tp_off, p->tp_count = w->tp_count, p->tp_sum = w->tp_sum;
+    } else {
+        p->tp_count = first, p->tp_sum = TP_SUM_ALL;
+    }
+}
+
 /* Allocates A/B (and gradients) for the targeted linears and builds the LoRA param table. */
 static void lora_alloc(struct model *m, const struct lora_spec *spec, const char *targeted) {
     int R = spec->rank, n = 0;
@@ -107,6 +138,8 @@ static void lora_alloc(struct model *m, const struct lora_spec *spec, const char
                 p->data = m->lora_mem + off;
                 p->grad = m->dlora_mem + off;
                 p->decay = 1;
+                p->layer = l;
+                lora_split(m, p, base_weight(m, l, li), w, R);
                 off += p->numel;
                 if (w) L->lora_b = p->data, L->dlora_b = p->grad;
                 else L->lora_a = p->data, L->dlora_a = p->grad;
@@ -124,6 +157,7 @@ static void lora_alloc(struct model *m, const struct lora_spec *spec, const char
     m->lora_scaling = spec->use_rslora ? spec->alpha / sqrtf((float)R) : spec->alpha / (float)R;
     /* activations depend on the rank: drop them so the next batch reallocates */
     model_drop_acts(m);
+    if (model_tp_on(m)) tp_plan_scratch(m);
 }
 
 static int check_spec(const struct lora_spec *spec) {
@@ -143,14 +177,20 @@ int lora_attach(struct model *m, const struct lora_spec *spec, uint64_t seed) {
     }
     lora_alloc(m, spec, targeted);
     free(targeted);
-    /* PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
+    /* PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0. The
+     * whole A is drawn on every rank (the one-process sequence); each keeps its slice. */
     m->k->sync(); /* written on the host (kernels.h) */
     uint64_t s = seed;
+    float *full = NULL;
     for (int i = 0; i < m->n_lora_params; i += 2) {
         struct param *a = &m->lora_params[i];
-        float bound = 1.0f / sqrtf((float)a->shape[1]);
-        for (int64_t j = 0; j < a->numel; j++) a->data[j] = (2.0f * rng_uniform(&s) - 1.0f) * bound;
+        int64_t n = a->full_shape[0] * a->full_shape[1];
+        full = xrealloc(full, sizeof(float) * (size_t)n);
+        float bound = 1.0f / sqrtf((float)a->full_shape[1]);
+        for (int64_t j = 0; j < n; j++) full[j] = (2.0f * rng_uniform(&s) - 1.0f) * bound;
+        tp_take_slice(a->data, full, a);
     }
+    free(full);
     return 0;
 }
 
@@ -235,11 +275,11 @@ int lora_load_adapter(struct model *m, const char *dir) {
             const char *w = strstr(p->name, ".weight");
             snprintf(alt, sizeof alt, "%.*s.default.weight", (int)(w - p->name), p->name);
             if (safetensors_find(st, alt)) {
-                if (safetensors_read_f32(st, alt, p->data, p->shape, 2)) goto done;
+                if (tp_read_param(st, alt, p)) goto done;
                 continue;
             }
         }
-        if (safetensors_read_f32(st, p->name, p->data, p->shape, 2)) goto done;
+        if (tp_read_param(st, p->name, p)) goto done;
     }
     if (safetensors_count(st) != m->n_lora_params) {
         err_set("%s: adapter file holds %d tensors but target_modules selects %d LoRA matrices for this model", dir,
@@ -255,22 +295,36 @@ done:
     return rc;
 }
 
+static int write_adapter(const struct model *m, const char *dir, const struct st_entry *e,
+                         const char *base_model_name_or_path);
+
+/* Collective under tensor parallelism: the slices are gathered and tp rank 0 writes. */
 int lora_save_adapter(const struct model *m, const char *dir, const char *base_model_name_or_path) {
     if (!m->has_lora) return err_set("no adapter to save");
-    if (dir_create(dir)) return -1;
+    int tp = model_tp_on(m), writer = !tp || m->tp.rank == 0;
     m->k->sync(); /* the writer reads the adapter from the host */
     struct st_entry *e = xcalloc((size_t)m->n_lora_params, sizeof *e);
     for (int i = 0; i < m->n_lora_params; i++) {
         const struct param *p = &m->lora_params[i];
         e[i].name = p->name;
         e[i].n_dims = 2;
-        e[i].shape[0] = p->shape[0];
-        e[i].shape[1] = p->shape[1];
-        e[i].data = p->data;
+        e[i].shape[0] = p->full_shape[0];
+        e[i].shape[1] = p->full_shape[1];
+        e[i].data = tp ? tp_gather_param(m, p) : p->data;
+        if (!writer) free((void *)e[i].data), e[i].data = NULL;
         e[i].dtype = DTYPE_F32;
     }
-    int rc = safetensors_save(dir, "adapter_model", e, m->n_lora_params, 0);
+    int rc = writer ? write_adapter(m, dir, e, base_model_name_or_path) : 0;
+    if (tp)
+        for (int i = 0; i < m->n_lora_params; i++) free((void *)e[i].data);
     free(e);
+    return tp_agree(m, rc, dir);
+}
+
+static int write_adapter(const struct model *m, const char *dir, const struct st_entry *e,
+                         const char *base_model_name_or_path) {
+    if (dir_create(dir)) return -1;
+    int rc = safetensors_save(dir, "adapter_model", e, m->n_lora_params, 0);
     if (rc) return -1;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "peft_type", "LORA");

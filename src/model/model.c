@@ -23,7 +23,7 @@ const char *const lin_aliases[N_LIN] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"
 /* Rows of the fused LM head + cross-entropy per chunk: its (chunk, V) logits stay near 128 MB
  * (bigger chunks make the head's GEMMs faster: the dW GEMM streams dW once per chunk). */
 static int ce_chunk(const struct model *m, int64_t N) {
-    int64_t ch = ((int64_t)32 << 20) / m->cfg.vocab_size;
+    int64_t ch = ((int64_t)32 << 20) / m->vocab_l;
     ch = ch < 64 ? 64 : ch > 1024 ? 1024 : ch;
     if (ch > N) ch = N;
     return (int)((ch + 15) & ~15);
@@ -34,16 +34,31 @@ static int ce_chunk(const struct model *m, int64_t N) {
 
 /* ---- parameter table ---- */
 
-static void add_param(struct model *m, int *cap, const char *name, int n_dims, int64_t d0, int64_t d1, int decay) {
+static void add_param(struct model *m, int *cap, const char *name, int layer, int n_dims, int64_t d0, int64_t d1,
+                      int decay) {
     if (m->n_params == *cap) m->params = xrealloc(m->params, sizeof(struct param) * (*cap = *cap ? *cap * 2 : 64));
     struct param *p = &m->params[m->n_params++];
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->n_dims = n_dims;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
+    p->shape[0] = p->full_shape[0] = d0;
+    p->shape[1] = p->full_shape[1] = d1;
     p->numel = n_dims == 1 ? d0 : d0 * d1;
     p->decay = decay;
+    p->layer = layer;
+    p->tp_dim = -1;
+    p->tp_count = 1;
+}
+
+/* Tensor parallelism: the last param keeps `len` rows (dim 0) or columns (dim 1) from `off`;
+ * count: it counts in gradient norms on this rank; sum: enum tp_sum. */
+static void split_last(struct model *m, int dim, int64_t off, int64_t len, int count, int sum) {
+    struct param *p = &m->params[m->n_params - 1];
+    if (len != p->full_shape[dim]) p->tp_dim = dim, p->tp_off = off;
+    p->shape[dim] = len;
+    p->numel = p->n_dims == 1 ? p->shape[0] : p->shape[0] * p->shape[1];
+    p->tp_count = count;
+    p->tp_sum = sum;
 }
 
 /* A decoder linear weight ("model.layers.N.<q_proj..down_proj>.weight"): bf16 in a bf16 base. */
@@ -54,40 +69,75 @@ static int is_linear_weight(const char *name) {
     return 0;
 }
 
+/* This rank's share of heads, key/value heads, FFN and vocabulary (all of them without TP). */
+static void tp_dims(struct model *m) {
+    const struct model_config *c = &m->cfg;
+    int T = model_tp_on(m) ? m->tp.size : 1;
+    m->n_heads_l = c->n_heads / T;
+    m->kv_rep = c->n_kv_heads % T == 0 ? 1 : T / c->n_kv_heads;
+    m->n_kv_heads_l = m->kv_rep == 1 ? c->n_kv_heads / T : 1;
+    m->ffn_l = c->intermediate_size / T;
+    m->vocab_l = c->vocab_size / T;
+    m->vocab_off = (model_tp_on(m) ? m->tp.rank : 0) * m->vocab_l;
+}
+
 /* Lays out every base tensor in HF state_dict order and points the layer structs into
  * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
- * weights are stored as bf16 in the same buffer (frozen base). */
+ * weights are stored as bf16 in the same buffer (frozen base). Under tensor parallelism each
+ * tensor is this rank's slice (docs/tp.md). */
 static void build_params(struct model *m, int train_base, int bf16) {
     const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
     int qd = c->n_heads * HS, kvd = c->n_kv_heads * HS;
+    tp_dims(m);
+    int tp = model_tp_on(m), r = tp ? m->tp.rank : 0, first = r == 0;
+    int qdl = m->n_heads_l * HS, kvdl = m->n_kv_heads_l * HS, Fl = m->ffn_l;
+    int64_t kv_off = (int64_t)(r / m->kv_rep) * kvdl;
+    int kv_count = r % m->kv_rep == 0, kv_sum = m->kv_rep > 1 ? TP_SUM_KV : TP_SUM_NONE;
     char nm[160];
-    add_param(m, &cap, "model.embed_tokens.weight", 2, c->vocab_size, C, 1);
+    add_param(m, &cap, "model.embed_tokens.weight", -1, 2, c->vocab_size, C, 1);
+    split_last(m, 0, m->vocab_off, m->vocab_l, 1, TP_SUM_NONE);
     for (int l = 0; l < c->n_layers; l++) {
         const int outs[N_LIN] = {qd, kvd, kvd, C, F, F, C}, ins[N_LIN] = {C, C, C, qd, C, C, F};
+        /* column-parallel: rows [off, off + len); row-parallel (o, down): columns */
+        const int64_t offs[N_LIN] = {(int64_t)r * qdl, kv_off, kv_off, (int64_t)r * qdl, (int64_t)r * Fl,
+                                     (int64_t)r * Fl, (int64_t)r * Fl};
+        const int lens[N_LIN] = {qdl, kvdl, kvdl, qdl, Fl, Fl, Fl};
         for (int i = 0; i < N_LIN; i++) {
+            int rowpar = i == LIN_O || i == LIN_DOWN, kv = i == LIN_K || i == LIN_V;
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin_names[i]);
-            add_param(m, &cap, nm, 2, outs[i], ins[i], 1);
+            add_param(m, &cap, nm, l, 2, outs[i], ins[i], 1);
+            split_last(m, rowpar, offs[i], lens[i], kv ? kv_count : 1, kv ? kv_sum : TP_SUM_NONE);
             int bias = i <= LIN_V ? c->qkv_bias : i == LIN_O ? c->o_bias : c->mlp_bias;
             if (bias) {
                 snprintf(nm, sizeof nm, "model.layers.%d.%s.bias", l, lin_names[i]);
-                add_param(m, &cap, nm, 1, outs[i], 0, 0);
+                add_param(m, &cap, nm, l, 1, outs[i], 0, 0);
+                if (rowpar) split_last(m, 0, 0, outs[i], first, TP_SUM_NONE); /* added once, after the sum */
+                else split_last(m, 0, offs[i], lens[i], kv ? kv_count : 1, kv ? kv_sum : TP_SUM_NONE);
             }
-            if (i == LIN_O && c->qk_norm) {
+            if (i == LIN_O && c->qk_norm) { /* each rank's heads add to their gradients */
                 snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_norm.weight", l);
-                add_param(m, &cap, nm, 1, HS, 0, 0);
+                add_param(m, &cap, nm, l, 1, HS, 0, 0);
+                split_last(m, 0, 0, HS, first, tp ? TP_SUM_ALL : TP_SUM_NONE);
                 snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_norm.weight", l);
-                add_param(m, &cap, nm, 1, HS, 0, 0);
+                add_param(m, &cap, nm, l, 1, HS, 0, 0);
+                split_last(m, 0, 0, HS, first, tp ? TP_SUM_ALL : TP_SUM_NONE);
             }
         }
         snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        add_param(m, &cap, nm, 1, C, 0, 0);
+        add_param(m, &cap, nm, l, 1, C, 0, 0);
+        split_last(m, 0, 0, C, first, TP_SUM_NONE);
         snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        add_param(m, &cap, nm, 1, C, 0, 0);
+        add_param(m, &cap, nm, l, 1, C, 0, 0);
+        split_last(m, 0, 0, C, first, TP_SUM_NONE);
     }
-    add_param(m, &cap, "model.norm.weight", 1, C, 0, 0);
-    if (!c->tie_word_embeddings) add_param(m, &cap, "lm_head.weight", 2, c->vocab_size, C, 1);
+    add_param(m, &cap, "model.norm.weight", -1, 1, C, 0, 0);
+    split_last(m, 0, 0, C, first, TP_SUM_NONE);
+    if (!c->tie_word_embeddings) {
+        add_param(m, &cap, "lm_head.weight", -1, 2, c->vocab_size, C, 1);
+        split_last(m, 0, m->vocab_off, m->vocab_l, 1, TP_SUM_NONE);
+    }
 
     m->n_base = 0;
     for (int i = 0; i < m->n_params; i++) m->n_base += m->params[i].numel;
@@ -116,8 +166,25 @@ static void build_params(struct model *m, int train_base, int bf16) {
             off += m->params[i].numel;
         }
     }
-    /* Point the structs at the table, in the same order it was built. */
     m->layers = xcalloc((size_t)c->n_layers, sizeof(struct layer));
+    m->base_trained = train_base;
+    model_bind(m);
+    if (bf16) {
+        int widest = 0;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
+        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
+        m->base_bf16 = 1;
+    }
+    float inv_freq[HS / 2 + 1];
+    model_config_rope_inv_freq(c, inv_freq);
+    m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
+    K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+}
+
+void model_bind(struct model *m) {
+    /* Point the structs at the table, in the same order it was built. */
+    const struct model_config *c = &m->cfg;
     struct param *p = m->params;
     m->wte = p->data, m->dwte = p->grad, p++;
     for (int l = 0; l < c->n_layers; l++) {
@@ -125,6 +192,8 @@ static void build_params(struct model *m, int train_base, int bf16) {
         for (int i = 0; i < N_LIN; i++) {
             struct linear *L = &ly->lin[i];
             L->out = (int)p->shape[0], L->in = (int)p->shape[1];
+            L->row_parallel = p->tp_dim == 1, L->in_full = (int)p->full_shape[1];
+            L->in_off = p->tp_dim == 1 ? (int)p->tp_off : 0;
             L->w = p->data, L->w16 = p->data16, L->dw = p->grad, p++;
             if (strstr(p->name, ".bias") && strstr(p->name, lin_names[i])) L->b = p->data, L->db = p->grad, p++;
             if (i == LIN_O && c->qk_norm) {
@@ -139,17 +208,16 @@ static void build_params(struct model *m, int train_base, int bf16) {
     if (c->tie_word_embeddings) m->lm_head = m->wte, m->dlm_head = m->dwte;
     else m->lm_head = p->data, m->dlm_head = p->grad, p++;
     CHECK(p == m->params + m->n_params, "parameter table walk out of step");
-    if (bf16) {
-        int widest = 0;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int i = 0; i < N_LIN; i++) widest = m->layers[l].lin[i].in > widest ? m->layers[l].lin[i].in : widest;
-        m->wscratch = xmalloc(sizeof(float) * (size_t)WCHUNK * (size_t)(widest ? widest : 1));
-        m->base_bf16 = 1;
-    }
-    float inv_freq[HS / 2 + 1];
-    model_config_rope_inv_freq(c, inv_freq);
-    m->inv_freq = K->mem_alloc(sizeof(float) * (size_t)(HS / 2));
-    K->mem_copy(m->inv_freq, inv_freq, sizeof(float) * (size_t)(HS / 2));
+    /* LoRA matrices: A then B of every adapted linear, in layer order (lora.c) */
+    struct param *q = m->lora_params;
+    for (int l = 0; l < c->n_layers && q; l++)
+        for (int i = 0; i < N_LIN; i++) {
+            struct linear *L = &m->layers[l].lin[i];
+            if (!L->lora_a) continue;
+            L->lora_a = q->data, L->dlora_a = q->grad, q++;
+            L->lora_b = q->data, L->dlora_b = q->grad, q++;
+        }
+    CHECK(!q || q == m->lora_params + m->n_lora_params, "LoRA table walk out of step");
 }
 
 /* The model config of a .ckpt source: config.json beside it, else config_json (text). */
@@ -169,14 +237,22 @@ static int ckpt_model_config(struct model_config *cfg, const char *path, const c
 }
 
 static int load_impl(struct model *m, const char *dir, const char *config_json, int n_layers_keep, int train_base,
-                     int bf16) {
+                     int bf16, const struct tp_comm *tp) {
     memset(m, 0, sizeof *m);
     int is_ckpt = ckpt_is_checkpoint(dir);
     if (is_ckpt ? ckpt_model_config(&m->cfg, dir, config_json, n_layers_keep)
                 : (config_json && model_config_check(dir, config_json, "model.model_config.hf_config")) ||
                       model_config_load(&m->cfg, dir, n_layers_keep))
         return -1;
+    if (tp && tp->size > 1) {
+        if (is_ckpt)
+            return err_set("%s: tensor parallelism reads Hugging Face safetensors; convert the .ckpt first (csft "
+                           "convert %s HF_DIR)", dir, dir);
+        if (tp_check_config(&m->cfg, tp->size)) return err_wrap("%s", dir);
+        m->tp = *tp;
+    }
     build_params(m, train_base, bf16);
+    if (model_tp_on(m)) tp_plan_scratch(m);
     struct safetensors *st = NULL;
     struct ckpt *ck = NULL;
     if (is_ckpt ? ckpt_open(&ck, dir) : safetensors_open(&st, dir)) {
@@ -188,10 +264,11 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
         struct param *p = &m->params[i];
         float *dst = p->data;
         if (p->data16) dst = tmp = xrealloc(tmp, sizeof(float) * (size_t)p->numel);
-        if (ck ? mf_ckpt_read(ck, &m->cfg, p->name, dst, p->shape, p->n_dims)
-               : safetensors_read_f32(st, p->name, dst, p->shape, p->n_dims)) {
+        struct param q = *p; /* this rank's slice (all of it without tensor parallelism) */
+        q.data = dst;
+        if (ck ? mf_ckpt_read(ck, &m->cfg, p->name, dst, p->shape, p->n_dims) : tp_read_param(st, p->name, &q)) {
             free(tmp);
-            safetensors_close(st);
+            if (st) safetensors_close(st);
             ckpt_close(ck);
             model_free(m);
             return err_wrap("%s", dir);
@@ -206,16 +283,29 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
-    return load_impl(m, dir, NULL, n_layers_keep, train_base, 0);
+    return load_impl(m, dir, NULL, n_layers_keep, train_base, 0, NULL);
+}
+
+int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp) {
+    return load_impl(m, dir, NULL, n_layers_keep, train_base, 0, tp);
 }
 
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep) {
-    return load_impl(m, dir, NULL, n_layers_keep, 0, 1);
+    return load_impl(m, dir, NULL, n_layers_keep, 0, 1, NULL);
+}
+
+int model_load_bf16_base_tp(struct model *m, const char *dir, int n_layers_keep, const struct tp_comm *tp) {
+    return load_impl(m, dir, NULL, n_layers_keep, 0, 1, tp);
 }
 
 int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
                     int bf16_base) {
-    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base);
+    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base, NULL);
+}
+
+int model_load_from_tp(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                       int bf16_base, const struct tp_comm *tp) {
+    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base, tp);
 }
 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
@@ -272,6 +362,9 @@ void model_free(struct model *m) {
     K->mem_free(m->lora_mem);
     K->mem_free(m->dlora_mem);
     free(m->wscratch);
+    free(m->tp_save);
+    free(m->tp_buf);
+    free(m->tp_stats);
     memset(m, 0, sizeof *m);
 }
 
@@ -283,7 +376,8 @@ void model_set_batch(struct model *m, int B, int T) {
     if (m->acts && m->acts->cap >= N && m->acts->slots == (m->recompute ? 1 : m->cfg.n_layers)) return;
     acts_free(m->k, m->acts);
     const struct model_config *c = &m->cfg;
-    int64_t L = c->n_layers, C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads;
+    /* this rank's share under tensor parallelism */
+    int64_t L = c->n_layers, C = c->hidden_size, F = m->ffn_l, H = m->n_heads_l, KVH = m->n_kv_heads_l;
     int64_t qd = H * c->head_dim, kvd = KVH * c->head_dim, R = m->has_lora ? m->lora.rank : 0;
     int64_t wide = F > C ? F : C;
     if (qd > wide) wide = qd;
@@ -308,7 +402,7 @@ void model_set_batch(struct model *m, int B, int T) {
     /* The LM head's scratch is only live inside lm_head_ce, the MLP gradients and the LoRA
      * dropout buffers only outside it: one buffer holds both. */
     a->ce_chunk = ce_chunk(m, N);
-    int64_t ce_n = (int64_t)a->ce_chunk * (c->vocab_size + 2 * C), layer_n = 3 * N * F + (R ? 2 * N * wide : 0);
+    int64_t ce_n = (int64_t)a->ce_chunk * (m->vocab_l + 2 * C), layer_n = 3 * N * F + (R ? 2 * N * wide : 0);
     A(ce_scratch, ce_n > layer_n ? ce_n : layer_n);
     a->dgate = a->ce_scratch, a->dup = a->dgate + N * F, a->dh = a->dup + N * F;
     a->tmp1 = R ? a->dh + N * F : NULL, a->tmp2 = R ? a->tmp1 + N * wide : NULL;
@@ -322,9 +416,19 @@ void model_set_batch(struct model *m, int B, int T) {
  * linear, index), regenerated in backward instead of stored. */
 static int dropout_on(const struct model *m) { return m->has_lora && m->training && m->lora.dropout > 0; }
 
-static void dropout_apply(const struct model *m, float *out, const float *x, int64_t n, int l, int li, int acc) {
+/* out (N, L->in) (= or += by acc) = drop(x). The index is the element's place in the whole
+ * (N, in_full) input, so a tensor-parallel rank holding columns [in_off, in_off + in) draws
+ * the mask one process draws. */
+static void dropout_apply(const struct model *m, const struct linear *L, float *out, const float *x, int64_t N,
+                          int l, int li, int acc) {
     uint64_t base = rng_hash(m->dropout_seed ^ ((uint64_t)(l * N_LIN + li + 1) << 40));
-    m->k->dropout(out, x, n, base, m->lora.dropout, acc);
+    if (L->in == L->in_full) {
+        m->k->dropout(out, x, N * L->in, base, m->lora.dropout, acc);
+        return;
+    }
+    for (int64_t n = 0; n < N; n++)
+        m->k->dropout(out + n * L->in, x + n * L->in, L->in, base + (uint64_t)(n * L->in_full + L->in_off),
+                      m->lora.dropout, acc);
 }
 
 void linear_base_forward(struct model *m, const struct linear *L, float *y, const float *x, int64_t N, int acc) {
@@ -334,23 +438,52 @@ void linear_base_forward(struct model *m, const struct linear *L, float *y, cons
         m->k->matmul_forward(y, x, L->w, L->b, N, L->in, L->out, 1.0f, acc);
 }
 
+/* xa (N,R) = drop(x) A^T */
+static void lora_forward_a(struct model *m, const struct linear *L, int l, int li, float *xa, const float *x,
+                           int64_t N) {
+    const float *xin = x;
+    if (dropout_on(m)) {
+        dropout_apply(m, L, m->acts->tmp1, x, N, l, li, 0);
+        xin = m->acts->tmp1;
+    }
+    m->k->matmul_forward(xa, xin, L->lora_a, NULL, N, L->in, m->lora.rank, 1.0f, 0);
+}
+
 /* y (N,out) = (acc ? y : 0) + x W^T + b [+ s * drop(x) A^T B^T, saving xa = drop(x) A^T] */
 static void lin_forward(struct model *m, int l, int li, float *y, const float *x, int64_t N, int acc, float *xa) {
-    const struct kernels *K = m->k;
     struct linear *L = &m->layers[l].lin[li];
     linear_base_forward(m, L, y, x, N, acc);
     if (!L->lora_a) return;
-    const float *xin = x;
-    if (dropout_on(m)) {
-        dropout_apply(m, m->acts->tmp1, x, N * L->in, l, li, 0);
-        xin = m->acts->tmp1;
-    }
-    int R = m->lora.rank;
-    K->matmul_forward(xa, xin, L->lora_a, NULL, N, L->in, R, 1.0f, 0);
-    K->matmul_forward(y, xa, L->lora_b, NULL, N, R, L->out, m->lora_scaling, 1);
+    lora_forward_a(m, L, l, li, xa, x, N);
+    m->k->matmul_forward(y, xa, L->lora_b, NULL, N, m->lora.rank, L->out, m->lora_scaling, 1);
 }
 
-/* dx (N,in) (= or += by acc) from dy (N,out); weight and adapter gradients accumulate. */
+/* y (N,out) += x W^T + b [+ LoRA] for o_proj and down_proj. Under tensor parallelism they are
+ * row-parallel (Megatron's RowParallelLinear): x and W hold this rank's input columns (A too,
+ * and xa = drop(x) A^T is summed over the ranks first); every rank computes its partial
+ * product, rank 0 adds y's old value, the bias and the LoRA term, one all-reduce sums them. */
+static void lin_forward_rowpar(struct model *m, int l, int li, float *y, const float *x, int64_t N, float *xa) {
+    if (!model_tp_on(m)) {
+        lin_forward(m, l, li, y, x, N, 1, xa);
+        return;
+    }
+    struct linear *L = &m->layers[l].lin[li];
+    int lead = m->tp.rank == 0;
+    if (L->w16)
+        m->k->matmul_forward_bf16(y, x, L->w16, lead ? L->b : NULL, N, L->in, L->out, 1.0f, lead, m->wscratch, WCHUNK);
+    else
+        m->k->matmul_forward(y, x, L->w, lead ? L->b : NULL, N, L->in, L->out, 1.0f, lead);
+    if (L->lora_a) {
+        lora_forward_a(m, L, l, li, xa, x, N);
+        tp_allreduce(m, xa, N * m->lora.rank);
+        if (lead) m->k->matmul_forward(y, xa, L->lora_b, NULL, N, m->lora.rank, L->out, m->lora_scaling, 1);
+    }
+    tp_allreduce(m, y, N * L->out);
+}
+
+/* dx (N,in) (= or += by acc) from dy (N,out); weight and adapter gradients accumulate. Under
+ * tensor parallelism the same code is right for both kinds: a column-parallel linear leaves
+ * dx partial (the caller sums it over the ranks), a row-parallel one gets the whole dy. */
 static void lin_backward(struct model *m, int l, int li, float *dx, int acc, const float *dy, const float *x,
                          const float *xa, int64_t N) {
     const struct kernels *K = m->k;
@@ -367,11 +500,10 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
         K->matmul_backward(dx, L->dlora_a, NULL, a->dxa, x, L->lora_a, N, L->in, R, 1.0f, 1);
         return;
     }
-    int64_t n = N * L->in;
-    dropout_apply(m, a->tmp1, x, n, l, li, 0);
+    dropout_apply(m, L, a->tmp1, x, N, l, li, 0);
     K->matmul_backward(a->tmp2, L->dlora_a, NULL, a->dxa, a->tmp1, L->lora_a, N, L->in, R, 1.0f, 0);
     /* d drop(x)/dx is the same mask and scale: dx += drop(tmp2) */
-    dropout_apply(m, dx, a->tmp2, n, l, li, 1);
+    dropout_apply(m, L, dx, a->tmp2, N, l, li, 1);
 }
 
 /* ---- forward / backward ---- */
@@ -379,14 +511,15 @@ static void lin_backward(struct model *m, int l, int li, float *dx, int acc, con
 #define SL(field, l, width) (a->field + (int64_t)(l) * N * (width))
 
 /* One decoder layer forward: x[l] -> x[l+1], saving its activations in slot l (slot 0 when
- * recomputing: only x[l] is kept per layer and backward re-runs this before each layer). */
+ * recomputing: only x[l] is kept per layer and backward re-runs this before each layer).
+ * H, KVH and F are this rank's share under tensor parallelism. */
 static void layer_forward(struct model *m, int l) {
     const struct model_config *c = &m->cfg;
     const struct kernels *K = m->k;
     struct acts *a = m->acts;
     int B = m->B, T = m->T;
     int64_t N = (int64_t)B * T;
-    int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
+    int C = c->hidden_size, F = m->ffn_l, H = m->n_heads_l, KVH = m->n_kv_heads_l, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0, s = m->recompute ? 0 : l;
     float eps = c->rms_norm_eps;
     const int32_t *pos = a->pos;
@@ -409,7 +542,7 @@ static void layer_forward(struct model *m, int l) {
     K->attention_forward(SL(att, s, qd), SL(lse, s, H), q, k, v, pos, B, T, H, KVH, HS);
     float *xmid = SL(xmid, s, C);
     K->mem_copy(xmid, x, sizeof(float) * N * C);
-    lin_forward(m, l, LIN_O, xmid, SL(att, s, qd), N, 1, XA(LIN_O));
+    lin_forward_rowpar(m, l, LIN_O, xmid, SL(att, s, qd), N, XA(LIN_O));
     float *ln2 = a->ln2, *gate = SL(gate, s, F), *up = SL(up, s, F), *h = a->h;
     K->rmsnorm_forward(ln2, SL(rstd2, s, 1), xmid, ly->ln2, N, C, eps);
     lin_forward(m, l, LIN_GATE, gate, ln2, N, 0, XA(LIN_GATE));
@@ -417,7 +550,7 @@ static void layer_forward(struct model *m, int l) {
     K->swiglu_forward(h, gate, up, N * F);
     float *xnext = SL(x, l + 1, C);
     K->mem_copy(xnext, xmid, sizeof(float) * N * C);
-    lin_forward(m, l, LIN_DOWN, xnext, h, N, 1, XA(LIN_DOWN));
+    lin_forward_rowpar(m, l, LIN_DOWN, xnext, h, N, XA(LIN_DOWN));
 #undef XA
 }
 
@@ -429,12 +562,19 @@ void model_forward(struct model *m, const int32_t *ids, const int32_t *pos, int 
     int C = c->hidden_size;
     m->k->mem_copy(a->ids, ids, sizeof(int32_t) * N); /* backend memory from here on */
     m->k->mem_copy(a->pos, pos, sizeof(int32_t) * N);
-    m->k->embedding_forward(a->x, a->ids, m->wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, 0, m->unit_ctx);
+    if (model_tp_on(m)) tp_embedding_forward(m, a->x, a->ids, N);
+    else m->k->embedding_forward(a->x, a->ids, m->wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, 1 + l, m->unit_ctx);
+        layer_forward(m, l);
+    }
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_FORWARD, c->n_layers + 1, m->unit_ctx);
     m->k->rmsnorm_forward(a->lnf, a->rstdf, SL(x, c->n_layers, C), m->norm, N, C, c->rms_norm_eps);
 }
 
 void model_logits(struct model *m, float *logits) {
+    CHECK(!model_tp_on(m), "model_logits needs the whole LM head (no tensor parallelism)");
     int64_t N = (int64_t)m->B * m->T;
     size_t bytes = sizeof(float) * (size_t)N * (size_t)m->cfg.vocab_size;
     float *dev = m->k->mem_alloc(bytes); /* logits is host memory */
@@ -443,11 +583,15 @@ void model_logits(struct model *m, float *logits) {
     m->k->mem_free(dev);
 }
 
-double model_loss(struct model *m, const int32_t *targets) {
+/* The LM head + cross-entropy of kernels.h (vocab-parallel under tensor parallelism). */
+static double lm_head_ce(struct model *m, float *dh, float *dw, const int32_t *targets, float grad_scale) {
     int64_t N = (int64_t)m->B * m->T;
-    return m->k->lm_head_ce(NULL, NULL, m->acts->lnf, m->lm_head, targets, N, m->cfg.hidden_size, m->cfg.vocab_size,
-                            1.0f, m->acts->ce_scratch, m->acts->ce_chunk);
+    if (model_tp_on(m)) return tp_lm_head_ce(m, dh, dw, m->acts->lnf, m->lm_head, targets, N, grad_scale);
+    return m->k->lm_head_ce(dh, dw, m->acts->lnf, m->lm_head, targets, N, m->cfg.hidden_size, m->cfg.vocab_size,
+                            grad_scale, m->acts->ce_scratch, m->acts->ce_chunk);
 }
+
+double model_loss(struct model *m, const int32_t *targets) { return lm_head_ce(m, NULL, NULL, targets, 1.0f); }
 
 double model_backward(struct model *m, const int32_t *targets, float grad_scale) {
     const struct model_config *c = &m->cfg;
@@ -455,15 +599,18 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
     struct acts *a = m->acts;
     int B = m->B, T = m->T;
     int64_t N = (int64_t)B * T;
-    int C = c->hidden_size, F = c->intermediate_size, H = c->n_heads, KVH = c->n_kv_heads, HS = c->head_dim;
+    int C = c->hidden_size, F = m->ffn_l, H = m->n_heads_l, KVH = m->n_kv_heads_l, HS = c->head_dim;
     int qd = H * HS, kvd = KVH * HS, R = m->has_lora ? m->lora.rank : 0;
-    double loss = K->lm_head_ce(a->dln, m->dlm_head, a->lnf, m->lm_head, targets, N, C, c->vocab_size, grad_scale,
-                                a->ce_scratch, a->ce_chunk);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, c->n_layers + 1, m->unit_ctx);
+    double loss = lm_head_ce(m, a->dln, m->dlm_head, targets, grad_scale);
     K->rmsnorm_backward(a->dx, m->dnorm, a->dln, SL(x, c->n_layers, C), m->norm, a->rstdf, N, C, 0);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, c->n_layers + 1, m->unit_ctx);
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, 1 + l, m->unit_ctx);
         struct layer *ly = &m->layers[l];
         int s = m->recompute ? 0 : l; /* activation slot */
         if (m->recompute) layer_forward(m, l);
+        if (model_tp_on(m)) tp_partial_begin(m, l);
         float *xa = R ? a->xa + (int64_t)s * N_LIN * N * R : NULL;
 #define XA(i) (xa ? xa + (int64_t)(i) * N * R : NULL)
         /* x[l+1] = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm(xmid) */
@@ -473,6 +620,7 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
         K->swiglu_backward(a->dgate, a->dup, a->dh, SL(gate, s, F), SL(up, s, F), N * F);
         lin_backward(m, l, LIN_GATE, a->dln, 0, a->dgate, a->ln2, XA(LIN_GATE), N);
         lin_backward(m, l, LIN_UP, a->dln, 1, a->dup, a->ln2, XA(LIN_UP), N);
+        tp_allreduce(m, a->dln, N * C); /* column-parallel: each rank's share of dln */
         K->rmsnorm_backward(a->dx, ly->dln2, a->dln, SL(xmid, s, C), ly->ln2, SL(rstd2, s, 1), N, C, 1);
         /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v = proj(norm(x)) */
         lin_backward(m, l, LIN_O, a->datt, 0, a->dx, SL(att, s, qd), XA(LIN_O), N);
@@ -492,11 +640,19 @@ double model_backward(struct model *m, const int32_t *targets, float grad_scale)
         lin_backward(m, l, LIN_Q, a->dln, 0, dq, ln1, XA(LIN_Q), N);
         lin_backward(m, l, LIN_K, a->dln, 1, dk, ln1, XA(LIN_K), N);
         lin_backward(m, l, LIN_V, a->dln, 1, a->dv, ln1, XA(LIN_V), N);
+        tp_allreduce(m, a->dln, N * C);
         K->rmsnorm_backward(a->dx, ly->dln1, a->dln, SL(x, l, C), ly->ln1, SL(rstd1, s, 1), N, C, 1);
+        if (model_tp_on(m)) tp_partial_end(m, l);
         if (m->on_layer_grads_ready) m->on_layer_grads_ready(l, m->grads_ready_ctx);
+        if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, 1 + l, m->unit_ctx);
 #undef XA
     }
-    if (m->dwte) K->embedding_backward(m->dwte, a->dx, a->ids, N, C);
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_BACKWARD, 0, m->unit_ctx);
+    if (m->base_trained) {
+        if (model_tp_on(m)) tp_embedding_backward(m, m->dwte, a->dx, a->ids, N);
+        else K->embedding_backward(m->dwte, a->dx, a->ids, N, C);
+    }
+    if (m->unit_hook) m->unit_hook(MODEL_UNIT_DONE, 0, m->unit_ctx);
     return loss;
 }
 
@@ -521,7 +677,7 @@ struct param *model_trainable(struct model *m, int *n) {
         *n = m->n_lora_params;
         return m->lora_params;
     }
-    *n = m->dbase ? m->n_params : 0;
+    *n = m->base_trained ? m->n_params : 0;
     return m->params;
 }
 
@@ -598,21 +754,30 @@ int model_base_to_bf16(struct model *m) {
 
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes) {
     if (m->base_bf16) return err_set("model_save %s: the base is held in bf16 (model_base_to_bf16); save from a float32 model", dir);
-    if (dir_create(dir)) return -1;
+    int tp = model_tp_on(m), writer = !tp || m->tp.rank == 0;
     m->k->sync(); /* the writer reads the weights from the host */
     struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);
     for (int i = 0; i < m->n_params; i++) {
         const struct param *p = &m->params[i];
         e[i].name = p->name;
         e[i].n_dims = p->n_dims;
-        e[i].shape[0] = p->shape[0];
-        e[i].shape[1] = p->shape[1];
-        e[i].data = p->data;
+        e[i].shape[0] = p->full_shape[0];
+        e[i].shape[1] = p->full_shape[1];
+        e[i].data = tp ? tp_gather_param(m, p) : p->data; /* collective: tp rank 0 writes */
+        if (!writer) free((void *)e[i].data), e[i].data = NULL;
         e[i].dtype = bf16 ? DTYPE_BF16 : DTYPE_F32;
     }
-    int rc = safetensors_save(dir, "model", e, m->n_params, max_shard_bytes);
+    int rc = 0;
+    if (writer) rc = dir_create(dir) || safetensors_save(dir, "model", e, m->n_params, max_shard_bytes) ||
+                     model_save_config(m, dir, bf16) ? -1 : 0;
+    if (tp)
+        for (int i = 0; i < m->n_params; i++) free((void *)e[i].data);
     free(e);
-    if (rc) return -1;
+    return tp_agree(m, rc, dir);
+}
+
+int model_save_config(const struct model *m, const char *dir, int bf16) {
+    int rc;
     struct model_config c = m->cfg;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
     char *json = model_config_to_json(&c), *path = path_join(dir, "config.json");

@@ -9,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "model/model_config.h"
+#include "model/tp.h"
 
 enum lin { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, N_LIN };
 extern const char *const lin_names[N_LIN];  /* "self_attn.q_proj", ... (HF module names) */
@@ -23,6 +24,9 @@ struct linear {
     /* LoRA (PEFT semantics): y += scaling * dropout(x) A^T B^T */
     float *lora_a, *lora_b;   /* (R,in), (out,R) or NULL */
     float *dlora_a, *dlora_b; /* gradients */
+    /* Tensor parallelism: a row-parallel linear (o_proj, down_proj) holds input columns
+     * [in_off, in_off + in) of in_full; otherwise in == in_full. */
+    int row_parallel, in_full, in_off;
 };
 
 struct layer {
@@ -40,6 +44,13 @@ struct param {
     float *data, *grad; /* grad NULL when frozen */
     uint16_t *data16;   /* bf16 storage instead of data (NULL then) in a bf16 base */
     int decay;          /* weight decay applies (2+ dims) */
+    int layer;          /* decoder layer, -1 outside the layers */
+    /* Tensor parallelism (model/tp.h): this rank holds rows (tp_dim 0) or columns (tp_dim 1)
+     * [tp_off, tp_off + shape[tp_dim]) of the HF tensor of full_shape; tp_dim -1: all of it. */
+    int tp_dim;
+    int64_t tp_off, full_shape[2];
+    int tp_count; /* 1: counted in gradient norms here (0: an identical copy counts elsewhere) */
+    int tp_sum;   /* enum tp_sum: how the gradient becomes final */
 };
 
 struct lora_config {
@@ -77,6 +88,14 @@ struct model {
      * parallelism can start communicating them while earlier layers run (train/dp.h). */
     void (*on_layer_grads_ready)(int layer, void *ctx);
     void *grads_ready_ctx;
+    /* ZeRO-2/3 (train/zero.h): called before a unit's weights are used in the forward
+     * (MODEL_UNIT_FORWARD) or the backward (MODEL_UNIT_BACKWARD) and after its gradients are
+     * final (MODEL_UNIT_DONE). Units: 0 the embedding, 1 + l layer l, n_layers + 1 the head
+     * (final norm and LM head; a tied head also reads the embedding). The hook may point the
+     * params' data/grad elsewhere and call model_bind. */
+    void (*unit_hook)(int event, int unit, void *ctx);
+    void *unit_ctx;
+    int base_trained; /* full fine-tuning: the base weights are the trainable tensors */
     /* activations for the current (B, T) */
     struct acts *acts;
     int B, T;
@@ -85,7 +104,16 @@ struct model {
     int recompute;
     int base_bf16;  /* set by model_base_to_bf16 */
     float *wscratch; /* bf16 weight rows converted for one GEMM (WCHUNK * widest in) */
+    /* Tensor parallelism (model/tp.h; tp.size <= 1: none). This rank's share of the heads,
+     * key/value heads, intermediate size and vocabulary (the config's without TP); kv_rep
+     * ranks hold each key/value head (1 when they are split). */
+    struct tp_comm tp;
+    int n_heads_l, n_kv_heads_l, ffn_l, vocab_l, vocab_off, kv_rep;
+    float *tp_save, *tp_buf; /* tp_partial_* scratch */
+    double *tp_stats;        /* vocab-parallel cross-entropy: (tp.size + 1) * 3 * 1024 row statistics */
 };
+
+static inline int model_tp_on(const struct model *m) { return m->tp.size > 1; }
 
 /* Builds the model from a folder (config.json + safetensors). n_layers_keep > 0 keeps the
  * first N layers. train_base: allocate base gradients (full fine-tuning). */
@@ -95,6 +123,12 @@ int model_load(struct model *m, const char *dir, int n_layers_keep, int train_ba
  * from a config.json beside it, else from config_json (HF config.json text; NULL = none). */
 int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
                     int bf16_base);
+/* The same for one rank of a tensor-parallel group (tp NULL or size 1: model_load_from). */
+int model_load_from_tp(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                       int bf16_base, const struct tp_comm *tp);
+/* model_load for one rank of a tensor-parallel group: reads only this rank's slices. Errors
+ * if the model cannot be split tp->size ways (tp_check_config). tp NULL: model_load. */
+int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp);
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 void model_free(struct model *m);
@@ -102,14 +136,19 @@ void model_free(struct model *m);
  * start (frozen base, as model_base_to_bf16 below; the float32 base never exists, so a 7B
  * base needs ~15 GB instead of ~30). */
 int model_load_bf16_base(struct model *m, const char *dir, int n_layers_keep);
+/* The same for one rank of a tensor-parallel group (model_load_tp). */
+int model_load_bf16_base_tp(struct model *m, const char *dir, int n_layers_keep, const struct tp_comm *tp);
 int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed);
 /* Keeps the decoder's linear weights (q,k,v,o,gate,up,down) in bf16, halving their memory;
  * their GEMMs convert WCHUNK-row blocks to float32 (results equal float32 math on the rounded
  * weights). Embeddings, norms and biases stay float32. Only for a frozen base (LoRA): errors
  * if the base has gradients. model_save and lora_merge need the float32 base. */
 int model_base_to_bf16(struct model *m);
-/* Writes the base weights (HF names) as a safetensors model folder with config.json. */
+/* Writes the base weights (HF names) as a safetensors model folder with config.json. Under
+ * tensor parallelism it is collective: the slices are gathered and tp rank 0 writes. */
 int model_save(const struct model *m, const char *dir, int bf16, size_t max_shard_bytes);
+/* Only its config.json (the torch_dtype of a bf16 or float32 save). */
+int model_save_config(const struct model *m, const char *dir, int bf16);
 
 /* Sizes the activations for batches of B sequences of T tokens (reallocates when larger). */
 void model_set_batch(struct model *m, int B, int T);
@@ -125,6 +164,10 @@ void model_logits(struct model *m, float *logits);
 double model_backward(struct model *m, const int32_t *targets, float grad_scale);
 /* Loss sum only (no gradients) of the last forward. */
 double model_loss(struct model *m, const int32_t *targets);
+enum { MODEL_UNIT_FORWARD, MODEL_UNIT_BACKWARD, MODEL_UNIT_DONE };
+/* Points the layer structs (and wte/norm/lm_head, LoRA matrices) at the params' data and
+ * grad pointers again, after a caller moved them (ZeRO-3 gathers a unit into a buffer). */
+void model_bind(struct model *m);
 /* Zeroes all gradients (base and LoRA). */
 void model_zero_grad(struct model *m);
 /* HF-style shift: targets[b,t] = labels[b,t+1], last = -100. Returns the trained-token count. */

@@ -233,11 +233,12 @@ static const struct key_def train_keys[] = {
     {"parallel_config.data_parallel", KT_INT, RC(parallel_config.data_parallel), "0", K_MIN, 0, 0, 0, 0,
      "Processes that each train on their own rows of every step (launch with mpirun -np N); 0 = as many "
      "as mpirun started, N = must equal the number started."},
-    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 1, 0, 0,
-     "0 = every process keeps the whole AdamW state; 1 = ZeRO stage 1: the AdamW state is sharded over "
-     "the processes (memory per process / N)."},
-    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_ONLY_DEFAULT, 0, 0,
-     0, 0, "Tensor parallelism: only 1 (not supported yet)."},
+    {"parallel_config.zero_stage", KT_INT, RC(parallel_config.zero_stage), "0", K_MIN | K_MAX, 0, 3, 0, 0,
+     "ZeRO over the data_parallel ranks: 0 = every rank keeps everything; 1 = AdamW state sharded; 2 = "
+     "gradients sharded too (reduce-scattered during the backward); 3 = weights sharded too (each layer "
+     "gathered when used). See docs/distributed.md."},
+    {"parallel_config.model_parallel", KT_INT, RC(parallel_config.model_parallel), "1", K_MIN, 1, 0, 0, 0,
+     "Tensor parallelism: ranks that split every layer; mpirun -np = data_parallel x model_parallel."},
     {"parallel_config.pipeline_stage", KT_INT, RC(parallel_config.pipeline_stage), "1", K_ONLY_DEFAULT, 0, 0,
      0, 0, "Pipeline parallelism: only 1 (not supported yet)."},
     {"parallel_config.context_parallel", KT_INT, RC(parallel_config.context_parallel), "1", K_ONLY_DEFAULT, 0,
@@ -263,6 +264,17 @@ static const struct key_def train_keys[] = {
      "Evaluate on eval_dataset every N steps; 0 = only at the end (when eval_dataset has data_files)."},
     {"tensorboard", KT_BOOL, RC(tensorboard), "true", 0, 0, 0, 0, 0,
      "Write TensorBoard event files to <output_dir>/tensorboard."},
+    {"report", KT_BOOL, RC(report), "true", 0, 0, 0, 0, 0, "Write <output_dir>/report.html (charts; docs/report.md)."},
+    {"peak_gflops", KT_FLOAT, RC(peak_gflops), "0", K_MIN, 0, 0, 0, 0,
+     "Peak GFLOP/s of one process for MFU; 0 = measured once at start (docs/report.md)."},
+    {"save_best", KT_BOOL, RC(save_best), "false", 0, 0, 0, 0, 0,
+     "Save a checkpoint at each new lowest eval loss and keep it (save_total_limit never removes it)."},
+    {"load_best_at_end", KT_BOOL, RC(load_best_at_end), "false", 0, 0, 0, 0, 0,
+     "Write the best checkpoint (save_best) as the final model instead of the last weights."},
+    {"eval_generations", KT_INT, RC(eval_generations), "0", K_MIN, 0, 0, 0, 0,
+     "At each eval, answer the first N eval records (greedy, up to predict.max_new_tokens) and show them in report.html."},
+    {"early_stopping_patience", KT_INT, RC(early_stopping_patience), "0", K_MIN, 0, 0, 0, 0,
+     "Stop after N evals in a row without a lower eval loss (saving a last-state checkpoint); 0 = off."},
     {"predict.max_new_tokens", KT_INT, RC(predict.max_new_tokens), "256", K_MIN, 1, 0, 0, 0,
      "Generated tokens at most (generation also stops at the model's end tokens)."},
     {"predict.do_sample", KT_BOOL, RC(predict.do_sample), "false", 0, 0, 0, 0, 0,
@@ -348,7 +360,7 @@ static const char *const foreign_hints[][2] = {
     {"*_dataset.*", "MindSpore data-pipeline setting; remove it"},
     {"lr_schedule.learning_rate", "use optimizer.learning_rate"},
     {"lr_schedule.total_steps", "use runner_config.max_steps"},
-    {"parallel_config.*", "not supported yet: csft parallelizes over data_parallel only"},
+    {"parallel_config.*", "not supported yet: csft parallelizes over data_parallel x model_parallel"},
     {"runner_config.sink_mode", "MindSpore-specific; remove it"},
     {"runner_config.sink_size", "MindSpore-specific; remove it"},
     {"optimizer.*", "csft's AdamW takes learning_rate, betas, eps, weight_decay"},
@@ -795,7 +807,7 @@ bad_range:
     add_err(o, node, "%s: expected %s, found %s", k->path, want, found);
     return -1;
 unsupported:
-    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel only",
+    add_err(o, node, "%s: %s is not supported yet (only %s); csft parallelizes over data_parallel x model_parallel",
             k->path, found, k->def);
     return -1;
 }

@@ -144,6 +144,12 @@ struct run_config {
     int64_t logging_steps;
     int64_t eval_steps; /* 0 = only at the end (when eval_dataset has data_files) */
     bool tensorboard;
+    bool report;                 /* <output_dir>/report.html */
+    double peak_gflops;          /* MFU denominator per process; 0 = measure */
+    bool save_best;              /* keep the lowest-eval-loss checkpoint */
+    bool load_best_at_end;       /* final model = the best checkpoint */
+    int early_stopping_patience; /* 0 = off */
+    int eval_generations;        /* eval records answered at each eval, for the report */
     struct config_predict predict;
 
     char *config_file; /* the YAML file loaded, or NULL */

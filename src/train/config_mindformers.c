@@ -133,7 +133,7 @@ static const struct rule {
                                                 "data-parallel processes)"},
     {"parallel.*", 'I', "MindSpore auto-parallel context (modes, search, strategy files, communication)"},
     {"parallel_config.data_parallel", 'M', "parallel_config.data_parallel (see the layout note)"},
-    {"parallel_config.model_parallel", 'M', "folded into data parallelism with the same global batch (layout note)"},
+    {"parallel_config.model_parallel", 'M', "parallel_config.model_parallel (tensor parallelism; mpirun -np = data_parallel x model_parallel)"},
     {"parallel_config.pipeline_stage", 'M', "folded into data parallelism with the same global batch (layout note)"},
     {"parallel_config.context_parallel", 'M', "folded into data parallelism with the same global batch (layout note)"},
     {"parallel_config.micro_batch_num", 'M', "part of the global batch when pipeline_stage > 1 (gradient accumulation)"},
@@ -975,9 +975,9 @@ handlers:;
 
 /* ---------------------------------------------------------------- the parallel layout */
 
-/* The one place where their device layout becomes csft's: every csft process holds the whole
- * model, so mp / pp / cp are folded into data parallelism and the global batch is kept with
- * gradient accumulation. (When csft gains model_parallel, map it here.) */
+/* The one place where their device layout becomes csft's: model_parallel is csft's tensor
+ * parallelism; pipeline and context parallelism are folded into data parallelism (csft does not
+ * split the model that way yet), and the global batch is kept with gradient accumulation. */
 static int parallel_layout(struct tr *t, int world) {
     const char *up = t->cli->use_parallel ? t->cli->use_parallel : sval(at(t, "use_parallel"));
     int use_parallel = up ? truthy(up) : 0;
@@ -1009,26 +1009,34 @@ static int parallel_layout(struct tr *t, int world) {
     }
     if (devices > 1048576 || global > 1e12) return fail(t, pc, "parallel_config: %g devices / a global batch of %g is too large", devices, global);
     int procs = world > 0 ? world : (int)devices;
-    double acc = global / (bs * procs);
+    /* model_parallel: csft's tensor parallelism splits each layer over tp ranks of a group */
+    int tp = use_parallel && mp > 1 ? (int)mp : 1;
+    if (procs % tp)
+        return fail(t, pc, "parallel_config.model_parallel %d: the %d processes must be a multiple of it (mpirun -np = "
+                           "data_parallel x model_parallel)", tp, procs);
+    int dpn = procs / tp;
+    double acc = global / (bs * dpn);
     if (acc < 1 || acc != floor(acc))
         return fail(t, pc ? pc : at(t, "runner_config"),
                     "their global batch is %g sequences (%s), which %d process%s of batch_size %g cannot make with "
                     "whole gradient-accumulation steps; launch a number of processes that divides %g",
-                    global, how, procs, procs == 1 ? "" : "es", bs, global / bs);
-    emit_num(t, "use_parallel / parallel_config (layout)", pc, "parallel_config.data_parallel", procs);
+                    global, how, dpn, dpn == 1 ? "" : "es", bs, global / bs);
+    emit_num(t, "use_parallel / parallel_config (layout)", pc, "parallel_config.data_parallel", dpn);
+    if (tp > 1) emit_num(t, "parallel_config.model_parallel", child(t, pc, "model_parallel"), "parallel_config.model_parallel", tp);
     emit_num(t, "global batch (layout)", pc, "runner_config.gradient_accumulation_steps", acc);
     emit_num(t, "runner_config.batch_size", at(t, "runner_config.batch_size"), "runner_config.batch_size", bs);
     const char *po = sval(at(t, "parallel.enable_parallel_optimizer"));
     emit(t, "parallel.enable_parallel_optimizer", at(t, "parallel.enable_parallel_optimizer"), "parallel_config.zero_stage",
          use_parallel && truthy(po) && procs > 1 ? "1" : "0");
-    if (use_parallel && (mp > 1 || pp > 1 || cp > 1 || procs != devices))
+    if (use_parallel && (pp > 1 || cp > 1 || procs != devices))
         note(t, "parallel layout: their run is data_parallel %g x model_parallel %g x pipeline_stage %g x "
                 "context_parallel %g = %g devices with a global batch of %g sequences (%s); csft does not split the model "
-                "%s, so this run is %d data-parallel process%s each holding the whole model, batch_size %g x "
-                "gradient_accumulation_steps %g: the same %g sequences per optimizer step",
+                "%s, so this run is %d data-parallel process%s %s, batch_size %g x gradient_accumulation_steps %g: the "
+                "same %g sequences per optimizer step",
              dp, mp, pp, cp, devices, global, how,
-             pp > 1 ? "over pipeline stages yet" : mp > 1 ? "over tensor-parallel ranks yet" : cp > 1 ? "over the sequence yet" : "differently",
-             procs, procs == 1 ? "" : "es", bs, acc, global);
+             pp > 1 ? "over pipeline stages yet" : cp > 1 ? "over the sequence yet" : "differently", dpn,
+             dpn == 1 ? "" : "es", tp > 1 ? "each a tensor-parallel group of model_parallel ranks" : "each holding the whole model",
+             bs, acc, global);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "train/zero.h"
 
 #define DP_DEFAULT_BUCKET (4 << 20)
 
@@ -58,6 +59,10 @@ static void on_layer(int layer, void *ctx) {
 
 static void cb_backward_begin(int mb, int n_mb, void *ctx) {
     struct dp *dp = ctx;
+    if (dp->z) {
+        if (mb == 0) zero_step_begin(dp);
+        return;
+    }
     dp->sent_from = dp->n;
     dp->overlapped = 0;
     dp->armed = dp->cfg.overlap && mb == n_mb - 1;
@@ -70,6 +75,12 @@ static void cb_allreduce_f64(double *x, int n, void *ctx) {
 static void cb_allreduce_grads(struct param *params, int n_params, void *ctx) {
     (void)params, (void)n_params;
     struct dp *dp = ctx;
+    if (dp->z) {
+        double t = time_now();
+        zero_grads_finish(dp);
+        dp->wait_s += time_now() - t;
+        return;
+    }
     launch_down_to(dp, 0, 1);
     double t = time_now();
     dist_wait_all(dp->d);
@@ -83,10 +94,15 @@ static double cb_grad_norm(struct param *params, int n_params, void *ctx) {
     struct dp *dp = ctx;
     const float *g = dp->shard_grad;
     double ss = 0;
+    if (model_tp_on(dp->m)) { /* tensor parallelism: replicated tensors count once (model/tp.h) */
+        ss = tp_shard_sumsq(dp->params, dp->n_params, dp->lo, dp->hi, g);
+    } else {
 #pragma omp parallel for reduction(+ : ss)
-    for (int64_t j = 0; j < dp->hi - dp->lo; j++)
-        ss += (double)g[j] * g[j];
+        for (int64_t j = 0; j < dp->hi - dp->lo; j++)
+            ss += (double)g[j] * g[j];
+    }
     dist_allreduce_sum_f64(dp->d, &ss, 1);
+    tp_allreduce_f64(dp->m, &ss, 1);
     return sqrt(ss);
 }
 
@@ -101,6 +117,7 @@ static void cb_optimizer_step(struct adamw *opt, struct param *params, int n_par
         for (int64_t j = 0; j < ns; j++)
             g[j] *= c;
     }
+    if (dp->z && zero_optimizer_step(dp, opt, lr)) return;
     adamw_step_range(opt, params, n_params, dp->lo, dp->hi, dp->shard_grad, lr);
     double t = time_now();
     for (int64_t a = 0; a < dp->n; a += dp->cfg.bucket_elems) {
@@ -200,6 +217,10 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
         dp->pool = xmalloc(sizeof(int) * (size_t)dp->pool_rows * (size_t)w);
     }
     plan_ready(dp, m->cfg.n_layers);
+    if (cfg->zero >= 2) {
+        if (zero_init(dp)) return -1;
+        return 0;
+    }
     dp->sent_from = dp->n;
     m->on_layer_grads_ready = on_layer;
     m->grads_ready_ctx = dp;
@@ -207,11 +228,30 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
 }
 
 void dp_free(struct dp *dp) {
+    zero_free(dp);
     if (dp->m && dp->m->grads_ready_ctx == dp)
         dp->m->on_layer_grads_ready = NULL, dp->m->grads_ready_ctx = NULL;
     free(dp->bounds), free(dp->shard_grad), free(dp->ready_from), free(dp->counts), free(dp->displs),
         free(dp->pool);
     memset(dp, 0, sizeof *dp);
+}
+
+int64_t dp_state_bytes(const struct dp *dp, const struct adamw *o) {
+    int64_t moments = (int64_t)sizeof(float) * 2 * o->n;
+    if (dp->z) return zero_state_bytes(dp) + moments;
+    const struct model *m = dp->m;
+    int64_t grads = dp->cfg.zero ? dp->hi - dp->lo + dp->n : dp->n; /* ZeRO-1 keeps both */
+    return (int64_t)sizeof(float) * (m->n_base + m->n_lora + grads) + moments;
+}
+
+struct ckpt_part dp_ckpt_part(const struct dp *dp, const struct adamw *o) {
+    int r = dp->d->rank;
+    if (!dp->cfg.zero) /* replicated: each rank writes the share a ZeRO shard would hold */
+        return (struct ckpt_part){.lo = dp->bounds[r], .hi = dp->bounds[r + 1], .m = o->m + dp->bounds[r],
+                                  .v = o->v + dp->bounds[r]};
+    int64_t lo, hi;
+    const float *w = dp->m->has_lora ? NULL : zero_weight_shard(dp, &lo, &hi, NULL, NULL);
+    return (struct ckpt_part){.lo = dp->lo, .hi = dp->hi, .w = w, .m = o->m, .v = o->v};
 }
 
 void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,

@@ -9,11 +9,12 @@
 
 #include "dist/dist.h"
 #include "model/model.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/step.h"
 
 struct dp_config {
-    int zero;             /* 1: ZeRO stage 1 (sharded optimizer state) */
+    int zero;             /* ZeRO stage: 1 sharded optimizer state, 2 + gradients, 3 + weights (train/zero.h) */
     int overlap;          /* start bucket communication during the backward */
     int64_t bucket_elems; /* floats per bucket (<= 0: 4M, 16 MB) */
 };
@@ -39,6 +40,7 @@ struct dp {
     double wait_s;      /* exposed: waiting for gradient buckets after the backward */
     double gather_s;    /* ZeRO parameter allgather */
     int64_t overlapped; /* gradient elements of the last step sent while the backward still ran */
+    struct zero *z;     /* stages 2 and 3 */
 };
 
 /* Sets up data parallelism for m's trainable tensors (call after any LoRA attach). The
@@ -46,6 +48,12 @@ struct dp {
  * all ranks must hold the same shapes. Attaches the backward hook to m. -1 with err. */
 int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_config *cfg);
 void dp_free(struct dp *dp);
+/* Bytes of model state on this rank: weights and gradients as allocated (sharded ones counted
+ * by their shard) plus the AdamW moments of o. */
+int64_t dp_state_bytes(const struct dp *dp, const struct adamw *o);
+/* The part of a checkpoint this rank writes (checkpoint_save_dist): its shard of the flat
+ * space with its weights and moments (without ZeRO: an equal share of the replicated state). */
+struct ckpt_part dp_ckpt_part(const struct dp *dp, const struct adamw *o);
 /* AdamW state for this rank: the whole space, or its shard under ZeRO. */
 void dp_adamw_init(const struct dp *dp, struct adamw *o, float beta1, float beta2, float eps,
                    float weight_decay);

@@ -30,8 +30,7 @@ static double wall_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Keeps the lines of path whose "step" is <= keep_through (atomically rewritten). */
-static int jsonl_truncate_steps(const char *path, int64_t keep_through) {
+int jsonl_keep_through_step(const char *path, int64_t keep_through) {
     size_t len;
     char *text = file_read_all(path, &len);
     if (!text) return -1;
@@ -61,7 +60,7 @@ static int jsonl_truncate_steps(const char *path, int64_t keep_through) {
 struct metrics *metrics_open(const char *output_dir, bool tensorboard, int64_t resume_step) {
     if (dir_create(output_dir)) return NULL;
     char *path = path_join(output_dir, "metrics.jsonl");
-    if (resume_step >= 0 && file_exists(path) && jsonl_truncate_steps(path, resume_step)) {
+    if (resume_step >= 0 && file_exists(path) && jsonl_keep_through_step(path, resume_step)) {
         free(path);
         return NULL;
     }
@@ -113,13 +112,18 @@ int metrics_log_step(struct metrics *m, const struct metrics_step *s) {
     cJSON_AddNumberToObject(j, "skipped_steps", (double)s->skipped_steps);
     cJSON_AddNumberToObject(j, "elapsed", s->elapsed);
     cJSON_AddNumberToObject(j, "wall_time", wall_now());
+    if (s->mfu > 0) cJSON_AddNumberToObject(j, "mfu", s->mfu);
+    if (s->peak_mem_mib > 0) cJSON_AddNumberToObject(j, "peak_mem_mib", s->peak_mem_mib);
     if (write_json(m, j)) return -1;
     if (m->tb) {
         if (tfevents_add_scalar(m->tb, "train/loss", s->step, (float)s->loss) ||
             tfevents_add_scalar(m->tb, "train/lr", s->step, (float)s->lr) ||
             tfevents_add_scalar(m->tb, "train/grad_norm", s->step, (float)s->grad_norm) ||
             tfevents_add_scalar(m->tb, "train/tokens_per_sec", s->step, (float)s->tokens_per_sec) ||
-            tfevents_add_scalar(m->tb, "train/epoch", s->step, (float)s->epoch) || tfevents_flush(m->tb))
+            tfevents_add_scalar(m->tb, "train/epoch", s->step, (float)s->epoch) ||
+            (s->mfu > 0 && tfevents_add_scalar(m->tb, "train/mfu", s->step, (float)s->mfu)) ||
+            (s->peak_mem_mib > 0 && tfevents_add_scalar(m->tb, "train/peak_mem_mib", s->step, (float)s->peak_mem_mib)) ||
+            tfevents_flush(m->tb))
             return -1;
     }
     return 0;
@@ -186,26 +190,30 @@ static double eta_seconds(const struct metrics_step *s) {
 }
 
 size_t metrics_format_line(char *buf, size_t n, const struct metrics_step *s, int tty, int width) {
-    char tok[32], el[32], eta[32], skipped[48] = "";
+    char tok[32], el[32], eta[32], skipped[48] = "", extra[64] = "";
     format_count(tok, sizeof tok, s->tokens_per_sec);
+    if (s->mfu > 0) snprintf(extra, sizeof extra, " | MFU %.1f%%", 100 * s->mfu);
+    if (s->peak_mem_mib > 0)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), s->peak_mem_mib >= 1024 ? " | mem %.1fG" : " | mem %.0fM",
+                 s->peak_mem_mib >= 1024 ? s->peak_mem_mib / 1024 : s->peak_mem_mib);
     metrics_format_duration(el, sizeof el, s->elapsed);
     metrics_format_duration(eta, sizeof eta, eta_seconds(s));
     if (s->skipped_steps) snprintf(skipped, sizeof skipped, " | skipped %lld", (long long)s->skipped_steps);
     if (!tty) {
         snprintf(
             buf, n,
-            "step %lld/%lld | epoch %.2f/%d | loss %.4f | lr %.3e | grad_norm %.3f | %s tok/s | elapsed %s | "
+            "step %lld/%lld | epoch %.2f/%d | loss %.4f | lr %.3e | grad_norm %.3f | %s tok/s%s | elapsed %s | "
             "ETA %s%s",
             (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr,
-            s->grad_norm, tok, el, eta, skipped);
+            s->grad_norm, tok, extra, el, eta, skipped);
         return strlen(buf);
     }
-    char rest[256];
+    char rest[512];
     int pct = s->total_steps > 0 ? (int)(100 * s->step / s->total_steps) : 0;
     snprintf(rest, sizeof rest,
-             "%3d%% %lld/%lld | ep %.2f/%d | loss %.4f | lr %.2e | gn %.3f | %s tok/s | %s<%s%s", pct,
+             "%3d%% %lld/%lld | ep %.2f/%d | loss %.4f | lr %.2e | gn %.3f | %s tok/s%s | %s<%s%s", pct,
              (long long)s->step, (long long)s->total_steps, s->epoch, s->n_epochs, s->loss, s->lr,
-             s->grad_norm, tok, el, eta, skipped);
+             s->grad_norm, tok, extra, el, eta, skipped);
     int bar = width - (int)strlen(rest) - 3;
     if (bar > 30) bar = 30;
     if (bar < 5) {

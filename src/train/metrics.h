@@ -21,6 +21,8 @@ struct metrics_step {
     int64_t tokens;        /* real tokens seen so far */
     int64_t skipped_steps; /* steps skipped for a non-finite loss/grad norm so far */
     double elapsed;        /* seconds since this process started training */
+    double mfu;            /* model FLOP utilisation over the window, 0..1 (train/mfu.h); 0 = unknown */
+    double peak_mem_mib;   /* the process's peak resident memory; 0 = unknown */
 };
 
 struct metrics; /* opaque */
@@ -34,6 +36,9 @@ struct metrics *metrics_open(const char *output_dir, bool tensorboard, int64_t r
 int metrics_log_step(struct metrics *m, const struct metrics_step *s);
 /* Appends {"step", "eval_loss", "eval_ppl", "eval_tokens"} and eval/loss, eval/perplexity. */
 int metrics_log_eval(struct metrics *m, int64_t step, double eval_loss, int64_t eval_tokens);
+/* Keeps the lines of a JSONL file whose "step" is <= keep_through (atomic rewrite; a torn last
+ * line is dropped). */
+int jsonl_keep_through_step(const char *path, int64_t keep_through);
 /* Closes both sinks; NULL is fine. -1 + err if the last write failed. */
 int metrics_close(struct metrics *m);
 const char *metrics_path(const struct metrics *m);

@@ -54,6 +54,24 @@ void adamw_step_range(struct adamw *o, struct param *params, int n_params, int64
     }
 }
 
+void adamw_step_shard(struct adamw *o, const struct param *params, int n_params, int64_t lo, int64_t hi, float *w,
+                      const float *grad, float lr) {
+    o->step++;
+    double bc1 = 1.0 - pow((double)o->beta1, (double)o->step), bc2 = 1.0 - pow((double)o->beta2, (double)o->step);
+    float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2), b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    int64_t off = 0;
+    for (int i = 0; i < n_params && off < hi; i++) {
+        const struct param *p = &params[i];
+        int64_t a = off > lo ? off : lo, b = off + p->numel < hi ? off + p->numel : hi;
+        if (a < b) {
+            float decay = p->decay ? (float)(1.0 - (double)lr * o->weight_decay) : 1.0f;
+            o->k->adamw(w + (a - lo), o->m + (a - lo), o->v + (a - lo), grad + (a - lo), b - a, decay, b1, b2,
+                        step_size, bc2_sqrt, eps);
+        }
+        off += p->numel;
+    }
+}
+
 double grad_global_norm(const struct param *params, int n_params) {
     const struct kernels *K = kernels_selected();
     double ss = 0;

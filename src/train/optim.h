@@ -27,6 +27,11 @@ void adamw_step(struct adamw *o, struct param *params, int n_params, float lr);
 void adamw_step_range(struct adamw *o, struct param *params, int n_params, int64_t lo, int64_t hi, const float *grad,
                       float lr);
 
+/* The same on a shard whose weights live apart from the params (ZeRO-3): w[j - lo] is element
+ * j's weight, grad[j - lo] its gradient; the params give only sizes and decay flags. */
+void adamw_step_shard(struct adamw *o, const struct param *params, int n_params, int64_t lo, int64_t hi, float *w,
+                      const float *grad, float lr);
+
 /* L2 norm of all gradients together (float64 accumulation). */
 double grad_global_norm(const struct param *params, int n_params);
 /* torch clip_grad_norm_: scale grads by min(1, max_norm / (norm + 1e-6)). */

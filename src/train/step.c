@@ -36,7 +36,9 @@ int train_step(struct model *m, struct adamw *opt, const struct micro_batch *mbs
     if (comm && comm->allreduce_grads) comm->allreduce_grads(params, n_params, comm->ctx);
     res->n_tokens = (int64_t)counts[0];
     res->loss = counts[0] > 0 ? counts[1] / counts[0] : 0;
+    /* under tensor parallelism each tensor's slices count once over the tp ranks */
     res->grad_norm = comm && comm->grad_norm ? comm->grad_norm(params, n_params, comm->ctx)
+                     : model_tp_on(m)        ? sqrt(tp_grad_sumsq(m, params, n_params))
                                              : grad_global_norm(params, n_params);
     if (!isfinite(res->loss) || !isfinite(res->grad_norm))
         return err_set("non-finite loss (%g) or gradient norm (%g); weights left unchanged", res->loss, res->grad_norm);

@@ -3,11 +3,13 @@
  * batch_size rows per rank, so resume and any world size see the same stream. */
 #include "train/trainer.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/rng.h"
@@ -16,22 +18,40 @@
 #include "dist/dist.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "train/best.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_mf.h"
 #include "train/config_mindformers.h"
+#include "train/eval_gen.h"
 #include "train/dp.h"
 #include "train/metrics.h"
+#include "train/mfu.h"
 #include "train/pipeline.h"
+#include "train/report.h"
 #include "train/step.h"
+#include "train/tp_dist.h"
 
 static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
+static char stop_msg[256];
+static size_t stop_len;
+/* SIGINT / SIGTERM: finish this step, agree with the other ranks, save a last-state
+ * checkpoint. Under mpirun the notice goes out at once (async-signal-safe write): if another
+ * rank failed, the launcher kills this one soon after and this line is its last word. */
+static void on_signal(int sig) {
+    if (!stop_requested && stop_len) {
+        ssize_t w = write(STDERR_FILENO, stop_msg, stop_len);
+        (void)w;
+    }
+    stop_requested = sig;
+}
 
 struct run {
     const struct run_config *cfg;
-    struct dist *d;  /* NULL: one process */
-    struct dp dp;    /* data parallelism (world > 1) */
-    int rank, world;
+    struct dist *d;  /* all ranks; NULL: one process */
+    struct dist_grid *g; /* the process grid (d != NULL) */
+    struct dp dp;    /* data parallelism over g->dp (world > 1) */
+    int rank, world; /* in d (rank 0 writes logs and files) */
+    int dp_rank, dp_size; /* which rows of every step this rank trains */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -43,6 +63,10 @@ struct run {
     char *config_yaml;
     struct metrics *metrics;
     struct metrics_progress prog;
+    struct report_writer rep; /* rank 0, cfg->report */
+    double peak_gflops, flops_per_token;
+    int64_t saved_step; /* the step of the last checkpoint written */
+    int stop_early;
 };
 
 static int load_model(struct run *r, const char *resume_path) {
@@ -58,8 +82,9 @@ static int load_model(struct run *r, const char *resume_path) {
     if (!lora && c->model.param_init_type == DTYPE_BF16)
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
+    struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
     char *shape = config_hf_config_json(c); /* the shape of a .ckpt with no config.json beside it */
-    int bad = model_load_from(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base);
+    int bad = model_load_from_tp(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base, &tp);
     free(shape);
     if (bad) return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
@@ -91,48 +116,219 @@ static void plan_epoch(struct run *r, int64_t epoch) {
 
 static int64_t rows_per_step(const struct run *r) {
     const struct config_runner *rc = &r->cfg->runner_config;
-    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->world;
+    return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->dp_size;
 }
 
-/* The full optimizer state on rank 0 (gathered from the shards under ZeRO-1). */
-static struct adamw *full_optimizer(struct run *r, struct adamw *tmp) {
-    if (r->world == 1 || !r->dp.cfg.zero) return &r->opt;
-    *tmp = r->opt;
-    tmp->n = r->dp.n;
-    tmp->m = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    tmp->v = r->rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-    dp_optim_gather(&r->dp, &r->opt, tmp->m, tmp->v, 0);
-    return tmp;
+/* What this rank writes of a checkpoint: its shard, or all of it in one process. */
+static struct ckpt_part own_part(struct run *r) {
+    if (r->d) return dp_ckpt_part(&r->dp, &r->opt);
+    int n;
+    struct param *params = model_trainable(&r->m, &n);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += params[i].numel;
+    return (struct ckpt_part){.lo = 0, .hi = total, .m = r->opt.m, .v = r->opt.v};
+}
+
+/* Tensor parallelism: the pieces are tp slices, not ranges of the files' tensors, so dp rank
+ * 0's tp group gathers the state (moments gathered over dp first) into the one-process layout
+ * on rank 0, which writes it as one process does (train/tp_dist.h). */
+static int save_checkpoint_tp(struct run *r, char **path) {
+    struct adamw full = r->opt;
+    if (r->dp.cfg.zero) {
+        full.m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        full.v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
+        dp_optim_gather(&r->dp, &r->opt, full.m, full.v, 0);
+    }
+    int rc = 0;
+    if (r->dp_rank == 0) {
+        struct model view;
+        struct adamw vopt;
+        tp_view_gather(&r->m, &full, r->rank == 0, &view, &vopt);
+        struct ckpt_part part = {.lo = 0, .hi = vopt.n, .m = vopt.m, .v = vopt.v};
+        if (r->rank == 0)
+            rc = checkpoint_save_dist(NULL, r->cfg->output_dir, &view, &part, r->opt.step, &r->st, r->config_yaml,
+                                      r->cfg->save_total_limit, r->cfg->load_checkpoint, path);
+        tp_view_free(&view, &vopt);
+    }
+    if (r->dp.cfg.zero) free(full.m), free(full.v);
+    if (dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
+        return rc ? rc : err_set("rank 0 could not save the checkpoint");
+    return 0;
 }
 
 static int save_checkpoint(struct run *r, const char *why) {
-    struct adamw tmp, *o = full_optimizer(r, &tmp);
-    int rc = 0;
     char *path = NULL;
-    if (r->rank == 0 && checkpoint_save(r->cfg->output_dir, &r->m, o, &r->st, r->config_yaml, r->cfg->save_total_limit,
-                                        r->cfg->load_checkpoint, &path))
-        rc = err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
-    if (o != &r->opt) free(tmp.m), free(tmp.v);
-    if (rc == 0 && r->rank == 0 && r->cfg->checkpoint_format == CHECKPOINT_FORMAT_CKPT)
-        rc = checkpoint_mf_save(&r->m, r->cfg->output_dir, r->cfg->checkpoint_prefix, r->st.step, r->cfg->save_total_limit);
-    if (r->world > 1 && dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
-        return rc ? rc : err_set("rank 0 could not save the checkpoint at step %lld", (long long)r->st.step);
-    if (rc) return rc;
+    int rc;
+    if (model_tp_on(&r->m)) {
+        rc = save_checkpoint_tp(r, &path);
+    } else { /* every rank writes its shard; the status is the same on every rank */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_dist(r->d, r->cfg->output_dir, &r->m, &part, r->opt.step, &r->st, r->config_yaml,
+                                  r->cfg->save_total_limit, r->cfg->load_checkpoint, &path);
+    }
+    if (rc) return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
+    r->saved_step = r->st.step;
+    if (r->cfg->checkpoint_format == CHECKPOINT_FORMAT_CKPT) { /* MindSpore's layout too, from rank 0's whole model */
+        if (model_tp_on(&r->m) || r->cfg->parallel_config.zero_stage >= 3)
+            rc = err_set("checkpoint_format: ckpt needs the whole model on rank 0: not with model_parallel > 1 or "
+                         "zero_stage 3 yet");
+        else if (r->rank == 0)
+            rc = checkpoint_mf_save(&r->m, r->cfg->output_dir, r->cfg->checkpoint_prefix, r->st.step,
+                                    r->cfg->save_total_limit);
+        if (r->world > 1 ? dist_any(r->d, rc != 0) : rc != 0) {
+            free(path);
+            return rc ? rc : err_set("rank 0 could not write the .ckpt at step %lld", (long long)r->st.step);
+        }
+    }
     if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
+    if (r->rank == 0 && r->rep.path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "kind", why);
+        cJSON_AddStringToObject(e, "path", path);
+        if (report_event(r->cfg->output_dir, r->st.step, "checkpoint", e) == 0) report_writer_update(&r->rep, 0);
+    }
     free(path);
     return 0;
 }
 
 static int save_final(struct run *r) {
-    if (r->rank != 0) return 0;
     const char *out = r->cfg->output_dir;
-    int bf16 = r->cfg->save_dtype == DTYPE_BF16;
-    int rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
-                           : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    char *best = NULL;
+    if (r->cfg->load_best_at_end && r->st.best_checkpoint_step > 0) { /* the final model is the best checkpoint */
+        best = xasprintf("%s/checkpoints/checkpoint-%lld", out, (long long)r->st.best_checkpoint_step);
+        if (checkpoint_load_weights(best, &r->m)) { /* every rank: its own slice */
+            err_wrap("load_best_at_end: %s", best);
+            free(best);
+            return -1;
+        }
+        if (r->rank == 0)
+            metrics_progress_message(&r->prog, "load_best_at_end: the final model is %s (eval loss %.4f at step %lld)",
+                                     best, r->st.best_eval_loss, (long long)r->st.best_step);
+    }
+    int bf16 = r->cfg->save_dtype == DTYPE_BF16, rc = 0;
+    if (model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
+        if (r->dp_rank == 0)
+            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint)
+                               : model_save(&r->m, out, bf16, (size_t)5 << 30);
+    } else if (!r->m.has_lora) { /* every rank writes its part of the weights */
+        struct ckpt_part part = own_part(r);
+        rc = checkpoint_save_model_dist(r->d, out, &r->m, &part, bf16, (size_t)5 << 30);
+    }
+    if (r->rank != 0) {
+        free(best);
+        return rc ? err_wrap("writing the final model to %s", out) : 0;
+    }
+    if (rc == 0 && r->m.has_lora && !model_tp_on(&r->m)) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint);
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
-    if (rc) return err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
+    if (rc) return free(best), err_wrap("writing the final %s to %s", r->m.has_lora ? "adapter" : "model", out);
     metrics_progress_message(&r->prog, "wrote the final %s to %s", r->m.has_lora ? "PEFT adapter" : "model", out);
+    if (r->rep.path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", out);
+        char *src = best ? xasprintf("best checkpoint %s", best) : xasprintf("weights after step %lld", (long long)r->st.step);
+        cJSON_AddStringToObject(e, "source", src);
+        free(src);
+        report_event(out, r->st.step, "final_model", e);
+    }
+    free(best);
+    return 0;
+}
+
+/* rank 0: run_info.json, events.jsonl and the first report.html (cfg->report) */
+static int report_start(struct run *r, int64_t total, int64_t steps_per_epoch, const char *resume_path, int64_t ntrain) {
+    const struct run_config *c = r->cfg;
+    if (!c->report) return 0;
+    int64_t resume_step = resume_path ? r->st.step : -1;
+    const struct dataset_stats *ev = r->eval ? &r->eval->stats : NULL;
+    double slots = (double)r->plan.n_rows * c->train_dataset.seq_length;
+    struct report_info in = {.model_path = c->load_checkpoint, .arch = model_arch_name(r->m.cfg.arch),
+                             .n_layers = r->m.cfg.n_layers, .n_params = r->m.n_base, .n_trainable = ntrain,
+                             .lora = r->m.has_lora, .lora_rank = c->model.pet.lora_rank, .world = r->world,
+                             .total_steps = total, .steps_per_epoch = steps_per_epoch, .resume_step = resume_step,
+                             .seq_length = c->train_dataset.seq_length, .packing = c->train_dataset.packing,
+                             .train = &r->train->stats, .eval = ev,
+                             .packing_efficiency = slots > 0 ? (double)r->train->stats.n_tokens / slots : 0,
+                             .peak_gflops = r->peak_gflops, .peak_measured = !(c->peak_gflops > 0),
+                             .flops_per_token = r->flops_per_token, .save_best = c->save_best,
+                             .load_best_at_end = c->load_best_at_end, .early_stopping_patience = c->early_stopping_patience};
+    if (report_events_open(c->output_dir, resume_step) || report_write_info(c->output_dir, &in)) return err_wrap("report");
+    if (resume_path) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", resume_path);
+        if (report_event(c->output_dir, r->st.step, "resume", e)) return err_wrap("report");
+    }
+    report_writer_init(&r->rep, c->output_dir);
+    return 0;
+}
+
+/* After an eval (el: the loss on rank 0): best checkpoint and early stopping, on every rank. */
+static int after_eval(struct run *r, double el) {
+    const struct run_config *c = r->cfg;
+    struct eval_outcome o = {0, 0};
+    if (r->rank == 0) {
+        o = best_track_eval(&r->st, r->st.step, el, c->early_stopping_patience);
+        if (o.improved && r->rep.path) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "eval_loss", el);
+            report_event(c->output_dir, r->st.step, "best", e);
+        }
+    }
+    if (r->d) o.improved = dist_any(r->d, o.improved), o.stop = dist_any(r->d, o.stop);
+    if (o.improved && c->save_best) {
+        r->st.best_checkpoint_step = r->st.step; /* written into this checkpoint and kept by pruning */
+        if (save_checkpoint(r, "best")) return -1;
+    }
+    if (o.stop) {
+        r->stop_early = 1;
+        if (r->rank == 0) {
+            metrics_progress_message(&r->prog, "early stopping: %lld evals without a lower eval loss (best %.4f at step %lld)",
+                                     (long long)r->st.evals_without_improvement, r->st.best_eval_loss, (long long)r->st.best_step);
+            if (r->rep.path) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "evals_without_improvement", (double)r->st.evals_without_improvement);
+                report_event(c->output_dir, r->st.step, "early_stop", e);
+            }
+        }
+    }
+    if (r->rank == 0) report_writer_update(&r->rep, 0);
+    return 0;
+}
+
+/* rank 0: the end of the run in the report */
+static void report_end(struct run *r, const char *reason) {
+    if (!r->rep.path) return;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "reason", reason);
+    report_event(r->cfg->output_dir, r->st.step, "end", e);
+    if (report_writer_update(&r->rep, 1) == 0)
+        printf("report: %s (%d writes, %.3f s = %.3f%% of the run; %d skipped by the 0.5%% budget)\n", r->rep.path,
+               r->rep.n_writes, r->rep.total, 100 * r->rep.total / fmax(time_now() - r->rep.t_start, 1e-9), r->rep.n_skipped);
+}
+
+/* Rank 0 picks the checkpoint to resume (skipping damaged ones, with a warning) and tells
+ * every rank. */
+static int find_resume(struct run *r, char **resume_path) {
+    const struct run_config *c = r->cfg;
+    int explicit = c->resume_from_checkpoint && c->resume_from_checkpoint[0], bad = 0, all_damaged = 0;
+    if (r->rank == 0) {
+        if (explicit) {
+            *resume_path = xstrdup(c->resume_from_checkpoint);
+            bad = checkpoint_verify(*resume_path);
+        } else {
+            *resume_path = checkpoint_find_resumable(c->output_dir, stderr, &all_damaged);
+            bad = all_damaged;
+        }
+    }
+    if (r->d && dist_any(r->d, bad)) return bad ? err_wrap("resume_training") : err_set("rank 0 found no checkpoint to resume");
+    if (bad) return err_wrap("resume_training");
+    if (r->d) {
+        int64_t len = r->rank == 0 && *resume_path ? (int64_t)strlen(*resume_path) + 1 : 0;
+        dist_broadcast(r->d, &len, sizeof len, 0);
+        if (r->rank != 0 && len) *resume_path = xcalloc((size_t)len, 1);
+        if (len) dist_broadcast(r->d, *resume_path, (size_t)len, 0);
+    }
+    if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
     return 0;
 }
 
@@ -157,11 +353,7 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
         free(probe);
         if (bad) return err_wrap("output_dir %s is not writable", c->output_dir);
     }
-    if (c->resume_training) {
-        if (c->resume_from_checkpoint && c->resume_from_checkpoint[0]) *resume_path = xstrdup(c->resume_from_checkpoint);
-        else *resume_path = checkpoint_find_latest(c->output_dir);
-        if (*resume_path && r->rank == 0) printf("resuming from %s\n", *resume_path);
-    }
+    if (c->resume_training && find_resume(r, resume_path)) return -1;
     if (load_model(r, *resume_path)) return -1;
     if (pipeline_open_lazy(&r->pipe, c, &c->train_dataset, &r->m.cfg, pretrain)) return err_wrap("train_dataset");
     if (pipeline_dataset(&r->pipe, &c->train_dataset, &r->train)) return err_wrap("train_dataset");
@@ -177,18 +369,21 @@ static int setup(struct run *r, int pretrain, char **resume_path) {
     return 0;
 }
 
-int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g) {
     struct run R = {0}, *r = &R;
     r->cfg = cfg;
-    r->d = d && d->world > 1 ? d : NULL;
-    r->rank = r->d ? d->rank : 0;
-    r->world = r->d ? d->world : 1;
+    r->d = g && g->world->world > 1 ? g->world : NULL;
+    r->g = r->d ? g : NULL;
+    r->rank = r->d ? r->d->rank : 0;
+    r->world = r->d ? r->d->world : 1;
+    r->dp_rank = r->d ? g->dp_rank : 0;
+    r->dp_size = r->d ? g->dp_size : 1;
     char *resume_path = NULL;
     int rc = -1;
     struct batch *mb = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof(struct batch));
     struct micro_batch *mbs = xcalloc((size_t)cfg->runner_config.gradient_accumulation_steps, sizeof *mbs);
     metrics_progress_init(&r->prog, stdout);
-    if (setup(r, pretrain, &resume_path)) goto done;
+    if (best_check_config(cfg) || setup(r, pretrain, &resume_path)) goto done;
 
     /* schedule and optimizer */
     plan_epoch(r, 0);
@@ -208,21 +403,23 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage >= 1, .overlap = 1};
-        if (dp_init(&r->dp, r->d, &r->m, &dc)) goto done;
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        if (r->g->tp_size > 1 && dc.zero >= 3) {
+            err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
+                    "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
+                    r->g->tp_size);
+            goto done;
+        }
+        if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
-        if (resume_path) { /* every rank reads the checkpoint; the optimizer state is then split */
-            struct adamw full;
-            adamw_init(&full, params, n_params, b1, b2, eps, wd);
-            int bad = checkpoint_load(resume_path, &r->m, &full, &r->st);
+        if (resume_path) { /* the weights came with the model; each rank reads its part of the moments */
+            int bad = checkpoint_load_state(resume_path, &r->st, &r->opt.step) ||
+                      checkpoint_load_optimizer(resume_path, &r->m, r->dp.lo, r->dp.hi, r->opt.m, r->opt.v);
             if (dist_any(r->d, bad)) {
-                adamw_free(&full);
                 if (!bad) err_set("another rank could not load %s", resume_path);
+                else err_wrap("checkpoint %s", resume_path);
                 goto done;
             }
-            dp_optim_scatter(&r->dp, &r->opt, full.m, full.v, 0);
-            r->opt.step = full.step;
-            adamw_free(&full);
         }
     } else {
         adamw_init(&r->opt, params, n_params, b1, b2, eps, wd);
@@ -245,14 +442,32 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         for (int i = 0; i < n_params; i++) ntrain += params[i].numel;
         printf("model: %s, %d layers, %.1fM parameters, training %.2fM (%s)\n", model_arch_name(r->m.cfg.arch),
                r->m.cfg.n_layers, r->m.n_base / 1e6, ntrain / 1e6, r->m.has_lora ? "LoRA" : "full");
-        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d\n", (long long)total,
-               (long long)steps_per_epoch, (long long)rows_per_step(r), cfg->train_dataset.packing ? "packed sequences" : "sequences",
-               r->world);
+        printf("plan: %lld steps (%lld per epoch), %lld rows of %s per step, world %d (data_parallel %d x "
+               "model_parallel %d, zero_stage %d)\n",
+               (long long)total, (long long)steps_per_epoch, (long long)rows_per_step(r),
+               cfg->train_dataset.packing ? "packed sequences" : "sequences", r->world, r->dp_size,
+               r->g ? r->g->tp_size : 1, r->d ? cfg->parallel_config.zero_stage : 0);
         r->metrics = metrics_open(cfg->output_dir, cfg->tensorboard, resume_path ? r->st.step : -1);
         if (!r->metrics) goto done;
+        r->flops_per_token = mfu_flops_per_token(&r->m.cfg, r->m.has_lora, r->m.n_lora, cfg->train_dataset.seq_length);
+        r->peak_gflops = cfg->peak_gflops > 0 ? cfg->peak_gflops : mfu_measure_peak_gflops(r->m.k);
+        printf("MFU: %.4g model FLOPs per token over a peak of %.1f GFLOP/s per process (%s)\n", r->flops_per_token,
+               r->peak_gflops, cfg->peak_gflops > 0 ? "peak_gflops" : "measured");
+        if (report_start(r, total, steps_per_epoch, resume_path, ntrain)) goto done;
     }
-    signal(SIGINT, on_signal);
-    if (!r->d) signal(SIGTERM, on_signal); /* under mpirun, SIGTERM means another rank failed (dist.c) */
+    if (r->d) {
+        int n = snprintf(stop_msg, sizeof stop_msg,
+                         "csft rank %d/%d: stopped by the launcher (signal): the job was cancelled or another rank "
+                         "failed; stopping after this step with a last-state checkpoint if every rank is alive\n",
+                         r->rank, r->world);
+        stop_len = n > 0 && (size_t)n < sizeof stop_msg ? (size_t)n : 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL); /* mpirun and schedulers turn Ctrl-C and cancels into SIGTERM */
 
     struct step_comm comm = {0}, *commp = NULL;
     if (r->d) comm = dp_step_comm(&r->dp), commp = &comm;
@@ -264,7 +479,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         /* gather this rank's micro-batches of the step */
         for (int g = 0; g < GA; g++) {
             plan_epoch(r, r->st.epoch);
-            int64_t row = r->st.next_row + ((int64_t)g * r->world + r->rank) * B;
+            int64_t row = r->st.next_row + ((int64_t)g * r->dp_size + r->dp_rank) * B;
             int nr = row < r->plan.n_rows ? (int)(r->plan.n_rows - row < B ? r->plan.n_rows - row : B) : 0;
             batch_fill(&mb[g], r->train, &r->plan, row, nr, r->pipe.pad_id);
             mbs[g] = (struct micro_batch){mb[g].ids, mb[g].labels, mb[g].pos, mb[g].B, mb[g].T};
@@ -273,14 +488,14 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
         if (r->st.next_row >= r->plan.n_rows) r->st.epoch++, r->st.next_row = 0;
         double lr = lr_at(&r->sched, r->st.step + 1);
         struct step_result res;
-        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->rank + 1); /* own masks per rank */
+        r->m.dropout_seed = r->st.dropout_seed ^ rng_hash((uint64_t)r->dp_rank + 1); /* own masks per dp rank */
         int bad = train_step(&r->m, &r->opt, mbs, GA, lr, cfg->max_grad_norm, commp, &res);
         r->st.dropout_seed = rng_hash(r->st.dropout_seed + 1);
         int64_t real = 0;
         for (int g = 0; g < GA; g++) real += mb[g].n_tokens;
         if (r->d) {
             double x = (double)real;
-            dist_allreduce_sum_f64(r->d, &x, 1);
+            dist_allreduce_sum_f64(&r->g->dp, &x, 1);
             real = (int64_t)x;
         }
         if (bad) {
@@ -301,33 +516,61 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d) {
                                       .loss = steps_window ? loss_window / steps_window : NAN, .lr = lr,
                                       .grad_norm = res.grad_norm, .tokens_per_sec = tok_window / fmax(now - t_window, 1e-9),
                                       .tokens = r->st.tokens_seen, .skipped_steps = r->st.skipped_steps,
-                                      .elapsed = now - t_start};
+                                      .elapsed = now - t_start, .peak_mem_mib = mfu_peak_rss_mib()};
+            if (r->peak_gflops > 0)
+                ms.mfu = ms.tokens_per_sec * r->flops_per_token / (r->peak_gflops * 1e9 * r->world);
             metrics_log_step(r->metrics, &ms);
             metrics_progress_update(&r->prog, &ms);
+            report_writer_update(&r->rep, 0);
             t_window = now, loss_window = 0, tok_window = 0, steps_window = 0;
         }
-        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last) && r->rank == 0) {
-            int64_t nt;
-            double el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
-                                          cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
-            metrics_log_eval(r->metrics, r->st.step, el, nt);
-            metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
-                                     (long long)r->st.step, el, exp(el), (long long)nt);
+        /* at ZeRO-3 every rank takes part in the eval's forward passes (they gather the weights);
+         * under tensor parallelism rank 0's tp group (the forward is collective) */
+        int eval_here = r->rank == 0 || (r->d && r->dp.z && cfg->parallel_config.zero_stage >= 3) ||
+                        (model_tp_on(&r->m) && r->dp_rank == 0);
+        if (r->eval && ((cfg->eval_steps > 0 && r->st.step % cfg->eval_steps == 0) || last)) {
+            double el = NAN;
+            if (eval_here) {
+                int64_t nt;
+                el = eval_dataset_loss(&r->m, r->eval, cfg->eval_dataset.packing, cfg->eval_dataset.seq_length,
+                                       cfg->runner_config.batch_size, r->pipe.pad_id, &nt);
+                if (r->rank == 0) {
+                    metrics_log_eval(r->metrics, r->st.step, el, nt);
+                    metrics_progress_message(&r->prog, "eval at step %lld: loss %.4f, perplexity %.3f (%lld tokens)",
+                                             (long long)r->st.step, el, exp(el), (long long)nt);
+                }
+            }
+            /* sample generations: rank 0 alone, so not where the forward is collective */
+            int gen_alone = !model_tp_on(&r->m) && !(r->d && r->dp.z && cfg->parallel_config.zero_stage >= 3);
+            if (r->rank == 0 && gen_alone && r->rep.path &&
+                eval_generations(&r->m, r->eval, &r->pipe, cfg->eval_generations, cfg->predict.max_new_tokens,
+                                 r->st.step, cfg->output_dir))
+                goto done;
+            if (after_eval(r, el)) goto done;
         }
         int stop = r->d ? dist_any(r->d, stop_requested != 0) : stop_requested != 0;
         if (stop) {
             if (save_checkpoint(r, "last-state")) goto done;
+            if (r->rank == 0) report_end(r, "stopped by a signal");
             err_set("stopped by a signal after step %lld; resume with resume_training: true", (long long)r->st.step);
             goto done;
         }
-        if ((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last)
-            if (save_checkpoint(r, last ? "final" : "periodic")) goto done;
+        if (((cfg->save_steps > 0 && r->st.step % cfg->save_steps == 0) || last || r->stop_early) && r->saved_step != r->st.step)
+            if (save_checkpoint(r, last ? "final" : r->stop_early ? "last-state" : "periodic")) goto done;
+        if (r->stop_early) break;
         /* test hook: die hard (no cleanup, like a power cut) after this step */
         const char *kill_at = getenv("CSFT_TEST_KILL_AFTER_STEP");
         if (kill_at && atoll(kill_at) == r->st.step) raise(SIGKILL);
+        /* test hook: "R:S" sends this process SIGTERM after step S on rank R only (the others
+         * must still stop at the same step) */
+        const char *term_at = getenv("CSFT_TEST_SIGTERM_AT");
+        int tr;
+        long long ts;
+        if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;
+    if (r->rank == 0) report_end(r, r->stop_early ? "early stopping" : "completed");
     rc = 0;
 done:
     metrics_progress_end(&r->prog);
@@ -343,5 +586,6 @@ done:
     model_free(&r->m);
     free(r->config_yaml);
     free(resume_path);
+    report_writer_free(&r->rep);
     return rc;
 }

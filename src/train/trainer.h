@@ -7,8 +7,8 @@
 
 #include "train/config.h"
 
-struct dist;
+struct dist_grid;
 
-/* pretrain: `csft train` semantics (whole-text loss). d: the data-parallel world (dist/dist.h),
- * NULL or a world of 1 for one process. Returns 0, or -1 with err. */
-int trainer_run(const struct run_config *cfg, int pretrain, struct dist *d);
+/* pretrain: `csft train` semantics (whole-text loss). g: the process grid (dist/dist.h), NULL
+ * or a world of 1 for one process. Returns 0, or -1 with err. */
+int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g);
