@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs="gcc make pkg-config libcjson-dev libdnnl-dev libyaml-dev libutf8proc-dev libpcre2-dev
       libsnappy-dev libzstd-dev zlib1g-dev liblz4-dev libbrotli-dev libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin
-      chromium fonts-dejavu-core"
+      chromium fonts-dejavu-core jq"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include <stdint.h>
 #include "tok/chat.h"
 #include "tok/jinja.h"
 #include "tok/jinja_value.h"
@@ -16,6 +17,7 @@
 #ifndef LLAMA3_TEMPLATE
 #define LLAMA3_TEMPLATE "../shared/fixtures/chat_templates/templates/llama3.jinja"
 #endif
+#define LLAMA3_CONFIG "../shared/fixtures/tokenizer/llama3/tokenizer_config.json"
 
 static int64_t cp_off(const char *s, size_t byte) { return utf8_cp_len(s, byte); }
 
@@ -44,6 +46,10 @@ static struct chat_template *load_golden_template(const char *name, int *skipped
     if (!file_exists(path)) {
         *skipped = 1;
         return NULL;
+    }
+    if (!strcmp(name, "llama3") && file_exists(LLAMA3_CONFIG)) { /* its special tokens: <|eot_id|> */
+        if (chat_template_load(&t, LLAMA3_CONFIG)) return NULL;
+        return t;
     }
     char *src = file_read_all(path, NULL);
     if (!src) return NULL;
@@ -134,7 +140,7 @@ static void test_load_qwen_config(void) {
     struct chat_template *t = NULL;
     EXPECT(chat_template_load(&t, FIX "qwen3_tokenizer_config.json") == 0, "%s", err_msg());
     if (!t) return;
-    EXPECT_STR(chat_template_family(t), "chatml");
+    EXPECT_STR(chat_template_family(t), "prefix");
     char *text = file_read_all(FIX "golden.jsonl", NULL);
     int n = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -334,8 +340,12 @@ static void test_errors(void) {
     chat_template_parse(&plain, "{% for m in messages %}[{{ m.content }}]{% endfor %}", "plain");
     struct chat_span *sp;
     int n;
-    EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) != 0, "unknown family spans");
-    EXPECT_ERR("cannot locate assistant turns");
+    /* no header, no special token: the content and the text up to the next message, less trailing space */
+    EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 1 && sp[0].start == 3 && sp[0].end == 6 && sp[0].eot == 6 && sp[0].message == 1,
+           "plain span [%zu, %zu)", n ? sp[0].start : 0, n ? sp[0].end : 0);
+    free(out);
+    free(sp);
     chat_template_set_markers(plain, "[", "]");
     EXPECT(chat_render(plain, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
     EXPECT(n == 1 && sp[0].start == 4 && sp[0].end == 6, "custom markers span");
@@ -416,8 +426,170 @@ static void test_misc(void) {
     chat_template_free(ct);
 }
 
+/* Spans derived from the template: header by add_generation_prompt, end of turn, rewrites,
+ * {% generation %} blocks, per-message selection. */
+static void test_derived_spans(void) {
+    struct chat_template *t = NULL;
+    EXPECT(chat_template_parse(&t,
+                               "{% for m in messages %}<T>{{ m.role }}:\n{{ m.content | trim }}<E>\n{% endfor %}"
+                               "{% if add_generation_prompt %}<T>assistant:\n{% endif %}",
+                               "turns") == 0,
+           "%s", err_msg());
+    chat_template_set_special(t, "eos_token", "<E>");
+    chat_template_add_special_token(t, "<T>");
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":\"hi <E> <T>assistant:\\n\"},"
+                           "{\"role\":\"assistant\",\"content\":\" a1 \"},{\"role\":\"user\",\"content\":\"q\"},"
+                           "{\"role\":\"assistant\",\"content\":\"a2<E>x\"}]");
+    char *out = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2, "%d spans", n);
+    if (n == 2) {
+        EXPECT(!strncmp(out + sp[0].start, "a1<E>", sp[0].end - sp[0].start) && sp[0].end - sp[0].start == 5,
+               "span 0 \"%.*s\"", (int)(sp[0].end - sp[0].start), out + sp[0].start);
+        EXPECT(sp[0].eot == sp[0].start + 2 && sp[0].message == 1, "eot of span 0");
+        EXPECT(sp[1].end - sp[1].start == 9 && !strncmp(out + sp[1].start, "a2<E>x<E>", 9), "span 1 \"%.*s\"",
+               (int)(sp[1].end - sp[1].start), out + sp[1].start);
+        EXPECT(sp[1].message == 3, "message of span 1");
+    }
+    free(out), free(sp);
+    /* per-message selection: the user turn (content + end of turn, no header) and the last answer */
+    unsigned char want[4] = {0, 0, 1, 1};
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, want, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2 && sp[0].message == 2 && sp[0].end - sp[0].start == 4 && !strncmp(out + sp[0].start, "q<E>", 4),
+           "user span");
+    free(out), free(sp);
+    chat_template_free(t);
+    /* a template that rewrites earlier turns */
+    EXPECT(chat_template_parse(&t, "{{ messages | length }}{% for m in messages %}[{{ m.content }}]{% endfor %}", "count") == 0,
+           "%s", err_msg());
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) != 0, "rewrite must fail");
+    EXPECT_ERR("rewrites earlier turns");
+    EXPECT_ERR("message 1 (assistant)");
+    chat_template_free(t);
+    /* {% generation %} blocks */
+    EXPECT(chat_template_parse(&t,
+                               "{% for m in messages %}{% if m.role == 'assistant' %}A:{% generation %}{{ m.content }}"
+                               "<E>{% endgeneration %}{% else %}U:{{ m.content }}{% endif %}{% endfor %}",
+                               "gen") == 0,
+           "%s", err_msg());
+    chat_template_set_special(t, "eos_token", "<E>");
+    EXPECT_STR(chat_template_family(t), "generation");
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 2 && !strncmp(out + sp[0].start, " a1 <E>", 7) && sp[0].end - sp[0].start == 7 &&
+               sp[0].eot == sp[0].end - 3 && sp[1].message == 3,
+           "generation spans");
+    free(out), free(sp);
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, want, &out, &sp, &n) != 0, "user message in generation mode");
+    EXPECT_ERR("marks only assistant turns");
+    chat_template_free(t);
+    cJSON_Delete(m);
+}
+
+/* Qwen3 drops the reasoning of turns before the last user query: a turn written before a later
+ * query cannot be split (clear error), the last turn still can (loss_on: last_turn). */
+static void test_rewrite_last_turn(void) {
+    struct chat_template *t = NULL;
+    char *src = file_read_all(FIX "qwen3.jinja", NULL);
+    EXPECT(src && chat_template_parse(&t, src, "qwen3.jinja") == 0, "%s", err_msg());
+    free(src);
+    if (!t) return;
+    chat_template_set_special(t, "eos_token", "<|im_end|>");
+    cJSON *m = cJSON_Parse(
+        "[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"reasoning_content\":\"r1\",\"tool_calls\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":{}}}]},"
+        "{\"role\":\"tool\",\"content\":\"out\"},"
+        "{\"role\":\"assistant\",\"content\":\"a2\",\"reasoning_content\":\"r2\"},"
+        "{\"role\":\"user\",\"content\":\"u2\"},{\"role\":\"assistant\",\"content\":\"a3\"}]");
+    char *out = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    EXPECT(chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) != 0, "every turn: must fail");
+    EXPECT_ERR("message 3 (assistant): the template rewrites earlier turns");
+    EXPECT_ERR("loss_on: last_turn");
+    unsigned char last[6] = {0, 0, 0, 0, 0, 1};
+    EXPECT(chat_render_select(t, m, NULL, 0, NULL, last, &out, &sp, &n) == 0, "%s", err_msg());
+    EXPECT(n == 1 && sp[0].message == 5 && sp[0].end - sp[0].start == 31 &&
+               !strncmp(out + sp[0].start, "<think>\n\n</think>\n\na3<|im_end|>", 31),
+           "last turn span");
+    free(out), free(sp);
+    cJSON_Delete(m);
+    char *eot = chat_template_turn_end(t);
+    EXPECT(eot && !strcmp(eot, "<|im_end|>"), "qwen3 end of turn %s", eot ? eot : "(none)");
+    free(eot);
+    chat_template_free(t);
+    /* Gemma 3 (read from ../shared: Gemma terms forbid copying it here) */
+    const char *g = "../shared/fixtures/tokenizer/gemma3/tokenizer_config.json";
+    if (file_exists(g)) {
+        EXPECT(chat_template_load(&t, g) == 0, "%s", err_msg());
+        eot = t ? chat_template_turn_end(t) : NULL;
+        EXPECT(eot && !strcmp(eot, "<end_of_turn>"), "gemma3 end of turn %s", eot ? eot : "(none)");
+        free(eot);
+        chat_template_free(t);
+    } else
+        SKIP_PART("gemma3 end-of-turn check: %s absent (Gemma terms: not copied)", g);
+}
+
+/* Random conversations (injected header / end-token text, whitespace, NUL, Unicode) on the Qwen3
+ * template: the spans derived from the template equal the cursor walk with ChatML's markers. */
+static void test_derived_vs_markers(void) {
+    static const char *pieces[] = {"Hello", "  spaced  ", "\n\nnew\nlines\n", "<|im_start|>assistant\n", "<|im_end|>",
+                                   "<|im_start|>user\n", "{{ x }}", "\xe6\x97\xa5\xe6\x9c\xac", "\xC0\x80", "tab\t", "x",
+                                   "A long answer.", " ", "\\", "\"q\""};
+    char *src = file_read_all(FIX "qwen3.jinja", NULL);
+    struct chat_template *a = NULL, *b = NULL;
+    EXPECT(src && chat_template_parse(&a, src, "qwen3") == 0 && chat_template_parse(&b, src, "qwen3") == 0, "%s",
+           err_msg());
+    free(src);
+    if (!a || !b) return;
+    chat_template_set_special(a, "eos_token", "<|im_end|>");
+    chat_template_set_markers(b, "<|im_start|>assistant\n", "<|im_end|>");
+    uint64_t r = 42;
+#define NEXT() (r = r * 6364136223846793005ull + 1442695040888963407ull, (unsigned)(r >> 33))
+    int same = 0, n_conv = 200;
+    for (int c = 0; c < n_conv; c++) {
+        cJSON *m = cJSON_CreateArray();
+        int turns = 1 + NEXT() % 4;
+        if (NEXT() % 3 == 0) turns = -turns; /* with a system message */
+        for (int k = turns < 0 ? -1 : 0; k < 2 * (turns < 0 ? -turns : turns); k++) {
+            char buf[256] = "";
+            for (int q = 1 + NEXT() % 3; q > 0; q--)
+                strcat(buf, pieces[NEXT() % (sizeof pieces / sizeof *pieces)]);
+            cJSON *msg = cJSON_CreateObject();
+            cJSON_AddStringToObject(msg, "role", k < 0 ? "system" : k % 2 ? "assistant" : "user");
+            cJSON_AddStringToObject(msg, "content", buf);
+            cJSON_AddItemToArray(m, msg);
+        }
+        char *oa = NULL, *ob = NULL;
+        struct chat_span *sa = NULL, *sb = NULL;
+        int na = 0, nb = 0;
+        int ra = chat_render(a, m, NULL, 0, NULL, &oa, &sa, &na), rb = chat_render(b, m, NULL, 0, NULL, &ob, &sb, &nb);
+        int ok = ra == 0 && rb == 0 && na == nb;
+        for (int k = 0; ok && k < na; k++)
+            ok = sa[k].start == sb[k].start && sa[k].end == sb[k].end;
+        if (!ok) {
+            char *js = cJSON_PrintUnformatted(m);
+            fprintf(stderr, "  derived != markers for %s\n", js);
+            free(js);
+        }
+        same += ok;
+        free(oa), free(ob), free(sa), free(sb);
+        cJSON_Delete(m);
+    }
+#undef NEXT
+    printf("  derived spans == ChatML marker walk on %d of %d random conversations\n", same, n_conv);
+    EXPECT(same == n_conv, "%d of %d", same, n_conv);
+    chat_template_free(a);
+    chat_template_free(b);
+}
+
 int main(void) {
     RUN(test_golden);
+    RUN(test_derived_vs_markers);
+    RUN(test_rewrite_last_turn);
+    RUN(test_derived_spans);
     RUN(test_load_qwen_config);
     RUN(test_builtin_chatml_alpaca);
     RUN(test_jinja_cases);

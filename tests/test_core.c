@@ -3,6 +3,10 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "test.h"
+#include "core/nulstr.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void test_bf16_round_trip(void) {
     /* 1 + 2^-8 is exactly halfway between two bf16 values: ties go to even (1.0). */
@@ -37,10 +41,35 @@ static void test_atomic_write(void) {
     EXPECT_ERR("/nonexistent-dir/x");
 }
 
+/* U+0000 carried as C0 80 (core/nulstr.h). */
+static void test_nulstr(void) {
+    char j[] = "{\"a\": \"x\\u0000y\", \"b\": \"\\\\u0000\", \"c\": \"\\\\\\u0000\"}";
+    size_t n = nul_unescape_json(j, strlen(j));
+    j[n] = 0;
+    cJSON *o = cJSON_Parse(j);
+    EXPECT(o != NULL, "parse %s", j);
+    const char *a = cJSON_GetStringValue(cJSON_GetObjectItem(o, "a")), *b = cJSON_GetStringValue(cJSON_GetObjectItem(o, "b")),
+               *c = cJSON_GetStringValue(cJSON_GetObjectItem(o, "c"));
+    EXPECT(a && !strcmp(a, "x\xC0\x80y"), "\\u0000 -> C0 80");
+    EXPECT(b && !strcmp(b, "\\u0000"), "an escaped backslash before u0000 is text");
+    EXPECT(c && !strcmp(c, "\\\xC0\x80"), "backslash, then NUL");
+    char *p = nul_json_print(o);
+    EXPECT(p && !strcmp(p, "{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\",\"c\":\"\\\\\\u0000\"}"), "print %s", p ? p : "");
+    free(p);
+    cJSON_Delete(o);
+    char s[] = "a\xC0\x80\xC0\x80" "b";
+    EXPECT(nul_offset(s, 3) == 2 && nul_offset(s, 5) == 3 && nul_offset(s, 6) == 4, "offsets");
+    EXPECT(nul_decode(s, 6) == 4 && !memcmp(s, "a\0\0b", 4), "decode");
+    cJSON *t = nul_create_string("p\0q", 3);
+    EXPECT(!strcmp(t->valuestring, "p\xC0\x80q"), "create");
+    cJSON_Delete(t);
+}
+
 int main(void) {
     RUN(test_bf16_round_trip);
     RUN(test_f16);
     RUN(test_err_wrap);
     RUN(test_atomic_write);
+    RUN(test_nulstr);
     return TEST_SUMMARY("core");
 }

@@ -120,6 +120,7 @@ static void test_golden_ids(void) {
         if (llama3_tmpl) {
             chat_template_set_special(llama3_tmpl, "bos_token", "<|begin_of_text|>");
             chat_template_set_special(llama3_tmpl, "eos_token", "<|end_of_text|>");
+            if (llama3_tk) chat_template_use_tokenizer(llama3_tmpl, llama3_tk); /* <|eot_id|> ends a turn */
         }
         have_llama = llama3_tk && llama3_tmpl;
     }
@@ -834,6 +835,62 @@ static void test_batch_fill_packed(void) {
     dataset_free(ds);
 }
 
+/* Per-message "train"/"weight", train_on_eos: false, and U+0000 in a conversation. */
+static void test_format_message_choices(void) {
+    struct formatter f = fmt_make(chatml, NULL, ENDOFTEXT);
+    struct formatted o = {0};
+    EXPECT(format_json(&f,
+                       "{\"messages\":[{\"role\":\"user\",\"content\":\"U1\",\"train\":true},"
+                       "{\"role\":\"assistant\",\"content\":\"A one\",\"train\":false},{\"role\":\"user\",\"content\":\"U2\"},"
+                       "{\"role\":\"assistant\",\"content\":\"A two\"}]}",
+                       "m.jsonl", 0, &o) == 0,
+           "%s", err_msg());
+    char *tr = trained_text(&o);
+    EXPECT_STR(tr, "U1<|im_end|>A two<|im_end|>");
+    free(tr);
+    /* ShareGPT turns carry weight 0/1 */
+    EXPECT(format_json(&f,
+                       "{\"conversations\":[{\"from\":\"human\",\"value\":\"U1\"},{\"from\":\"gpt\",\"value\":\"A one\","
+                       "\"weight\":0},{\"from\":\"human\",\"value\":\"U2\"},{\"from\":\"gpt\",\"value\":\"A two\"}]}",
+                       "s.jsonl", 0, &o) == 0,
+           "%s", err_msg());
+    tr = trained_text(&o);
+    EXPECT_STR(tr, "A two<|im_end|>");
+    free(tr);
+    EXPECT(format_json(&f, "{\"messages\":[{\"role\":\"user\",\"content\":\"U\",\"weight\":0.5}]}", "w.jsonl", 3, &o) != 0,
+           "weight 0.5 must fail");
+    EXPECT_ERR("w.jsonl: row 3: messages[0].weight must be 0 or 1");
+    /* loss_on all with train: false leaves that message out */
+    f.opt.loss_on = LOSS_ON_ALL;
+    EXPECT(format_json(&f, CONV_MSGS, "m.jsonl", 0, &o) == 0, "%s", err_msg());
+    int64_t all = count_trained(&o);
+    EXPECT(format_json(&f,
+                       "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"U1\"},"
+                       "{\"role\":\"assistant\",\"content\":\"A one\",\"train\":false},{\"role\":\"user\",\"content\":\"U2\"},"
+                       "{\"role\":\"assistant\",\"content\":\"A two\"}]}",
+                       "m.jsonl", 0, &o) == 0,
+           "%s", err_msg());
+    EXPECT(count_trained(&o) == all - 3, "all but 'A one<|im_end|>' (3 tokens): %lld of %lld",
+           (long long)count_trained(&o), (long long)all);
+    /* train_on_eos: false */
+    f.opt.loss_on = LOSS_ON_ASSISTANT;
+    f.opt.no_eos_loss = 1;
+    EXPECT(format_json(&f, CONV_MSGS, "m.jsonl", 0, &o) == 0, "%s", err_msg());
+    tr = trained_text(&o);
+    EXPECT_STR(tr, "A oneA two");
+    free(tr);
+    f.opt.no_eos_loss = 0;
+    /* U+0000 (C0 80 in the record) is tokenized as the NUL character */
+    EXPECT(format_json(&f, "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":"
+                           "\"a\xC0\x80" "b\"}]}",
+                       "n.jsonl", 0, &o) == 0,
+           "%s", err_msg());
+    tr = trained_text(&o);
+    EXPECT(tr && !memcmp(tr, "a\0b<|im_end|>", 14), "NUL trained as a character");
+    free(tr);
+    formatted_free(&o);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/csft_test_data_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -850,6 +907,7 @@ int main(void) {
     RUN(test_format_alpaca_chat);
     RUN(test_format_alpaca_prompt);
     RUN(test_format_messages_loss_on);
+    RUN(test_format_message_choices);
     RUN(test_format_text_tokenized);
     RUN(test_truncation);
     RUN(test_column_mapping);

@@ -8,6 +8,7 @@
  * job ends with a message on every rank. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,8 +192,49 @@ static void check_parity(const struct run_opts *o) {
         EXPECT(train_step(&ref, &oref, &g, 1, lr_of(s), 1.0, NULL, &rr) == 0, "%s", err_msg());
         lref[s] = rr.loss, nref[s] = rr.grad_norm;
     }
+    int64_t sent0 = dp.d->bytes_sent;
     train_dp(&m, &dp, &opt, o, gb, ld, nd);
+    int64_t sent = (dp.d->bytes_sent - sent0) / N_STEPS;
     train_dp(&m1, &dp1, &opt1, o, gb, ld1, nd1);
+    /* bytes sent per step against the volume docs/distributed.md states (n elements, shard s,
+     * W ranks): ZeRO-0 allreduce 2(W-1)/W n; ZeRO-1/2 reduce-scatter + allgather 2(n - s);
+     * ZeRO-3 gather (forward) + reduce-scatter 2(n - s) (2-layer fixtures: the backward finds
+     * both layers still gathered) or, with LoRA, the adapter as ZeRO-2 and the frozen base
+     * gathered once (N - S) in the first step (it never changes; 2 layers stay in the buffers); plus 3 float64 allreduces (token count, loss, grad norm) of 2(W-1)/W 8 bytes */
+    {
+        int W = D.world;
+        int64_t n = dp.n, own = dp.cfg.zero ? dp.hi - dp.lo : dp.bounds[D.rank + 1] - dp.bounds[D.rank];
+        int64_t want = 3 * (2 * (W - 1) * 8 / W);
+        if (W > 1 && o->zero == 0) want += 2 * (W - 1) * 4 * n / W;
+        if (W > 1 && o->zero >= 1) want += 2 * 4 * (n - own);
+        if (W > 1 && o->zero == 3) {
+            /* untied, the embedding and the head share one buffer: every micro-batch after the
+             * first gathers both again (E + H elements less this rank's parts of them) */
+            int64_t lo, hi, eh = 0;
+            zero_weight_shard(&dp, &lo, &hi, NULL, NULL);
+            if (!m.cfg.tie_word_embeddings) {
+                int64_t e_end = m.params[0].numel, h_start = m.n_base - m.params[m.n_params - 1].numel -
+                                                             m.params[m.n_params - 2].numel;
+                eh = e_end - (e_end > lo ? (e_end < hi ? e_end : hi) - lo : 0) + (m.n_base - h_start) -
+                     (hi > h_start ? hi - (lo > h_start ? lo : h_start) : 0);
+            }
+            if (o->lora) /* the frozen base: gathered whole once, then only what is evicted */
+                want += 4 * ((m.n_base - (hi - lo)) + (int64_t)(N_STEPS * o->n_mb - 1) * eh) / N_STEPS;
+            else
+                want += 4 * eh * (o->n_mb - 1);
+        }
+        if (W > 1 && o->zero >= 2) want += 4 * (n - own) * (o->n_mb - 1); /* a reduce-scatter per micro-batch */
+        int64_t slack = o->zero == 0 ? 4 * (n / 1000 + 8) : 4; /* integer division per bucket, per step */
+        EXPECT(llabs(sent - want) <= slack, "bytes sent per step %lld, analytic %lld", (long long)sent, (long long)want);
+        if (D.rank == 0) printf("  bytes sent per step per rank: %lld (analytic %lld)\n", (long long)sent, (long long)want);
+        /* ZeRO-3 model state (weights + gradients + moments, as allocated) sums to one process's */
+        if (o->zero == 3) {
+            double mine = (double)dp_state_bytes(&dp, &opt), all = mine;
+            dist_allreduce_sum_f64(&D, &all, 1);
+            double one = 16.0 * (double)n + (o->lora ? 4.0 * (double)m.n_base + 4.0 * (double)n * (W - 1) : 0);
+            EXPECT(all == one, "ZeRO-3 state summed over %d ranks %.0f bytes, one process %.0f", W, all, one);
+        }
+    }
     double worst_loss = 0, worst_norm = 0;
     for (int s = 0; s < N_STEPS; s++) {
         worst_loss = fmax(worst_loss, fabs(ld[s] - lref[s]) / fabs(lref[s]));
@@ -439,6 +481,7 @@ static void test_adamw_range(void) {
     } while (0)
 
 int main(int argc, char **argv) {
+    omp_set_num_threads(1); /* tiny tensors: threads only add contention (and ranks share the cores) */
     if (dist_init(&D, &argc, &argv)) {
         fprintf(stderr, "test_dist: %s\n", err_msg());
         return 1;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training command under mpirun (run by tests/run.sh with the test binary folder as $1):
 # `mpirun -np 2 csft finetune` with batch 1 per rank gives the same losses as one process with
-# batch 2 (the qwen2-tiny fixture batches as tokenized records), with and without ZeRO-1; a
+# batch 2 (the qwen2-tiny fixture batches as tokenized records) at ZeRO stages 0-3; a
 # checkpoint written by 2 ZeRO-1 ranks resumes on 1 process with the same losses; a world
 # size that does not match data_parallel fails clearly. Skips without mpirun.
 set -u
@@ -59,7 +59,7 @@ check() { # $1: description, $2: exit status of the run, $3: 1 if the extra cond
 
 ./csft finetune --config "$work/run.yaml" --set output_dir=$work/one --set runner_config.batch_size=2 \
     > "$work/one.log" 2>&1
-for zero in 0 1; do
+for zero in 0 1 2 3; do
     $mpi ./csft finetune --config "$work/run.yaml" --set output_dir=$work/two_$zero \
         --set parallel_config.zero_stage=$zero > "$work/two_$zero.log" 2>&1
     rc=$?

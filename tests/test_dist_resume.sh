@@ -5,7 +5,9 @@
 # another and saved again gives a byte-identical HF folder; a damaged newest checkpoint is
 # skipped with a warning and the previous one resumed (and one named explicitly is refused);
 # SIGTERM on one rank makes every rank stop at the same step with a last-state checkpoint, as
-# does SIGTERM to mpirun itself. Skips the multi-rank parts without mpirun.
+# does SIGTERM to mpirun itself; a rank that fails ends the job with a word from every rank;
+# LoRA at dp2 ZeRO-3 (sharded frozen base) checkpoints and resumes on one process. Skips the
+# multi-rank parts without mpirun.
 set -u
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
 export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -104,9 +106,32 @@ if [ $have_mpi -eq 1 ]; then
         [ $ok -eq 1 ] || tail -5 "$out.log"
         check "dp2 ZeRO-3 checkpoint loaded at $n rank(s) ZeRO-$z and saved again: byte-identical HF folder" $ok
     done
+    # periodic eval at ZeRO-3: every rank takes part in the gathers; rank 0 reports one process's loss
+    ev="--set eval_dataset.data_files=[$work/six.jsonl] --set eval_dataset.format=tokenized --set eval_steps=3"
+    run 1 "$work/eval_one" $ev
+    run 2 "$work/eval_z3" $ev --set runner_config.batch_size=2 --set parallel_config.zero_stage=3
+    ok=0
+    a=$(grep "eval at step" "$work/eval_one.log") b=$(grep "eval at step" "$work/eval_z3.log")
+    [ -n "$a" ] && [ "$(echo "$a" | wc -l)" = 2 ] && [ "$a" = "$b" ] && ok=1
+    [ $ok -eq 1 ] || { echo "$a"; echo "$b"; tail -3 "$work/eval_z3.log"; }
+    check "periodic eval at dp2 ZeRO-3 reports the one-process eval loss" $ok
+
+    # LoRA: dp2 ZeRO-3 (frozen base sharded) saves an adapter and moments; resumed on one process
+    lora="--set model.model_config.pet_config.pet_type=lora"
+    run 1 "$work/lora_one" $lora
+    run 2 "$work/lora_z3" $lora --set runner_config.batch_size=2 --set parallel_config.zero_stage=3 \
+        --set runner_config.max_steps=3
+    resume_from "$work/lora_z3" "$work/lora_resumed"
+    run 1 "$work/lora_resumed" $lora --set resume_training=true
+    ok=0
+    [ "$(losses "$work/lora_one" | wc -l)" = 6 ] && same_losses "$work/lora_one" "$work/lora_z3" 3 &&
+        [ "$(losses "$work/lora_resumed" | wc -l)" = 6 ] && same_losses "$work/lora_one" "$work/lora_resumed" 6 &&
+        [ -f "$work/lora_resumed/adapter_model.safetensors" ] && ok=1
+    [ $ok -eq 1 ] || { tail -5 "$work/lora_z3.log" "$work/lora_resumed.log"; }
+    check "LoRA at dp2 ZeRO-3: 3 steps equal one process; its checkpoint resumes on one process" $ok
 else
     echo "test_dist_resume.sh: mpirun not found: multi-rank resume checks skipped"
-    skipped=$((skipped + 7))
+    skipped=$((skipped + 9))
 fi
 
 # damaged newest checkpoint: skipped with a warning, the previous one resumed
@@ -160,6 +185,17 @@ if [ $have_mpi -eq 1 ]; then
     [ $ok -eq 1 ] || tail -5 "$out.log"
     check "the last-state checkpoint resumes to the losses of an uninterrupted run" $ok
 
+    # a rank that fails mid-run ends the job, with a word from every rank
+    out="$work/fail"
+    CSFT_TEST_FAIL_AT=1:2 mpirun -np 2 --oversubscribe -x CSFT_TEST_FAIL_AT -x ASAN_OPTIONS ./csft finetune \
+        --config "$work/run.yaml" --set output_dir="$out" --set runner_config.batch_size=2 > "$out.log" 2>&1
+    rc=$?
+    ok=0
+    [ $rc -ne 0 ] && grep -q "csft rank 1/2: error: deliberate failure of rank 1 after step 2" "$out.log" &&
+        grep -q "csft rank 0/2: stopped by the launcher" "$out.log" && ok=1
+    [ $ok -eq 1 ] || tail -8 "$out.log"
+    check "a failing rank ends the job with a message on every rank" $ok
+
     # SIGTERM to mpirun (Ctrl-C, a scheduler's cancel): Open MPI 4.1 sends the ranks SIGCONT,
     # then SIGTERM odls_base_sigkill_timeout seconds later and SIGKILL as long again after
     # that, time for the last-state save (mpirun forwards no output once it is aborting)
@@ -170,7 +206,7 @@ if [ $have_mpi -eq 1 ]; then
         --set runner_config.epochs=100000 --set save_steps=0 > "$out.log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do
-        [ "$(wc -l < "$out/metrics.jsonl" 2> /dev/null || echo 0)" -ge 2 ] && break
+        [ "$( (wc -l < "$out/metrics.jsonl") 2> /dev/null || echo 0)" -ge 2 ] && break
         sleep 0.1
     done
     kill -TERM $pid
@@ -182,7 +218,7 @@ if [ $have_mpi -eq 1 ]; then
     [ $ok -eq 1 ] || tail -8 "$out.log"
     check "SIGTERM to mpirun: one last-state checkpoint is written" $ok
 else
-    skipped=$((skipped + 3))
+    skipped=$((skipped + 4))
 fi
 
 [ $skipped -gt 0 ] && echo "test_dist_resume.sh: $skipped checks skipped (no mpirun)"

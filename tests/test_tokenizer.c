@@ -657,6 +657,19 @@ static void test_spm_tiny(void) {
     }
     struct tokenizer *tk;
     if (tokenizer_load(&tk, tiny_spm("spm.json", pre[0][0], pre[0][1]))) return;
+    /* a long text is one word here (no pre-tokenizer); it is cut before each ▁ no token glues to
+     * its left byte, and the ids equal those of the parts (30 "ab" then the unk/fallback case) */
+    {
+        char longtext[256] = "";
+        int32_t want[40];
+        int nw = 0;
+        for (int k = 0; k < 30; k++)
+            strcat(longtext, "ab "), want[nw++] = 248;
+        strcat(longtext, "\u00e9\U0001F600\U0001F600x");
+        for (int k = 0; k < 4; k++)
+            want[nw++] = cases[5].ids[0][k];
+        EXPECT(ids_equal(tk, longtext, want, nw), "long word cut at the word boundaries");
+    }
     /* incomplete UTF-8 from byte tokens: one U+FFFD per byte (HF ByteFallback) */
     EXPECT(decodes_to(tk, (const int32_t[]){231, 187}, 2, 0, "\ufffd\ufffd"), "two stray bytes");
     EXPECT(decodes_to(tk, (const int32_t[]){231, 187, 176, 231}, 4, 0, "\ufffd\ufffd\ufffd\ufffd"), "4 bytes");
@@ -703,9 +716,10 @@ static void test_spm_tiny(void) {
  * bench/tokenizer/make_llama2_golden.js: ids, decode, decode with skip_special_tokens. */
 static void test_llama2_golden(void) {
     const char *path = getenv("CSFT_LLAMA2_TOKENIZER");
-    if (!path || !*path) path = "/tmp/llama2-tokenizer/tokenizer.json";
+    if (!path || !*path) path = "../shared/fixtures/tokenizer/llama2/tokenizer.json";
     if (!file_exists(path) && !dir_exists(path)) {
-        SKIP("llama2 golden: %s not present (set CSFT_LLAMA2_TOKENIZER; see bench/tokenizer/make_llama2_golden.js)",
+        SKIP("llama2 golden: %s not present (Llama 2 license: not copied; set CSFT_LLAMA2_TOKENIZER; see "
+             "bench/tokenizer/make_llama2_golden.js)",
              path);
         return;
     }

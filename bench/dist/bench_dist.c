@@ -14,6 +14,19 @@
 #include "train/dp.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/zero.h"
+
+/* kB of a /proc/self/status field (VmRSS: now, VmHWM: peak). */
+static long status_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') v = atol(line + n + 1);
+    if (f) fclose(f);
+    return v;
+}
 
 int main(int argc, char **argv) {
     struct dist d;
@@ -52,12 +65,20 @@ int main(int argc, char **argv) {
             bucket = atoll(v);
         else if (!strcmp(a, "--layers"))
             c.n_layers = atoi(v);
+        else if (!strcmp(a, "--preset") && !strcmp(v, "qwen2.5-0.5b"))
+            c.vocab_size = 151936, c.hidden_size = 896, c.intermediate_size = 4864, c.n_layers = 24, c.n_heads = 14,
+            c.n_kv_heads = 2;
+        else if (!strcmp(a, "--preset") && !strcmp(v, "qwen2.5-7b"))
+            c.vocab_size = 152064, c.hidden_size = 3584, c.intermediate_size = 18944, c.n_layers = 28, c.n_heads = 28,
+            c.n_kv_heads = 4, c.tie_word_embeddings = 0;
         else
             dist_abort(&d, "bench_dist: unknown option %s", a);
     }
     c.head_dim = c.hidden_size / c.n_heads;
     struct model m;
-    model_init_random(&m, &c, 1, 1);
+    if (zero >= 3) model_init_shape(&m, &c, 1); /* each rank makes only its shard */
+    else model_init_random(&m, &c, 1, 1);
+    long rss_loaded = status_kb("VmRSS");
     struct dp dp;
     struct dp_config cfg = {.zero = zero, .overlap = overlap, .bucket_elems = bucket};
     if (dp_init(&dp, &d, &m, &cfg)) dist_abort(&d, "%s", err_msg());
@@ -72,15 +93,17 @@ int main(int argc, char **argv) {
     struct micro_batch mb = {.ids = ids, .labels = ids, .pos = pos, .B = rows, .T = T};
     /* the bare cost of summing the gradient buffer once (what a non-overlapped step pays) */
     double t_ar = 0;
-    for (int r = 0; r < 3; r++) {
+    float *bare = zero >= 2 ? NULL : dp.grad; /* ZeRO-2/3 keep no whole gradient: not measured */
+    for (int r = 0; r < 3 && bare; r++) {
         dist_barrier(&d);
         double t = time_now();
-        dist_allreduce_sum_f32(&d, dp.grad, dp.n);
+        dist_allreduce_sum_f32(&d, bare, dp.n);
         t_ar += (time_now() - t) / 3;
     }
     /* per step: wall, exposed gradient wait, allgather, all blocking comm, share sent early;
      * the machine is shared, so the fastest step (max over ranks) is the figure of merit */
     double best[5] = {1e30, 0, 0, 0, 0}, sum_step = 0;
+    int64_t sent0 = 0;
     for (int it = 0; it <= steps; it++) { /* step 0 warms up */
         dist_barrier(&d);
         double w0 = dp.wait_s, g0 = dp.gather_s, c0 = d.comm_s, t = time_now();
@@ -93,10 +116,21 @@ int main(int argc, char **argv) {
         dist_allreduce_sum_f64(&d, per_rank, 64);
         for (int r = 0; r < 64; r++)
             slowest = per_rank[r] > slowest ? per_rank[r] : slowest;
-        if (it == 0) continue;
+        if (it == 0) {
+            sent0 = d.bytes_sent;
+            continue;
+        }
         sum_step += slowest / steps;
         if (slowest < best[0]) memcpy(best, v, sizeof v), best[0] = slowest;
     }
+    double sent = (double)(d.bytes_sent - sent0) / steps;
+    double rss[3] = {status_kb("VmRSS") / 1024.0, status_kb("VmHWM") / 1024.0, rss_loaded / 1024.0};
+    double state = (double)dp_state_bytes(&dp, &opt), work = (double)zero_work_bytes(&dp);
+    if (d.rank == 0)
+        printf("ranks %d zero %d: model state/rank %.1f MiB (allocator: weights + grads + moments), unit buffers "
+               "%.1f MiB, RSS after steps %.1f MiB, peak RSS %.1f MiB (before dp_init: %.1f MiB), sent "
+               "%.1f MB/step/rank\n",
+               d.world, zero, state / 1048576, work / 1048576, rss[0], rss[1], rss[2], sent / 1e6);
     if (d.rank == 0)
         printf(
             "ranks %d rows/rank %d T %d params %.1fM zero %d overlap %d bucket %lldM: fastest step %.3f s "

@@ -3,7 +3,8 @@
 # official Node binding) in the same run, on the same ~8 MB mixed-text corpus, one core each
 # (documents encoded one after another). Reports load time, MB/s of each, the ratio, and whether
 # both produced identical ids (hash of every id). Usage: bench/tokenizer/run.sh [TOKENIZER_DIR...]
-# (default: the Qwen fixture, plus Llama 3 from ../shared when present). Needs node + npm.
+# (default: the Qwen fixture, plus Llama 3, Gemma 3 and DeepSeek-V3 from ../shared when present).
+# Needs node + npm.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${CSFT_BENCH_DIR:-/tmp/csft-bench-tok}
@@ -23,7 +24,9 @@ corpus="$work/corpus.jsonl"
 dirs=("$@")
 if [ ${#dirs[@]} -eq 0 ]; then
     dirs=(tests/fixtures/tokenizer/qwen)
-    [ -f ../shared/fixtures/tokenizer/llama3/tokenizer.json ] && dirs+=(../shared/fixtures/tokenizer/llama3)
+    for t in llama3 gemma3 deepseek_v3; do # Meta / Google / DeepSeek files: read in ../shared only
+        [ -f ../shared/fixtures/tokenizer/$t/tokenizer.json ] && dirs+=(../shared/fixtures/tokenizer/$t)
+    done
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in "${dirs[@]}"; do

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli_config.h"
 #include "cli/cmd_data_convert.h"
@@ -19,12 +20,14 @@
 #include "core/util.h"
 #include "data/pack.h"
 #include "data/reader.h"
+#include "core/nulstr.h"
+#include "tok/tokenizer.h"
 #include "model/model_config.h"
 #include "train/pipeline.h"
 
 static void data_usage(FILE *f) {
     fprintf(f, "usage: csft data cat [--offset N] [--limit N] [--skip-bad-rows] FILE...\n"
-               "       csft data stats --config run.yaml [--eval] [--set key.path=value]...\n"
+               "       csft data stats --config run.yaml [--eval] [--show N] [--set key.path=value]...\n"
                "       csft data convert --to mindrecord --out PATH (FILE... | --config run.yaml)  (see its --help)\n\n"
                "cat    print the records of each FILE as JSON Lines (the dataset's own columns, lists of\n"
                "       structs as arrays of objects). FILE: .json (a top-level array) or .jsonl, either\n"
@@ -46,6 +49,10 @@ static void data_usage(FILE *f) {
                "  --config FILE    the run config (YAML)\n"
                "  --set K=V        override a config key (repeatable), e.g. --set train_dataset.seq_length=4096\n"
                "  --eval           use eval_dataset instead of train_dataset\n"
+               "  --show N         also print the first N sequences as the model sees them: one token a\n"
+               "                   line (position, id, label: the id when trained, -100 not; '*' marks\n"
+               "                   trained tokens; the token's text as JSON), then each run of trained\n"
+               "                   tokens decoded (\"trained: ...\"); colours on a terminal (NO_COLOR=1: none)\n"
                "       Exit status: 0 ok, 1 a data/config error (the message names file and row), 2 usage.\n");
 }
 
@@ -76,6 +83,12 @@ static void print_string(FILE *f, const char *s) {
     const char *run = s;
     for (;; s++) {
         unsigned char c = (unsigned char)*s;
+        if (c == 0xC0 && (unsigned char)s[1] == 0x80) { /* U+0000, carried as C0 80 (core/nulstr.h) */
+            fwrite(run, 1, (size_t)(s - run), f);
+            fputs("\\u0000", f);
+            run = ++s + 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         fwrite(run, 1, (size_t)(s - run), f);
         if (!c) break;
@@ -263,12 +276,66 @@ static void stats_print(const struct run_config *cfg, const struct config_datase
         fprintf(stderr, "warning: %lld bad row(s) skipped (skip_bad_rows)\n", (long long)s->n_skipped_rows);
 }
 
+/* --show: the first n sequences token by token with their labels. */
+static int show_records(const struct tokenizer *tk, const struct dataset *ds, int64_t n) {
+    int color = isatty(fileno(stdout)) && !getenv("NO_COLOR");
+    const char *on = color ? "\033[1;32m" : "", *dim = color ? "\033[2m" : "", *off = color ? "\033[0m" : "";
+    if (n > ds->n) n = ds->n;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t a = ds->offsets[r], b = ds->offsets[r + 1], k = 0;
+        for (int64_t i = a; i < b; i++)
+            k += ds->mask[i] != 0;
+        printf("sequence %lld: %lld tokens, %lld trained\n", (long long)r, (long long)(b - a), (long long)k);
+        for (int64_t i = a; i < b; i++) {
+            char *txt = NULL;
+            size_t tl = 0;
+            if (tokenizer_decode(tk, ds->ids + i, 1, 0, &txt, &tl)) return -1;
+            cJSON *js = nul_create_string(txt, tl);
+            char *j = nul_json_print(js);
+            int tr = ds->mask[i] != 0;
+            printf("%s%6lld %7d %7d %s %s%s\n", tr ? on : dim, (long long)(i - a), ds->ids[i], tr ? ds->ids[i] : -100,
+                   tr ? "*" : " ", j, off);
+            free(j), free(txt);
+            cJSON_Delete(js);
+        }
+        for (int64_t i = a; i < b;) { /* runs of trained tokens, decoded together */
+            if (!ds->mask[i]) {
+                i++;
+                continue;
+            }
+            int64_t e = i;
+            while (e < b && ds->mask[e])
+                e++;
+            char *txt = NULL;
+            size_t tl = 0;
+            if (tokenizer_decode(tk, ds->ids + i, e - i, 0, &txt, &tl)) return -1;
+            cJSON *js = nul_create_string(txt, tl);
+            char *j = nul_json_print(js);
+            printf("  trained [%lld, %lld): %s%s%s\n", (long long)(i - a), (long long)(e - a), on, j, off);
+            free(j), free(txt);
+            cJSON_Delete(js);
+            i = e;
+        }
+    }
+    return 0;
+}
+
 static int data_stats(int argc, char **argv) {
     int use_eval = 0, n = 0;
+    long long show = 0;
     char **args = xcalloc((size_t)argc + 1, sizeof *args);
     for (int i = 0; i < argc; i++) {
         if (i > 0 && strcmp(argv[i], "--eval") == 0) use_eval = 1;
-        else args[n++] = argv[i];
+        else if (i > 0 && strcmp(argv[i], "--show") == 0) {
+            char *end = NULL;
+            show = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
+            if (show < 0 || !end || *end || end == argv[i + 1]) {
+                fprintf(stderr, "csft data stats: --show needs a count (N >= 0)\n");
+                free(args);
+                return 2;
+            }
+            i++;
+        } else args[n++] = argv[i];
     }
     struct run_config cfg;
     int rc = cli_load_config(n, args, "data stats", NULL, 0, -1, &cfg);
@@ -304,6 +371,10 @@ static int data_stats(int argc, char **argv) {
             rc = cli_fail("data stats");
         } else {
             stats_print(&cfg, d, which, ds);
+            if (show > 0 && (pipeline_load_tokenizer(&p) || show_records(p.tk, ds, show))) {
+                err_wrap("%s: --show", which);
+                rc = cli_fail("data stats");
+            }
             dataset_free(ds);
         }
         pipeline_close(&p);

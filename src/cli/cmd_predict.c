@@ -29,7 +29,7 @@ static int load_model_and_adapter(struct model *m, const struct run_config *cfg)
 }
 
 /* End tokens: generation_config.json eos_token_id (int or list), config.json's, the tokenizer's
- * eos_token and the template family's end-of-turn token. */
+ * eos_token, the usual end-of-turn tokens and the one the chat template writes. */
 static int stop_ids(const struct model *m, const struct pipeline *p, const char *dir, int32_t *ids) {
     int n = 0;
     for (int i = 0; i < m->cfg.n_eos && n < 16; i++) ids[n++] = m->cfg.eos_token_ids[i];
@@ -47,6 +47,10 @@ static int stop_ids(const struct model *m, const struct pipeline *p, const char 
         int32_t id = tokenizer_token_id(p->tk, ends[i]);
         if (id >= 0) ids[n++] = id;
     }
+    char *eot = p->tmpl ? chat_template_turn_end(p->tmpl) : NULL; /* e.g. <end_of_turn> */
+    int32_t id = eot ? tokenizer_token_id(p->tk, eot) : -1;
+    if (id >= 0 && n < 16) ids[n++] = id;
+    free(eot);
     return n;
 }
 

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "core/nulstr.h"
 #include "tok/chat.h"
 #include "tok/jinja_value.h"
 
@@ -26,8 +27,10 @@ static void usage(FILE *f) {
             "                      is valid JSON (true, 3, \"x\", [..]), else taken as a string.\n"
             "                      Examples: --var enable_thinking=false --var bos_token='<s>'\n"
             "  --spans             after the text, print each assistant span [start, end) in bytes\n"
-            "                      and code points, with its text\n"
-            "  --header S --end S  assistant span markers for templates of unknown family\n");
+            "                      and code points, with its text: the turn after its header, up to and\n"
+            "                      with its end-of-turn token, derived from the template itself\n"
+            "                      ({%% generation %%} blocks, else prefix renderings; docs/data.md)\n"
+            "  --header S --end S  use these fixed header / end-of-turn markers instead\n");
 }
 
 static char *read_arg(const char *v) {
@@ -49,6 +52,7 @@ static char *read_arg(const char *v) {
 static cJSON *parse_json_arg(const char *flag, const char *v) {
     char *s = read_arg(v);
     if (!s) return NULL;
+    s[nul_unescape_json(s, strlen(s))] = 0; /* \u0000 kept as C0 80 (core/nulstr.h) */
     cJSON *j = cJSON_Parse(s);
     if (!j) err_set("%s: not valid JSON near \"%.40s\"", flag, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : s);
     free(s);
@@ -145,7 +149,11 @@ int cmd_template(int argc, char **argv) {
     if (!msgs) msgs = cJSON_CreateArray();
     if (chat_render(t, msgs, tools, agp, vars, &out, want_spans ? &sp : NULL, want_spans ? &n_sp : NULL))
         goto done;
-    fputs(out, stdout);
+    {
+        char *raw = xstrdup(out); /* U+0000 written as the NUL byte */
+        fwrite(raw, 1, nul_decode(raw, strlen(raw)), stdout);
+        free(raw);
+    }
     if (want_spans) {
         printf("\n--- %d assistant span(s): [start, end) bytes | code points ---\n", n_sp);
         for (int i = 0; i < n_sp; i++) {
@@ -154,7 +162,7 @@ int cmd_template(int argc, char **argv) {
             cJSON *s = cJSON_CreateString("");
             char *txt = xasprintf("%.*s", (int)(sp[i].end - sp[i].start), out + sp[i].start);
             cJSON_SetValuestring(s, txt);
-            char *js = cJSON_PrintUnformatted(s);
+            char *js = nul_json_print(s);
             printf("%s\n", js);
             free(js);
             free(txt);

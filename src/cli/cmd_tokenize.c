@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "core/nulstr.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
 
@@ -127,7 +128,9 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
     cJSON_ArrayForEach(it, ids) gold[k++] = (int32_t)it->valuedouble;
     int ok = 1;
     struct tokenizer_buf b = {0};
-    if (tokenizer_encode_append(tk, text->valuestring, strlen(text->valuestring), 0, &b)) {
+    char *txt = xstrdup(text->valuestring); /* U+0000 travels as C0 80 (core/nulstr.h) */
+    size_t txt_len = nul_decode(txt, strlen(txt));
+    if (tokenizer_encode_append(tk, txt, txt_len, 0, &b)) {
         fprintf(stderr, "%s:%lld: %s\n", file, (long long)line_no, err_msg());
         ok = 0;
     } else if (b.n != ng || memcmp(b.ids, gold, (size_t)ng * sizeof(int32_t)) != 0) {
@@ -141,6 +144,7 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
         ok = 0;
     }
     tokenizer_buf_free(&b);
+    free(txt);
     if (cJSON_IsString(decoded)) {
         char *out;
         size_t ol;
@@ -148,11 +152,14 @@ static int check_line(const struct tokenizer *tk, const char *file, int64_t line
             fprintf(stderr, "%s:%lld: decode failed: %s\n", file, (long long)line_no, err_msg());
             ok = 0;
         } else {
-            if (ol != strlen(decoded->valuestring) || memcmp(out, decoded->valuestring, ol) != 0) {
+            char *want = xstrdup(decoded->valuestring);
+            size_t wl = nul_decode(want, strlen(want));
+            if (ol != wl || memcmp(out, want, ol) != 0) {
                 fprintf(stderr, "%s:%lld: decoded text differs: got \"%.80s\", expected \"%.80s\"\n", file,
                         (long long)line_no, out, decoded->valuestring);
                 ok = 0;
             }
+            free(want);
             free(out);
         }
     }
@@ -209,6 +216,7 @@ static int check_template_line(struct tok_choice *choices, int n_choices, const 
         fprintf(stderr, "%s:%lld: template %s: %s\n", file, (long long)line_no, name, err_msg());
         return 0;
     }
+    chat_template_use_tokenizer(t, c->tk);
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(o, "tools"), *rendered = cJSON_GetObjectItemCaseSensitive(o, "rendered");
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(o, "error"), *ids = cJSON_GetObjectItemCaseSensitive(o, "ids");
     const cJSON *spans = cJSON_GetObjectItemCaseSensitive(o, "assistant_spans");
@@ -217,7 +225,7 @@ static int check_template_line(struct tok_choice *choices, int n_choices, const 
     int n_sp = 0, ok = 1;
     rc = chat_render(t, cJSON_GetObjectItemCaseSensitive(o, "messages"), cJSON_IsNull(tools) ? NULL : tools,
                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "add_generation_prompt")),
-                     cJSON_GetObjectItemCaseSensitive(o, "kwargs"), &out, cJSON_IsArray(spans) && cJSON_GetArraySize(spans) ? &sp : NULL, &n_sp);
+                     cJSON_GetObjectItemCaseSensitive(o, "kwargs"), &out, &sp, &n_sp);
     if (cJSON_IsString(error)) { /* the template must fail, with Jinja's error class */
         char cls[64];
         snprintf(cls, sizeof cls, "%.*s", (int)strcspn(error->valuestring, ":"), error->valuestring);
@@ -264,6 +272,7 @@ static int check_file(const struct tokenizer *tk, const char *file, struct tok_c
         while (*q == ' ' || *q == '\t' || *q == '\r')
             q++;
         if (!*q) continue;
+        q[nul_unescape_json(q, strlen(q))] = 0; /* \u0000 -> C0 80, kept by cJSON (core/nulstr.h) */
         cJSON *o = cJSON_Parse(q);
         if (!cJSON_IsObject(o)) {
             fprintf(stderr, "%s:%lld: not a JSON object\n", file, (long long)line_no);

@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "data/utf8_check.h"
+#include "core/nulstr.h"
 
 /* ---- flatbuffer table reader ------------------------------------------------------------ */
 
@@ -613,19 +614,7 @@ static cJSON *col_value(struct arrow_reader *r, const struct acol *c, int64_t i,
                     r->path, (long long)r->row, top, (unsigned char)s[bad], bad);
             return NULL;
         }
-        if (memchr(s, 0, n)) {
-            err_set(
-                "%s: row %lld, column '%s': a string holds U+0000 (NUL), which csft does not accept in text",
-                r->path, (long long)r->row, top);
-            return NULL;
-        }
-        if (n + 1 > r->scratch_cap) {
-            r->scratch_cap = 2 * (n + 1);
-            r->scratch = xrealloc(r->scratch, r->scratch_cap);
-        }
-        memcpy(r->scratch, s, n);
-        r->scratch[n] = 0;
-        return cJSON_CreateString(r->scratch);
+        return nul_create_string(s, n); /* NULs carried as C0 80 (nulstr.h) */
     }
     case AT_LIST:
     case AT_LARGE_LIST:

@@ -265,8 +265,8 @@ static char *cache_key(const struct dataset_options *opt, const struct formatter
     h = fnv1a(h, CACHE_VERSION, strlen(CACHE_VERSION));
     for (int i = 0; i < opt->n_files; i++) h = hash_input_group(h, opt->files[i]);
     if (opt->cache_salt) h = fnv1a(h, opt->cache_salt, strlen(opt->cache_salt) + 1);
-    int64_t o[7] = {f->opt.format, f->opt.loss_on, f->opt.truncation, f->opt.seq_length, f->alpaca_tmpl != NULL,
-                    f->eos_id, f->pad_id /* MindFormers target_ids rows */};
+    int64_t o[8] = {f->opt.format, f->opt.loss_on, f->opt.truncation, f->opt.seq_length, f->alpaca_tmpl != NULL,
+                    f->eos_id, f->pad_id /* MindFormers target_ids rows */, f->opt.no_eos_loss};
     h = fnv1a(h, o, sizeof o);
     for (int i = 0; i < f->opt.n_columns; i++) {
         h = fnv1a(h, f->opt.columns[i].canonical, strlen(f->opt.columns[i].canonical) + 1);

@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/nulstr.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
 
@@ -127,7 +128,13 @@ static cJSON *sharegpt_messages(const cJSON *conv, const char *file, int64_t row
                     (long long)row, i, from->valuestring);
             return NULL;
         }
-        cJSON_AddItemToArray(msgs, message(role, value->valuestring));
+        cJSON *m = message(role, value->valuestring);
+        static const char *keep[] = {"train", "weight"};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, keep[k]);
+            if (v) cJSON_AddItemToObject(m, keep[k], cJSON_Duplicate(v, 1));
+        }
+        cJSON_AddItemToArray(msgs, m);
         i++;
     }
     return msgs;
@@ -147,22 +154,43 @@ static int check_messages(const cJSON *msgs, const char *file, int64_t row) {
     return 0;
 }
 
-/* Tokenizes text, marking tokens that start inside the chosen spans as trained. */
-static int tokenize_spans(const struct formatter *f, const char *text, const struct chat_span *spans, int n_spans,
-                          int all, struct formatted *out) {
+/* Tokenizes text (len bytes, NULs carried as C0 80), marking tokens that start inside the chosen
+ * spans as trained (all: every token, except those inside the untrain spans). */
+static int tokenize_spans(const struct formatter *f, const char *text, size_t len, const struct chat_span *spans,
+                          int n_spans, int all, struct formatted *out) {
+    char *buf = xmalloc(len + 1);
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    size_t n_len = nul_decode(buf, len);
+    struct chat_span *sp = NULL;
+    if (n_spans) {
+        sp = xmalloc((size_t)n_spans * sizeof *sp);
+        for (int i = 0; i < n_spans; i++) {
+            sp[i] = spans[i];
+            if (n_len != len) { /* offsets into the decoded text */
+                sp[i].start = nul_offset(text, spans[i].start);
+                sp[i].end = nul_offset(text, spans[i].end);
+            }
+        }
+    }
     struct tokenizer_buf tb = {.want_offsets = 1};
-    if (tokenizer_encode_append(f->tk, text, strlen(text), 0, &tb)) return -1;
+    if (tokenizer_encode_append(f->tk, buf, n_len, 0, &tb)) {
+        free(buf), free(sp);
+        return -1;
+    }
     out_reserve(out, tb.n + 1);
     int s = 0;
     for (int64_t i = 0; i < tb.n; i++) {
         int64_t st = tb.starts[i];
-        while (s < n_spans && (int64_t)spans[s].end <= st) s++;
-        int in = all || (s < n_spans && (int64_t)spans[s].start <= st && st < (int64_t)spans[s].end);
+        while (s < n_spans && (int64_t)sp[s].end <= st) s++;
+        int inside = s < n_spans && (int64_t)sp[s].start <= st && st < (int64_t)sp[s].end;
+        int in = all ? !inside : inside;
         out->ids[i] = tb.ids[i];
         out->labels[i] = in ? tb.ids[i] : -100;
     }
     out->n = tb.n;
     tokenizer_buf_free(&tb);
+    free(buf), free(sp);
     return 0;
 }
 
@@ -170,21 +198,73 @@ static void append_eos(const struct formatter *f, struct formatted *out) {
     if (f->eos_id < 0) return;
     out_reserve(out, out->n + 1);
     out->ids[out->n] = f->eos_id;
-    out->labels[out->n] = f->eos_id;
+    out->labels[out->n] = f->opt.no_eos_loss ? -100 : f->eos_id;
     out->n++;
+}
+
+/* A message's own choice: "train": true/false or "weight": 1/0. 1, 0, or -1 (none); -2 + err when
+ * malformed. */
+static int message_train(const cJSON *m, const char *file, int64_t row, int i) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "train"), *w = cJSON_GetObjectItemCaseSensitive(m, "weight");
+    if (t && !cJSON_IsNull(t)) {
+        if (!cJSON_IsBool(t)) {
+            err_set("%s: row %lld: messages[%d].train must be true or false", file, (long long)row, i);
+            return -2;
+        }
+        return cJSON_IsTrue(t);
+    }
+    if (w && !cJSON_IsNull(w)) {
+        if (!cJSON_IsNumber(w) || (w->valuedouble != 0 && w->valuedouble != 1)) {
+            err_set("%s: row %lld: messages[%d].weight must be 0 or 1", file, (long long)row, i);
+            return -2;
+        }
+        return w->valuedouble == 1;
+    }
+    return -1;
+}
+
+static int is_assistant_msg(const cJSON *m) {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+    return cJSON_IsString(r) && !strcmp(r->valuestring, "assistant");
 }
 
 static int render_and_tokenize(const struct formatter *f, const struct chat_template *tmpl, const cJSON *msgs, const cJSON *tools, const cJSON *vars,
                                const char *file, int64_t row, struct formatted *out) {
+    int n = cJSON_GetArraySize(msgs), last = -1, i = 0, n_want = 0;
+    unsigned char *want = xcalloc((size_t)n + 1, 1);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (is_assistant_msg(m)) last = i;
+        i++;
+    }
+    int all = f->opt.loss_on == LOSS_ON_ALL;
+    i = 0;
+    cJSON_ArrayForEach(m, msgs) {
+        int own = message_train(m, file, row, i);
+        if (own == -2) {
+            free(want);
+            return -1;
+        }
+        if (all) /* loss_on all: want marks the messages to leave out */
+            want[i] = own == 0;
+        else if (own >= 0)
+            want[i] = (unsigned char)own;
+        else
+            want[i] = f->opt.loss_on == LOSS_ON_LAST_TURN ? i == last : is_assistant_msg(m);
+        n_want += want[i];
+        i++;
+    }
     char *text = NULL;
     struct chat_span *spans = NULL;
     int n_spans = 0;
-    if (chat_render(tmpl, msgs, tools, 0, vars, &text, &spans, &n_spans))
-        return err_wrap("%s: row %lld: chat template", file, (long long)row);
-    const struct chat_span *use = spans;
-    int n_use = n_spans;
-    if (f->opt.loss_on == LOSS_ON_LAST_TURN && n_spans > 0) use = spans + n_spans - 1, n_use = 1;
-    int rc = tokenize_spans(f, text, use, n_use, f->opt.loss_on == LOSS_ON_ALL, out);
+    int need = !all || n_want > 0;
+    int rc = chat_render_select(tmpl, msgs, tools, 0, vars, want, &text, need ? &spans : NULL, need ? &n_spans : NULL);
+    free(want);
+    if (rc) return err_wrap("%s: row %lld: chat template", file, (long long)row);
+    if (f->opt.no_eos_loss && !all)
+        for (int k = 0; k < n_spans; k++)
+            spans[k].end = spans[k].eot;
+    rc = tokenize_spans(f, text, strlen(text), spans, n_spans, all, out);
     free(text);
     free(spans);
     return rc;
@@ -389,8 +469,12 @@ int format_record(const struct formatter *f, const cJSON *rec, const char *file,
     case DATA_FORMAT_TEXT: {
         const cJSON *t = col(&f->opt, rec, "text");
         if (need_string(t, column_name(&f->opt, "text"), file, row, 1)) return -1;
-        rc = tokenize_spans(f, t->valuestring, NULL, 0, 1, out);
-        if (rc == 0) append_eos(f, out);
+        rc = tokenize_spans(f, t->valuestring, strlen(t->valuestring), NULL, 0, 1, out);
+        if (rc == 0 && f->eos_id >= 0) {
+            out_reserve(out, out->n + 1);
+            out->ids[out->n] = out->labels[out->n] = f->eos_id;
+            out->n++;
+        }
         break;
     }
     case DATA_FORMAT_TOKENIZED: rc = format_tokenized(f, rec, file, row, out); break;

@@ -3,7 +3,9 @@
  * optional system/history), OpenAI messages (role/content), ShareGPT conversations
  * (from/value), plain text, or already-tokenized (input_ids, optional labels). Conversations
  * are rendered with a chat template; labels keep the tokens of assistant turns (all, or the
- * last) and -100 elsewhere; the end-of-turn token is trained. Truncation to seq_length
+ * last) and -100 elsewhere; the end-of-turn token is trained unless no_eos_loss. A
+ * message's own "train": true/false (or "weight": 1/0) overrides loss_on for that message.
+ * U+0000 in text (carried as C0 80, core/nulstr.h) is tokenized as the NUL character. Truncation to seq_length
  * follows the documented policy (docs/data.md). */
 #pragma once
 #include <stdint.h>
@@ -34,6 +36,8 @@ struct format_options {
     const struct column_map *columns;
     int n_columns;
     enum loss_on loss_on;
+    int no_eos_loss; /* config train_on_eos: false: a trained turn's end-of-turn token (and the eos after
+                        Alpaca outputs) is not trained */
     enum truncation truncation;
     int seq_length;
 };

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "data/utf8_check.h"
+#include "core/nulstr.h"
 
 enum { JR_ARRAY, JR_LINES };
 enum { ST_FIRST, ST_AFTER, ST_DONE };
@@ -149,19 +150,6 @@ static int64_t line_at(const struct json_reader *r, size_t s, size_t off) {
     return line;
 }
 
-/* True if s[0..len) holds a \u0000 escape (an even run of backslashes before it). */
-static int has_nul_escape(const char *s, size_t len) {
-    const char *p = s, *e = s + len;
-    while ((p = memmem(p, (size_t)(e - p), "\\u0000", 6)) != NULL) {
-        size_t n_bs = 0;
-        while (p - (ptrdiff_t)n_bs > s && p[-(ptrdiff_t)n_bs - 1] == '\\')
-            n_bs++;
-        if (n_bs % 2 == 0) return 1;
-        p += 6;
-    }
-    return 0;
-}
-
 /* Parses buf[s, s+len) as one record. Returns ROW_OK with *rec, or ROW_BAD with err set. */
 static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
     char *p = r->buf + s;
@@ -172,6 +160,8 @@ static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
         return ROW_BAD;
     }
     char save = p[len];
+    size_t orig_len = len;
+    len = nul_unescape_json(p, len); /* \u0000 -> C0 80: cJSON strings keep their NULs (nulstr.h) */
     p[len] = 0; /* buf[end] is spare, so this is in bounds; restored below */
     const char *endp = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p, len, &endp, 0);
@@ -190,10 +180,8 @@ static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
             what = 2;
         } else if (!cJSON_IsObject(j))
             what = 3;
-        else if (has_nul_escape(p, len))
-            what = 4;
     }
-    p[len] = save;
+    p[orig_len] = save;
     if (!what) {
         *rec = j;
         return ROW_OK;
@@ -210,11 +198,8 @@ static int parse_row(struct json_reader *r, size_t s, size_t len, cJSON **rec) {
                 err_off, near);
     else if (what == 2)
         err_set("%s:%lld: row %lld: unexpected text after the record: \"%s\"", r->path, line, row, near);
-    else if (what == 3)
-        err_set("%s:%lld: row %lld: expected a JSON object (one record), found %.30s", r->path, line, row, p);
     else
-        err_set("%s:%lld: row %lld: a string holds \\u0000 (NUL), which csft does not accept in text",
-                r->path, line, row);
+        err_set("%s:%lld: row %lld: expected a JSON object (one record), found %.30s", r->path, line, row, p);
     return ROW_BAD;
 }
 

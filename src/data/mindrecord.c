@@ -19,6 +19,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/nulstr.h"
 #include "data/msgpack.h"
 #include "data/utf8_check.h"
 
@@ -495,16 +496,11 @@ static cJSON *decode_segment(const struct mr_shard *sh, const struct mr_field *f
             free(b);
             return o;
         }
-        if (utf8_check((const char *)s, len) != len || memchr(s, 0, len)) {
+        if (utf8_check((const char *)s, len) != len) {
             snprintf(why, why_n, "field \"%s\": string is not valid UTF-8", f->name);
             return NULL;
         }
-        char *t = xmalloc(len + 1);
-        memcpy(t, s, len);
-        t[len] = 0;
-        cJSON *o = cJSON_CreateString(t);
-        free(t);
-        return o;
+        return nul_create_string((const char *)s, len); /* NULs carried as C0 80 (core/nulstr.h) */
     }
     int is_int = f->type == MR_INT32 || f->type == MR_INT64;
     int64_t n;
@@ -717,14 +713,9 @@ static int decode_raw(struct mr_shard *s, const struct mr_page *rp, const uint8_
             break;
         }
         case MR_STRING:
-            if (val.type == MP_STR && utf8_check((const char *)val.s, val.len) == val.len &&
-                !memchr(val.s, 0, val.len)) {
-                char *t = xmalloc((size_t)val.len + 1);
-                memcpy(t, val.s, val.len);
-                t[val.len] = 0;
-                item = cJSON_CreateString(t);
-                free(t);
-            } else
+            if (val.type == MP_STR && utf8_check((const char *)val.s, val.len) == val.len)
+                item = nul_create_string((const char *)val.s, (size_t)val.len); /* NULs as C0 80 */
+            else
                 ok = 0;
             break;
         case MR_BYTES: ok = 0; break;

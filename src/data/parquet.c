@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "core/base64.h"
+#include "core/nulstr.h"
 #include "data/parquet_column.h"
 #include "data/thrift.h"
 
@@ -620,18 +621,8 @@ static cJSON *leaf_json(struct parquet *p, int ni) {
     /* BYTE_ARRAY without a STRING (UTF8) annotation is binary, as Arrow and HF datasets read it
      * (old Impala / Hive files that keep text there show it as bytes). */
     if (!text) return bytes_json(b, len);
-    /* cJSON strings are NUL-terminated, so an embedded NUL cannot be carried. */
-    if (memchr(b, 0, len)) {
-        row_err(p, ni, "string contains a NUL byte (U+0000), which the JSON records cannot carry");
-        return NULL;
-    }
-    if (p->scratch_cap < (size_t)len + 1) {
-        p->scratch_cap = (size_t)len + 1;
-        p->scratch = xrealloc(p->scratch, p->scratch_cap);
-    }
-    if (len) memcpy(p->scratch, b, len);
-    p->scratch[len] = 0;
-    return cJSON_CreateString(p->scratch);
+    /* text: NULs carried as C0 80 (core/nulstr.h), as cJSON strings are NUL-terminated */
+    return nul_create_string(len ? (const char *)b : "", len);
 }
 
 static cJSON *asm_node(struct parquet *p, int ni);

@@ -337,12 +337,12 @@ void dist_ireduce_scatter_f32_req(struct dist *d, const float *send, float *recv
                                   struct dist_req *r) {
     r->active = 0;
     if (!d->mpi || d->world == 1) {
-        if (counts[0] && send != recv) memmove(recv, send, sizeof(float) * (size_t)counts[0]);
+        if (send && counts[0] && send != recv) memmove(recv, send, sizeof(float) * (size_t)counts[0]);
         return;
     }
     d->bytes_sent += (sum_counts(d, counts) - counts[d->rank]) * (int64_t)sizeof(float);
     MPI_Request q;
-    MPI_CHECK(d, MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, COMM(d), &q));
+    MPI_CHECK(d, MPI_Ireduce_scatter(send ? send : MPI_IN_PLACE, recv, counts, MPI_FLOAT, MPI_SUM, COMM(d), &q));
     memcpy(&r->h, &q, sizeof q);
     r->active = 1;
 }

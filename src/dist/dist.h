@@ -96,6 +96,7 @@ struct dist_req {
     int active;
 };
 void dist_iallgatherv_f32_req(struct dist *d, float *buf, const int *counts, const int *displs, struct dist_req *r);
+/* send NULL: in place, recv holds the whole input and gets this rank's sum at its start. */
 void dist_ireduce_scatter_f32_req(struct dist *d, const float *send, float *recv, const int *counts,
                                   struct dist_req *r);
 /* 1 once r completed (lets MPI progress it: Open MPI advances collectives only inside calls). */

@@ -85,7 +85,7 @@ static void tp_dims(struct model *m) {
  * one flat buffer (and one flat gradient buffer when the base is trained). bf16: the linear
  * weights are stored as bf16 in the same buffer (frozen base). Under tensor parallelism each
  * tensor is this rank's slice (docs/tp.md). */
-static void build_params(struct model *m, int train_base, int bf16) {
+static void build_params(struct model *m, int train_base, int bf16, int alloc) {
     const struct kernels *K = m->k = kernels_selected();
     const struct model_config *c = &m->cfg;
     int cap = 0, C = c->hidden_size, F = c->intermediate_size, HS = c->head_dim;
@@ -156,6 +156,8 @@ static void build_params(struct model *m, int train_base, int bf16) {
             else p->data = (float *)(buf + boff);
             boff += ((size_t)p->numel * (h ? 2 : 4) + 63) & ~(size_t)63;
         }
+    } else if (!alloc) { /* the table only: ZeRO-3 holds a shard of the weights (train/zero.h) */
+        m->base = m->dbase = NULL;
     } else {
         m->base = K->mem_alloc(sizeof(float) * (size_t)m->n_base);
         m->dbase = train_base ? K->mem_alloc(sizeof(float) * (size_t)m->n_base) : NULL;
@@ -251,7 +253,7 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
         if (tp_check_config(&m->cfg, tp->size)) return err_wrap("%s", dir);
         m->tp = *tp;
     }
-    build_params(m, train_base, bf16);
+    build_params(m, train_base, bf16, 1);
     if (model_tp_on(m)) tp_plan_scratch(m);
     struct safetensors *st = NULL;
     struct ckpt *ck = NULL;
@@ -280,6 +282,19 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
     if (st) safetensors_close(st);
     ckpt_close(ck);
     return 0;
+}
+
+int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+    memset(m, 0, sizeof *m);
+    if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
+    build_params(m, train_base, 0, 0);
+    return 0;
+}
+
+void model_init_shape(struct model *m, const struct model_config *cfg, int train_base) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    build_params(m, train_base, 0, 0);
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {
@@ -311,7 +326,7 @@ int model_load_from_tp(struct model *m, const char *path, const char *config_jso
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, bf16);
+    build_params(m, train_base, bf16, 1);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];

@@ -197,6 +197,14 @@ void bpe_finish_vocab(struct bpe *m) {
         size *= 2;
     m->slot_mask = size - 1;
     m->slots = xcalloc(size, sizeof *m->slots);
+    memset(m->meta_glue, 0, sizeof m->meta_glue);
+    for (int32_t id = 0; id < n; id++) {
+        const struct bpe_tok *t = &m->toks[id];
+        if (t->raw_len == UINT32_MAX) continue;
+        const uint8_t *s = (const uint8_t *)m->arena + t->raw_off;
+        for (uint32_t k = 1; k + 3 <= t->raw_len; k++)
+            if (s[k] == 0xE2 && s[k + 1] == 0x96 && s[k + 2] == 0x81) m->meta_glue[s[k - 1]] = 1;
+    }
     for (int32_t id = 0; id < n; id++) {
         const struct bpe_tok *t = &m->toks[id];
         if (t->raw_len == UINT32_MAX) continue;
@@ -284,28 +292,37 @@ static void pair_grow(struct bpe *m) {
     free(old);
 }
 
-int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
-    int32_t a = bpe_lookup_form(m, left, left_len), b = bpe_lookup_form(m, right, right_len);
-    if (a < 0 || b < 0)
-        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left,
-                       (int)right_len, right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
-    size_t la = m->toks[a].raw_len, lb = m->toks[b].raw_len;
+/* The ids of a merge: left a, right b, merged c (-1 when absent). */
+static void merge_ids(const struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len,
+                      int32_t *a, int32_t *b, int32_t *c) {
+    *a = bpe_lookup_form(m, left, left_len), *b = bpe_lookup_form(m, right, right_len), *c = -1;
+    if (*a < 0 || *b < 0) return;
+    size_t la = m->toks[*a].raw_len, lb = m->toks[*b].raw_len;
     char small[512];
     char *cat = la + lb <= sizeof small ? small : xmalloc(la + lb);
-    memcpy(cat, m->arena + m->toks[a].raw_off, la);
-    memcpy(cat + la, m->arena + m->toks[b].raw_off, lb);
-    int32_t c = bpe_lookup_raw(m, cat, la + lb);
+    memcpy(cat, m->arena + m->toks[*a].raw_off, la);
+    memcpy(cat + la, m->arena + m->toks[*b].raw_off, lb);
+    *c = bpe_lookup_raw(m, cat, la + lb);
     if (cat != small) free(cat);
-    if (c < 0)
-        return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
-                       (int)right_len, right);
+}
+
+static int merge_error(const char *left, size_t left_len, const char *right, size_t right_len, int32_t a,
+                       int32_t b) {
+    if (a < 0 || b < 0)
+        return err_set("merge \"%.*s %.*s\": \"%.*s\" is not in the vocab", (int)left_len, left, (int)right_len,
+                       right, a < 0 ? (int)left_len : (int)right_len, a < 0 ? left : right);
+    return err_set("merge \"%.*s %.*s\": the merged token is not in the vocab", (int)left_len, left,
+                   (int)right_len, right);
+}
+
+static void merge_insert(struct bpe *m, int32_t a, int32_t b, int32_t c) {
     if (!m->pairs || (uint64_t)(m->n_merges + 1) * 3 > (uint64_t)(m->pair_mask + 1) * 2) pair_grow(m);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t j = pair_slot(m, key);
     while (m->pairs[j].key != UINT64_MAX) {
         if (m->pairs[j].key == key) { /* HF keeps the first (lowest) rank of a repeated merge */
             m->n_merges++;
-            return 0;
+            return;
         }
         j = (j + 1) & m->pair_mask;
     }
@@ -319,7 +336,98 @@ int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *
         m->dense[a << 8 | b][1] = c;
     }
     m->pairs[j] = (struct bpe_pair){key, (int32_t)m->n_merges++, c};
+}
+
+int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len) {
+    int32_t a, b, c;
+    merge_ids(m, left, left_len, right, right_len, &a, &b, &c);
+    if (c < 0) return merge_error(left, left_len, right, right_len, a, b);
+    merge_insert(m, a, b, c);
     return 0;
+}
+
+void bpe_queue_merge(struct bpe_merge_queue *q, const char *left, size_t left_len, const char *right,
+                     size_t right_len) {
+    if (q->len + left_len + right_len > q->cap) {
+        q->cap = q->cap ? q->cap : 1 << 20;
+        while (q->len + left_len + right_len > q->cap)
+            q->cap *= 2;
+        q->buf = xrealloc(q->buf, q->cap);
+    }
+    if (q->n == q->cap_n) {
+        q->cap_n = q->cap_n ? 2 * q->cap_n : 1 << 16;
+        q->at = xrealloc(q->at, (size_t)q->cap_n * 2 * sizeof *q->at);
+    }
+    q->at[2 * q->n] = q->len;
+    memcpy(q->buf + q->len, left, left_len);
+    q->len += left_len;
+    q->at[2 * q->n + 1] = q->len;
+    memcpy(q->buf + q->len, right, right_len);
+    q->len += right_len;
+    q->n++;
+}
+
+/* Prefetches the vocabulary slots merge_ids will probe for (left, right, left+right), so the
+ * cache misses of several merges overlap. */
+static void merge_prefetch(const struct bpe *m, const char *left, size_t ll, const char *right, size_t rl) {
+    char buf[512];
+    if (ll + rl > sizeof buf) return;
+    size_t n = 0;
+    const char *parts[2] = {left, right};
+    size_t lens[2] = {ll, rl};
+    for (int k = 0; k < 2; k++) {
+        int64_t r = m->plain ? -1 : form_to_raw(parts[k], lens[k], buf + n);
+        if (r < 0) {
+            memcpy(buf + n, parts[k], lens[k]);
+            r = (int64_t)lens[k];
+        }
+        uint64_t h = hash_bytes(buf + n, (size_t)r);
+        __builtin_prefetch(&m->slots[(uint32_t)h & m->slot_mask]);
+        n += (size_t)r;
+    }
+    uint64_t h = hash_bytes(buf, n);
+    __builtin_prefetch(&m->slots[(uint32_t)h & m->slot_mask]);
+}
+
+int bpe_add_merges(struct bpe *m, struct bpe_merge_queue *q, int64_t *bad) {
+    int64_t n = q->n;
+    int32_t *ids = xmalloc((size_t)(n ? n : 1) * 3 * sizeof *ids);
+#pragma omp parallel for schedule(static, 4096) if (n > 20000)
+    for (int64_t i = 0; i < n; i++) {
+        enum { AHEAD = 8 };
+        if (i + AHEAD < n && m->slots) {
+            int64_t k = i + AHEAD;
+            size_t l0 = q->at[2 * k], r0 = q->at[2 * k + 1], r1 = k + 1 < n ? q->at[2 * k + 2] : q->len;
+            merge_prefetch(m, q->buf + l0, r0 - l0, q->buf + r0, r1 - r0);
+        }
+        size_t l0 = q->at[2 * i], r0 = q->at[2 * i + 1], r1 = i + 1 < n ? q->at[2 * i + 2] : q->len;
+        merge_ids(m, q->buf + l0, r0 - l0, q->buf + r0, r1 - r0, &ids[3 * i], &ids[3 * i + 1], &ids[3 * i + 2]);
+    }
+    int rc = 0;
+    while (!m->pairs || (uint64_t)(m->n_merges + n + 1) * 3 > (uint64_t)(m->pair_mask + 1) * 2)
+        pair_grow(m); /* sized once, not doubled on the way */
+    for (int64_t i = 0; i < n; i++) {
+        if (i + 8 < n && ids[3 * i + 26] >= 0)
+            __builtin_prefetch(&m->pairs[pair_slot(m, (uint64_t)(uint32_t)ids[3 * i + 24] << 32 |
+                                                          (uint32_t)ids[3 * i + 25])]);
+        if (ids[3 * i + 2] < 0) {
+            size_t l0 = q->at[2 * i], r0 = q->at[2 * i + 1], r1 = i + 1 < n ? q->at[2 * i + 2] : q->len;
+            rc = merge_error(q->buf + l0, r0 - l0, q->buf + r0, r1 - r0, ids[3 * i], ids[3 * i + 1]);
+            *bad = i;
+            break;
+        }
+        merge_insert(m, ids[3 * i], ids[3 * i + 1], ids[3 * i + 2]);
+    }
+    free(ids);
+    q->n = 0;
+    q->len = 0;
+    return rc;
+}
+
+void bpe_merge_queue_free(struct bpe_merge_queue *q) {
+    free(q->buf);
+    free(q->at);
+    memset(q, 0, sizeof *q);
 }
 
 /* Rank of merging (a, b), or INT32_MAX if they do not merge; the merged id goes to *out. */
@@ -546,8 +654,63 @@ static size_t utf8_char_len(const char *w, size_t i, size_t len) {
     return i + k <= len ? k : len - i;
 }
 
+static void encode_plain_piece(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                               int64_t *cap, int32_t **lens_out);
+
 void bpe_encode_plain(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
                       int64_t *cap, int32_t **lens_out) {
+    if (m->ignore_merges || len < 64) { /* ignore_merges looks the whole word up: never cut it */
+        encode_plain_piece(m, w, len, ids, n_ids, cap, lens_out);
+        return;
+    }
+    int32_t *lens = NULL;
+    int64_t n_lens = 0;
+    size_t a = 0;
+    for (size_t p = 1; p <= len; p++) {
+        int cut = p == len || (p + 3 <= len && (uint8_t)w[p] == 0xE2 && (uint8_t)w[p + 1] == 0x96 &&
+                               (uint8_t)w[p + 2] == 0x81 && !m->meta_glue[(uint8_t)w[p - 1]]);
+        if (!cut) continue;
+        int64_t before = *n_ids;
+        size_t sl = p - a;
+        struct cache_entry *e = NULL;
+        if (sl <= CACHE_KEY) { /* the per-thread word cache, as for byte-level words */
+            e = &cache_get()[hash_bytes(w + a, sl) & (CACHE_SIZE - 1)];
+            if (e->uid == m->uid && e->klen == sl && memcmp(e->key, w + a, sl) == 0) {
+                if (lens_out) lens = xrealloc(lens, (size_t)(n_lens + e->n_ids + 1) * sizeof *lens);
+                for (int i = 0; i < e->n_ids; i++) {
+                    push_id(ids, n_ids, cap, e->ids[i]);
+                    if (lens_out) lens[n_lens++] = (int32_t)m->toks[e->ids[i]].raw_len;
+                }
+                a = p;
+                continue;
+            }
+        }
+        int32_t *pl = NULL;
+        encode_plain_piece(m, w + a, sl, ids, n_ids, cap, &pl);
+        int64_t k = *n_ids - before;
+        int plain_lens = e && k <= CACHE_IDS; /* cached only when each id covers its own bytes (no unk, no byte fallback) */
+        for (int64_t i = 0; plain_lens && i < k; i++)
+            plain_lens = pl[i] == (int32_t)m->toks[(*ids)[before + i]].raw_len && (*ids)[before + i] != m->unk_id;
+        if (plain_lens) {
+            e->uid = m->uid;
+            e->klen = (uint8_t)sl;
+            e->n_ids = (uint8_t)k;
+            memcpy(e->key, w + a, sl);
+            memcpy(e->ids, *ids + before, (size_t)k * sizeof(int32_t));
+        }
+        if (lens_out) {
+            lens = xrealloc(lens, (size_t)(n_lens + k + 1) * sizeof *lens);
+            if (k) memcpy(lens + n_lens, pl, (size_t)k * sizeof *lens);
+            n_lens += k;
+        }
+        free(pl);
+        a = p;
+    }
+    if (lens_out) *lens_out = lens;
+}
+
+static void encode_plain_piece(const struct bpe *m, const char *w, size_t len, int32_t **ids, int64_t *n_ids,
+                               int64_t *cap, int32_t **lens_out) {
     if (lens_out) *lens_out = NULL;
     if (len == 0) return;
     if (m->ignore_merges) {

@@ -49,6 +49,10 @@ struct bpe {
     int32_t unk_id;      /* -1: none */
     int32_t fb_id[256];  /* id of "<0xNN>", -1 if absent (plain only) */
     uint32_t uid; /* distinguishes instances in the per-thread cache */
+    /* plain models: meta_glue[b] = 1 if some token holds byte b right before U+2581 ("▁"). A word
+     * is cut before each ▁ that follows a byte without glue: no token can span such a cut, so
+     * the merges on either side are independent (Gemma 3's whole text is one word otherwise). */
+    uint8_t meta_glue[256];
 };
 
 /* GPT-2's bytes_to_unicode: the code point that stands for byte b, and the inverse (-1 if c
@@ -68,6 +72,21 @@ void bpe_finish_vocab(struct bpe *m);
 /* Adds the merge (left, right) with the next rank. Returns -1 (err set, naming the tokens) if
  * a part or the merged token is not in the vocab. */
 int bpe_add_merge(struct bpe *m, const char *left, size_t left_len, const char *right, size_t right_len);
+/* Merges collected first and added together: their tokens are looked up in parallel (the
+ * lookups, cache misses in a 262k vocabulary, are most of a tokenizer's load time), then added
+ * in queue order exactly as bpe_add_merge would. */
+struct bpe_merge_queue {
+    char *buf; /* left and right strings, back to back */
+    size_t len, cap;
+    size_t *at; /* (2n) start of left, start of right; right ends where the next left starts */
+    int64_t n, cap_n;
+};
+void bpe_queue_merge(struct bpe_merge_queue *q, const char *left, size_t left_len, const char *right,
+                     size_t right_len);
+/* Adds the queued merges and empties q. Returns 0, or -1 with err set as bpe_add_merge sets it
+ * and *bad = the index in the queue of the first merge that failed. */
+int bpe_add_merges(struct bpe *m, struct bpe_merge_queue *q, int64_t *bad);
+void bpe_merge_queue_free(struct bpe_merge_queue *q);
 
 /* Id of the token with these raw bytes, -1 if none. */
 int32_t bpe_lookup_raw(const struct bpe *m, const char *bytes, size_t len);

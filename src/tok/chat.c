@@ -1,7 +1,8 @@
 /* chat: chat-template loading, rendering (transformers' render call:
  * render(messages, tools, documents=None, add_generation_prompt, **special_tokens, **kwargs))
- * and assistant spans by the cursor walk of the fixture README: past each non-assistant
- * content, then header -> visible content (after the last </think>, stripped) -> end token. */
+ * and the spans of messages, derived from the template itself: {% generation %} blocks, else
+ * renderings of the conversation's prefixes (chat_render_select in chat.h; docs/data.md).
+ * Fixed markers (chat_template_set_markers) use the cursor walk of the fixture README. */
 #include "tok/chat.h"
 
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "core/util.h"
 #include "tok/jinja.h"
 #include "tok/jinja_value.h"
+#include "tok/tokenizer.h"
 
 enum chat_kind { CHAT_JINJA, CHAT_ALPACA, CHAT_ALPACA_WITH_INPUT, CHAT_ALPACA_NO_INPUT };
 
@@ -18,9 +20,11 @@ struct chat_template {
     enum chat_kind kind;
     struct jinja_template *jt;
     char *name;
-    char *header, *end; /* span markers, NULL when unknown */
+    char *header, *end; /* custom span markers (chat_template_set_markers), else NULL */
     const char *family;
     cJSON *specials; /* object: special-token variables */
+    char **stok;     /* special-token texts: end-of-turn candidates, header boundaries */
+    int n_stok, cap_stok;
 };
 
 static const char CHATML_SRC[] =
@@ -59,12 +63,30 @@ static void set_markers(struct chat_template *t, const char *header, const char 
 }
 
 void chat_template_set_markers(struct chat_template *t, const char *header, const char *end) {
-    set_markers(t, header, end, header && end ? "custom" : "unknown");
+    set_markers(t, header, end, header && end ? "custom" : t->jt && jinja_template_has_generation(t->jt) ? "generation" : "prefix");
+}
+
+void chat_template_add_special_token(struct chat_template *t, const char *text) {
+    if (!text || !text[0]) return;
+    for (int i = 0; i < t->n_stok; i++)
+        if (!strcmp(t->stok[i], text)) return;
+    if (t->n_stok == t->cap_stok) {
+        t->cap_stok = t->cap_stok ? 2 * t->cap_stok : 16;
+        t->stok = xrealloc(t->stok, (size_t)t->cap_stok * sizeof *t->stok);
+    }
+    t->stok[t->n_stok++] = xstrdup(text);
+}
+
+void chat_template_use_tokenizer(struct chat_template *t, const struct tokenizer *tk) {
+    int32_t n = tokenizer_vocab_size(tk);
+    for (int32_t id = 0; id < n; id++)
+        if (tokenizer_is_special(tk, id)) chat_template_add_special_token(t, tokenizer_id_to_token(tk, id));
 }
 
 void chat_template_set_special(struct chat_template *t, const char *name, const char *value) {
     cJSON_DeleteItemFromObjectCaseSensitive(t->specials, name);
     if (value) cJSON_AddStringToObject(t->specials, name, value);
+    chat_template_add_special_token(t, value);
 }
 
 const char *chat_template_family(const struct chat_template *t) { return t->family; }
@@ -76,10 +98,7 @@ int chat_template_parse(struct chat_template **out, const char *source, const ch
     if (!jt) return -1;
     struct chat_template *t = tmpl_new(CHAT_JINJA, name_for_errors);
     t->jt = jt;
-    if (strstr(source, "<|im_start|>"))
-        set_markers(t, "<|im_start|>assistant\n", "<|im_end|>", "chatml");
-    else if (strstr(source, "<|start_header_id|>"))
-        set_markers(t, "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>", "llama3");
+    t->family = jinja_template_has_generation(jt) ? "generation" : "prefix";
     *out = t;
     return 0;
 }
@@ -115,6 +134,9 @@ void chat_template_free(struct chat_template *t) {
     free(t->header);
     free(t->end);
     cJSON_Delete(t->specials);
+    for (int i = 0; i < t->n_stok; i++)
+        free(t->stok[i]);
+    free(t->stok);
     free(t);
 }
 
@@ -191,6 +213,12 @@ int chat_template_load(struct chat_template **out, const char *path) {
             if (v) cJSON_AddItemToArray(l, cJSON_CreateString(v));
         }
         cJSON_AddItemToObject((*out)->specials, "additional_special_tokens", l);
+        cJSON_ArrayForEach(it, l) chat_template_add_special_token(*out, it->valuestring);
+    }
+    const cJSON *atd = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *tok;
+    cJSON_ArrayForEach(tok, atd) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tok, "special")))
+            chat_template_add_special_token(*out, token_text(tok));
     }
     rc = 0;
 done:
@@ -231,13 +259,9 @@ static const char *find_from(const char *text, size_t len, size_t from, const ch
     return memmem(text + from, len - from, needle, nlen);
 }
 
-static int find_spans(const struct chat_template *t, const cJSON *messages, const char *text, size_t len,
-                      struct chat_span **spans, int *n_spans) {
-    if (!t->header || !t->end)
-        return err_set(
-            "template %s: cannot locate assistant turns (unknown template family; give the header and "
-            "end-of-turn strings with chat_template_set_markers)",
-            t->name);
+/* Custom markers (chat_template_set_markers): the cursor walk of the fixture README. */
+static int find_spans_markers(const struct chat_template *t, const cJSON *messages, const char *text, size_t len,
+                              struct chat_span **spans, int *n_spans) {
     size_t hl = strlen(t->header), el = strlen(t->end), cursor = 0;
     int n = 0, cap = 0;
     struct chat_span *sp = NULL;
@@ -284,13 +308,341 @@ static int find_spans(const struct chat_template *t, const cJSON *messages, cons
             sp = xrealloc(sp, (size_t)cap * sizeof *sp);
         }
         sp[n].start = start;
+        sp[n].eot = (size_t)(end - text);
         sp[n].end = (size_t)(end - text) + el;
+        sp[n].message = idx;
         cursor = sp[n].end;
         n++;
         idx++;
     }
     *spans = sp;
     *n_spans = n;
+    return 0;
+}
+
+/* ---------- spans from the template itself ---------- */
+
+/* The conversation's rendering and, on demand, the renderings of its prefixes. */
+struct prefixes {
+    const struct chat_template *t;
+    const cJSON *messages, *tools, *extra;
+    const char *text; /* the whole rendering */
+    size_t len;
+    int n;        /* messages */
+    char **r;     /* r[k]: messages[0, k) without generation prompt; NULL until rendered */
+    size_t *rlen;
+    signed char *rst; /* 0 not yet, 1 rendered, -1 failed (err_msg kept in rerr[k]) */
+    char **rerr;
+    int agp; /* add_generation_prompt of the whole rendering */
+};
+
+static int render_vars(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                       int add_generation_prompt, const cJSON *extra_vars, char **out, size_t *len, size_t **gen,
+                       int *n_gen);
+
+/* Renders messages[0, k) (agp 0/1) into *out. */
+static int render_first(const struct prefixes *p, int k, int agp, char **out, size_t *len) {
+    cJSON *arr = cJSON_CreateArray();
+    const cJSON *m = p->messages ? p->messages->child : NULL;
+    for (int i = 0; i < k && m; i++, m = m->next)
+        cJSON_AddItemReferenceToArray(arr, (cJSON *)m);
+    int rc = render_vars(p->t, arr, p->tools, agp, p->extra, out, len, NULL, NULL);
+    cJSON_Delete(arr);
+    return rc;
+}
+
+/* r[k], rendered once; NULL when the template raised for that prefix. */
+static const char *prefix_text(struct prefixes *p, int k, size_t *len) {
+    if (!p->rst[k]) {
+        if (render_first(p, k, 0, &p->r[k], &p->rlen[k]) == 0)
+            p->rst[k] = 1;
+        else {
+            p->rst[k] = -1;
+            p->rerr[k] = xstrdup(err_msg());
+        }
+    }
+    *len = p->rlen[k];
+    return p->rst[k] > 0 ? p->r[k] : NULL;
+}
+
+static int is_prefix(const char *a, size_t alen, const char *b, size_t blen) {
+    return alen <= blen && memcmp(a, b, alen) == 0;
+}
+
+/* The special-token occurrence ending last in text[from, to) whose end is <= to: its end, or 0. */
+static size_t header_cut(const struct chat_template *t, const char *text, size_t from, size_t to) {
+    size_t best = 0;
+    for (size_t q = from; q < to; q++)
+        if (text[q] == '\n') best = q + 1;
+    for (int k = 0; k < t->n_stok; k++) {
+        size_t sl = strlen(t->stok[k]);
+        const char *h = text + from;
+        while ((h = find_from(text, to, (size_t)(h - text), t->stok[k], sl))) {
+            size_t e = (size_t)(h - text) + sl;
+            if (e > best) best = e;
+            h++;
+        }
+    }
+    return best;
+}
+
+/* Earliest occurrence of the eos token in text[from, to), else of any special token: [*a, *b). */
+static int find_eot(const struct chat_template *t, const char *text, size_t from, size_t to, size_t *a, size_t *b) {
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(t->specials, "eos_token");
+    if (cJSON_IsString(eos) && eos->valuestring[0]) {
+        size_t el = strlen(eos->valuestring);
+        const char *h = find_from(text, to, from, eos->valuestring, el);
+        if (h) {
+            *a = (size_t)(h - text);
+            *b = *a + el;
+            return 1;
+        }
+    }
+    int found = 0;
+    for (int k = 0; k < t->n_stok; k++) {
+        size_t sl = strlen(t->stok[k]);
+        const char *h = find_from(text, to, from, t->stok[k], sl);
+        if (h && (!found || (size_t)(h - text) < *a || ((size_t)(h - text) == *a && *a + sl > *b))) {
+            *a = (size_t)(h - text);
+            *b = *a + sl;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/* The text of a message's content to look for: the string, or the last text part of a list. */
+static const char *content_text(const cJSON *m) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+    if (cJSON_IsString(c)) return c->valuestring;
+    const char *last = NULL;
+    const cJSON *part;
+    if (cJSON_IsArray(c)) cJSON_ArrayForEach(part, c) {
+            const cJSON *tx = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (cJSON_IsString(tx)) last = tx->valuestring;
+        }
+    return last;
+}
+
+/* Finds the message's content (stripped) in text[from, to); else its longest suffix that starts a
+ * line or follows a '>' and is found there (a template may write only the end of a message, e.g.
+ * the answer after its reasoning's closing tag). */
+static int find_content(const char *cs, const char *text, size_t from, size_t to, size_t *a, size_t *b) {
+    if (!cs) return 0;
+    size_t n = strlen(cs), i, j;
+    strip_span(cs, n, &i, &j);
+    for (size_t k = i; k < j; k++) {
+        if (k > i && cs[k - 1] != '\n' && cs[k - 1] != '>') continue;
+        const char *h = find_from(text, to, from, cs + k, j - k);
+        if (h) {
+            *a = (size_t)(h - text);
+            *b = *a + (j - k);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Where the template writes message i's content in the whole rendering: the part that changes
+ * when the content is replaced by a sentinel (common start and end of the two renderings left
+ * out). 1 with [*a, *b), 0 when it cannot tell (no string content, the render fails). */
+static int content_by_sentinel(const struct prefixes *p, int i, size_t *a, size_t *b) {
+    const cJSON *m = cJSON_GetArrayItem(p->messages, i);
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "content"))) return 0;
+    cJSON *arr = cJSON_CreateArray(), *it;
+    int k = 0;
+    cJSON_ArrayForEach(it, p->messages) {
+        if (k++ == i) {
+            cJSON *c = cJSON_Duplicate(it, 0), *f;
+            cJSON_ArrayForEach(f, it) cJSON_AddItemReferenceToObject(c, f->string, f);
+            cJSON_ReplaceItemInObjectCaseSensitive(c, "content", cJSON_CreateString("\x01" "csft-sentinel" "\x01"));
+            cJSON_AddItemToArray(arr, c);
+        } else
+            cJSON_AddItemReferenceToArray(arr, it);
+    }
+    char *o = NULL;
+    size_t ol = 0;
+    int rc = render_vars(p->t, arr, p->tools, p->agp, p->extra, &o, &ol, NULL, NULL);
+    cJSON_Delete(arr);
+    if (rc) {
+        err_clear();
+        return 0;
+    }
+    size_t pre = 0, suf = 0;
+    while (pre < ol && pre < p->len && o[pre] == p->text[pre])
+        pre++;
+    while (suf < ol - pre && suf < p->len - pre && o[ol - 1 - suf] == p->text[p->len - 1 - suf])
+        suf++;
+    int found = memmem(o + pre, ol - pre - suf, "csft-sentinel", 13) != NULL; /* the content is written once */
+    free(o);
+    if (!found) return 0;
+    while (pre > 0 && ((unsigned char)p->text[pre] & 0xC0) == 0x80) /* whole characters */
+        pre--;
+    size_t end = p->len - suf;
+    while (end < p->len && ((unsigned char)p->text[end] & 0xC0) == 0x80)
+        end++;
+    *a = pre;
+    *b = end;
+    return 1;
+}
+
+/* Span of message i: the text it adds to the rendering (between the rendering of the messages
+ * before it and of the messages up to it), less its header: for assistant messages what the
+ * generation prompt adds, for others what precedes the content; ending after the end-of-turn
+ * token that follows the content (the eos token, else the first special token). */
+static int prefix_span(struct prefixes *p, int i, const cJSON *m, struct chat_span *out) {
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+    const char *rs = cJSON_IsString(role) ? role->valuestring : "?";
+    int assistant = !strcmp(rs, "assistant");
+    size_t rl, s;
+    const char *r = prefix_text(p, i, &rl);
+    if (!r) {
+        if (i > 0)
+            return err_set("template %s: message %d (%s): rendering the messages before it failed (%s), so its "
+                           "span cannot be derived",
+                           p->t->name, i, rs, p->rerr[i]);
+        r = "", rl = 0; /* templates that index messages[0] cannot render an empty list */
+    }
+    if (!is_prefix(r, rl, p->text, p->len))
+        return err_set("template %s: message %d (%s): the template rewrites earlier turns (the rendering of "
+                       "messages 0..%d is not the start of the whole conversation's rendering, e.g. it drops "
+                       "past reasoning), so this message's span cannot be derived; loss_on: last_turn trains "
+                       "only the last assistant turn",
+                       p->t->name, i, rs, i - 1);
+    s = rl;
+    if (assistant) {
+        char *g = NULL;
+        size_t gl = 0;
+        if (render_first(p, i, 1, &g, &gl) == 0 && is_prefix(r, rl, g, gl) && gl > rl) {
+            if (is_prefix(g, gl, p->text, p->len))
+                s = gl;
+            else { /* the generation prompt differs from this turn's header: keep their common start */
+                size_t l = rl;
+                while (l < gl && l < p->len && g[l] == p->text[l])
+                    l++;
+                size_t cut = header_cut(p->t, p->text, rl, l);
+                if (cut) s = cut;
+            }
+        }
+        free(g);
+    }
+    size_t bound = p->len;
+    for (int k = i + 1; k <= p->n; k++) {
+        size_t kl;
+        const char *rk = prefix_text(p, k, &kl);
+        if (rk && kl >= s && is_prefix(rk, kl, p->text, p->len)) {
+            bound = kl;
+            break;
+        }
+    }
+    size_t ca, cb;
+    if ((content_by_sentinel(p, i, &ca, &cb) && ca >= s && cb <= bound) ||
+        find_content(content_text(m), p->text, s, bound, &ca, &cb)) {
+        if (!assistant) s = ca;
+    } else
+        cb = s;
+    size_t ea = 0, eb = 0;
+    if (!find_eot(p->t, p->text, cb, bound, &ea, &eb)) {
+        eb = bound;
+        size_t a, b;
+        strip_span(p->text + cb, bound - cb, &a, &b);
+        eb = b > a ? cb + b : cb;
+        ea = eb;
+    }
+    out->start = s;
+    out->eot = ea;
+    out->end = eb;
+    out->message = i;
+    return 0;
+}
+
+static int is_assistant(const cJSON *m) {
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+    return cJSON_IsString(role) && !strcmp(role->valuestring, "assistant");
+}
+
+/* The start of a special token ending a generation block (its end-of-turn), else end. */
+static size_t trailing_eot(const struct chat_template *t, const char *text, size_t start, size_t end) {
+    size_t best = end;
+    for (int k = 0; k < t->n_stok; k++) {
+        size_t sl = strlen(t->stok[k]);
+        if (sl <= end - start && !memcmp(text + end - sl, t->stok[k], sl) && end - sl < best) best = end - sl;
+    }
+    return best;
+}
+
+static int derive_spans(const struct chat_template *t, const cJSON *messages, const cJSON *tools, const cJSON *extra,
+                        int agp, const unsigned char *want, const char *text, size_t len, int use_gen, const size_t *gen,
+                        int n_gen, struct chat_span **spans, int *n_spans) {
+    int n = cJSON_GetArraySize(messages), n_sp = 0, rc = 0;
+    struct chat_span *sp = xcalloc((size_t)(n ? n : 1), sizeof *sp);
+    const cJSON *m;
+    int i = 0;
+    if (use_gen) { /* {% generation %}: the k-th block is the k-th assistant message */
+        int n_asst = 0;
+        cJSON_ArrayForEach(m, messages) n_asst += is_assistant(m);
+        int ties = n_asst == n_gen, k = 0;
+        if (!ties && want)
+            cJSON_ArrayForEach(m, messages) {
+                if (want[i] != is_assistant(m)) {
+                    free(sp);
+                    return err_set("template %s: %d {%% generation %%} block(s) for %d assistant message(s): the "
+                                   "blocks cannot be tied to messages, so per-message training choices cannot "
+                                   "apply",
+                                   t->name, n_gen, n_asst);
+                }
+                i++;
+            }
+        i = 0;
+        if (!ties) {
+            sp = xrealloc(sp, (size_t)(n_gen ? n_gen : 1) * sizeof *sp);
+            for (k = 0; k < n_gen; k++)
+                sp[n_sp++] = (struct chat_span){gen[2 * k], gen[2 * k + 1], trailing_eot(t, text, gen[2 * k], gen[2 * k + 1]), -1};
+        } else
+            cJSON_ArrayForEach(m, messages) {
+                int a = is_assistant(m);
+                if (a && (want ? want[i] : 1))
+                    sp[n_sp++] = (struct chat_span){gen[2 * k], gen[2 * k + 1],
+                                                    trailing_eot(t, text, gen[2 * k], gen[2 * k + 1]), i};
+                else if (want && want[i] && !a) {
+                    free(sp);
+                    return err_set("template %s: message %d is not an assistant message; a template with "
+                                   "{%% generation %%} blocks marks only assistant turns",
+                                   t->name, i);
+                }
+                k += a;
+                i++;
+            }
+        *spans = sp;
+        *n_spans = n_sp;
+        return 0;
+    }
+    struct prefixes p = {t, messages, tools, extra, text, len, n, NULL, NULL, NULL, NULL, agp};
+    p.r = xcalloc((size_t)n + 1, sizeof *p.r);
+    p.rlen = xcalloc((size_t)n + 1, sizeof *p.rlen);
+    p.rst = xcalloc((size_t)n + 1, 1);
+    p.rerr = xcalloc((size_t)n + 1, sizeof *p.rerr);
+    cJSON_ArrayForEach(m, messages) {
+        if (want ? want[i] : is_assistant(m)) {
+            if (prefix_span(&p, i, m, &sp[n_sp])) {
+                rc = -1;
+                break;
+            }
+            n_sp++;
+        }
+        i++;
+    }
+    for (int k = 0; k <= n; k++) {
+        free(p.r[k]);
+        free(p.rerr[k]);
+    }
+    free(p.r), free(p.rlen), free(p.rst), free(p.rerr);
+    if (rc) {
+        free(sp);
+        return -1;
+    }
+    *spans = sp;
+    *n_spans = n_sp;
     return 0;
 }
 
@@ -340,27 +692,17 @@ static int render_alpaca(const struct chat_template *t, const cJSON *messages, i
         if (emit_out) {
             *spans = xmalloc(sizeof **spans);
             (*spans)[0].start = pl;
-            (*spans)[0].end = pl + strlen(outp);
+            (*spans)[0].end = (*spans)[0].eot = pl + strlen(outp);
+            (*spans)[0].message = -1;
             *n_spans = 1;
         }
     }
     return 0;
 }
 
-int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
-                int add_generation_prompt, const cJSON *extra_vars, char **out, struct chat_span **spans,
-                int *n_spans) {
-    *out = NULL;
-    if (spans) {
-        *spans = NULL;
-        *n_spans = 0;
-    }
-    if (messages && !cJSON_IsArray(messages))
-        return err_set("template %s: messages must be a JSON array", t->name);
-    if (extra_vars && !cJSON_IsObject(extra_vars))
-        return err_set("template %s: extra variables must be a JSON object", t->name);
-    if (t->kind != CHAT_JINJA)
-        return render_alpaca(t, messages, add_generation_prompt, extra_vars, out, spans, n_spans);
+static int render_vars(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                       int add_generation_prompt, const cJSON *extra_vars, char **out, size_t *len, size_t **gen,
+                       int *n_gen) {
     cJSON *agp = cJSON_CreateBool(add_generation_prompt);
     cJSON *empty = cJSON_CreateArray();
     int n = 4 + cJSON_GetArraySize(t->specials) + (extra_vars ? cJSON_GetArraySize(extra_vars) : 0);
@@ -373,15 +715,63 @@ int chat_render(const struct chat_template *t, const cJSON *messages, const cJSO
     const cJSON *it;
     cJSON_ArrayForEach(it, t->specials) vars[k++] = (struct jinja_var){it->string, it};
     if (extra_vars) cJSON_ArrayForEach(it, extra_vars) vars[k++] = (struct jinja_var){it->string, it};
-    size_t len;
-    int rc = jinja_render(t->jt, vars, k, out, &len);
+    int rc = jinja_render_marked(t->jt, vars, k, out, len, gen, n_gen);
     free(vars);
     cJSON_Delete(agp);
-    if (rc == 0 && spans && messages && find_spans(t, messages, *out, len, spans, n_spans)) rc = -1;
     cJSON_Delete(empty);
+    return rc;
+}
+
+int chat_render(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                int add_generation_prompt, const cJSON *extra_vars, char **out, struct chat_span **spans,
+                int *n_spans) {
+    return chat_render_select(t, messages, tools, add_generation_prompt, extra_vars, NULL, out, spans, n_spans);
+}
+
+int chat_render_select(const struct chat_template *t, const cJSON *messages, const cJSON *tools,
+                       int add_generation_prompt, const cJSON *extra_vars, const unsigned char *want, char **out,
+                       struct chat_span **spans, int *n_spans) {
+    *out = NULL;
+    if (spans) {
+        *spans = NULL;
+        *n_spans = 0;
+    }
+    if (messages && !cJSON_IsArray(messages))
+        return err_set("template %s: messages must be a JSON array", t->name);
+    if (extra_vars && !cJSON_IsObject(extra_vars))
+        return err_set("template %s: extra variables must be a JSON object", t->name);
+    if (t->kind != CHAT_JINJA)
+        return render_alpaca(t, messages, add_generation_prompt, extra_vars, out, spans, n_spans);
+    size_t len, *gen = NULL;
+    int n_gen = 0, with_gen = spans && messages && !t->header && jinja_template_has_generation(t->jt);
+    int rc = render_vars(t, messages, tools, add_generation_prompt, extra_vars, out, &len, with_gen ? &gen : NULL,
+                         &n_gen);
+    if (rc == 0 && spans && messages) {
+        if (t->header)
+            rc = find_spans_markers(t, messages, *out, len, spans, n_spans);
+        else
+            rc = derive_spans(t, messages, tools, extra_vars, add_generation_prompt, want, *out, len, with_gen, gen, n_gen,
+                              spans, n_spans);
+    }
+    free(gen);
     if (rc) {
         free(*out);
         *out = NULL;
     }
     return rc;
+}
+
+char *chat_template_turn_end(const struct chat_template *t) {
+    if (t->kind != CHAT_JINJA) return NULL;
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]");
+    char *out = NULL, *r = NULL;
+    struct chat_span *sp = NULL;
+    int n = 0;
+    if (chat_render(t, m, NULL, 0, NULL, &out, &sp, &n) == 0 && n == 1 && sp[0].eot < sp[0].end)
+        r = xasprintf("%.*s", (int)(sp[0].end - sp[0].eot), out + sp[0].eot);
+    else
+        err_clear();
+    free(out), free(sp);
+    cJSON_Delete(m);
+    return r;
 }

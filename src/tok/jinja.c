@@ -25,8 +25,10 @@ void jinja_template_free(struct jinja_template *t) {
     free(t);
 }
 
-int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
-                 size_t *out_len) {
+int jinja_template_has_generation(const struct jinja_template *t) { return t->ast->has_generation; }
+
+int jinja_render_marked(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                        size_t *out_len, size_t **gen, int *n_gen) {
     struct jctx *c = xmalloc(sizeof *c);
     jctx_init(c, t->ast);
     const char **names = jarena_alloc(&c->a, (size_t)(n_vars + 1) * sizeof *names);
@@ -36,6 +38,16 @@ int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, i
         vals[i] = jv_from_cjson(&c->a, vars[i].value);
     }
     int rc = jinja_eval_render(c, names, vals, n_vars, out, out_len);
+    if (gen && rc == 0) {
+        *gen = c->gen;
+        *n_gen = c->n_gen;
+    } else
+        free(c->gen);
     free(c);
     return rc;
+}
+
+int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                 size_t *out_len) {
+    return jinja_render_marked(t, vars, n_vars, out, out_len, NULL, NULL);
 }

@@ -25,3 +25,10 @@ struct jinja_var {
  * TemplateError for raise_exception, ...). */
 int jinja_render(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
                  size_t *out_len);
+/* As jinja_render, and *gen (malloc'd, may be NULL when *n_gen is 0) gets the [start, end) byte
+ * ranges of the output written by {% generation %} blocks, in order (2 * *n_gen values), as
+ * transformers' AssistantTracker records them for return_assistant_tokens_mask. */
+int jinja_render_marked(const struct jinja_template *t, const struct jinja_var *vars, int n_vars, char **out,
+                        size_t *out_len, size_t **gen, int *n_gen);
+/* 1 if the template holds a {% generation %} block. */
+int jinja_template_has_generation(const struct jinja_template *t);

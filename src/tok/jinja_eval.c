@@ -743,6 +743,20 @@ static int exec_node(struct jctx *c, const struct jnode *n, struct jframe *f) {
     }
     case JN_BREAK: return 1;
     case JN_CONTINUE: return 2;
+    case JN_GENERATION: {
+        size_t start = c->out->len;
+        int r = exec_node(c, n->b, f);
+        if (c->out == c->top && c->out->len > start) {
+            if (c->n_gen == c->cap_gen) {
+                c->cap_gen = c->cap_gen ? 2 * c->cap_gen : 8;
+                c->gen = xrealloc(c->gen, (size_t)c->cap_gen * 2 * sizeof *c->gen);
+            }
+            c->gen[2 * c->n_gen] = start;
+            c->gen[2 * c->n_gen + 1] = c->out->len;
+            c->n_gen++;
+        }
+        return r;
+    }
     default: jv_write_str(c->out, eval(c, n, f)); return 0;
     }
 }
@@ -757,7 +771,7 @@ int jinja_eval_render(struct jctx *c, const char *const *names, struct jv *const
     struct jbuf b;
     jbuf_init(&b, &c->a);
     jbuf_put(&b, "", 0);
-    c->out = &b;
+    c->out = c->top = &b;
     c->root = frame_new(c, NULL);
     for (int i = 0; i < n; i++)
         jframe_set(c, c->root, names[i], vals[i]);

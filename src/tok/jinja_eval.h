@@ -23,6 +23,9 @@ struct jctx {
     struct jbuf *out;
     struct jv *filter_operand; /* operand of {% filter %} / block set filters */
     int depth;                 /* macro call depth (RecursionError past JINJA_MAX_DEPTH) */
+    struct jbuf *top;          /* the render's output (generation ranges are recorded there only) */
+    size_t *gen;               /* malloc'd [start, end) byte pairs of {% generation %} output */
+    int n_gen, cap_gen;
     jmp_buf jb;
 };
 

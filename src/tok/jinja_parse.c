@@ -1019,9 +1019,11 @@ static struct jnode *parse_stmt_inner(struct parser *p) {
     if (!strcmp(tag, "generation")) { /* transformers' AssistantTracker: renders its body */
         static const char *const ends[] = {"endgeneration", NULL};
         end_block(p);
-        struct jnode *nd = parse_body(p, ends, "generation", pos);
+        struct jnode *nd = node_new(p, JN_GENERATION, pos);
+        nd->b = parse_body(p, ends, "generation", pos);
         p->cur++;
         end_block(p);
+        p->t->has_generation = 1;
         return nd;
     }
     if (!strcmp(tag, "break") || !strcmp(tag, "continue")) {

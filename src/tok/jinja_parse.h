@@ -35,7 +35,8 @@ enum jnode_kind {
     JN_CALLBLOCK,   /* call(params) a (a JN_CALL) body b */
     JN_FILTERBLOCK, /* filter e (a JN_FILTER chain with NULL operand) body b */
     JN_BREAK,
-    JN_CONTINUE
+    JN_CONTINUE,
+    JN_GENERATION /* {% generation %} body b (transformers' AssistantTracker) */
 };
 
 struct jnode {
@@ -58,6 +59,7 @@ struct jinja_ast {
     size_t src_len;
     char *name; /* for messages */
     struct jnode *root;
+    int has_generation; /* the template holds {% generation %} blocks */
 };
 
 /* Parses source into a new AST. Returns NULL with err set ("name:line:col: ..."). */

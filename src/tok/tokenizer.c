@@ -109,10 +109,17 @@ static int added_add(struct tokenizer *tk, const char *content, int32_t id, int 
     return 0;
 }
 
+/* Second byte of an added token, 256 for a one-byte token (those come last in their bucket). */
+static int second_byte(const struct added_token *a) { return a->len > 1 ? (uint8_t)a->content[1] : 256; }
+
+/* Added tokens by first byte, then second byte, then longest first: a position's candidates
+ * are one run (plus the one-byte tokens), not every token with its first byte (Gemma 3: 6,322
+ * tokens start with '<'). */
 static int cmp_order(const void *x, const void *y, void *ctx) {
     const struct added_token *t = ctx, *a = &t[*(const int32_t *)x], *b = &t[*(const int32_t *)y];
     if ((uint8_t)a->content[0] != (uint8_t)b->content[0])
         return (uint8_t)a->content[0] - (uint8_t)b->content[0];
+    if (second_byte(a) != second_byte(b)) return second_byte(a) - second_byte(b);
     if (a->len != b->len) return a->len > b->len ? -1 : 1;
     return a->id - b->id;
 }
@@ -428,6 +435,7 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
     int64_t i = 0;
     char *left = NULL;
     size_t left_cap = 0;
+    struct bpe_merge_queue q = {0}; /* added together at the end (bpe_add_merges) */
     while ((r = jscan_next(j, &p, &first, '[')) == 1) {
         int rc;
         if (*p == '"') {
@@ -438,8 +446,8 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
                             j->buf);
                 break;
             }
-            rc = bpe_add_merge(&tk->bpe, j->buf, (size_t)(sp - j->buf), sp + 1,
-                               j->len - (size_t)(sp + 1 - j->buf));
+            bpe_queue_merge(&q, j->buf, (size_t)(sp - j->buf), sp + 1, j->len - (size_t)(sp + 1 - j->buf));
+            rc = 0;
         } else if (*p == '[') {
             int f2 = 1, n = 0, r2;
             size_t left_len = 0;
@@ -462,7 +470,7 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
                     (long long)i);
                 break;
             }
-            rc = bpe_add_merge(&tk->bpe, left, left_len, j->buf, j->len);
+            bpe_queue_merge(&q, left, left_len, j->buf, j->len);
         } else {
             r = err_set(
                 "model.merges[%lld]: expected a string \"left right\" or a pair [\"left\", \"right\"]",
@@ -476,6 +484,9 @@ static int scan_merges(struct tokenizer *tk, struct jscan *j, const char *p) {
         i++;
     }
     free(left);
+    int64_t bad = 0;
+    if (r == 0 && p && bpe_add_merges(&tk->bpe, &q, &bad)) r = err_wrap("model.merges[%lld]", (long long)bad);
+    bpe_merge_queue_free(&q);
     return r < 0 || !p ? -1 : 0;
 }
 
@@ -653,7 +664,8 @@ static int parse_config(struct tokenizer *tk, const cJSON *cfg, int *gpt2, int o
             return err_set("added_tokens_decoder[\"%s\"]: expected an integer key and a \"content\" string",
                            it->string);
         if (only_missing) {
-            int present = 0;
+            int present = 0, k = id >= 0 && id < tk->vocab_size && tk->added_of_id ? tk->added_of_id[id] : -1;
+            if (k >= 0) present = strcmp(tk->added[k].content, content->valuestring) == 0; /* the usual case */
             for (int i = 0; i < tk->n_added && !present; i++)
                 present = strcmp(tk->added[i].content, content->valuestring) == 0;
             if (present) continue;
@@ -1341,8 +1353,19 @@ static void split_added(struct enc *e, const struct tok_text *t, size_t a, size_
             i++;
             continue;
         }
+        int c2 = i + 1 < b ? (uint8_t)s[i + 1] : 256, l = lo, h = hi; /* the run of second byte c2 */
+        while (l < h) {
+            int32_t mid = l + (h - l) / 2;
+            if (second_byte(&tk->added[tk->order[mid]]) < c2) l = mid + 1;
+            else h = mid;
+        }
         const struct added_token *found = NULL;
-        for (int32_t k = lo; k < hi && !found; k++) {
+        for (int32_t k = l; k < hi && !found; k++) {
+            if (second_byte(&tk->added[tk->order[k]]) != c2 && tk->added[tk->order[k]].len > 1) {
+                while (k < hi && tk->added[tk->order[k]].len > 1) /* on to the one-byte tokens */
+                    k++;
+                if (k == hi) break;
+            }
             const struct added_token *at = &tk->added[tk->order[k]];
             if (at->normalized != normalized || (at->special && (e->flags & TOKENIZER_SPLIT_SPECIAL)))
                 continue;

@@ -183,6 +183,8 @@ static const struct key_def dataset_keys[] = {
      "error."},
     {"loss_on", KT_ENUM, DS(loss_on), "assistant", 0, 0, 0, losses, 0,
      "Tokens that carry loss: assistant (every answer), last_turn (the final answer), all (whole text)."},
+    {"train_on_eos", KT_BOOL, DS(train_on_eos), "true", 0, 0, 0, 0, 0,
+     "Train each trained turn's end-of-turn token (false: its content only)."},
     {"shuffle", KT_BOOL, DS(shuffle), "true", 0, 0, 0, 0, 0, "Shuffle examples each epoch (seeded by seed)."},
     {"tokenizer", KT_STRING, DS(tokenizer), "''", 0, 0, 0, 0, 0,
      "Folder with tokenizer.json / tokenizer_config.json; '' = load_checkpoint."},

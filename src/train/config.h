@@ -65,6 +65,7 @@ struct config_dataset {
     enum pack_strategy pack_strategy;
     enum truncation truncation;
     enum loss_on loss_on;
+    bool train_on_eos;
     bool shuffle;
     char *tokenizer;  /* "" = load_checkpoint; else a folder with tokenizer.json etc. */
     char *vocab_file; /* vocab.json + merges.txt, as MindSpore's Qwen2Tokenizer */

@@ -179,13 +179,14 @@ int dp_init(struct dp *dp, struct dist *d, struct model *m, const struct dp_conf
     if (dp->cfg.bucket_elems <= 0) dp->cfg.bucket_elems = DP_DEFAULT_BUCKET;
     if (dp->cfg.bucket_elems > (1 << 30)) dp->cfg.bucket_elems = 1 << 30;
     dp->params = model_trainable(m, &dp->n_params);
-    if (dp->n_params == 0 || !dp->params[0].grad)
+    if (dp->n_params == 0 || (!dp->params[0].grad && dp->params[0].data))
         return err_set(
             "data parallel: the model has no trainable tensors (load it with gradients or attach LoRA)");
     dp->data = dp->params[0].data, dp->grad = dp->params[0].grad;
+    int shape_only = dp->data == NULL; /* model_load_shape: ZeRO-3 reads the shards itself */
     for (int i = 0; i < dp->n_params; i++) {
         const struct param *p = &dp->params[i];
-        if (p->data != dp->data + dp->n || p->grad != dp->grad + dp->n)
+        if (!shape_only && (p->data != dp->data + dp->n || p->grad != dp->grad + dp->n))
             return err_set(
                 "data parallel: trainable tensor %s is not contiguous with the previous one in the flat "
                 "buffer (expected offset %lld)",

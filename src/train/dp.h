@@ -17,6 +17,9 @@ struct dp_config {
     int zero;             /* ZeRO stage: 1 sharded optimizer state, 2 + gradients, 3 + weights (train/zero.h) */
     int overlap;          /* start bucket communication during the backward */
     int64_t bucket_elems; /* floats per bucket (<= 0: 4M, 16 MB) */
+    /* ZeRO-3 with a model holding only its table (model_load_shape): each rank reads its shard
+     * of the weights from this model folder; NULL: random init (std 0.02, norms 1; benchmarks). */
+    const char *weights_from;
 };
 
 struct dp {

@@ -172,6 +172,7 @@ static int open_impl(struct pipeline *p, const struct run_config *cfg, const str
         p->fmt.opt.truncation = d->truncation;
         p->fmt.opt.seq_length = d->seq_length;
         p->fmt.opt.loss_on = d->loss_on;
+        p->fmt.opt.no_eos_loss = !d->train_on_eos;
         set_columns(p, d);
         p->fmt.eos_id = -1;
         p->fmt.vocab_size = mc ? mc->vocab_size : INT32_MAX;
@@ -200,8 +201,10 @@ static int open_impl(struct pipeline *p, const struct run_config *cfg, const str
     f->opt.truncation = d->truncation;
     f->opt.seq_length = d->seq_length;
     f->tk = p->tk;
+    if (p->tmpl && p->tk) chat_template_use_tokenizer(p->tmpl, p->tk); /* end-of-turn candidates */
     f->tmpl = p->tmpl;
     f->alpaca_tmpl = p->alpaca_tmpl;
+    f->opt.no_eos_loss = !d->train_on_eos;
     f->eos_id = p->eos_id;
     f->pad_id = p->pad_id;
     if (!f->vocab_size) f->vocab_size = mc ? mc->vocab_size : INT32_MAX;

@@ -42,6 +42,8 @@ struct run_data {
     /* elapsed restarts with each process (a resume): segments are added up */
     double done_el, seg_el0, seg_step0, cur_el, rate; /* rate: seconds per step, latest segment */
     int n_segments;
+    int64_t resume_steps[64]; /* steps of the "resume" events (a new process starts after each) */
+    int n_resumes;
 };
 
 static void series_push(struct series *s, double x, double y) {
@@ -79,7 +81,10 @@ static void on_metric(struct run_data *r, cJSON *j) {
         r->last_epoch = epoch;
     }
     if (isfinite(el) && el >= 0) {
-        if (r->n_segments == 0 || el < r->cur_el) { /* a new process */
+        int resumed = 0; /* a resume event between the previous line and this one */
+        for (int k = 0; k < r->n_resumes && r->n_segments; k++)
+            resumed |= r->last_step <= r->resume_steps[k] && r->resume_steps[k] < (int64_t)step;
+        if (r->n_segments == 0 || el < r->cur_el || resumed) { /* a new process */
             if (r->n_segments) r->done_el += r->cur_el;
             r->n_segments++;
             r->seg_el0 = el, r->seg_step0 = step;
@@ -92,7 +97,12 @@ static void on_metric(struct run_data *r, cJSON *j) {
     r->tokens = (int64_t)num(j, "tokens", (double)r->tokens);
 }
 
-static void on_event(struct run_data *r, cJSON *j) { cJSON_AddItemToArray(r->events, cJSON_Duplicate(j, 1)); }
+static void on_event(struct run_data *r, cJSON *j) {
+    cJSON_AddItemToArray(r->events, cJSON_Duplicate(j, 1));
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event"), *st = cJSON_GetObjectItemCaseSensitive(j, "step");
+    if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "resume") && cJSON_IsNumber(st) && r->n_resumes < 64)
+        r->resume_steps[r->n_resumes++] = (int64_t)st->valuedouble;
+}
 
 /* Calls fn on each JSON object line of path. An absent file is fine when missing_ok. */
 static int each_line(const char *path, int missing_ok, void (*fn)(struct run_data *, cJSON *), struct run_data *r) {
@@ -116,12 +126,12 @@ static int run_load(struct run_data *r, const char *dir) {
     memset(r, 0, sizeof *r);
     r->dir = dir;
     r->events = cJSON_CreateArray();
-    char *p = path_join(dir, "metrics.jsonl");
-    int rc = file_exists(p) ? each_line(p, 0, on_metric, r) : err_set("%s: no metrics.jsonl (not a csft output_dir?)", dir);
+    char *p = path_join(dir, "events.jsonl"); /* first: the resume steps split the metrics into processes */
+    int rc = each_line(p, 1, on_event, r);
     free(p);
     if (rc) return -1;
-    p = path_join(dir, "events.jsonl");
-    rc = each_line(p, 1, on_event, r);
+    p = path_join(dir, "metrics.jsonl");
+    rc = file_exists(p) ? each_line(p, 0, on_metric, r) : err_set("%s: no metrics.jsonl (not a csft output_dir?)", dir);
     free(p);
     if (rc) return -1;
     p = path_join(dir, "run_info.json");

@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "data/pack.h"
 #include "dist/dist.h"
+#include "io/ckpt.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/best.h"
@@ -52,6 +53,7 @@ struct run {
     struct dp dp;    /* data parallelism over g->dp (world > 1) */
     int rank, world; /* in d (rank 0 writes logs and files) */
     int dp_rank, dp_size; /* which rows of every step this rank trains */
+    const char *shard_from; /* ZeRO-3: the model folder each rank reads its weight shard from */
     struct model m;
     struct pipeline pipe;
     struct dataset *train, *eval;
@@ -83,8 +85,15 @@ static int load_model(struct run *r, const char *resume_path) {
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
     struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
+    /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init (HF safetensors
+     * sources; a MindSpore .ckpt is read whole) */
+    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !(r->g && r->g->tp_size > 1) &&
+                            !ckpt_is_checkpoint(src)
+                        ? src
+                        : NULL;
     char *shape = config_hf_config_json(c); /* the shape of a .ckpt with no config.json beside it */
-    int bad = model_load_from_tp(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base, &tp);
+    int bad = r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
+                            : model_load_from_tp(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base, &tp);
     free(shape);
     if (bad) return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
@@ -403,7 +412,7 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.seed = (uint64_t)cfg->seed;
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
-        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1};
+        struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1, .weights_from = r->shard_from};
         if (r->g->tp_size > 1 && dc.zero >= 3) {
             err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
                     "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
@@ -567,6 +576,12 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
         int tr;
         long long ts;
         if (term_at && sscanf(term_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) raise(SIGTERM);
+        /* test hook: "R:S" makes rank R fail after step S (the job must end with a word from every rank) */
+        const char *fail_at = getenv("CSFT_TEST_FAIL_AT");
+        if (fail_at && sscanf(fail_at, "%d:%lld", &tr, &ts) == 2 && tr == r->rank && ts == r->st.step) {
+            err_set("deliberate failure of rank %d after step %lld (test)", tr, ts);
+            goto done;
+        }
     }
     metrics_progress_end(&r->prog);
     if (save_final(r)) goto done;

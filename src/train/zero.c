@@ -6,16 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/err.h"
+#include "core/rng.h"
 #include "core/util.h"
+#include "io/safetensors.h"
 #include "train/dp.h"
 
 struct zslot {
     int unit;        /* unit held or in flight (-1: none) */
     int valid;       /* weights: current (stage 3) */
-    float *buf;      /* (unit size) weights or gradients of the whole unit */
-    float *recv;     /* gradients: this rank's part after the reduce-scatter */
-    int64_t recv_at; /* where recv lands in the gradient shard */
+    float *buf;      /* (unit size) weights or gradients of the whole unit; after the in-place
+                        reduce-scatter its first recv_n elements are this rank's summed part */
+    int64_t recv_at; /* where that part lands in the gradient shard */
     int recv_n;
     int *counts, *displs; /* (world) of the collective in flight */
     struct dist_req req;
@@ -105,23 +108,25 @@ static int64_t max_unit(const struct zspace *s, int from, int to) {
     return w;
 }
 
-static void slot_init(struct zero *z, struct zslot *sl, int64_t n, int grads) {
+static void slot_init(struct zero *z, struct zslot *sl, int64_t n) {
     int W = z->d->world;
     sl->unit = -1;
     sl->buf = xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sl->recv = grads ? xmalloc(sizeof(float) * (size_t)(n ? n : 1)) : NULL;
     sl->counts = xmalloc(sizeof(int) * (size_t)W);
     sl->displs = xmalloc(sizeof(int) * (size_t)W);
-    z->work_bytes += (int64_t)sizeof(float) * n * (grads ? 2 : 1);
+    z->work_bytes += (int64_t)sizeof(float) * n;
 }
 
-static void slot_free(struct zslot *sl) { free(sl->buf), free(sl->recv), free(sl->counts), free(sl->displs); }
+static void slot_free(struct zslot *sl) { free(sl->buf), free(sl->counts), free(sl->displs); }
 
+/* Untied, the embedding (needed at the start of the forward only: its backward reads no
+ * weights) and the head (needed from the end of the forward through its backward) take turns
+ * in one buffer, and so do their gradients; tied, the head reads the embedding, which stays. */
 static struct zslot *wslot(struct zero *z, int u) {
-    return u == 0 ? &z->wE : u == z->L + 1 ? &z->wH : &z->wL[(u - 1) & 1];
+    return u == 0 ? &z->wE : u == z->L + 1 ? (z->tied ? &z->wH : &z->wE) : &z->wL[(u - 1) & 1];
 }
 static struct zslot *gslot(struct zero *z, int u) {
-    return u == 0 ? &z->gE : u == z->L + 1 ? &z->gH : &z->gL[(u - 1) & 1];
+    return u == 0 ? &z->gE : u == z->L + 1 ? (z->tied ? &z->gH : &z->gE) : &z->gL[(u - 1) & 1];
 }
 
 /* ---- weights (stage 3) ---- */
@@ -157,7 +162,7 @@ static void grads_fold(struct zero *z, struct zslot *sl) {
     dist_req_wait(z->d, &sl->req);
     if (sl->unit < 0) return;
     float *g = z->dp->shard_grad + sl->recv_at;
-    const float *r = sl->recv;
+    const float *r = sl->buf;
     for (int j = 0; j < sl->recv_n; j++) g[j] += r[j];
     sl->unit = -1, sl->recv_n = 0;
 }
@@ -183,7 +188,7 @@ static void grads_send(struct zero *z, int u) {
     int me = z->d->rank;
     sl->recv_n = sl->counts[me];
     sl->recv_at = sl->recv_n ? a + sl->displs[me] - s->lo : 0;
-    dist_ireduce_scatter_f32_req(z->d, sl->buf, sl->recv, sl->counts, &sl->req);
+    dist_ireduce_scatter_f32_req(z->d, NULL, sl->buf, sl->counts, &sl->req); /* in place */
 }
 
 static void poll(struct zero *z) {
@@ -200,10 +205,11 @@ static void on_unit(int event, int u, void *ctx) {
         return;
     }
     if (z->shard_weights) {
-        weights_bind(z, u);
+        /* the embedding's backward reads no weights */
+        if (!(event == MODEL_UNIT_BACKWARD && u == 0)) weights_bind(z, u);
         if (u == H && z->tied) weights_bind(z, 0); /* the tied head reads the embedding */
         if (event == MODEL_UNIT_FORWARD) gather_start(z, u + 1 <= H ? u + 1 : -1);
-        else gather_start(z, u - 1); /* backward runs H, L, ..., 1, 0 */
+        else if (u > 1) gather_start(z, u - 1); /* backward runs H, L, ..., 1, 0 */
     }
     if (event == MODEL_UNIT_BACKWARD && (z->m->base_trained || z->m->has_lora)) {
         if (!(u == 0 && z->tied && z->weights_are_trained)) grads_bind(z, u);
@@ -215,12 +221,46 @@ static void on_unit(int event, int u, void *ctx) {
 
 /* ---- setup ---- */
 
+/* The shard [lo, hi) of the weights without the whole model ever in memory: read from the
+ * model folder dir (mmapped safetensors, converted range by range), or random (dir NULL). */
+static int shard_fill(struct zspace *s, const char *dir) {
+    struct safetensors *st = NULL;
+    if (dir && safetensors_open(&st, dir)) return err_wrap("reading this rank's shard of the weights");
+    int rc = 0;
+    for (int i = 0; i < s->n_params && !rc; i++) {
+        const struct param *p = &s->params[i];
+        int64_t off = s->pstart[i], a = off > s->lo ? off : s->lo, b = s->pstart[i + 1] < s->hi ? s->pstart[i + 1] : s->hi;
+        if (a >= b) continue;
+        float *out = s->shard + (a - s->lo);
+        if (!st) {
+            int norm = strstr(p->name, "norm") != NULL;
+            for (int64_t j = a; j < b; j++) {
+                uint64_t h = rng_hash((uint64_t)j * 0x9e3779b97f4a7c15ull + 1);
+                out[j - a] = norm ? 1.0f : p->n_dims == 1 ? 0.0f : 0.02f * (float)((double)(h >> 11) / 9007199254740992.0 - 0.5) * 3.4641f;
+            }
+            continue;
+        }
+        const struct st_tensor *t = safetensors_find(st, p->name);
+        int same = t && t->n_dims == p->n_dims && t->numel == p->numel;
+        for (int k = 0; same && k < t->n_dims; k++) same = t->shape[k] == p->shape[k];
+        if (!same)
+            rc = err_set("%s: tensor %s %s", dir, p->name, t ? "has another shape than config.json gives" : "is missing");
+        else if (dtype_to_f32(out, (const char *)t->data + (size_t)(a - off) * dtype_size(t->dtype), t->dtype, b - a))
+            rc = err_set("%s: tensor %s is not a float tensor", dir, p->name);
+    }
+    if (st) safetensors_close(st);
+    return rc;
+}
+
 int zero_init(struct dp *dp) {
     struct zero *z = dp->z = xcalloc(1, sizeof *z);
     struct model *m = dp->m;
     z->dp = dp, z->d = dp->d, z->m = m, z->stage = dp->cfg.zero;
     z->L = m->cfg.n_layers, z->n_units = z->L + 2;
     z->tied = m->cfg.tie_word_embeddings;
+    if (!m->base && dp->cfg.zero < 3)
+        return err_set("parallel_config.zero_stage %d: the model was loaded without its weights (ZeRO-3 only)",
+                       dp->cfg.zero);
     if (m->base_bf16) return err_set("parallel_config.zero_stage %d: a bf16 frozen base is not supported with ZeRO-2/3 yet",
                                      z->stage);
     space_plan(z, &z->ts, dp->params, dp->n_params, dp->bounds);
@@ -231,12 +271,14 @@ int zero_init(struct dp *dp) {
         else space_plan(z, &z->ws, dp->params, dp->n_params, dp->bounds);
         struct zspace *s = &z->ws;
         s->shard = xmalloc(sizeof(float) * (size_t)(s->hi - s->lo + 1));
-        memcpy(s->shard, m->base + s->lo, sizeof(float) * (size_t)(s->hi - s->lo));
-        slot_init(z, &z->wE, max_unit(s, 0, 0), 0);
-        slot_init(z, &z->wH, max_unit(s, z->L + 1, z->L + 1), 0);
+        if (m->base) memcpy(s->shard, m->base + s->lo, sizeof(float) * (size_t)(s->hi - s->lo));
+        else if (shard_fill(s, dp->cfg.weights_from)) return -1;
+        int64_t e = max_unit(s, 0, 0), h = max_unit(s, z->L + 1, z->L + 1);
+        slot_init(z, &z->wE, z->tied || e > h ? e : h);
+        slot_init(z, &z->wH, z->tied ? h : 0);
         int64_t lw = max_unit(s, 1, z->L);
-        slot_init(z, &z->wL[0], lw, 0);
-        slot_init(z, &z->wL[1], lw, 0);
+        slot_init(z, &z->wL[0], lw);
+        slot_init(z, &z->wL[1], lw);
         m->k->mem_free(m->base);
         m->base = NULL;
         z->state_bytes += (int64_t)sizeof(float) * (s->hi - s->lo);
@@ -247,11 +289,12 @@ int zero_init(struct dp *dp) {
         z->state_bytes += (int64_t)sizeof(float) * (m->n_base + m->n_lora);
     }
     struct zspace *t = &z->ts;
-    slot_init(z, &z->gE, max_unit(t, 0, 0), 1);
-    slot_init(z, &z->gH, max_unit(t, z->L + 1, z->L + 1), 1);
+    int64_t ge = max_unit(t, 0, 0), gh = max_unit(t, z->L + 1, z->L + 1);
+    slot_init(z, &z->gE, z->tied || ge > gh ? ge : gh);
+    slot_init(z, &z->gH, z->tied ? gh : 0);
     int64_t lg = max_unit(t, 1, z->L);
-    slot_init(z, &z->gL[0], lg, 1);
-    slot_init(z, &z->gL[1], lg, 1);
+    slot_init(z, &z->gL[0], lg);
+    slot_init(z, &z->gL[1], lg);
     for (int i = 0; i < t->n_params; i++) t->params[i].grad = NULL;
     if (m->has_lora) m->k->mem_free(m->dlora_mem), m->dlora_mem = NULL;
     else m->k->mem_free(m->dbase), m->dbase = NULL;
