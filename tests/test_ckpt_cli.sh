@@ -46,6 +46,9 @@ cp $CK/qwen2-tiny.ckpt $T/run/rank_0/qwen2_rank_0-1_4.ckpt
 expect_fail "two ckpts, no meta.json" "no meta.json naming the last one" ./csft convert $T/run $T/x
 echo '{"last_epoch":1,"last_step":4,"last_ckpt_file":"qwen2_rank_0-1_4.ckpt"}' > $T/run/rank_0/meta.json
 expect_ok "meta.json picks the file" ./csft convert $T/run $T/hf_meta
+# rank_0 of a distributed save (only part of the model): the message says so
+mkdir -p $T/split/rank_0 $T/split/rank_1 && cp $CK/edge-cases.ckpt $T/split/rank_0/x_rank_0-1_1.ckpt && cp $HF/config.json $T/split/
+expect_fail "partial rank_0" "rank_0 of a distributed save holds only its part of the model" ./csft convert $T/split $T/x
 expect_fail "encrypted" "the checkpoint is encrypted (AES-GCM" ./csft convert $CK/qwen2-tiny-encrypted.ckpt $T/x --config $HF/config.json
 expect_fail "truncated" "truncated: entry 11" ./csft convert $CK/qwen2-tiny-truncated.ckpt $T/x --config $HF/config.json
 expect_fail "no shape" "holds no model shape" ./csft convert $CK/qwen2-tiny.ckpt $T/x

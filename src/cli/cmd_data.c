@@ -254,7 +254,7 @@ static void stats_print(const struct run_config *cfg, const struct config_datase
         putchar('\n');
     }
     if (d->packing && d->seq_length > 0) {
-        struct pack_options po = {.packing = 1, .shuffle = d->shuffle, .seq_length = d->seq_length,
+        struct pack_options po = {.packing = 1, .strategy = d->pack_strategy, .shuffle = d->shuffle, .seq_length = d->seq_length,
                                   .seed = (uint64_t)cfg->seed};
         struct row_plan p;
         double t0 = time_now();

@@ -14,11 +14,15 @@
 #include "model/model.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
+#include "train/config_mindformers.h"
 #include "train/pipeline.h"
 #include "train/step.h"
 
 static int load_model_and_adapter(struct model *m, const struct run_config *cfg) {
-    if (model_load(m, cfg->load_checkpoint, cfg->model.num_layers, 0)) return -1;
+    char *shape = config_hf_config_json(cfg); /* the shape of a .ckpt with no config.json beside it */
+    int bad = model_load_from(m, cfg->load_checkpoint, shape, cfg->model.num_layers, 0, 0);
+    free(shape);
+    if (bad) return -1;
     const char *ad = cfg->model.pet.adapter_path;
     if (ad && ad[0] && lora_load_adapter(m, ad)) return err_wrap("adapter_path");
     return 0;
@@ -103,12 +107,29 @@ struct pred_item {
     char *text;      /* the prompt as the model sees it */
     cJSON *rec;      /* {prompt[, input]} or {messages} */
     char *reference; /* an expected answer to score, or NULL */
+    int32_t *ids;    /* already tokenized (MindFormers' Alpaca pieces), else NULL: text is encoded */
+    int64_t n_ids;
 };
 
 static void item_free(struct pred_item *it) {
-    free(it->text), free(it->reference);
+    free(it->text), free(it->reference), free(it->ids);
     cJSON_Delete(it->rec);
     memset(it, 0, sizeof *it);
+}
+
+/* The prompt of an instruction (+ input): rendered text, or with format mindformers_alpaca
+ * their pieces tokenized one by one as in training. 0 or -1. */
+static int item_prompt(const struct pipeline *p, const char *prompt, const char *input, int raw, struct pred_item *it) {
+    if (!raw && p->fmt.opt.format == DATA_FORMAT_MINDFORMERS_ALPACA) {
+        struct formatted fo = {0};
+        if (format_mindformers_alpaca_prompt(&p->fmt, prompt, input, &fo)) return formatted_free(&fo), -1;
+        it->ids = fo.ids, it->n_ids = fo.n;
+        free(fo.labels);
+        it->text = xstrdup("");
+        return 0;
+    }
+    it->text = render_prompt(p, prompt, input, raw);
+    return it->text ? 0 : -1;
 }
 
 /* A line of --input-file: JSONL with "messages" (a trailing assistant message is the reference),
@@ -140,7 +161,7 @@ static int item_from_line(const struct pipeline *p, const char *line, int raw, s
         cJSON_AddStringToObject(it->rec, "prompt", prompt);
         if (input) cJSON_AddStringToObject(it->rec, "input", input);
         if (ref) it->reference = xstrdup(ref);
-        it->text = render_prompt(p, prompt, input, raw);
+        item_prompt(p, prompt, input, raw, it);
     }
     cJSON_Delete(j);
     if (!it->text) return err_wrap("%s: row %ld", file, row);
@@ -173,7 +194,12 @@ static int generate_items(const struct predictor *pr, struct pred_item *items, i
     int *np = xcalloc((size_t)n, sizeof *np), *ng = xcalloc((size_t)n, sizeof *ng), rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         int64_t len;
-        if (tokenizer_encode(pr->p->tk, items[i].text, strlen(items[i].text), &ids[i], &len)) rc = -1;
+        if (items[i].ids) {
+            len = items[i].n_ids;
+            ids[i] = xmalloc(sizeof(int32_t) * (size_t)(len ? len : 1));
+            if (len) memcpy(ids[i], items[i].ids, sizeof(int32_t) * (size_t)len);
+        } else if (tokenizer_encode(pr->p->tk, items[i].text, strlen(items[i].text), &ids[i], &len))
+            rc = -1;
         else if (len == 0) rc = err_set("empty prompt");
         else if (len + pc->max_new_tokens > INT32_MAX / 2) rc = err_set("prompt of %lld tokens is too long", (long long)len);
         np[i] = (int)len;
@@ -307,9 +333,9 @@ int cmd_predict_config(struct run_config *cfg) {
     }
     int raw = getenv("CSFT_RAW_PROMPT") != NULL;
     if (rc == 0 && cfg->predict.prompt && cfg->predict.prompt[0]) {
-        struct pred_item it = {.text = render_prompt(&p, cfg->predict.prompt, NULL, raw)};
+        struct pred_item it = {0};
         char *res = NULL;
-        rc = it.text ? generate_items(&pr, &it, 1, &res, NULL) : -1;
+        rc = item_prompt(&p, cfg->predict.prompt, NULL, raw, &it) ? -1 : generate_items(&pr, &it, 1, &res, NULL);
         if (rc == 0) fprintf(out, "%s\n", res);
         free(res);
         item_free(&it);

@@ -20,6 +20,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 /* Prints "csft <cmd>: <err_msg()>" to stderr and returns 1. */

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"template", cmd_template, "render a chat template"},
     {"data", cmd_data, "inspect datasets: cat, stats"},
     {"convert", cmd_convert, "MindSpore .ckpt <-> Hugging Face model folder"},
+    {"config", cmd_config, "config convert: a MindSpore Transformers config as native csft YAML"},
     {"report", cmd_report, "write report.html for a run (several runs: curves overlaid)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

@@ -354,6 +354,74 @@ static int truncate_out(const struct formatter *f, struct formatted *out, const 
     return 0;
 }
 
+/* MindSpore Transformers' AlpacaInstructDataHandler (MF-master dataset/handler/alpaca_handler.py):
+ * three pieces tokenized on their own, SYSTEM + " " and "USER: " + prompt + " " untrained,
+ * "ASSISTANT: " + output + "</s>" trained ("</s>" is literal text for Qwen). Labels stay
+ * unshifted here; the one shift happens per document at batch time (their packed path shifts
+ * twice, a known bug: docs/mindformers.md). */
+/* The three pieces of their text; pieces[2] is "ASSISTANT: " + output + "</s>", or with
+ * output NULL the generation prompt "ASSISTANT:". */
+static void mf_alpaca_pieces(const char *instruction, const char *input, const char *output, char *pieces[3]) {
+    static const char *const system = "A chat between a curious user and an artificial intelligence assistant. The "
+                                      "assistant gives helpful, detailed, and polite answers to the user's questions.";
+    pieces[0] = xasprintf("%s ", system);
+    if (input && input[0])
+        pieces[1] = xasprintf("USER: Below is an instruction that describes a task, paired with an input that provides "
+                              "further context. Write a response that appropriately completes the request.\n\n### "
+                              "Instruction:\n%s\n\n### Input:\n%s\n\n### Response: ",
+                              instruction, input);
+    else
+        pieces[1] = xasprintf("USER: Below is an instruction that describes a task. Write a response that appropriately "
+                              "completes the request.\n\n### Instruction:\n%s\n\n### Response: ",
+                              instruction);
+    pieces[2] = output ? xasprintf("ASSISTANT: %s</s>", output) : xstrdup("ASSISTANT:");
+}
+
+/* Tokenizes the pieces one by one into out; labels: the last piece when trained_last. */
+static int mf_alpaca_tokenize(const struct formatter *f, char *pieces[3], int trained_last, struct formatted *out) {
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        struct tokenizer_buf tb = {0};
+        rc = tokenizer_encode_append(f->tk, pieces[k], strlen(pieces[k]), 0, &tb);
+        if (rc == 0) {
+            out_reserve(out, out->n + tb.n + 1);
+            for (int64_t i = 0; i < tb.n; i++) {
+                out->ids[out->n + i] = tb.ids[i];
+                out->labels[out->n + i] = (k == 2 && trained_last) || f->opt.loss_on == LOSS_ON_ALL ? tb.ids[i] : -100;
+            }
+            out->n += tb.n;
+        }
+        tokenizer_buf_free(&tb);
+    }
+    for (int k = 0; k < 3; k++) free(pieces[k]);
+    return rc;
+}
+
+/* MindSpore Transformers' AlpacaInstructDataHandler (MF-master dataset/handler/alpaca_handler.py):
+ * three pieces tokenized on their own, SYSTEM + " " and "USER: " + prompt + " " untrained,
+ * "ASSISTANT: " + output + "</s>" trained ("</s>" is literal text for Qwen). Labels stay
+ * unshifted here; the one shift happens per document at batch time (their packed path shifts
+ * twice, a known bug: docs/mindformers.md). */
+static int format_mindformers_alpaca(const struct formatter *f, const cJSON *rec, const char *file, int64_t row,
+                                     struct formatted *out) {
+    const cJSON *ins = col(&f->opt, rec, "instruction"), *inp = col(&f->opt, rec, "input"), *o = col(&f->opt, rec, "output");
+    if (need_string(ins, column_name(&f->opt, "instruction"), file, row, 1) ||
+        need_string(o, column_name(&f->opt, "output"), file, row, 1) ||
+        need_string(inp, column_name(&f->opt, "input"), file, row, 0))
+        return -1;
+    char *pieces[3];
+    mf_alpaca_pieces(ins->valuestring, inp ? inp->valuestring : NULL, o->valuestring, pieces);
+    return mf_alpaca_tokenize(f, pieces, 1, out);
+}
+
+int format_mindformers_alpaca_prompt(const struct formatter *f, const char *instruction, const char *input,
+                                     struct formatted *out) {
+    out->n = 0;
+    char *pieces[3];
+    mf_alpaca_pieces(instruction, input, NULL, pieces);
+    return mf_alpaca_tokenize(f, pieces, 0, out);
+}
+
 int format_record(const struct formatter *f, const cJSON *rec, const char *file, int64_t row, struct formatted *out) {
     out->n = 0, out->truncated = 0, out->dropped = 0;
     if (!cJSON_IsObject(rec)) return err_set("%s: row %lld: a record must be an object", file, (long long)row);
@@ -410,6 +478,7 @@ int format_record(const struct formatter *f, const cJSON *rec, const char *file,
         break;
     }
     case DATA_FORMAT_TOKENIZED: rc = format_tokenized(f, rec, file, row, out); break;
+    case DATA_FORMAT_MINDFORMERS_ALPACA: rc = format_mindformers_alpaca(f, rec, file, row, out); break;
     default:
         return err_set("%s: row %lld: cannot tell the record's format from its columns (expected instruction/output, "
                        "messages, conversations, text or input_ids; set train_dataset.format or column_mapping)",

@@ -20,7 +20,8 @@ enum data_format {
     DATA_FORMAT_MESSAGES,
     DATA_FORMAT_SHAREGPT,
     DATA_FORMAT_TEXT,
-    DATA_FORMAT_TOKENIZED
+    DATA_FORMAT_TOKENIZED,
+    DATA_FORMAT_MINDFORMERS_ALPACA /* MindSpore Transformers' AlpacaInstructDataHandler (docs/mindformers.md) */
 };
 enum truncation { TRUNCATION_RIGHT, TRUNCATION_LEFT, TRUNCATION_DROP, TRUNCATION_ERROR };
 enum loss_on { LOSS_ON_ASSISTANT, LOSS_ON_LAST_TURN, LOSS_ON_ALL };
@@ -70,3 +71,7 @@ int format_record(const struct formatter *f, const struct cJSON *rec, const char
 int format_columns(const struct format_options *opt, const char **out, int max);
 /* Which format a record looks like under the column mapping (AUTO resolved), or -1. */
 int format_detect(const struct format_options *opt, const struct cJSON *rec);
+/* The generation prompt of format mindformers_alpaca (their three pieces, the last one
+ * "ASSISTANT:"), tokenized piece by piece as in training, into out->ids. */
+int format_mindformers_alpaca_prompt(const struct formatter *f, const char *instruction, const char *input,
+                                     struct formatted *out);

@@ -44,6 +44,32 @@ void row_plan_build(struct row_plan *p, const struct dataset *ds, const struct p
         free(order);
         return;
     }
+    if (opt->strategy == PACK_STRATEGY_PACK) {
+        /* MindSpore Transformers' PackingHandler: greedy in dataset order, a row is closed when
+         * the next sequence does not fit; the finished rows are then shuffled (their loader's
+         * shuffle runs after packing). Sequences longer than a row were dropped before. */
+        int64_t rows = 0, fill = 0, *start = xmalloc(sizeof(int64_t) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++) {
+            int64_t len = dataset_len(ds, i);
+            if (i == 0 || fill + len > opt->seq_length) start[rows++] = i, fill = 0;
+            fill += len;
+        }
+        start[rows] = n;
+        int64_t *row_order = xmalloc(sizeof(int64_t) * (size_t)(rows ? rows : 1)), out = 0;
+        for (int64_t r = 0; r < rows; r++) row_order[r] = r;
+        rng = rng_hash(opt->seed * 0x9e3779b97f4a7c15ull + (uint64_t)epoch + 1);
+        if (opt->shuffle) shuffle(row_order, rows, &rng);
+        for (int64_t k = 0; k < rows; k++) {
+            int64_t r = row_order[k];
+            p->row_start[k] = out;
+            p->row_len[k] = 0;
+            for (int64_t i = start[r]; i < start[r + 1]; i++) p->seqs[out++] = i, p->row_len[k] += dataset_len(ds, i);
+        }
+        p->row_start[rows] = out;
+        p->n_rows = rows;
+        free(start), free(row_order), free(order);
+        return;
+    }
     /* Best-fit decreasing per window; the window's rows are then shuffled (when shuffling)
      * so long sequences are not all at the start of the window. */
     int64_t cap = opt->seq_length, out = 0, rows = 0;

@@ -17,8 +17,14 @@ struct row_plan {
     int64_t *row_len;   /* tokens in each row */
 };
 
+/* best_fit: best-fit decreasing per window of the shuffled order. pack: MindSpore Transformers'
+ * PackingHandler: greedy in dataset order (a row is closed when the next sequence does not fit),
+ * then the rows are shuffled (when shuffling). */
+enum pack_strategy { PACK_STRATEGY_BEST_FIT, PACK_STRATEGY_PACK };
+
 struct pack_options {
     int packing;
+    enum pack_strategy strategy;
     int shuffle;
     int seq_length; /* row capacity when packing */
     uint64_t seed;

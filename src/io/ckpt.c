@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,7 +498,15 @@ const struct ckpt_tensor *ckpt_find(const struct ckpt *ck, const char *name) {
 int ckpt_tensor_f32(const struct ckpt *ck, const struct ckpt_tensor *t, float *dst) {
     if (t->dtype != DTYPE_F32 && t->dtype != DTYPE_BF16 && t->dtype != DTYPE_F16)
         return err_set("%s: tensor '%s' is %s, expected Float32, BFloat16 or Float16", ck->path, t->name, t->type);
-    return dtype_to_f32(dst, t->data, (enum dtype)t->dtype, t->numel);
+    if (t->dtype == DTYPE_F32) return memcpy(dst, t->data, t->nbytes), 0;
+    size_t es = dtype_size((enum dtype)t->dtype);
+    if ((uintptr_t)t->data % es == 0) return dtype_to_f32(dst, t->data, (enum dtype)t->dtype, t->numel);
+    /* the file places contents at any byte offset: convert from an aligned copy */
+    void *tmp = xmalloc(t->nbytes ? t->nbytes : 1);
+    memcpy(tmp, t->data, t->nbytes);
+    int rc = dtype_to_f32(dst, tmp, (enum dtype)t->dtype, t->numel);
+    free(tmp);
+    return rc;
 }
 
 /* ---- writer ---- */

@@ -115,6 +115,10 @@ static void lora_split(const struct model *m, struct param *p, const struct para
 static char *saved_regex(const struct model *m, const struct lora_spec *spec, const char *targeted, int alias_only) {
     if (!spec->target_regex) return NULL;
     if (!alias_only) return xstrdup(spec->target_regex);
+    int uniform = 1; /* the same modules in every layer: PEFT's plain list (targets) */
+    for (int l = 1; l < m->cfg.n_layers && uniform; l++)
+        uniform = memcmp(targeted + (size_t)l * N_LIN, targeted, N_LIN) == 0;
+    if (uniform) return NULL;
     size_t cap = 256, len = 0;
     char *r = xmalloc(cap);
     r[len++] = '(', r[len++] = '?', r[len++] = ':';

@@ -112,9 +112,19 @@ int mf_ckpt_read(const struct ckpt *ck, const struct model_config *c, const char
     }
     char part;
     const char *kind;
-    if (concat_part(hf_name, cat, sizeof cat, &part, &kind) || !(t = ckpt_find(ck, cat)))
-        return err_set("%s: no tensor '%s' (the MindSpore Transformers name of %s)", ck->path,
-                       mf_name_from_hf(hf_name, mf, sizeof mf) ? hf_name : mf, hf_name);
+    if (concat_part(hf_name, cat, sizeof cat, &part, &kind) || !(t = ckpt_find(ck, cat))) {
+        /* a rank_0 file of a distributed save holds only its part of the model */
+        const char *r0 = strstr(ck->path, "/rank_0/");
+        char *r1 = r0 ? xasprintf("%.*s/rank_1", (int)(r0 - ck->path), ck->path) : NULL;
+        int split = r1 && dir_exists(r1);
+        free(r1);
+        return err_set("%s: no tensor '%s' (the MindSpore Transformers name of %s)%s", ck->path,
+                       mf_name_from_hf(hf_name, mf, sizeof mf) ? hf_name : mf, hf_name,
+                       split ? "; rank_0 of a distributed save holds only its part of the model: merge the ranks "
+                               "into one complete checkpoint with MindSpore (transform_checkpoints, or save with "
+                               "integrated_save: True) first"
+                             : "");
+    }
     int64_t cols = n_dims == 2 ? shape[1] : 1, rows = shape[0];
     int HS = c->head_dim, KVH = c->n_kv_heads, rep = c->n_heads / c->n_kv_heads, F = c->intermediate_size;
     int64_t total_rows = part == 'g' || part == 'u' ? 2 * (int64_t)F : (int64_t)(rep + 2) * KVH * HS;

@@ -235,7 +235,9 @@ void model_bind(struct model *m) {
 static int ckpt_model_config(struct model_config *cfg, const char *path, const char *config_json, int n_layers_keep) {
     char *dir = ckpt_config_dir(path), *cj = path_join(dir, "config.json");
     int rc;
-    if (file_exists(cj)) rc = model_config_load(cfg, cj, n_layers_keep);
+    if (file_exists(cj))
+        rc = (config_json ? model_config_check(cj, config_json, "model.model_config.hf_config") : 0) ||
+             model_config_load(cfg, cj, n_layers_keep);
     else if (config_json) rc = model_config_parse(cfg, config_json, "model.model_config (shape of the .ckpt)", n_layers_keep);
     else
         rc = err_set("%s: a MindSpore .ckpt holds no model shape and there is no config.json beside it (%s); put the "
@@ -250,7 +252,8 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
     memset(m, 0, sizeof *m);
     int is_ckpt = ckpt_is_checkpoint(dir);
     if (is_ckpt ? ckpt_model_config(&m->cfg, dir, config_json, n_layers_keep)
-                : model_config_load(&m->cfg, dir, n_layers_keep))
+                : (config_json && model_config_check(dir, config_json, "model.model_config.hf_config")) ||
+                      model_config_load(&m->cfg, dir, n_layers_keep))
         return -1;
     if (tp && tp->size > 1) {
         if (is_ckpt)
@@ -333,6 +336,11 @@ int model_load_bf16_base_tp(struct model *m, const char *dir, int n_layers_keep,
 int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
                     int bf16_base) {
     return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base, NULL);
+}
+
+int model_load_from_tp(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                       int bf16_base, const struct tp_comm *tp) {
+    return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base, tp);
 }
 
 static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {

@@ -126,6 +126,9 @@ int model_load(struct model *m, const char *dir, int n_layers_keep, int train_ba
  * from a config.json beside it, else from config_json (HF config.json text; NULL = none). */
 int model_load_from(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
                     int bf16_base);
+/* The same for one rank of a tensor-parallel group (tp NULL or size 1: model_load_from). */
+int model_load_from_tp(struct model *m, const char *path, const char *config_json, int n_layers_keep, int train_base,
+                       int bf16_base, const struct tp_comm *tp);
 /* model_load for one rank of a tensor-parallel group: reads only this rank's slices. Errors
  * if the model cannot be split tp->size ways (tp_check_config). tp NULL: model_load. */
 int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp);

@@ -386,3 +386,31 @@ bad:
     free(q), free(t);
     return NULL;
 }
+
+int model_config_check(const char *path, const char *json_text, const char *what) {
+    char *file = dir_exists(path) ? path_join(path, "config.json") : xstrdup(path);
+    char *text = file_read_all(file, NULL);
+    cJSON *a = text ? cJSON_Parse(text) : NULL, *b = cJSON_Parse(json_text);
+    int rc = 0;
+    if (!a || !b) rc = err_set("%s: cannot compare with %s (not valid JSON)", file, what);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, b) {
+        if (rc) break;
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(a, e->string);
+        if (!h) continue; /* a default of config.json's class: not compared */
+        int same = 1;
+        if (cJSON_IsNumber(e) && cJSON_IsNumber(h))
+            same = !strcmp(e->string, "num_hidden_layers") ? e->valuedouble <= h->valuedouble
+                                                           : fabs(e->valuedouble - h->valuedouble) <= 1e-6 * fabs(h->valuedouble);
+        else if (cJSON_IsBool(e) || cJSON_IsBool(h)) same = cJSON_IsTrue(e) == cJSON_IsTrue(h);
+        else if (cJSON_IsString(e) && cJSON_IsString(h)) same = !strcmp(e->valuestring, h->valuestring);
+        if (!same) {
+            char *x = cJSON_PrintUnformatted(e), *y = cJSON_PrintUnformatted(h);
+            rc = err_set("%s gives %s = %s but %s has %s", what, e->string, x, file, y);
+            free(x), free(y);
+        }
+    }
+    cJSON_Delete(a), cJSON_Delete(b);
+    free(text), free(file);
+    return rc;
+}

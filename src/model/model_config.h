@@ -53,6 +53,10 @@ struct model_config {
 int model_config_load(struct model_config *cfg, const char *path, int n_layers_keep);
 /* The same from JSON text (name is used in errors). */
 int model_config_parse(struct model_config *cfg, const char *json_text, const char *name, int n_layers_keep);
+/* Compares the keys of json_text (HF config.json spelling) with path's config.json; a value that
+ * differs is an error naming both (num_hidden_layers may be smaller: the first N are kept).
+ * what names json_text's origin in the message. */
+int model_config_check(const char *path, const char *json_text, const char *what);
 /* Writes cfg as an HF config.json (transformers 4 spelling, readable by 4 and 5). */
 char *model_config_to_json(const struct model_config *cfg);
 /* The input model's own config.json text `src` with only what training changes: the dtype

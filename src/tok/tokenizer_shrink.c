@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -73,12 +74,26 @@ int tokenizer_shrink(const char *src, int n_base, const char *dst_dir, int *voca
         cJSON_AddStringToObject(cfg, "pad_token", eos);
     }
     cJSON_AddNumberToObject(cfg, "model_max_length", 32768);
-    char *s1 = cJSON_PrintUnformatted(j), *s2 = cJSON_Print(cfg);
+    char *s1 = cJSON_PrintUnformatted(j), *s2 = cJSON_Print(cfg), *s3 = cJSON_PrintUnformatted(nv);
     char *p1 = path_join(dst_dir, "tokenizer.json"), *p2 = path_join(dst_dir, "tokenizer_config.json");
+    char *p3 = path_join(dst_dir, "vocab.json"), *p4 = path_join(dst_dir, "merges.txt");
+    /* the same model as vocab.json + merges.txt (the files MindSpore's Qwen2Tokenizer and HF's slow
+     * tokenizer take) */
+    char *mt = NULL;
+    size_t mlen = 0;
+    FILE *mf = open_memstream(&mt, &mlen);
+    fputs("#version: 0.2\n", mf);
+    cJSON_ArrayForEach(e, nm) {
+        if (cJSON_IsString(e)) fprintf(mf, "%s\n", e->valuestring);
+        else fprintf(mf, "%s %s\n", cJSON_GetStringValue(cJSON_GetArrayItem(e, 0)), cJSON_GetStringValue(cJSON_GetArrayItem(e, 1)));
+    }
+    fclose(mf);
     int rc = dir_create(dst_dir);
     if (rc == 0) rc = file_write_atomic(p1, s1, strlen(s1));
     if (rc == 0) rc = file_write_atomic(p2, s2, strlen(s2));
-    free(s1), free(s2), free(p1), free(p2);
+    if (rc == 0) rc = file_write_atomic(p3, s3, strlen(s3));
+    if (rc == 0) rc = file_write_atomic(p4, mt, mlen);
+    free(s1), free(s2), free(s3), free(mt), free(p1), free(p2), free(p3), free(p4);
     cJSON_Delete(cfg);
     cJSON_Delete(j);
     *vocab_out = next;

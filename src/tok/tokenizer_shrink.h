@@ -5,6 +5,6 @@
  * tokenizer. */
 #pragma once
 
-/* src: tokenizer.json path; writes dst_dir/tokenizer.json and dst_dir/tokenizer_config.json.
+/* src: tokenizer.json path; writes dst_dir/tokenizer.json, tokenizer_config.json, vocab.json and merges.txt.
  * *vocab_out: the resulting vocabulary size (kept ids + added tokens). */
 int tokenizer_shrink(const char *src, int n_base, const char *dst_dir, int *vocab_out);

@@ -75,7 +75,12 @@ static const struct choice formats[] = {{"auto", DATA_FORMAT_AUTO},
                                         {"sharegpt", DATA_FORMAT_SHAREGPT},
                                         {"text", DATA_FORMAT_TEXT},
                                         {"tokenized", DATA_FORMAT_TOKENIZED},
+                                        {"mindformers_alpaca", DATA_FORMAT_MINDFORMERS_ALPACA},
                                         {0, 0}};
+static const struct choice pack_strategies[] = {
+    {"best_fit", PACK_STRATEGY_BEST_FIT}, {"pack", PACK_STRATEGY_PACK}, {0, 0}};
+static const struct choice ckpt_formats[] = {
+    {"safetensors", CHECKPOINT_FORMAT_SAFETENSORS}, {"ckpt", CHECKPOINT_FORMAT_CKPT}, {0, 0}};
 static const struct choice truncations[] = {{"right", TRUNCATION_RIGHT},
                                             {"left", TRUNCATION_LEFT},
                                             {"drop", TRUNCATION_DROP},
@@ -130,6 +135,9 @@ static const struct key_def run_keys[] = {
     {"model.model_config.recompute", KT_BOOL, RC(model.recompute), "false", 0, 0, 0, 0, 0,
      "Recompute layer activations in the backward pass instead of storing them (less memory, about one more "
      "forward pass of compute)."},
+    {"model.model_config.hf_config", KT_MAP, RC(model.hf_config), "{}", 0, 0, 0, 0, 0,
+     "HF config.json keys giving the shape of a MindSpore .ckpt load_checkpoint that has no config.json beside it "
+     "(e.g. {model_type: qwen2, hidden_size: '3584', ...}); checked against config.json when there is one."},
     {"model.model_config.pet_config.pet_type", KT_ENUM, RC(model.pet.pet_type), "none", 0, 0, 0, pet_types, 0,
      "Parameter-efficient tuning: lora, or none for full fine-tuning."},
     {"model.model_config.pet_config.lora_rank", KT_INT, RC(model.pet.lora_rank), "8", K_MIN, 1, 0, 0, 0,
@@ -172,6 +180,9 @@ static const struct key_def dataset_keys[] = {
     {"seq_length", KT_INT, DS(seq_length), "2048", K_MIN, 2, 0, 0, 0, "Tokens per training sequence."},
     {"packing", KT_BOOL, DS(packing), "false", 0, 0, 0, 0, 0,
      "Pack several examples into one sequence (attention does not cross example boundaries)."},
+    {"pack_strategy", KT_ENUM, DS(pack_strategy), "best_fit", 0, 0, 0, pack_strategies, 0,
+     "best_fit (best-fit decreasing, fewest rows) or pack (MindSpore Transformers' PackingHandler: greedy in "
+     "dataset order, then rows shuffled)."},
     {"truncation", KT_ENUM, DS(truncation), "right", 0, 0, 0, truncations, 0,
      "Examples longer than seq_length: right (cut the end), left (cut the start), drop (skip, counted), "
      "error."},
@@ -249,6 +260,11 @@ static const struct key_def train_keys[] = {
      "Keep the newest N checkpoints; 0 = keep all."},
     {"save_dtype", KT_ENUM, RC(save_dtype), "float32", 0, 0, 0, dtypes, 0,
      "Dtype of saved weights (model or adapter): float32 or bfloat16."},
+    {"checkpoint_format", KT_ENUM, RC(checkpoint_format), "safetensors", 0, 0, 0, ckpt_formats, 0,
+     "ckpt: every checkpoint also writes output_dir/checkpoint/rank_0/<prefix>_rank_0-<epoch>_<step>.ckpt "
+     "(MindSpore, their parameter names; LoRA: the adapter) and meta.json."},
+    {"checkpoint_prefix", KT_STRING, RC(checkpoint_prefix), "csft", 0, 0, 0, 0, 0,
+     "File-name prefix of checkpoint_format: ckpt files (CheckpointMonitor's prefix)."},
     {"logging_steps", KT_INT64, RC(logging_steps), "10", K_MIN, 1, 0, 0, 0,
      "Log the progress line, metrics.jsonl and TensorBoard every N optimizer steps."},
     {"eval_steps", KT_INT64, RC(eval_steps), "0", K_MIN, 0, 0, 0, 0,

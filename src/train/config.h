@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "data/format.h"
+#include "data/pack.h"
 #include "train/optim.h"
 
 enum run_mode { RUN_MODE_FINETUNE, RUN_MODE_TRAIN, RUN_MODE_PREDICT, RUN_MODE_EVAL };
@@ -17,6 +18,7 @@ enum pet_type { PET_TYPE_NONE, PET_TYPE_LORA };
 enum optimizer_type { OPTIMIZER_ADAMW };
 enum on_nonfinite { ON_NONFINITE_STOP, ON_NONFINITE_SKIP };
 enum device_kind { DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_BF16 };
+enum checkpoint_format { CHECKPOINT_FORMAT_SAFETENSORS, CHECKPOINT_FORMAT_CKPT };
 
 struct config_kv {
     char *key;
@@ -45,6 +47,10 @@ struct config_model {
     enum dtype param_init_type; /* dtype of frozen base weights in memory: F32 or BF16 */
     bool recompute;             /* activation recomputation in backward */
     struct config_pet pet;
+    /* HF config.json keys -> values: the shape of a .ckpt load_checkpoint with no config.json
+     * beside it (a MindSpore config's model_config); checked against config.json when one exists */
+    struct config_kv *hf_config;
+    int n_hf_config;
 };
 
 /* train_dataset / eval_dataset */
@@ -57,6 +63,7 @@ struct config_dataset {
     char *chat_template; /* "" = the tokenizer's own; else a template name or a file path */
     int seq_length;
     bool packing;
+    enum pack_strategy pack_strategy;
     enum truncation truncation;
     enum loss_on loss_on;
     bool train_on_eos;
@@ -135,6 +142,8 @@ struct run_config {
     int64_t save_steps;   /* 0 = only at the end */
     int save_total_limit; /* 0 = keep all */
     enum dtype save_dtype;
+    enum checkpoint_format checkpoint_format;
+    char *checkpoint_prefix;
     int64_t logging_steps;
     int64_t eval_steps; /* 0 = only at the end (when eval_dataset has data_files) */
     bool tensorboard;

@@ -30,6 +30,7 @@ static const char *format_name(enum data_format f) {
     case DATA_FORMAT_SHAREGPT: return "sharegpt";
     case DATA_FORMAT_TEXT: return "text";
     case DATA_FORMAT_TOKENIZED: return "tokenized";
+    case DATA_FORMAT_MINDFORMERS_ALPACA: return "mindformers_alpaca";
     }
     return "?";
 }

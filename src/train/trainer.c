@@ -16,10 +16,13 @@
 #include "core/util.h"
 #include "data/pack.h"
 #include "dist/dist.h"
+#include "io/ckpt.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/best.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_mf.h"
+#include "train/config_mindformers.h"
 #include "train/eval_gen.h"
 #include "train/device.h"
 #include "train/dp.h"
@@ -85,12 +88,17 @@ static int load_model(struct run *r, const char *resume_path) {
         return err_set("model.model_config.param_init_type: bfloat16 needs a frozen base (pet_type: lora); full "
                        "fine-tuning keeps float32 weights");
     struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
-    /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init */
-    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !(r->g && r->g->tp_size > 1) ? src : NULL;
-    if (r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
-        : bf16_base   ? model_load_bf16_base_tp(&r->m, src, c->model.num_layers, &tp)
-                      : model_load_tp(&r->m, src, c->model.num_layers, !lora, &tp))
-        return err_wrap("load_checkpoint");
+    /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init (HF safetensors
+     * sources; a MindSpore .ckpt is read whole) */
+    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !(r->g && r->g->tp_size > 1) &&
+                            !ckpt_is_checkpoint(src)
+                        ? src
+                        : NULL;
+    char *shape = config_hf_config_json(c); /* the shape of a .ckpt with no config.json beside it */
+    int bad = r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
+                            : model_load_from_tp(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base, &tp);
+    free(shape);
+    if (bad) return err_wrap("load_checkpoint");
     r->m.recompute = c->model.recompute;
     if (!lora) return 0;
     const struct config_pet *p = &c->model.pet;
@@ -121,6 +129,7 @@ static void plan_epoch(struct run *r, int64_t epoch) {
     if (r->plan.row_start && r->plan_epoch == epoch) return;
     row_plan_free(&r->plan);
     struct pack_options po = {.packing = r->cfg->train_dataset.packing,
+                              .strategy = r->cfg->train_dataset.pack_strategy,
                               .shuffle = r->cfg->train_dataset.shuffle,
                               .seq_length = r->cfg->train_dataset.seq_length,
                               .seed = (uint64_t)r->cfg->seed};
@@ -182,6 +191,18 @@ static int save_checkpoint(struct run *r, const char *why) {
     }
     if (rc) return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
     r->saved_step = r->st.step;
+    if (r->cfg->checkpoint_format == CHECKPOINT_FORMAT_CKPT) { /* MindSpore's layout too, from rank 0's whole model */
+        if (model_tp_on(&r->m) || r->cfg->parallel_config.zero_stage >= 3)
+            rc = err_set("checkpoint_format: ckpt needs the whole model on rank 0: not with model_parallel > 1 or "
+                         "zero_stage 3 yet");
+        else if (r->rank == 0)
+            rc = checkpoint_mf_save(&r->m, r->cfg->output_dir, r->cfg->checkpoint_prefix, r->st.step,
+                                    r->cfg->save_total_limit);
+        if (r->world > 1 ? dist_any(r->d, rc != 0) : rc != 0) {
+            free(path);
+            return rc ? rc : err_set("rank 0 could not write the .ckpt at step %lld", (long long)r->st.step);
+        }
+    }
     if (r->rank == 0) metrics_progress_message(&r->prog, "saved %s checkpoint %s", why, path);
     if (r->rank == 0 && r->rep.path) {
         cJSON *e = cJSON_CreateObject();
@@ -224,7 +245,8 @@ static int save_final(struct run *r) {
     if (rc == 0) rc = pipeline_copy_tokenizer(&r->pipe, out);
     if (rc == 0 && !r->m.has_lora) rc = file_copy_if_exists(r->cfg->load_checkpoint, out, "generation_config.json");
     const struct config_dataset *d = &r->cfg->train_dataset;
-    int templated = !r->pretrain && d->format != DATA_FORMAT_TEXT && d->format != DATA_FORMAT_TOKENIZED;
+    int templated = !r->pretrain && d->format != DATA_FORMAT_TEXT && d->format != DATA_FORMAT_TOKENIZED &&
+                    d->format != DATA_FORMAT_MINDFORMERS_ALPACA;
     /* the chat template training used goes with the saved tokenizer (the Alpaca prompt has none) */
     if (rc == 0 && templated && !r->pipe.alpaca_tmpl) rc = chat_template_save(out, r->pipe.tmpl);
     if (rc == 0) {
