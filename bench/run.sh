@@ -100,7 +100,7 @@ echo "$configs" | while IFS='|' read -r name margs B T R extra; do
             cg = cs > 0 ? f / cs / 1e9 : 0; tg = ts > 0 ? f / ts / 1e9 : 0
             ct = get(c, "tokens_per_s"); tt = get(t, "tokens_per_s")
             fair = t ~ /blas=openblas /
-            r = (tt > 0 && fair) ? sprintf("%.2fx", ct / tt) : (tt > 0 ? "unfair" : "-")
+            r = (tt > 0 && ct > 0 && fair) ? sprintf("%.2fx", ct / tt) : (tt > 0 && !fair ? "unfair" : "-")
             cm = get(c, "peak_rss_mib"); tm = get(t, "peak_rss_mib")
             mr = (tm > 0) ? sprintf("%.0f%%", 100 * cm / tm) : "-"
             printf("%-20s %10.1f %10.1f %7s %9.1f %9.1f %7.1f%% %9.0f %9.0f %6s\n", name, ct, tt, r, cg, tg, 100 * cg / peak,
