@@ -22,8 +22,17 @@ double mfu_flops_per_token(const struct model_config *c, int lora, int64_t n_lor
 typedef float vec __attribute__((vector_size(VW * 4)));
 #define CHAINS 12
 
-/* fp-contract=fast here only: a * b + c must compile to one FMA instruction, as in bench/fma_peak.c */
-__attribute__((optimize("fp-contract=fast"))) static double fma_peak(void) {
+/* fp-contract=fast here only: a * b + c must compile to one FMA instruction, as in bench/fma_peak.c
+ * (GCC's function attribute; clang, which builds the fuzz harnesses, takes a pragma instead) */
+#if defined(__clang__)
+#define FP_CONTRACT_FAST
+#else
+#define FP_CONTRACT_FAST __attribute__((optimize("fp-contract=fast")))
+#endif
+FP_CONTRACT_FAST static double fma_peak(void) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
     const long iters = 2000000L / VW;
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {
