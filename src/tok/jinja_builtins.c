@@ -430,6 +430,8 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             if (v->kind != JV_INT && v->kind != JV_BOOL && v->kind != JV_FLOAT)
                 jctx_raise(c, pos, "TypeError", "%%%c format: a real number is required, not %s", conv,
                            jv_type_name(v));
+            if (v->kind == JV_FLOAT && !(v->f > -9223372036854775808.0 && v->f < 9223372036854775808.0))
+                jctx_raise(c, pos, "OverflowError", "%%%c format: %g does not fit a 64-bit integer", conv, v->f);
             spec[sl++] = 'l', spec[sl++] = 'l', spec[sl++] = conv == 'i' ? 'd' : conv, spec[sl] = 0;
             snprintf(out, sizeof out, spec, (long long)(v->kind == JV_FLOAT ? (int64_t)v->f : v->i));
             jbuf_puts(&b, out);
