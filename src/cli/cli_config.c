@@ -1,6 +1,7 @@
 /* cli_config: see cli_config.h. */
 #include "cli/cli_config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,14 @@ out:
     for (int i = 0; i < n_sets; i++) free(sets[i]);
     free(sets);
     return rc;
+}
+
+int cli_parse_count(const char *flag, const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    if (!s || errno || *end || end == s || v < 0)
+        return err_set("%s expects a non-negative integer, got '%s'", flag, s ? s : "(nothing)");
+    *out = v;
+    return 0;
 }

@@ -15,3 +15,6 @@ struct cli_flag {
  * Returns 0 and a loaded, run-checked config, with the config's device selected (train/device.h); 1 on a config error (printed); 2 on bad usage. */
 int cli_load_config(int argc, char **argv, const char *cmd, const struct cli_flag *flags, int n_flags,
                     int force_mode, struct run_config *cfg);
+
+/* A flag's value as a non-negative integer; -1 with an error naming the flag otherwise. */
+int cli_parse_count(const char *flag, const char *s, long long *out);

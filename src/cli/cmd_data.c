@@ -135,25 +135,15 @@ static void print_json(FILE *f, const cJSON *j) {
         fputs("null", f);
 }
 
-static int parse_count(const char *flag, const char *s, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    if (!s || errno || *end || end == s || v < 0)
-        return err_set("%s expects a non-negative integer, got '%s'", flag, s ? s : "(nothing)");
-    *out = v;
-    return 0;
-}
-
 static int data_cat(int argc, char **argv) {
     long long offset = 0, limit = -1;
     int skip_bad = 0, n_files = 0;
     char **files = calloc((size_t)argc, sizeof *files);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--offset") == 0) {
-            if (parse_count("--offset", i + 1 < argc ? argv[++i] : NULL, &offset)) goto usage_fail;
+            if (cli_parse_count("--offset", i + 1 < argc ? argv[++i] : NULL, &offset)) goto usage_fail;
         } else if (strcmp(argv[i], "--limit") == 0) {
-            if (parse_count("--limit", i + 1 < argc ? argv[++i] : NULL, &limit)) goto usage_fail;
+            if (cli_parse_count("--limit", i + 1 < argc ? argv[++i] : NULL, &limit)) goto usage_fail;
         } else if (strcmp(argv[i], "--skip-bad-rows") == 0)
             skip_bad = 1;
         else if (argv[i][0] == '-' && argv[i][1]) {

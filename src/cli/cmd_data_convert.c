@@ -85,16 +85,6 @@ static cJSON *infer_schema(const cJSON *rec) {
     return s;
 }
 
-static int parse_i64(const char *flag, const char *s, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    if (!s || errno || *end || end == s || v < 0)
-        return err_set("%s expects a non-negative integer, got '%s'", flag, s ? s : "(nothing)");
-    *out = v;
-    return 0;
-}
-
 /* The configured dataset, tokenized, as input_ids + labels rows. */
 static int convert_config(int argc, char **argv, const char *out, struct mindrecord_write_options *wo) {
     int use_eval = 0, n = 0;
@@ -180,16 +170,16 @@ int cmd_data_convert(int argc, char **argv) {
         else if (strcmp(a, "--no-db") == 0)
             no_db = 1;
         else if (strcmp(a, "--shards") == 0)
-            bad = parse_i64(a, v, &shards), i++;
+            bad = cli_parse_count(a, v, &shards), i++;
         else if (strcmp(a, "--header-size") == 0)
-            bad = parse_i64(a, v, &hs), i++;
+            bad = cli_parse_count(a, v, &hs), i++;
         else if (strcmp(a, "--page-size") == 0)
-            bad = parse_i64(a, v, &ps), i++;
+            bad = cli_parse_count(a, v, &ps), i++;
         else if (strcmp(a, "--rows-per-write") == 0) {
             if (v && strcmp(v, "all") == 0)
                 rpw = -1, i++;
             else
-                bad = parse_i64(a, v, &rpw), i++;
+                bad = cli_parse_count(a, v, &rpw), i++;
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "--set") == 0) {
             use_config |= strcmp(a, "--config") == 0;
             rest[n_rest++] = argv[i];
