@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoints across process grids (run by tests/run.sh with the test binary folder as $1):
-# 3 steps at dp2 ZeRO-3, then resumed at dp4 ZeRO-1, at dp3 ZeRO-2 and at one process, give
-# the losses of an uninterrupted run (within 1e-5); a checkpoint saved at one grid, loaded at
-# another and saved again gives a byte-identical HF folder; a damaged newest checkpoint is
+# 3 steps at dp2 ZeRO-3 and at dp2 x tp2 ZeRO-3, then resumed at dp4 ZeRO-1 and at one process
+# (and dp3 ZeRO-2), give the losses of an uninterrupted run (within 1e-5); a checkpoint saved at
+# one grid, loaded at another and saved again gives a byte-identical HF folder; a damaged newest checkpoint is
 # skipped with a warning and the previous one resumed (and one named explicitly is refused);
 # SIGTERM on one rank makes every rank stop at the same step with a last-state checkpoint, as
 # does SIGTERM to mpirun itself; a rank that fails ends the job with a word from every rank;
@@ -106,6 +106,49 @@ if [ $have_mpi -eq 1 ]; then
         [ $ok -eq 1 ] || tail -5 "$out.log"
         check "dp2 ZeRO-3 checkpoint loaded at $n rank(s) ZeRO-$z and saved again: byte-identical HF folder" $ok
     done
+    # the same from data_parallel 2 x model_parallel 2 at ZeRO-3: every rank writes its shard of its
+    # tensor-parallel slices where they lie in the whole tensors (nothing gathered)
+    tpz3="--set parallel_config.model_parallel=2 --set parallel_config.zero_stage=3"
+    run 4 "$work/tpz3" --set runner_config.batch_size=2 $tpz3 --set runner_config.max_steps=3
+    ok=0
+    [ -f "$work/tpz3/checkpoints/checkpoint-3/trainer_state.json" ] && same_losses "$work/one" "$work/tpz3" 3 && ok=1
+    [ $ok -eq 1 ] || tail -5 "$work/tpz3.log"
+    check "dp2 x tp2 ZeRO-3: 3 steps equal one process, checkpoint-3 written" $ok
+    for grid in "4 1 1" "1 4 0"; do # ranks, batch per rank, zero stage
+        set -- $grid
+        n=$1 b=$2 z=$3
+        out="$work/tpz3_resume_${n}_$z"
+        resume_from "$work/tpz3" "$out"
+        run "$n" "$out" --set runner_config.batch_size="$b" --set parallel_config.zero_stage="$z" --set resume_training=true
+        ok=0
+        [ "$(losses "$out" | wc -l)" = 6 ] && same_losses "$work/one" "$out" 6 && ok=1
+        [ $ok -eq 1 ] || { tail -5 "$out.log"; paste <(losses "$work/one") <(losses "$out"); }
+        check "checkpoint-3 of dp2 x tp2 ZeRO-3 resumed at $n rank(s), ZeRO-$z: the losses of an uninterrupted run" $ok
+    done
+    for grid in "4 1 1" "4 3 2" "2 0 2" "1 0 1"; do # ranks, zero stage, model_parallel
+        set -- $grid
+        n=$1 z=$2 t=$3
+        out="$work/tpz3_again_${n}_${z}_$t"
+        resume_from "$work/tpz3" "$out"
+        run "$n" "$out" --set runner_config.batch_size=$((4 * t / n)) --set parallel_config.zero_stage="$z" \
+            --set parallel_config.model_parallel="$t" --set resume_training=true --set runner_config.max_steps=3
+        ok=0
+        for f in model.safetensors config.json; do
+            cmp -s "$work/tpz3/checkpoints/checkpoint-3/$f" "$out/$f" && ok=$((ok + 1))
+        done
+        [ $ok -eq 2 ] && ok=1 || { ok=0; tail -5 "$out.log"; }
+        check "dp2 x tp2 ZeRO-3 checkpoint loaded at $n rank(s) model_parallel $t ZeRO-$z and saved again: byte-identical HF folder" $ok
+    done
+    # its optimizer state and weights are the one-process layout: a one-process save of the same
+    # step holds the same tensor names and shapes
+    ok=0
+    h() { head -c "$((8 + $(head -c 8 "$1" | od -An -tu8)))" "$1" | tail -c +9 | tr ',' '\n' | grep -v data_offsets | sort; }
+    for f in model.safetensors optimizer.safetensors; do
+        [ "$(h "$work/tpz3/checkpoints/checkpoint-3/$f")" = "$(h "$work/one/checkpoints/checkpoint-3/$f")" ] && ok=$((ok + 1))
+    done
+    [ $ok -eq 2 ] && ok=1 || ok=0
+    check "dp2 x tp2 ZeRO-3 checkpoint: the one-process tensor names, shapes and dtypes" $ok
+
     # periodic eval at ZeRO-3: every rank takes part in the gathers; rank 0 reports one process's loss
     ev="--set eval_dataset.data_files=[$work/six.jsonl] --set eval_dataset.format=tokenized --set eval_steps=3"
     run 1 "$work/eval_one" $ev
@@ -115,6 +158,25 @@ if [ $have_mpi -eq 1 ]; then
     [ -n "$a" ] && [ "$(echo "$a" | wc -l)" = 2 ] && [ "$a" = "$b" ] && ok=1
     [ $ok -eq 1 ] || { echo "$a"; echo "$b"; tail -3 "$work/eval_z3.log"; }
     check "periodic eval at dp2 ZeRO-3 reports the one-process eval loss" $ok
+
+    # load_best_at_end at ZeRO-3 (alone and with model_parallel 2): each rank reads its shard of the
+    # best checkpoint; the final model is that checkpoint's (an eval set whose loss rises from step 1)
+    awk 'BEGIN { for (i = 0; i < 2; i++) { s = ""; for (j = 0; j < 32; j++) s = s (j ? "," : "") 3 + (j + i) % 2
+        printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", s, s } }' > "$work/rising.jsonl"
+    best="--set eval_dataset.data_files=[$work/rising.jsonl] --set eval_dataset.format=tokenized --set eval_steps=1"
+    best="$best --set save_best=true --set load_best_at_end=true --set save_steps=1 --set save_total_limit=1"
+    for grid in "2 1" "4 2"; do
+        set -- $grid
+        out="$work/best_${1}_$2"
+        run "$1" "$out" $best --set runner_config.batch_size=$((4 * $2 / $1)) --set parallel_config.zero_stage=3 \
+            --set parallel_config.model_parallel="$2"
+        ok=0
+        grep -q "load_best_at_end: the final model is .*checkpoint-1 " "$out.log" &&
+            cmp -s "$out/model.safetensors" "$out/checkpoints/checkpoint-1/model.safetensors" &&
+            ! cmp -s "$out/model.safetensors" "$out/checkpoints/checkpoint-6/model.safetensors" && ok=1
+        [ $ok -eq 1 ] || tail -5 "$out.log"
+        check "load_best_at_end at $1 ranks, model_parallel $2, ZeRO-3: the final model is the best checkpoint's" $ok
+    done
 
     # LoRA: dp2 ZeRO-3 (frozen base sharded) saves an adapter and moments; resumed on one process
     lora="--set model.model_config.pet_config.pet_type=lora"
@@ -129,9 +191,17 @@ if [ $have_mpi -eq 1 ]; then
         [ -f "$work/lora_resumed/adapter_model.safetensors" ] && ok=1
     [ $ok -eq 1 ] || { tail -5 "$work/lora_z3.log" "$work/lora_resumed.log"; }
     check "LoRA at dp2 ZeRO-3: 3 steps equal one process; its checkpoint resumes on one process" $ok
+    run 4 "$work/lora_tpz3" $lora --set runner_config.batch_size=2 $tpz3 --set runner_config.max_steps=3
+    resume_from "$work/lora_tpz3" "$work/lora_tpz3_resumed"
+    run 1 "$work/lora_tpz3_resumed" $lora --set resume_training=true
+    ok=0
+    same_losses "$work/lora_one" "$work/lora_tpz3" 3 && [ "$(losses "$work/lora_tpz3_resumed" | wc -l)" = 6 ] &&
+        same_losses "$work/lora_one" "$work/lora_tpz3_resumed" 6 && ok=1
+    [ $ok -eq 1 ] || { tail -5 "$work/lora_tpz3.log" "$work/lora_tpz3_resumed.log"; }
+    check "LoRA at dp2 x tp2 ZeRO-3: 3 steps equal one process; its checkpoint resumes on one process" $ok
 else
     echo "test_dist_resume.sh: mpirun not found: multi-rank resume checks skipped"
-    skipped=$((skipped + 9))
+    skipped=$((skipped + 20))
 fi
 
 # damaged newest checkpoint: skipped with a warning, the previous one resumed

@@ -14,6 +14,7 @@
 #include "train/dp.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/tp_dist.h"
 #include "train/zero.h"
 
 /* kB of a /proc/self/status field (VmRSS: now, VmHWM: peak). */
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
                              .rope_theta = 1e6,
                              .tie_word_embeddings = 1,
                              .qkv_bias = 1};
-    int rows = 1, T = 256, steps = 4, zero = 0, overlap = 1;
+    int rows = 1, T = 256, steps = 4, zero = 0, overlap = 1, tp = 1, vocab = 0;
     int64_t bucket = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
@@ -65,6 +66,10 @@ int main(int argc, char **argv) {
             bucket = atoll(v);
         else if (!strcmp(a, "--layers"))
             c.n_layers = atoi(v);
+        else if (!strcmp(a, "--tp")) /* model_parallel: ranks = world / tp data-parallel x tp */
+            tp = atoi(v);
+        else if (!strcmp(a, "--vocab")) /* after --preset */
+            vocab = atoi(v);
         else if (!strcmp(a, "--preset") && !strcmp(v, "qwen2.5-0.5b"))
             c.vocab_size = 151936, c.hidden_size = 896, c.intermediate_size = 4864, c.n_layers = 24, c.n_heads = 14,
             c.n_kv_heads = 2;
@@ -75,19 +80,27 @@ int main(int argc, char **argv) {
             dist_abort(&d, "bench_dist: unknown option %s", a);
     }
     c.head_dim = c.hidden_size / c.n_heads;
+    if (vocab > 0) c.vocab_size = vocab;
+    struct dist_grid g;
+    if (dist_grid_init(&g, &d, 0, tp, 1)) dist_abort(&d, "%s", err_msg());
+    struct tp_comm tc = tp_comm_of(&g.tp);
     struct model m;
-    if (zero >= 3) model_init_shape(&m, &c, 1); /* each rank makes only its shard */
-    else model_init_random(&m, &c, 1, 1);
+    if (zero >= 3) { /* each rank makes only its shard (of its tensor-parallel slices) */
+        if (model_init_shape(&m, &c, 1, tp > 1 ? &tc : NULL)) dist_abort(&d, "%s", err_msg());
+    } else {
+        if (tp > 1) dist_abort(&d, "bench_dist: --tp needs --zero 3");
+        model_init_random(&m, &c, 1, 1);
+    }
     long rss_loaded = status_kb("VmRSS");
     struct dp dp;
     struct dp_config cfg = {.zero = zero, .overlap = overlap, .bucket_elems = bucket};
-    if (dp_init(&dp, &d, &m, &cfg)) dist_abort(&d, "%s", err_msg());
+    if (dp_init(&dp, &g.dp, &m, &cfg)) dist_abort(&d, "%s", err_msg());
     struct adamw opt;
     dp_adamw_init(&dp, &opt, 0.9f, 0.999f, 1e-8f, 0.0f);
     struct step_comm comm = dp_step_comm(&dp);
     int64_t N = (int64_t)rows * T;
     int32_t *ids = xmalloc(sizeof(int32_t) * N), *pos = xmalloc(sizeof(int32_t) * N);
-    uint64_t s = 7 + (uint64_t)d.rank;
+    uint64_t s = 7 + (uint64_t)g.dp_rank; /* a tp group shares its rows */
     for (int64_t i = 0; i < N; i++)
         ids[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab_size), pos[i] = (int32_t)(i % T);
     struct micro_batch mb = {.ids = ids, .labels = ids, .pos = pos, .B = rows, .T = T};
@@ -97,7 +110,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 3 && bare; r++) {
         dist_barrier(&d);
         double t = time_now();
-        dist_allreduce_sum_f32(&d, bare, dp.n);
+        dist_allreduce_sum_f32(&g.dp, bare, dp.n);
         t_ar += (time_now() - t) / 3;
     }
     /* per step: wall, exposed gradient wait, allgather, all blocking comm, share sent early;
@@ -106,10 +119,10 @@ int main(int argc, char **argv) {
     int64_t sent0 = 0;
     for (int it = 0; it <= steps; it++) { /* step 0 warms up */
         dist_barrier(&d);
-        double w0 = dp.wait_s, g0 = dp.gather_s, c0 = d.comm_s, t = time_now();
+        double w0 = dp.wait_s, g0 = dp.gather_s, c0 = g.dp.comm_s + g.tp.comm_s, t = time_now();
         struct step_result res;
         if (train_step(&m, &opt, &mb, 1, 1e-4, 1.0, &comm, &res)) dist_abort(&d, "%s", err_msg());
-        double v[5] = {time_now() - t, dp.wait_s - w0, dp.gather_s - g0, d.comm_s - c0,
+        double v[5] = {time_now() - t, dp.wait_s - w0, dp.gather_s - g0, g.dp.comm_s + g.tp.comm_s - c0,
                        (double)dp.overlapped / dp.n};
         double per_rank[64] = {0}, slowest = 0; /* the step lasts as long as its slowest rank */
         per_rank[d.rank < 64 ? d.rank : 63] = v[0];
@@ -117,20 +130,20 @@ int main(int argc, char **argv) {
         for (int r = 0; r < 64; r++)
             slowest = per_rank[r] > slowest ? per_rank[r] : slowest;
         if (it == 0) {
-            sent0 = d.bytes_sent;
+            sent0 = g.dp.bytes_sent + g.tp.bytes_sent;
             continue;
         }
         sum_step += slowest / steps;
         if (slowest < best[0]) memcpy(best, v, sizeof v), best[0] = slowest;
     }
-    double sent = (double)(d.bytes_sent - sent0) / steps;
+    double sent = (double)(g.dp.bytes_sent + g.tp.bytes_sent - sent0) / steps;
     double rss[3] = {status_kb("VmRSS") / 1024.0, status_kb("VmHWM") / 1024.0, rss_loaded / 1024.0};
     double state = (double)dp_state_bytes(&dp, &opt), work = (double)zero_work_bytes(&dp);
     if (d.rank == 0)
-        printf("ranks %d zero %d: model state/rank %.1f MiB (allocator: weights + grads + moments), unit buffers "
+        printf("ranks %d (data_parallel %d x model_parallel %d) zero %d: model state/rank %.1f MiB (allocator: weights + grads + moments), unit buffers "
                "%.1f MiB, RSS after steps %.1f MiB, peak RSS %.1f MiB (before dp_init: %.1f MiB), sent "
                "%.1f MB/step/rank\n",
-               d.world, zero, state / 1048576, work / 1048576, rss[0], rss[1], rss[2], sent / 1e6);
+               d.world, g.dp_size, g.tp_size, zero, state / 1048576, work / 1048576, rss[0], rss[1], rss[2], sent / 1e6);
     if (d.rank == 0)
         printf(
             "ranks %d rows/rank %d T %d params %.1fM zero %d overlap %d bucket %lldM: fastest step %.3f s "
@@ -145,6 +158,7 @@ int main(int argc, char **argv) {
     dp_free(&dp);
     model_free(&m);
     free(ids), free(pos);
+    dist_grid_free(&g);
     dist_finalize(&d);
     return 0;
 }

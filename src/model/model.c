@@ -301,20 +301,31 @@ static int load_impl(struct model *m, const char *dir, const char *config_json, 
     return 0;
 }
 
-int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base) {
+/* The table without buffers, of this rank's slices under tensor parallelism. */
+static int shape_impl(struct model *m, int train_base, const struct tp_comm *tp) {
+    if (tp && tp->size > 1) {
+        if (tp_check_config(&m->cfg, tp->size)) return -1;
+        m->tp = *tp;
+    }
+    build_params(m, train_base, 0, 0, -1);
+    if (model_tp_on(m)) tp_plan_scratch(m);
+    return 0;
+}
+
+int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp) {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, n_layers_keep)) return -1;
-    build_params(m, train_base, 0, 0, -1);
+    if (shape_impl(m, train_base, tp)) return err_wrap("%s", dir);
     char *cp = dir_exists(dir) ? path_join(dir, "config.json") : xstrdup(dir);
     m->config_text = file_read_all(cp, NULL); /* written back by model_save_config */
     free(cp);
     return 0;
 }
 
-void model_init_shape(struct model *m, const struct model_config *cfg, int train_base) {
+int model_init_shape(struct model *m, const struct model_config *cfg, int train_base, const struct tp_comm *tp) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    build_params(m, train_base, 0, 0, -1);
+    return shape_impl(m, train_base, tp);
 }
 
 int model_load(struct model *m, const char *dir, int n_layers_keep, int train_base) {

@@ -135,9 +135,10 @@ int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
 /* The parameter table of dir's model (or of cfg) without its buffers: params' data and grad
- * are NULL until ZeRO-3 (train/zero.h) reads each rank's shard of the weights. */
-int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base);
-void model_init_shape(struct model *m, const struct model_config *cfg, int train_base);
+ * are NULL until ZeRO-3 (train/zero.h) reads each rank's shard of the weights. tp (NULL: none):
+ * this rank's slices; -1 with err if the model cannot be split so (tp_check_config). */
+int model_load_shape(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp);
+int model_init_shape(struct model *m, const struct model_config *cfg, int train_base, const struct tp_comm *tp);
 void model_free(struct model *m);
 /* model_load / model_init_random with the decoder's linear weights stored in bf16 from the
  * start (frozen base, as model_base_to_bf16 below; the float32 base never exists, so a 7B

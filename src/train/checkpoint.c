@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -113,8 +112,24 @@ static void prune(const char *ckdir, int keep_last, int64_t protect) {
 static int agree(struct dist *d, int bad) { return d && d->world > 1 ? dist_any(d, bad) : bad; }
 static int rank_of(const struct dist *d) { return d ? d->rank : 0; }
 
+/* Elements [a, b) of p's tensor on this rank into entry e, whose shape is the whole tensor's:
+ * under tensor parallelism p holds rows (one run in the file) or columns (a run per row) of it. */
+static int write_slice(struct st_plan *pl, int e, const struct param *p, int64_t a, int64_t b, const float *src) {
+    if (p->tp_dim < 0) return st_plan_write(pl, e, a, b - a, src);
+    int64_t lc = p->n_dims == 2 ? p->shape[1] : 1, fc = p->n_dims == 2 ? p->full_shape[1] : 1;
+    if (p->tp_dim == 0) return st_plan_write(pl, e, p->tp_off * fc + a, b - a, src);
+    for (int64_t j = a; j < b;) {
+        int64_t row = j / lc, col = j % lc, n = lc - col < b - j ? lc - col : b - j;
+        if (st_plan_write(pl, e, row * fc + p->tp_off + col, n, src + (j - a))) return -1;
+        j += n;
+    }
+    return 0;
+}
+
 /* Every rank writes the part [part->lo, part->hi) of the tensors of pl (per_param entries per
- * param: the weights, or the two moments); rank 0 creates and commits. */
+ * param: the weights, or the two moments); rank 0 creates and commits. Under tensor
+ * parallelism the part is of this rank's slices, and a slice that another tp rank holds too
+ * (a norm, a replicated key/value head: tp_count 0) is written by that rank. */
 static int plan_run(struct dist *d, struct st_plan *pl, const struct param *params, int n_params, int per_param,
                     const struct ckpt_part *part, int moments, int commit) {
     int bad = rank_of(d) == 0 ? st_plan_create(pl) : 0;
@@ -122,10 +137,10 @@ static int plan_run(struct dist *d, struct st_plan *pl, const struct param *para
     int64_t off = 0;
     for (int i = 0; i < n_params && !bad; i++) {
         int64_t a = off > part->lo ? off : part->lo, b = off + params[i].numel < part->hi ? off + params[i].numel : part->hi;
-        for (int k = 0; k < per_param && a < b && !bad; k++) {
+        for (int k = 0; k < per_param && a < b && params[i].tp_count && !bad; k++) {
             const float *src = moments ? (k ? part->v : part->m) + (a - part->lo)
                                        : part->w ? part->w + (a - part->lo) : params[i].data + (a - off);
-            bad = st_plan_write(pl, per_param * i + k, a - off, b - a, src);
+            bad = write_slice(pl, per_param * i + k, &params[i], a - off, b - off, src);
         }
         off += params[i].numel;
     }
@@ -150,7 +165,7 @@ static int model_entries(const struct model *m, struct st_entry **out, int bf16)
     struct st_entry *e = xcalloc((size_t)m->n_params, sizeof *e);
     for (int i = 0; i < m->n_params; i++) {
         const struct param *p = &m->params[i];
-        e[i] = (struct st_entry){.name = p->name, .n_dims = p->n_dims, .shape = {p->shape[0], p->shape[1]},
+        e[i] = (struct st_entry){.name = p->name, .n_dims = p->n_dims, .shape = {p->full_shape[0], p->full_shape[1]},
                                  .data = p->data, .dtype = bf16 ? DTYPE_BF16 : DTYPE_F32};
     }
     *out = e;
@@ -191,7 +206,8 @@ static int save_optimizer_plan(struct dist *d, const char *dir, const struct mod
         for (int k = 0; k < 2; k++) {
             names[2 * i + k] = xasprintf("%s.%s", k ? "exp_avg_sq" : "exp_avg", params[i].name);
             e[2 * i + k] = (struct st_entry){.name = names[2 * i + k], .n_dims = params[i].n_dims,
-                                             .shape = {params[i].shape[0], params[i].shape[1]}, .dtype = DTYPE_F32};
+                                             .shape = {params[i].full_shape[0], params[i].full_shape[1]},
+                                             .dtype = DTYPE_F32};
         }
     struct st_plan pl;
     st_plan_init(&pl, dir, "optimizer", e, 2 * n, 0, "ckpt");
@@ -260,7 +276,10 @@ int checkpoint_save_dist(struct dist *d, const char *output_dir, const struct mo
     if (!m->has_lora) {
         if (save_model_plan(d, tmp, m, part, 0, 0, "ckpt", &mbuf, &mlen, &mf)) goto done;
     } else {
-        bad = me == 0 && lora_save_adapter(m, tmp, base_name, 0);
+        /* the adapter (small) is written whole by rank 0: under tensor parallelism its tp group
+         * gathers the slices (lora_save_adapter is collective over it) */
+        int writes = model_tp_on(m) ? part->tp_adapter_group : me == 0;
+        bad = writes && lora_save_adapter(m, tmp, base_name, 0);
         if (agree(d, bad)) {
             if (!bad) err_set("rank 0 could not write the adapter into %s", tmp);
             goto done;
@@ -524,7 +543,9 @@ int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct
     return rc ? err_wrap("checkpoint %s", path) : 0;
 }
 
-int checkpoint_load_weights(const char *path, struct model *m) {
+int checkpoint_load_weights(const char *path, struct model *m) { return checkpoint_load_weights_part(path, m, 0, 0, NULL); }
+
+int checkpoint_load_weights_part(const char *path, struct model *m, int64_t lo, int64_t hi, float *shard) {
     /* weights: the adapter, or the full model */
     int n;
     struct param *params = model_trainable(m, &n);
@@ -536,8 +557,20 @@ int checkpoint_load_weights(const char *path, struct model *m) {
     }
     free(wpath);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = tp_read_param(w, params[i].name, &params[i]); /* this rank's slice under tensor parallelism */
+    int64_t off = 0;
+    for (int i = 0; i < n && rc == 0; off += params[i++].numel) {
+        if (!shard) { /* this rank's slice under tensor parallelism */
+            rc = tp_read_param(w, params[i].name, &params[i]);
+            continue;
+        }
+        int64_t a = off > lo ? off : lo, b = off + params[i].numel < hi ? off + params[i].numel : hi;
+        if (a >= b) continue;
+        struct param q = params[i]; /* one tensor (slice) at a time: the shard takes its overlap */
+        q.data = xmalloc(sizeof(float) * (size_t)q.numel);
+        rc = tp_read_param(w, q.name, &q);
+        if (rc == 0) memcpy(shard + (a - lo), q.data + (a - off), sizeof(float) * (size_t)(b - a));
+        free(q.data);
+    }
     safetensors_close(w);
     return rc;
 }

@@ -35,6 +35,8 @@ struct ckpt_part {
     int64_t lo, hi;
     const float *w;
     const float *m, *v;
+    int tp_adapter_group; /* tensor parallelism with LoRA: this rank is in the tp group of rank 0,
+                             which gathers and writes the adapter */
 };
 
 /* Writes checkpoint-<step> (replacing one of the same step), then prunes to keep_last
@@ -46,7 +48,9 @@ int checkpoint_save(const char *output_dir, const struct model *m, const struct 
  * and of the moments into the shared files, and a checksum manifest (checksums-<rank>.txt)
  * of what it wrote; rank 0 writes the small files, its manifest and renames the folder into
  * place, so an interrupted save leaves only a temporary folder. The files are the ones one
- * process writes. Returns the same status on every rank. */
+ * process writes. Under tensor parallelism each rank's part is of its slices, written where
+ * they lie in the whole tensors: nothing but a LoRA adapter is ever gathered. Returns the
+ * same status on every rank. */
 int checkpoint_save_dist(struct dist *d, const char *output_dir, const struct model *m, const struct ckpt_part *part,
                          int64_t opt_step, const struct train_state *st, const char *config_yaml, int keep_last,
                          const char *base_name, char **saved_path);
@@ -71,6 +75,9 @@ int checkpoint_parse_state(const char *text, const char *file, struct train_stat
 int checkpoint_load(const char *path, struct model *m, struct adamw *opt, struct train_state *st);
 /* Restores only the trainable weights of a checkpoint (adapter or full weights). */
 int checkpoint_load_weights(const char *path, struct model *m);
+/* The same for the flat range [lo, hi) of the trainable tensors (this rank's slices under
+ * tensor parallelism) into shard (hi - lo floats): a ZeRO-3 weight shard. */
+int checkpoint_load_weights_part(const char *path, struct model *m, int64_t lo, int64_t hi, float *shard);
 /* Only trainer_state.json (values checked: none negative); *opt_step: AdamW steps taken. */
 int checkpoint_load_state(const char *path, struct train_state *st, int64_t *opt_step);
 /* Only the AdamW moments of the flat range [lo, hi) of the trainable tensors (any world size

@@ -33,6 +33,7 @@
 #include "train/report.h"
 #include "train/step.h"
 #include "train/tp_dist.h"
+#include "train/zero.h"
 
 static volatile sig_atomic_t stop_requested;
 static char stop_msg[256];
@@ -90,12 +91,9 @@ static int load_model(struct run *r, const char *resume_path) {
     struct tp_comm tp = r->g && r->g->tp_size > 1 ? tp_comm_of(&r->g->tp) : (struct tp_comm){0};
     /* ZeRO-3 on several ranks: only the table here; each rank reads its shard in dp_init (HF safetensors
      * sources; a MindSpore .ckpt is read whole) */
-    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !(r->g && r->g->tp_size > 1) &&
-                            !ckpt_is_checkpoint(src)
-                        ? src
-                        : NULL;
+    r->shard_from = r->d && c->parallel_config.zero_stage >= 3 && !bf16_base && !ckpt_is_checkpoint(src) ? src : NULL;
     char *shape = config_hf_config_json(c); /* the shape of a .ckpt with no config.json beside it */
-    int bad = r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora)
+    int bad = r->shard_from ? model_load_shape(&r->m, src, c->model.num_layers, !lora, &tp)
                             : model_load_from_tp(&r->m, src, shape, c->model.num_layers, !lora && !bf16_base, bf16_base, &tp);
     free(shape);
     if (bad) return err_wrap("load_checkpoint");
@@ -142,9 +140,14 @@ static int64_t rows_per_step(const struct run *r) {
     return (int64_t)rc->batch_size * rc->gradient_accumulation_steps * r->dp_size;
 }
 
-/* What this rank writes of a checkpoint: its shard, or all of it in one process. */
+/* What this rank writes of a checkpoint: its shard (of its tensor-parallel slices), or all of
+ * it in one process. */
 static struct ckpt_part own_part(struct run *r) {
-    if (r->d) return dp_ckpt_part(&r->dp, &r->opt);
+    if (r->d) {
+        struct ckpt_part p = dp_ckpt_part(&r->dp, &r->opt);
+        p.tp_adapter_group = r->dp_rank == 0;
+        return p;
+    }
     int n;
     struct param *params = model_trainable(&r->m, &n);
     int64_t total = 0;
@@ -152,43 +155,12 @@ static struct ckpt_part own_part(struct run *r) {
     return (struct ckpt_part){.lo = 0, .hi = total, .m = r->opt.m, .v = r->opt.v};
 }
 
-/* Tensor parallelism: the pieces are tp slices, not ranges of the files' tensors, so dp rank
- * 0's tp group gathers the state (moments gathered over dp first) into the one-process layout
- * on rank 0, which writes it as one process does (train/tp_dist.h). */
-static int save_checkpoint_tp(struct run *r, char **path) {
-    struct adamw full = r->opt;
-    if (r->dp.cfg.zero) {
-        full.m = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-        full.v = r->dp_rank == 0 ? xcalloc((size_t)r->dp.n, sizeof(float)) : NULL;
-        dp_optim_gather(&r->dp, &r->opt, full.m, full.v, 0);
-    }
-    int rc = 0;
-    if (r->dp_rank == 0) {
-        struct model view;
-        struct adamw vopt;
-        tp_view_gather(&r->m, &full, r->rank == 0, &view, &vopt);
-        struct ckpt_part part = {.lo = 0, .hi = vopt.n, .m = vopt.m, .v = vopt.v};
-        if (r->rank == 0)
-            rc = checkpoint_save_dist(NULL, r->cfg->output_dir, &view, &part, r->opt.step, &r->st, r->config_yaml,
-                                      r->cfg->save_total_limit, r->cfg->load_checkpoint, path);
-        tp_view_free(&view, &vopt);
-    }
-    if (r->dp.cfg.zero) free(full.m), free(full.v);
-    if (dist_any(r->d, rc != 0)) /* every rank learns that the save failed */
-        return rc ? rc : err_set("rank 0 could not save the checkpoint");
-    return 0;
-}
-
 static int save_checkpoint(struct run *r, const char *why) {
     char *path = NULL;
     int rc;
-    if (model_tp_on(&r->m)) {
-        rc = save_checkpoint_tp(r, &path);
-    } else { /* every rank writes its shard; the status is the same on every rank */
-        struct ckpt_part part = own_part(r);
-        rc = checkpoint_save_dist(r->d, r->cfg->output_dir, &r->m, &part, r->opt.step, &r->st, r->config_yaml,
-                                  r->cfg->save_total_limit, r->cfg->load_checkpoint, &path);
-    }
+    struct ckpt_part part = own_part(r); /* every rank writes its part; the status is the same on every rank */
+    rc = checkpoint_save_dist(r->d, r->cfg->output_dir, &r->m, &part, r->opt.step, &r->st, r->config_yaml,
+                              r->cfg->save_total_limit, r->cfg->load_checkpoint, &path);
     if (rc) return err_wrap("saving checkpoint at step %lld", (long long)r->st.step);
     r->saved_step = r->st.step;
     if (r->cfg->checkpoint_format == CHECKPOINT_FORMAT_CKPT) { /* MindSpore's layout too, from rank 0's whole model */
@@ -219,7 +191,12 @@ static int save_final(struct run *r) {
     char *best = NULL;
     if (r->cfg->load_best_at_end && r->st.best_checkpoint_step > 0) { /* the final model is the best checkpoint */
         best = xasprintf("%s/checkpoints/checkpoint-%lld", out, (long long)r->st.best_checkpoint_step);
-        if (checkpoint_load_weights(best, &r->m)) { /* every rank: its own slice */
+        int64_t lo, hi;
+        float *shard = r->d && !r->m.has_lora ? zero_weight_shard(&r->dp, &lo, &hi, NULL, NULL) : NULL;
+        int bad = shard ? checkpoint_load_weights_part(best, &r->m, lo, hi, shard) /* ZeRO-3: its shard */
+                        : checkpoint_load_weights(best, &r->m); /* every rank: its own slice */
+        if (shard) zero_weights_changed(&r->dp);
+        if (bad) {
             err_wrap("load_best_at_end: %s", best);
             free(best);
             return -1;
@@ -229,11 +206,9 @@ static int save_final(struct run *r) {
                                      best, r->st.best_eval_loss, (long long)r->st.best_step);
     }
     int bf16 = r->cfg->save_dtype == DTYPE_BF16, rc = 0;
-    if (model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
-        if (r->dp_rank == 0)
-            rc = r->m.has_lora ? lora_save_adapter(&r->m, out, r->cfg->load_checkpoint, bf16)
-                               : model_save(&r->m, out, bf16, (size_t)5 << 30);
-    } else if (!r->m.has_lora) { /* every rank writes its part of the weights */
+    if (r->m.has_lora && model_tp_on(&r->m)) { /* collective over dp rank 0's tp group; rank 0 writes */
+        if (r->dp_rank == 0) rc = lora_save_adapter(&r->m, out, r->cfg->load_checkpoint, bf16);
+    } else if (!r->m.has_lora) { /* every rank writes its part of the weights (of its slices) */
         struct ckpt_part part = own_part(r);
         rc = checkpoint_save_model_dist(r->d, out, &r->m, &part, bf16, (size_t)5 << 30);
     }
@@ -451,12 +426,6 @@ int trainer_run(const struct run_config *cfg, int pretrain, struct dist_grid *g)
     r->st.dropout_seed = rng_hash((uint64_t)cfg->seed ^ 0xd1b54a32d192ed03ull);
     if (r->d) {
         struct dp_config dc = {.zero = cfg->parallel_config.zero_stage, .overlap = 1, .weights_from = r->shard_from};
-        if (r->g->tp_size > 1 && dc.zero >= 3) {
-            err_set("parallel_config: zero_stage 3 with model_parallel %d is not supported by the trainer yet (its "
-                    "checkpoints and eval need the sharded weights gathered); use zero_stage 0-2",
-                    r->g->tp_size);
-            goto done;
-        }
         if (dp_init(&r->dp, &r->g->dp, &r->m, &dc)) goto done;
         dp_adamw_init(&r->dp, &r->opt, b1, b2, eps, wd);
         if (resume_path) { /* the weights came with the model; each rank reads its part of the moments */

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "io/safetensors.h"
+#include "model/tp.h"
 #include "train/dp.h"
 
 struct zslot {
@@ -240,6 +241,15 @@ static int shard_fill(struct zspace *s, const char *dir) {
             }
             continue;
         }
+        if (p->tp_dim >= 0) { /* a tensor-parallel slice: read whole (one tensor at a time), keep the overlap */
+            struct param q = *p;
+            q.data = xmalloc(sizeof(float) * (size_t)q.numel);
+            rc = tp_read_param(st, q.name, &q);
+            if (rc == 0) memcpy(out, q.data + (a - off), sizeof(float) * (size_t)(b - a));
+            free(q.data);
+            if (rc) err_wrap("%s", dir);
+            continue;
+        }
         const struct st_tensor *t = safetensors_find(st, p->name);
         int same = t && t->n_dims == p->n_dims && t->numel == p->numel;
         for (int k = 0; same && k < t->n_dims; k++) same = t->shape[k] == p->shape[k];
@@ -342,6 +352,11 @@ int zero_optimizer_step(struct dp *dp, struct adamw *o, float lr) {
     adamw_step_shard(o, s->params, s->n_params, s->lo, s->hi, s->shard, dp->shard_grad, lr);
     z->wE.valid = z->wH.valid = z->wL[0].valid = z->wL[1].valid = 0;
     return 1;
+}
+
+void zero_weights_changed(struct dp *dp) {
+    struct zero *z = dp->z;
+    if (z) z->wE.valid = z->wH.valid = z->wL[0].valid = z->wL[1].valid = 0;
 }
 
 int64_t zero_state_bytes(const struct dp *dp) { return dp->z ? dp->z->state_bytes : 0; }

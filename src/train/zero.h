@@ -30,6 +30,8 @@ void zero_grads_finish(struct dp *dp);
  * gathered unit buffers are stale afterwards. Returns 0 if the stage keeps weights whole
  * (the caller then updates and all-gathers them as ZeRO-1/2 do). */
 int zero_optimizer_step(struct dp *dp, struct adamw *o, float lr);
+/* Stage 3: the weight shard was changed outside the optimizer (loaded): gathered units are stale. */
+void zero_weights_changed(struct dp *dp);
 /* Bytes of model state this rank holds (weights, gradients: what the model and zero
  * allocated, AdamW state excluded) and of the unit work buffers. */
 int64_t zero_state_bytes(const struct dp *dp);
