@@ -87,9 +87,8 @@ int main(int argc, char **argv) {
     struct model m;
     if (zero >= 3) { /* each rank makes only its shard (of its tensor-parallel slices) */
         if (model_init_shape(&m, &c, 1, tp > 1 ? &tc : NULL)) dist_abort(&d, "%s", err_msg());
-    } else {
-        if (tp > 1) dist_abort(&d, "bench_dist: --tp needs --zero 3");
-        model_init_random(&m, &c, 1, 1);
+    } else if (model_init_random_tp(&m, &c, 1, 1, tp > 1 ? &tc : NULL)) {
+        dist_abort(&d, "%s", err_msg());
     }
     long rss_loaded = status_kb("VmRSS");
     struct dp dp;
@@ -146,13 +145,13 @@ int main(int argc, char **argv) {
                d.world, g.dp_size, g.tp_size, zero, state / 1048576, work / 1048576, rss[0], rss[1], rss[2], sent / 1e6);
     if (d.rank == 0)
         printf(
-            "ranks %d rows/rank %d T %d params %.1fM zero %d overlap %d bucket %lldM: fastest step %.3f s "
+            "ranks %d (tp %d) rows/dp-rank %d T %d params/rank %.1fM zero %d overlap %d bucket %lldM: fastest step %.3f s "
             "(mean "
             "%.3f), %.0f tok/s; in it: exposed grad comm %.3f s, param allgather %.3f s, all blocking comm "
             "%.3f s; "
             "bare allreduce of all grads %.3f s; sent during backward %.0f%%; optimizer state/rank %.1f MB\n",
-            d.world, rows, T, dp.n / 1e6, zero, overlap, (long long)dp.cfg.bucket_elems >> 20, best[0],
-            sum_step, (double)N * d.world / best[0], best[1], best[2], best[3], t_ar, 100.0 * best[4],
+            d.world, g.tp_size, rows, T, dp.n / 1e6, zero, overlap, (long long)dp.cfg.bucket_elems >> 20, best[0],
+            sum_step, (double)N * g.dp_size / best[0], best[1], best[2], best[3], t_ar, 100.0 * best[4],
             8.0 * opt.n / 1e6);
     adamw_free(&opt);
     dp_free(&dp);

@@ -354,10 +354,16 @@ int model_load_from_tp(struct model *m, const char *path, const char *config_jso
     return load_impl(m, path, config_json, n_layers_keep, train_base, bf16_base, tp);
 }
 
-static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16) {
+static int init_random_impl(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base, int bf16,
+                            const struct tp_comm *tp) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    if (tp && tp->size > 1) {
+        if (tp_check_config(&m->cfg, tp->size)) return -1;
+        m->tp = *tp;
+    }
     build_params(m, train_base, bf16, 1, -1);
+    if (model_tp_on(m)) tp_plan_scratch(m);
     uint64_t s = seed;
     for (int i = 0; i < m->n_params; i++) {
         struct param *p = &m->params[i];
@@ -372,11 +378,16 @@ static int init_random_impl(struct model *m, const struct model_config *cfg, uin
 }
 
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base) {
-    return init_random_impl(m, cfg, seed, train_base, 0);
+    return init_random_impl(m, cfg, seed, train_base, 0, NULL);
+}
+
+int model_init_random_tp(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base,
+                         const struct tp_comm *tp) {
+    return init_random_impl(m, cfg, seed, train_base, 0, tp);
 }
 
 int model_init_random_bf16_base(struct model *m, const struct model_config *cfg, uint64_t seed) {
-    return init_random_impl(m, cfg, seed, 0, 1);
+    return init_random_impl(m, cfg, seed, 0, 1, NULL);
 }
 
 static void acts_free(const struct kernels *K, struct acts *a) {

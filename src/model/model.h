@@ -134,6 +134,10 @@ int model_load_from_tp(struct model *m, const char *path, const char *config_jso
 int model_load_tp(struct model *m, const char *dir, int n_layers_keep, int train_base, const struct tp_comm *tp);
 /* Same, with random weights (std 0.02, norms 1) instead of a checkpoint (init-model, tests). */
 int model_init_random(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base);
+/* The same for one rank of a tensor-parallel group (its slices hold random values of their own:
+ * benchmarks). -1 with err if the model cannot be split tp->size ways. */
+int model_init_random_tp(struct model *m, const struct model_config *cfg, uint64_t seed, int train_base,
+                         const struct tp_comm *tp);
 /* The parameter table of dir's model (or of cfg) without its buffers: params' data and grad
  * are NULL until ZeRO-3 (train/zero.h) reads each rank's shard of the weights. tp (NULL: none):
  * this rank's slices; -1 with err if the model cannot be split so (tp_check_config). */
