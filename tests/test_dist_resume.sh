@@ -75,70 +75,61 @@ run 1 "$work/one"
 check "one process runs 6 steps" "$([ "$(losses "$work/one" | wc -l)" = 6 ] && echo 1 || echo 0)"
 
 if [ $have_mpi -eq 1 ]; then
-    run 2 "$work/z3" --set runner_config.batch_size=2 --set parallel_config.zero_stage=3 --set runner_config.max_steps=3
-    ok=0
-    [ -f "$work/z3/checkpoints/checkpoint-3/trainer_state.json" ] && same_losses "$work/one" "$work/z3" 3 && ok=1
-    [ $ok -eq 1 ] || tail -5 "$work/z3.log"
-    check "dp2 ZeRO-3: 3 steps equal one process, checkpoint-3 written" $ok
-    for grid in "4 1 1" "3 2 0" "1 4 0"; do # ranks, batch per rank, zero stage
-        set -- $grid
-        n=$1 b=$2 z=$3
-        [ "$n" -eq 3 ] && continue # 4 rows do not split over 3 ranks: dp3 is checked by byte identity below
-        out="$work/resume_${n}_$z"
-        resume_from "$work/z3" "$out"
-        run "$n" "$out" --set runner_config.batch_size="$b" --set parallel_config.zero_stage="$z" --set resume_training=true
-        ok=0
-        [ "$(losses "$out" | wc -l)" = 6 ] && same_losses "$work/one" "$out" 6 && ok=1
-        [ $ok -eq 1 ] || { tail -5 "$out.log"; paste <(losses "$work/one") <(losses "$out"); }
-        check "checkpoint-3 of dp2 ZeRO-3 resumed at $n rank(s), ZeRO-$z: the losses of an uninterrupted run" $ok
-    done
-    # save at grid A (dp2 ZeRO-3), load at grid B, save again: the same bytes
-    for grid in "4 1" "3 3" "2 2" "1 0"; do
-        set -- $grid
-        n=$1 z=$2
-        out="$work/again_${n}_$z"
-        resume_from "$work/z3" "$out"
-        run "$n" "$out" --set runner_config.batch_size=1 --set parallel_config.zero_stage="$z" \
-            --set resume_training=true --set runner_config.max_steps=3
-        ok=0
-        cmp -s "$work/z3/checkpoints/checkpoint-3/model.safetensors" "$out/model.safetensors" &&
-            cmp -s "$work/z3/checkpoints/checkpoint-3/config.json" "$out/config.json" && ok=1
-        [ $ok -eq 1 ] || tail -5 "$out.log"
-        check "dp2 ZeRO-3 checkpoint loaded at $n rank(s) ZeRO-$z and saved again: byte-identical HF folder" $ok
-    done
-    # the same from data_parallel 2 x model_parallel 2 at ZeRO-3: every rank writes its shard of its
-    # tensor-parallel slices where they lie in the whole tensors (nothing gathered)
-    tpz3="--set parallel_config.model_parallel=2 --set parallel_config.zero_stage=3"
-    run 4 "$work/tpz3" --set runner_config.batch_size=2 $tpz3 --set runner_config.max_steps=3
-    ok=0
-    [ -f "$work/tpz3/checkpoints/checkpoint-3/trainer_state.json" ] && same_losses "$work/one" "$work/tpz3" 3 && ok=1
-    [ $ok -eq 1 ] || tail -5 "$work/tpz3.log"
-    check "dp2 x tp2 ZeRO-3: 3 steps equal one process, checkpoint-3 written" $ok
-    for grid in "4 1 1" "1 4 0"; do # ranks, batch per rank, zero stage
-        set -- $grid
-        n=$1 b=$2 z=$3
-        out="$work/tpz3_resume_${n}_$z"
-        resume_from "$work/tpz3" "$out"
-        run "$n" "$out" --set runner_config.batch_size="$b" --set parallel_config.zero_stage="$z" --set resume_training=true
-        ok=0
-        [ "$(losses "$out" | wc -l)" = 6 ] && same_losses "$work/one" "$out" 6 && ok=1
-        [ $ok -eq 1 ] || { tail -5 "$out.log"; paste <(losses "$work/one") <(losses "$out"); }
-        check "checkpoint-3 of dp2 x tp2 ZeRO-3 resumed at $n rank(s), ZeRO-$z: the losses of an uninterrupted run" $ok
-    done
-    for grid in "4 1 1" "4 3 2" "2 0 2" "1 0 1"; do # ranks, zero stage, model_parallel
-        set -- $grid
-        n=$1 z=$2 t=$3
-        out="$work/tpz3_again_${n}_${z}_$t"
-        resume_from "$work/tpz3" "$out"
-        run "$n" "$out" --set runner_config.batch_size=$((4 * t / n)) --set parallel_config.zero_stage="$z" \
-            --set parallel_config.model_parallel="$t" --set resume_training=true --set runner_config.max_steps=3
-        ok=0
-        for f in model.safetensors config.json; do
-            cmp -s "$work/tpz3/checkpoints/checkpoint-3/$f" "$out/$f" && ok=$((ok + 1))
+    # $1: source run, $2: its description; then "ranks batch zero model_parallel" grids: resumed
+    # there, the losses of an uninterrupted run
+    resume_at() {
+        local src=$1 what=$2 grid n b z t out ok
+        shift 2
+        for grid in "$@"; do
+            set -- $grid
+            n=$1 b=$2 z=$3 t=$4
+            out="$work/${src}_resume_${n}_${z}_$t"
+            resume_from "$work/$src" "$out"
+            run "$n" "$out" --set runner_config.batch_size="$b" --set parallel_config.zero_stage="$z" \
+                --set parallel_config.model_parallel="$t" --set resume_training=true
+            ok=0
+            [ "$(losses "$out" | wc -l)" = 6 ] && same_losses "$work/one" "$out" 6 && ok=1
+            [ $ok -eq 1 ] || { tail -5 "$out.log"; paste <(losses "$work/one") <(losses "$out"); }
+            check "checkpoint-3 of $what resumed at $n rank(s), model_parallel $t, ZeRO-$z: the losses of an uninterrupted run" $ok
         done
-        [ $ok -eq 2 ] && ok=1 || { ok=0; tail -5 "$out.log"; }
-        check "dp2 x tp2 ZeRO-3 checkpoint loaded at $n rank(s) model_parallel $t ZeRO-$z and saved again: byte-identical HF folder" $ok
+    }
+    # $1: source run, $2: its description; then "ranks zero model_parallel" grids: loaded there and
+    # saved again (no step), the HF folder is byte-identical to the source's checkpoint
+    save_again_at() {
+        local src=$1 what=$2 grid n z t out ok f
+        shift 2
+        for grid in "$@"; do
+            set -- $grid
+            n=$1 z=$2 t=$3
+            out="$work/${src}_again_${n}_${z}_$t"
+            resume_from "$work/$src" "$out"
+            run "$n" "$out" --set runner_config.batch_size=$((4 * t / n > 0 ? 4 * t / n : 1)) \
+                --set parallel_config.zero_stage="$z" --set parallel_config.model_parallel="$t" \
+                --set resume_training=true --set runner_config.max_steps=3
+            ok=0
+            for f in model.safetensors config.json; do
+                cmp -s "$work/$src/checkpoints/checkpoint-3/$f" "$out/$f" && ok=$((ok + 1))
+            done
+            [ $ok -eq 2 ] && ok=1 || { ok=0; tail -5 "$out.log"; }
+            check "$what checkpoint loaded at $n rank(s) model_parallel $t ZeRO-$z and saved again: byte-identical HF folder" $ok
+        done
+    }
+    for src in z3 tpz3; do
+        what="dp2 ZeRO-3" grid="--set parallel_config.zero_stage=3" n=2
+        [ $src = tpz3 ] && what="dp2 x tp2 ZeRO-3" grid="$grid --set parallel_config.model_parallel=2" n=4
+        run $n "$work/$src" --set runner_config.batch_size=2 $grid --set runner_config.max_steps=3
+        ok=0
+        [ -f "$work/$src/checkpoints/checkpoint-3/trainer_state.json" ] && same_losses "$work/one" "$work/$src" 3 && ok=1
+        [ $ok -eq 1 ] || tail -5 "$work/$src.log"
+        check "$what: 3 steps equal one process, checkpoint-3 written" $ok
     done
+    # (4 rows do not split over 3 ranks: dp3 is checked by byte identity)
+    resume_at z3 "dp2 ZeRO-3" "4 1 1 1" "1 4 0 1"
+    save_again_at z3 "dp2 ZeRO-3" "4 1 1" "3 3 1" "2 2 1" "1 0 1"
+    # from data_parallel 2 x model_parallel 2 at ZeRO-3: every rank wrote its shard of its
+    # tensor-parallel slices where they lie in the whole tensors (nothing gathered)
+    resume_at tpz3 "dp2 x tp2 ZeRO-3" "4 1 1 1" "1 4 0 1"
+    save_again_at tpz3 "dp2 x tp2 ZeRO-3" "4 1 1" "4 3 2" "2 0 2" "1 0 1"
     # its optimizer state and weights are the one-process layout: a one-process save of the same
     # step holds the same tensor names and shapes
     ok=0
@@ -191,7 +182,8 @@ if [ $have_mpi -eq 1 ]; then
         [ -f "$work/lora_resumed/adapter_model.safetensors" ] && ok=1
     [ $ok -eq 1 ] || { tail -5 "$work/lora_z3.log" "$work/lora_resumed.log"; }
     check "LoRA at dp2 ZeRO-3: 3 steps equal one process; its checkpoint resumes on one process" $ok
-    run 4 "$work/lora_tpz3" $lora --set runner_config.batch_size=2 $tpz3 --set runner_config.max_steps=3
+    run 4 "$work/lora_tpz3" $lora --set runner_config.batch_size=2 --set parallel_config.model_parallel=2 \
+        --set parallel_config.zero_stage=3 --set runner_config.max_steps=3
     resume_from "$work/lora_tpz3" "$work/lora_tpz3_resumed"
     run 1 "$work/lora_tpz3_resumed" $lora --set resume_training=true
     ok=0
