@@ -157,13 +157,17 @@ int file_write_atomic(const char *path, const void *buf, size_t len) {
         free(tmp);
         return -1;
     }
+    int rc = file_commit(tmp, path);
+    free(tmp);
+    return rc;
+}
+
+int file_commit(const char *tmp, const char *path) {
     if (rename(tmp, path) != 0) {
         err_set("%s: cannot rename into place: %s", path, strerror(errno));
         unlink(tmp);
-        free(tmp);
         return -1;
     }
-    free(tmp);
     char *d = dir_of(path);
     dir_fsync(d);
     free(d);

@@ -20,6 +20,9 @@ int dir_create(const char *path);
 /* Writes buf to path atomically: path.tmp.<pid>, fsync, rename, fsync of the directory.
  * On failure the old file at path is untouched. */
 int file_write_atomic(const char *path, const void *buf, size_t len);
+/* Renames the finished (written, synced, closed) temporary file tmp into place at path and
+ * syncs the folder; on failure removes tmp. -1 with err. */
+int file_commit(const char *tmp, const char *path);
 /* Copies src_dir/name to dst_dir/name atomically when it exists (0 and no copy when absent). */
 int file_copy_if_exists(const char *src_dir, const char *dst_dir, const char *name);
 /* fsync a directory (after renames inside it). */

@@ -611,12 +611,7 @@ int ckpt_save(const char *path, const struct ckpt_entry *e, int n, int crc) {
         free(tmp);
         return -1;
     }
-    if (rename(tmp, path) != 0) {
-        err_set("%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
+    int rc = file_commit(tmp, path);
     free(tmp);
-    return 0;
+    return rc;
 }
