@@ -689,25 +689,9 @@ static void test_dataset_cache(void) {
     dataset_free(a), dataset_free(ref);
 }
 
-/* The cache's own checksum (dataset.c), recomputed here as whoever edits a cache would. */
-static uint64_t resign_hash(const void *p, size_t n) {
-    const unsigned char *s = p;
-    uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0x2545f4914f6cdd1dull};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++) {
-            uint64_t w;
-            memcpy(&w, s + i + 8 * k, 8);
-            h[k] = (h[k] ^ w) * 0x100000001b3ull;
-            h[k] ^= h[k] >> 29;
-        }
-    uint64_t r = 0xcbf29ce484222325ull;
-    for (; i < n; i++) r = (r ^ s[i]) * 0x100000001b3ull;
-    for (int k = 0; k < 4; k++)
-        for (int b = 0; b < 8; b++) r = (r ^ ((const unsigned char *)&h[k])[b]) * 0x100000001b3ull;
-    for (int b = 0; b < 8; b++) r = (r ^ ((const unsigned char *)&n)[b]) * 0x100000001b3ull;
-    return r;
-}
+/* The cache's own checksum (dataset.h), recomputed as whoever edits a cache would: the cache
+ * must not trust it (its vocabulary check catches the edit). */
+static uint64_t resign_hash(const void *p, size_t n) { return dataset_cache_checksum(p, n); }
 
 /* Every cached id is checked against the vocabulary at load: ids beyond the model's
  * vocab_size and negative ids in a cache whose checksums were re-signed are never used. */
