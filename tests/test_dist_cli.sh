@@ -10,44 +10,19 @@ if ! command -v mpirun > /dev/null; then
     echo "dist_cli: 0 passed, 0 failed"
     exit 0
 fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
-export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+. tests/dist_lib.sh
 mpi="mpirun -np 2 --oversubscribe -x ASAN_OPTIONS -x CSFT_PROGRESS"
 work=build/tmp_dist_cli
 rm -rf "$work" && mkdir -p "$work"
 passed=0 failed=0
 
 # reference.json's three batches (B=2 each) as six JSONL records, in order
-ref=tests/fixtures/hf/qwen2-tiny/reference.json
-rows() { # $1: the key; prints one comma-separated row per line
-    sed -E "s/.*\"$1\": \[(\[\[[^\"]*\]\])\].*/\1/" "$ref" | sed -e 's/\], *\[/\n/g' | tr -d '[] '
-}
-paste -d'|' <(rows batches_input_ids) <(rows batches_labels) |
-    awk -F'|' '{printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", $1, $2}' > "$work/batches.jsonl"
-if [ "$(wc -l < "$work/batches.jsonl")" != 6 ]; then
+if ! fixture_records tests/fixtures/hf/qwen2-tiny "$work/batches.jsonl"; then
     echo "could not extract the fixture batches"
     echo "dist_cli: 0 passed, 1 failed"
     exit 1
 fi
-cat > "$work/run.yaml" << EOF
-run_mode: finetune
-seed: 1
-load_checkpoint: tests/fixtures/hf/qwen2-tiny
-train_dataset: {data_files: [$work/batches.jsonl], format: tokenized, shuffle: false, packing: false, seq_length: 64}
-runner_config: {epochs: 2, batch_size: 1}
-optimizer: {learning_rate: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-8, weight_decay: 0.1}
-lr_schedule: {type: cosine, warmup_steps: 2}
-max_grad_norm: 1.0
-logging_steps: 1
-save_steps: 3
-tensorboard: false
-EOF
-losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$1/metrics.jsonl" 2> /dev/null; }
-same_losses() { # six steps, max relative difference <= 1e-5
-    paste <(losses "$1") <(losses "$2") | awk '
-        NF == 2 { d = ($1 - $2) / $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
-        END { exit !(n == 6 && m <= 1e-5) }'
-}
+write_run_yaml "$work/run.yaml" tests/fixtures/hf/qwen2-tiny "$work/batches.jsonl" 1 2
 check() { # $1: description, $2: exit status of the run, $3: 1 if the extra condition holds
     if [ "$2" -eq 0 ] && [ "$3" -eq 1 ]; then
         passed=$((passed + 1))
@@ -65,7 +40,7 @@ for zero in 0 1 2 3; do
     rc=$?
     ok=0
     same_losses "$work/one" "$work/two_$zero" && ok=1
-    [ $ok -eq 1 ] || { tail -5 "$work/two_$zero.log"; echo "losses: $(losses $work/two_$zero | tr '\n' ' ') vs $(losses $work/one | tr '\n' ' ')"; }
+    [ $ok -eq 1 ] || { tail -5 "$work/two_$zero.log"; show_losses "$work/one" "$work/two_$zero"; }
     check "mpirun -np 2 csft finetune, zero_stage $zero, equals one process with twice the batch" $rc $ok
 done
 

@@ -9,8 +9,7 @@
 # LoRA at dp2 ZeRO-3 (sharded frozen base) checkpoints and resumes on one process. Skips the
 # multi-rank parts without mpirun.
 set -u
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
-export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+. tests/dist_lib.sh
 work=build/tmp_dist_resume
 rm -rf "$work" && mkdir -p "$work"
 passed=0 failed=0 skipped=0
@@ -31,31 +30,13 @@ check() { # $1: description, $2: 1 if it holds
 }
 
 # the fixture's six rows twice: 12 records, 3 steps of 4 rows per epoch
-ref=tests/fixtures/hf/qwen2-tiny/reference.json
-rows() { sed -E "s/.*\"$1\": \[(\[\[[^\"]*\]\])\].*/\1/" "$ref" | sed -e 's/\], *\[/\n/g' | tr -d '[] '; }
-paste -d'|' <(rows batches_input_ids) <(rows batches_labels) |
-    awk -F'|' '{printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", $1, $2}' > "$work/six.jsonl"
+if ! fixture_records tests/fixtures/hf/qwen2-tiny "$work/six.jsonl"; then
+    echo "could not extract the fixture batches"
+    echo "dist_resume: 0 passed, 1 failed"
+    exit 1
+fi
 cat "$work/six.jsonl" "$work/six.jsonl" > "$work/rows.jsonl"
-cat > "$work/run.yaml" << EOF
-run_mode: finetune
-seed: 1
-load_checkpoint: tests/fixtures/hf/qwen2-tiny
-train_dataset: {data_files: [$work/rows.jsonl], format: tokenized, shuffle: false, packing: false, seq_length: 64}
-runner_config: {epochs: 2, batch_size: 4}
-optimizer: {learning_rate: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-8, weight_decay: 0.1}
-lr_schedule: {type: cosine, warmup_steps: 2}
-max_grad_norm: 1.0
-logging_steps: 1
-save_steps: 3
-save_total_limit: 5
-tensorboard: false
-EOF
-losses() { sed -E 's/.*"step":([0-9]+),.*"loss":([-0-9.e+]+).*/\1 \2/' "$1/metrics.jsonl" 2> /dev/null; }
-same_losses() { # $1 $2: runs; steps of $2 must equal $1's at the same step (rel 1e-5), at least $3 of them
-    join <(losses "$1" | sort -k1,1) <(losses "$2" | sort -k1,1) | awk -v want="$3" '
-        { d = ($2 - $3) / $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
-        END { exit !(n >= want && m <= 1e-5) }'
-}
+write_run_yaml "$work/run.yaml" tests/fixtures/hf/qwen2-tiny "$work/rows.jsonl" 4 2 "save_total_limit: 5"
 run() { # $1: ranks (1 = no mpirun), $2: output dir, then --set overrides
     local n=$1 out=$2
     shift 2
@@ -89,7 +70,7 @@ if [ $have_mpi -eq 1 ]; then
                 --set parallel_config.model_parallel="$t" --set resume_training=true
             ok=0
             [ "$(losses "$out" | wc -l)" = 6 ] && same_losses "$work/one" "$out" 6 && ok=1
-            [ $ok -eq 1 ] || { tail -5 "$out.log"; paste <(losses "$work/one") <(losses "$out"); }
+            [ $ok -eq 1 ] || { tail -5 "$out.log"; show_losses "$work/one" "$out"; }
             check "checkpoint-3 of $what resumed at $n rank(s), model_parallel $t, ZeRO-$z: the losses of an uninterrupted run" $ok
         done
     }

@@ -11,43 +11,20 @@ if ! command -v mpirun > /dev/null; then
     echo "tp_cli: 0 passed, 0 failed"
     exit 0
 fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 CSFT_PROGRESS=plain
-export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+. tests/dist_lib.sh
 mpi="mpirun --oversubscribe -x ASAN_OPTIONS -x CSFT_PROGRESS"
 work=build/tmp_tp_cli
 rm -rf "$work" && mkdir -p "$work"
 passed=0 failed=0
 
-ref=tests/fixtures/hf/llama-tiny/reference.json
-rows() { sed -E "s/.*\"$1\": \[(\[\[[^\"]*\]\])\].*/\1/" "$ref" | sed -e 's/\], *\[/\n/g' | tr -d '[] '; }
-paste -d'|' <(rows batches_input_ids) <(rows batches_labels) |
-    awk -F'|' '{printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", $1, $2}' > "$work/batches.jsonl"
-if [ "$(wc -l < "$work/batches.jsonl")" != 6 ]; then
+if ! fixture_records tests/fixtures/hf/llama-tiny "$work/batches.jsonl"; then
     echo "could not extract the fixture batches"
     echo "tp_cli: 0 passed, 1 failed"
     exit 1
 fi
-cat > "$work/run.yaml" << EOF
-run_mode: finetune
-seed: 1
-load_checkpoint: tests/fixtures/hf/llama-tiny
-train_dataset: {data_files: [$work/batches.jsonl], format: tokenized, shuffle: false, packing: false, seq_length: 64}
-runner_config: {epochs: 2, batch_size: 2}
-optimizer: {learning_rate: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-8, weight_decay: 0.1}
-lr_schedule: {type: cosine, warmup_steps: 2}
-max_grad_norm: 1.0
-logging_steps: 1
-save_steps: 3
-tensorboard: false
-EOF
+write_run_yaml "$work/run.yaml" tests/fixtures/hf/llama-tiny "$work/batches.jsonl" 2 2
 lora="--set model.model_config.pet_config.pet_type=lora --set model.model_config.pet_config.lora_rank=4"
 lora="$lora --set model.model_config.pet_config.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
-losses() { sed -E 's/.*"loss":([-0-9.e+]+).*/\1/' "$1/metrics.jsonl" 2> /dev/null; }
-same_losses() { # six steps, max relative difference <= 1e-5
-    paste <(losses "$1") <(losses "$2") | awk '
-        NF == 2 { d = ($1 - $2) / $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
-        END { exit !(n == 6 && m <= 1e-5) }'
-}
 check() { # $1: description, $2: exit status, $3: 1 if the extra condition holds
     if [ "$2" -eq 0 ] && [ "$3" -eq 1 ]; then
         passed=$((passed + 1))
@@ -63,7 +40,7 @@ run_same() {
     $launch ./csft finetune --config "$work/run.yaml" --set output_dir=$out "$@" > "$out.log" 2>&1
     local rc=$? ok=0
     same_losses "$one" "$out" && ok=1
-    [ $ok -eq 1 ] || { tail -5 "$out.log"; echo "losses: $(losses $out | tr '\n' ' ') vs $(losses $one | tr '\n' ' ')"; }
+    [ $ok -eq 1 ] || { tail -5 "$out.log"; show_losses "$one" "$out"; }
     check "$what" $rc $ok
 }
 
