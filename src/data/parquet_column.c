@@ -360,6 +360,23 @@ static size_t fixed_width(const struct pq_column *c) {
     return c->type == PQ_INT96 ? 12 : (size_t)c->type_length;
 }
 
+/* One little-endian INT32, INT64, FLOAT or DOUBLE value at b. */
+static void number_at(int t, const uint8_t *b, struct pq_value *out) {
+    if (t == PQ_INT32) {
+        int32_t v;
+        memcpy(&v, b, 4);
+        out->i = v;
+    } else if (t == PQ_INT64) {
+        memcpy(&out->i, b, 8);
+    } else if (t == PQ_FLOAT) {
+        float f;
+        memcpy(&f, b, 4);
+        out->d = f;
+    } else {
+        memcpy(&out->d, b, 8);
+    }
+}
+
 /* Decodes n values of encoding enc from [p, end) into out. */
 static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const uint8_t *end, int32_t n,
                          struct pq_value *out, int is_dict) {
@@ -377,21 +394,7 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
             if ((size_t)n * width > avail)
                 return col_err(c, "%s: %d PLAIN %s values need %zu bytes, %zu left", what, n, pq_type_name(t),
                                (size_t)n * width, avail);
-            for (int32_t k = 0; k < n; k++, p += width) {
-                if (t == PQ_INT32) {
-                    int32_t v;
-                    memcpy(&v, p, 4);
-                    out[k].i = v;
-                } else if (t == PQ_INT64) {
-                    memcpy(&out[k].i, p, 8);
-                } else if (t == PQ_FLOAT) {
-                    float f;
-                    memcpy(&f, p, 4);
-                    out[k].d = f;
-                } else {
-                    memcpy(&out[k].d, p, 8);
-                }
-            }
+            for (int32_t k = 0; k < n; k++, p += width) number_at(t, p, &out[k]);
         } else if (t == PQ_INT96 || t == PQ_FIXED_LEN_BYTE_ARRAY) {
             size_t w = fixed_width(c);
             if ((size_t)n * w > avail)
@@ -522,19 +525,7 @@ static int values_decode(struct pq_column *c, int enc, const uint8_t *p, const u
             uint8_t b[8];
             for (size_t j = 0; j < w; j++)
                 b[j] = p[j * (size_t)n + (size_t)k];
-            if (t == PQ_FLOAT) {
-                float f;
-                memcpy(&f, b, 4);
-                out[k].d = f;
-            } else if (t == PQ_DOUBLE) {
-                memcpy(&out[k].d, b, 8);
-            } else if (t == PQ_INT32) {
-                int32_t v;
-                memcpy(&v, b, 4);
-                out[k].i = v;
-            } else {
-                memcpy(&out[k].i, b, 8);
-            }
+            number_at(t, b, &out[k]);
         }
         return 0;
     }
