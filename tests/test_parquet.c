@@ -187,6 +187,11 @@ static void test_open_errors(void) {
     EXPECT(read_all(&rows) == -1, "corrupt footer");
     EXPECT_ERR("corrupt Parquet footer");
     free(buf);
+
+    /* (fuzzer) a group whose children outnumber the elements its earlier children's subtrees left:
+     * the schema walk read one element past the list (and leaked its path) */
+    EXPECT(parquet_open(&p, "tests/fuzz/regress/parquet/schema-children-overrun") == -1 && !p, "children overrun");
+    EXPECT_ERR("schema field 'list' claims 3 children; the schema ends after 1 of them");
 }
 
 static void test_page_errors(void) {

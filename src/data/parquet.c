@@ -271,6 +271,9 @@ static int schema_build(struct parquet *p, int i, int *next, int depth, int def,
     } else {
         n->children = xmalloc((size_t)n->n_children * sizeof *n->children);
         for (int k = 0; k < n->n_children; k++) {
+            if (*next >= p->n_nodes) /* earlier children's subtrees took the elements it counted on */
+                return err_set("%s: schema field '%s' claims %d children; the schema ends after %d of them", p->path,
+                               n->name, n->n_children, k);
             int c = (*next)++;
             n->children[k] = c;
             if (schema_build(p, c, next, depth + 1, def, rep, i > 0 ? n->path : NULL)) return -1;
