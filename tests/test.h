@@ -4,7 +4,19 @@
 #pragma once
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/util.h"
+
+/* 1 if both files exist and hold the same bytes. */
+static inline int files_equal(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = file_read_all(a, &na), *y = file_read_all(b, &nb);
+    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return eq;
+}
 
 static int t_passed, t_failed, t_skipped, t_cur_failed, t_cur_skipped;
 

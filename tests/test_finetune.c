@@ -121,14 +121,6 @@ static void test_trajectories(void) {
     }
 }
 
-static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = file_read_all(a, &na), *y = file_read_all(b, &nb);
-    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return eq;
-}
-
 /* SIGKILL after steps 2, 3 and 5 (resuming each time) ends with the same bytes as one run. */
 static void test_kill_and_resume(void) {
     const char *fx = "qwen2-tiny";

@@ -233,14 +233,6 @@ static char *read_state(const char *ck, const char *key, double *v) {
     return p;
 }
 
-static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = file_read_all(a, &na), *y = file_read_all(b, &nb);
-    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return eq;
-}
-
 static void test_early_stopping(void) {
     const char *out = TMP "/run_es";
     /* train on 1,2,1,2...; eval on 3,4,3,4...: the eval loss rises from the first step on */

@@ -351,14 +351,6 @@ static void test_parity_mistral_lora_bf16(void) {
 
 /* ---- saving: the gathered folder equals the one-process one, byte for byte ---- */
 
-static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = file_read_all(a, &na), *y = file_read_all(b, &nb);
-    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return eq;
-}
-
 static void test_save(void) {
     struct tp_comm tp = tp_group();
     const char *dir = "tests/fixtures/hf/llama-tiny";
