@@ -436,7 +436,7 @@ int ckpt_open(struct ckpt **out, const char *path) {
         struct ckpt_tensor *t = &ck->t[ck->n++];
         memset(t, 0, sizeof *t);
         t->name = xmalloc(v.tag_len + 1);
-        memcpy(t->name, v.tag, v.tag_len);
+        if (v.tag_len) memcpy(t->name, v.tag, v.tag_len); /* (no tag: NULL) */
         t->name[v.tag_len] = 0;
         t->data = v.content;
         t->nbytes = v.content_len;
@@ -498,11 +498,12 @@ const struct ckpt_tensor *ckpt_find(const struct ckpt *ck, const char *name) {
 int ckpt_tensor_f32(const struct ckpt *ck, const struct ckpt_tensor *t, float *dst) {
     if (t->dtype != DTYPE_F32 && t->dtype != DTYPE_BF16 && t->dtype != DTYPE_F16)
         return err_set("%s: tensor '%s' is %s, expected Float32, BFloat16 or Float16", ck->path, t->name, t->type);
+    if (t->nbytes == 0) return 0; /* an empty tensor (its data pointer may be NULL) */
     if (t->dtype == DTYPE_F32) return memcpy(dst, t->data, t->nbytes), 0;
     size_t es = dtype_size((enum dtype)t->dtype);
     if ((uintptr_t)t->data % es == 0) return dtype_to_f32(dst, t->data, (enum dtype)t->dtype, t->numel);
     /* the file places contents at any byte offset: convert from an aligned copy */
-    void *tmp = xmalloc(t->nbytes ? t->nbytes : 1);
+    void *tmp = xmalloc(t->nbytes);
     memcpy(tmp, t->data, t->nbytes);
     int rc = dtype_to_f32(dst, tmp, (enum dtype)t->dtype, t->numel);
     free(tmp);
