@@ -8,7 +8,8 @@
 # input), leak or out-of-memory (3 GiB RSS, 2 GiB per allocation) fails the run; the input is
 # left in build-fuzz/crashes/<target>/ (add it to tests/fuzz/regress/<target>/ once fixed).
 # Every run appends "date target seconds executions result" to build-fuzz/fuzz-log.tsv.
-# One fuzzer process at a time; NICE=19 runs it niced.
+# One fuzzer process at a time; NICE=19 runs it niced. CI=true (what .ci/run sets): a fixed,
+# run per target (seed 1, a fixed number of inputs, from the seeds alone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=30
@@ -43,6 +44,14 @@ max_len() {
     tokenizer_json | vocab_merges) echo 12288 ;; *) echo 8192 ;;
     esac
 }
+ci_runs() { # inputs per target under CI: about 30 s each on a loaded 2-core machine
+    case $1 in
+    train_state) echo 4000000 ;; jinja) echo 300000 ;;
+    safetensors | config_json | tokenizer_config | ckpt) echo 60000 ;;
+    parquet | arrow | st_index) echo 35000 ;; json | token_cache) echo 20000 ;;
+    tokenizer_json | mindrecord) echo 15000 ;; vocab_merges) echo 10000 ;; yaml) echo 3500 ;; *) echo 10000 ;;
+    esac
+}
 export OMP_NUM_THREADS=1 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 nice_cmd=""
@@ -65,15 +74,18 @@ for t in $targets; do
     fi
     # 2. fuzz from the seeds
     corpus=build-fuzz/corpus/$t seeds=build-fuzz/seeds/$t crashes=build-fuzz/crashes/$t
+    # CI starts from the seeds alone (a fresh corpus each run), so CI=true here replays it exactly
+    [ -n "${CI:-}" ] && corpus=build-fuzz/ci/corpus/$t seeds=build-fuzz/ci/seeds/$t && rm -rf "$corpus"
     rm -rf "$seeds" && mkdir -p "$corpus" "$seeds" "$crashes"
     [ -d fuzz/seeds/$t ] && cp fuzz/seeds/$t/* "$seeds"/
     for f in $(seed_files "$t"); do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done
     log=build-fuzz/fuzz_$t.log
-    # CI fixes libFuzzer's seed: its short run is the same sequence of inputs on every machine
-    # (a slower one runs a prefix of it), so it passes or fails reproducibly
-    seed_opt=""
-    [ -n "${CI:-}" ] && seed_opt="-seed=1"
-    $nice_cmd "$bin" $seed_opt -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
+    # CI: libFuzzer's seed 1 and a fixed number of inputs (about 30 s on a 2-core machine) from
+    # the seeds alone, capped at 4 x SECONDS: `CI=true bash fuzz/run.sh` here is CI's run (close,
+    # not bit for bit: libFuzzer also learns from addresses and temporary file names).
+    limit_opt="-max_total_time=$secs"
+    [ -n "${CI:-}" ] && limit_opt="-seed=1 -runs=$(ci_runs "$t") -max_total_time=$((4 * secs))"
+    $nice_cmd "$bin" $limit_opt -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
         -max_len="$(max_len "$t")" -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" "$seeds" > "$log" 2>&1
     rc=$?
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
