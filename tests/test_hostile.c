@@ -130,6 +130,10 @@ static void test_jinja_arithmetic(void) {
         {"{{ range(9223372036854775807, -9223372036854775807, -4611686018427387904)|list|last }}",
          "-4611686018427387905"},
         {"{{ 1e18|int }}|{{ '-2.5e3'|int }}", "1000000000000000000|-2500"},
+        /* %-formatting (Python's results): repeated flags, widths past the old 512-byte buffer */
+        {"{{ '%5.2f|%-5s|%05d|%.3s|%--5d|%+.1e|%#x|%%' % (3.14159, 'ab', 42, 'abcdef', 3, 12345.678, 255) }}",
+         " 3.14|ab   |00042|abc|3    |+1.2e+04|0xff|%"},
+        {"{{ ('%1000d' % 7)|length }}|{{ ('%-------------------------------2x' % 255)|length }}", "1000|2"},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char *out = render(ok[i].src);
@@ -152,6 +156,11 @@ static void test_jinja_arithmetic(void) {
         {"{{ 99999999999999999999 }}", "does not fit in 64 bits"},
         {"{{ range(-9223372036854775807, 9223372036854775807)|length }}", "Range too big"},
         {"{{ range(9223372036854775807, -9223372036854775807, -1)|length }}", "Range too big"},
+        /* (fuzzer) a 29-digit width overran the 32-byte printf spec; widths are bounded now */
+        {"{{ '%-5s|%0%.2f|%22222222222222222222222222222x' % ('', 41, 3.159, 255) }}",
+         "unsupported format character '%'"},
+        {"{{ '%22222222222222222222222222222x' % 255 }}", "ValueError: width too big"},
+        {"{{ '%.222222x' % 255 }}", "ValueError: width too big"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err_clear();

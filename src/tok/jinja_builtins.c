@@ -370,6 +370,34 @@ static struct jv *str_format(struct jctx *c, int pos, struct jv *s, const struct
     return jv_str_take(&c->a, b.p, b.len);
 }
 
+/* %-format width or precision digits at *i (-1 if none); past 100,000 Python's "width too big"
+ * (a template has no use for more, and the output stays bounded). */
+static int64_t percent_count(struct jctx *c, int pos, const struct jv *fmt, size_t *i) {
+    if (*i >= fmt->len || fmt->s[*i] < '0' || fmt->s[*i] > '9') return -1;
+    int64_t v = 0;
+    while (*i < fmt->len && fmt->s[*i] >= '0' && fmt->s[*i] <= '9') {
+        v = v * 10 + (fmt->s[(*i)++] - '0');
+        if (v > 100000) jctx_raise(c, pos, "ValueError", "width too big");
+    }
+    return v;
+}
+
+/* snprintf of one number with spec into b, however wide. */
+static void put_ll(struct jbuf *b, const char *spec, long long v) {
+    int n = snprintf(NULL, 0, spec, v);
+    char *t = xmalloc((size_t)n + 1);
+    snprintf(t, (size_t)n + 1, spec, v);
+    jbuf_put(b, t, (size_t)n);
+    free(t);
+}
+static void put_double(struct jbuf *b, const char *spec, double v) {
+    int n = snprintf(NULL, 0, spec, v);
+    char *t = xmalloc((size_t)n + 1);
+    snprintf(t, (size_t)n + 1, spec, v);
+    jbuf_put(b, t, (size_t)n);
+    free(t);
+}
+
 struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct jv *args) {
     struct jbuf b;
     jbuf_init(&b, &c->a);
@@ -383,19 +411,32 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             continue;
         }
         if (++i >= fmt->len) jctx_raise(c, pos, "ValueError", "incomplete format");
-        char spec[32] = "%";
-        int sl = 1;
-        while (i < fmt->len && strchr("-+ #0123456789.", fmt->s[i]) && sl < 30)
-            spec[sl++] = fmt->s[i++];
+        /* flags (each once), width, precision: rebuilt into a printf spec of bounded length */
+        char flags[6] = "";
+        int nf = 0;
+        while (i < fmt->len && fmt->s[i] && strchr("-+ #0", fmt->s[i])) {
+            if (!strchr(flags, fmt->s[i])) flags[nf++] = fmt->s[i];
+            i++;
+        }
+        int64_t width = percent_count(c, pos, fmt, &i), prec = -1;
+        if (i < fmt->len && fmt->s[i] == '.') {
+            i++;
+            prec = percent_count(c, pos, fmt, &i);
+            if (prec < 0) prec = 0;
+        }
+        if (i >= fmt->len) jctx_raise(c, pos, "ValueError", "incomplete format");
+        char spec[32];
+        int sl = snprintf(spec, sizeof spec, "%%%s", flags);
+        if (width >= 0) sl += snprintf(spec + sl, sizeof spec - (size_t)sl, "%lld", (long long)width);
+        if (prec >= 0) sl += snprintf(spec + sl, sizeof spec - (size_t)sl, ".%lld", (long long)prec);
         char conv = fmt->s[i];
-        if (conv == '%') {
+        if (conv == '%' && !nf && width < 0 && prec < 0) {
             jbuf_putc(&b, '%');
             continue;
         }
         struct jv *v = is_tuple ? (ai < args->n ? args->items[ai] : NULL) : (ai == 0 ? args : NULL);
         ai++;
         if (!v) jctx_raise(c, pos, "TypeError", "not enough arguments for format string");
-        char out[512];
         switch (conv) {
         case 's':
         case 'r': {
@@ -407,13 +448,7 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             else
                 jv_write_repr(&t, v);
             /* flags/width/precision on code points */
-            int left = strchr(spec, '-') != NULL;
-            const char *w = spec + 1;
-            while (*w && strchr("-+ #0", *w))
-                w++;
-            int64_t width = atoi(w), prec = -1;
-            const char *dot = strchr(spec, '.');
-            if (dot) prec = atoi(dot + 1);
+            int left = strchr(flags, '-') != NULL;
             size_t bytes = prec >= 0 ? utf8_cp_offset(t.p, t.len, prec) : t.len;
             int64_t cps = utf8_cp_len(t.p, bytes);
             for (int64_t k = cps; !left && k < width; k++)
@@ -433,8 +468,7 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             if (v->kind == JV_FLOAT && !(v->f > -9223372036854775808.0 && v->f < 9223372036854775808.0))
                 jctx_raise(c, pos, "OverflowError", "%%%c format: %g does not fit a 64-bit integer", conv, v->f);
             spec[sl++] = 'l', spec[sl++] = 'l', spec[sl++] = conv == 'i' ? 'd' : conv, spec[sl] = 0;
-            snprintf(out, sizeof out, spec, (long long)(v->kind == JV_FLOAT ? (int64_t)v->f : v->i));
-            jbuf_puts(&b, out);
+            put_ll(&b, spec, (long long)(v->kind == JV_FLOAT ? (int64_t)v->f : v->i));
             break;
         case 'f':
         case 'e':
@@ -442,8 +476,7 @@ struct jv *jinja_percent_format(struct jctx *c, int pos, struct jv *fmt, struct 
             if (v->kind != JV_INT && v->kind != JV_BOOL && v->kind != JV_FLOAT)
                 jctx_raise(c, pos, "TypeError", "must be real number, not %s", jv_type_name(v));
             spec[sl++] = conv, spec[sl] = 0;
-            snprintf(out, sizeof out, spec, v->kind == JV_FLOAT ? v->f : (double)v->i);
-            jbuf_puts(&b, out);
+            put_double(&b, spec, v->kind == JV_FLOAT ? v->f : (double)v->i);
             break;
         default: jctx_raise(c, pos, "ValueError", "unsupported format character '%c'", conv);
         }
