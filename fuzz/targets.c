@@ -49,6 +49,13 @@ static const char *fz_write(int slot, const char *name, const void *p, size_t n)
     fclose(f);
     return paths[slot];
 }
+/* The input as a NUL-terminated string (malloc'd). */
+static char *fz_cstr(const uint8_t *d, size_t n) {
+    char *s = xmalloc(n + 1);
+    memcpy(s, d, n);
+    s[n] = 0;
+    return s;
+}
 /* Splits data at the separator line "#SPLIT#\n" into up to max parts (the last takes the
  * rest): how one input carries several files. */
 #define FZ_SEP "#SPLIT#\n"
@@ -218,9 +225,7 @@ int fuzz_tokenizer_config(const uint8_t *d, size_t n) {
 
 /* A Jinja template (the whole input) parsed and rendered with chat-template variables. */
 int fuzz_jinja(const uint8_t *d, size_t n) {
-    char *src = xmalloc(n + 1);
-    memcpy(src, d, n);
-    src[n] = 0;
+    char *src = fz_cstr(d, n);
     struct jinja_template *t = jinja_template_parse(src, "fuzz.jinja");
     if (t) {
         cJSON *msgs = cJSON_Parse(fz_messages), *tools = cJSON_Parse(fz_tools), *bos = cJSON_CreateString("<s>"),
@@ -282,9 +287,7 @@ int fuzz_token_cache(const uint8_t *d, size_t n) {
 
 /* trainer_state.json. */
 int fuzz_train_state(const uint8_t *d, size_t n) {
-    char *s = xmalloc(n + 1);
-    memcpy(s, d, n);
-    s[n] = 0;
+    char *s = fz_cstr(d, n);
     struct train_state st;
     int64_t os;
     if (checkpoint_parse_state(s, "trainer_state.json", &st, &os) == 0 &&

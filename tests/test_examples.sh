@@ -39,33 +39,30 @@ for ex in examples/*.yaml examples/*/*.yaml; do
     fi
 done
 [ $n -ge 3 ] || fail "only $n example configs found"
-# device: cuda on a build without CUDA (or without a GPU) fails before loading anything, naming the key
+# $1: what, $2: extended regex the output must match; the rest: a csft command that must fail so
+refused() {
+    local what=$1 want=$2 out rc
+    shift 2
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -qE "$want"; then
+        passed=$((passed + 1))
+    else
+        printf '%s\n' "$out" | tail -3
+        fail "$what (exit $rc)"
+    fi
+}
 ex=examples/qwen2_5_7b_lora.yaml
-out=$(./csft finetune --config $ex --set load_checkpoint=$m --set output_dir=$d/dev --device cuda 2>&1)
-rc=$?
-if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -qE 'device: cuda: device "cuda": (this csft was built without CUDA|.*no CUDA|.*GPU)'; then
-    passed=$((passed + 1))
-else
-    printf '%s\n' "$out" | tail -3
-    fail "--device cuda on this build (exit $rc)"
-fi
+# device: cuda on a build without CUDA (or without a GPU) fails before loading anything, naming the key
+refused "--device cuda on this build" \
+    'device: cuda: device "cuda": (this csft was built without CUDA|.*no CUDA|.*GPU)' \
+    ./csft finetune --config $ex --set load_checkpoint=$m --set output_dir=$d/dev --device cuda
 # compute_dtype: bfloat16 on the CPU: a clear error naming both keys, not a failure at model load
-out=$(./csft finetune --config $ex --set load_checkpoint=$m --set output_dir=$d/dev \
-    --set model.model_config.compute_dtype=bfloat16 2>&1)
-rc=$?
-if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'compute_dtype: bfloat16 needs bf16 GEMMs, which only device: cuda has'; then
-    passed=$((passed + 1))
-else
-    printf '%s\n' "$out" | tail -3
-    fail "compute_dtype bfloat16 on cpu (exit $rc)"
-fi
+refused "compute_dtype bfloat16 on cpu" 'compute_dtype: bfloat16 needs bf16 GEMMs, which only device: cuda has' \
+    ./csft finetune --config $ex --set load_checkpoint=$m --set output_dir=$d/dev \
+    --set model.model_config.compute_dtype=bfloat16
 # an unknown device is refused with the choices
-out=$(./csft eval --model $m --data tests/fixtures/datasets/alpaca.jsonl --device tpu 2>&1)
-if [ $? -ne 0 ] && printf '%s\n' "$out" | grep -q 'expected one of cpu, cuda, cuda-bf16'; then
-    passed=$((passed + 1))
-else
-    printf '%s\n' "$out" | tail -3
-    fail "--device tpu"
-fi
+refused "--device tpu" 'expected one of cpu, cuda, cuda-bf16' \
+    ./csft eval --model $m --data tests/fixtures/datasets/alpaca.jsonl --device tpu
 echo "examples: $passed passed, $failed failed"
 [ $failed -eq 0 ]
