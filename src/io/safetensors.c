@@ -506,6 +506,17 @@ int safetensors_read_f32_block(const struct safetensors *st, const char *name, f
     return 0;
 }
 
+int safetensors_read_f32_range(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t first, int64_t count) {
+    const struct st_tensor *t = find_shaped(st, name, shape, n_dims);
+    if (!t) return -1;
+    if (first < 0 || count < 0 || first > t->numel - count)
+        return err_set("%s: tensor \"%s\": elements [%lld, %lld) outside its %lld", t->file, name, (long long)first,
+                       (long long)(first + count), (long long)t->numel);
+    span_to_f32(dst, (const uint8_t *)t->data + (size_t)first * dtype_size(t->dtype), t->dtype, count);
+    return 0;
+}
+
 float *safetensors_load_f32(const struct safetensors *st, const char *name, const struct st_tensor **info) {
     const struct st_tensor *t = find_f32(st, name);
     if (!t) return NULL;

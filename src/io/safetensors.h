@@ -42,6 +42,9 @@ int safetensors_read_f32(const struct safetensors *st, const char *name, float *
  * its slice). */
 int safetensors_read_f32_block(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
                                int n_dims, int64_t row0, int64_t rows, int64_t col0, int64_t cols);
+/* Flat elements [first, first + count) of tensor `name` (which must have `shape`), as float32. */
+int safetensors_read_f32_range(const struct safetensors *st, const char *name, float *dst, const int64_t *shape,
+                               int n_dims, int64_t first, int64_t count);
 
 /* One tensor to write: float32 source converted to dtype (F32, BF16 or F16) on the way out. */
 struct st_entry {

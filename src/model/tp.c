@@ -43,6 +43,17 @@ int tp_read_param(const struct safetensors *st, const char *name, struct param *
     return safetensors_read_f32_block(st, name, p->data, p->full_shape, p->n_dims, 0, p->shape[0], p->tp_off, cols);
 }
 
+int tp_read_param_range(const struct safetensors *st, const char *name, const struct param *p, int64_t first,
+                        int64_t count, float *out) {
+    if (p->tp_dim < 0) return safetensors_read_f32_range(st, name, out, p->full_shape, p->n_dims, first, count);
+    struct param q = *p;
+    q.data = xmalloc(sizeof(float) * (size_t)q.numel);
+    int rc = tp_read_param(st, name, &q);
+    if (rc == 0) memcpy(out, q.data + first, sizeof(float) * (size_t)count);
+    free(q.data);
+    return rc;
+}
+
 /* dst (rows, cols) <- the block of src (.., width) at (row0, col0) */
 static void copy_block(float *dst, const float *src, int64_t width, int64_t row0, int64_t col0, int64_t rows,
                        int64_t cols) {

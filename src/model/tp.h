@@ -38,6 +38,11 @@ int tp_check_config(const struct model_config *cfg, int tp);
 /* Reads param p's slice (its tp_dim / tp_off) of tensor `name`, whose full shape must be
  * p->full_shape; only the slice's rows are touched. */
 int tp_read_param(const struct safetensors *st, const char *name, struct param *p);
+/* Elements [first, first + count) of p's slice (flat in p->shape) of tensor `name` into out:
+ * straight from the file without tensor parallelism, else the slice is read whole (one tensor's
+ * slice of memory at a time) and the range copied out. */
+int tp_read_param_range(const struct safetensors *st, const char *name, const struct param *p, int64_t first,
+                        int64_t count, float *out);
 /* Copies p's slice out of full (p->full_shape, row-major) into dst (p->shape). */
 void tp_take_slice(float *dst, const float *full, const struct param *p);
 /* The whole tensor of p (full_shape, malloc'd) on every rank (collective). */

@@ -45,11 +45,7 @@ int checkpoint_load_optimizer(const char *dir, struct model *m, int64_t lo, int6
             char name[256];
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", params[i].name);
             if (params[i].tp_dim >= 0) { /* tensor parallelism: this rank's slice of the whole tensor */
-                struct param q = params[i];
-                q.data = xmalloc(sizeof(float) * (size_t)q.numel);
-                rc = tp_read_param(st, name, &q);
-                if (rc == 0) memcpy((k ? vo : mo) + (a - lo), q.data + (a - off), sizeof(float) * (size_t)(b - a));
-                free(q.data);
+                rc = tp_read_param_range(st, name, &params[i], a - off, b - a, (k ? vo : mo) + (a - lo));
                 continue;
             }
             const struct st_tensor *t = safetensors_find(st, name);
@@ -564,12 +560,7 @@ int checkpoint_load_weights_part(const char *path, struct model *m, int64_t lo, 
             continue;
         }
         int64_t a = off > lo ? off : lo, b = off + params[i].numel < hi ? off + params[i].numel : hi;
-        if (a >= b) continue;
-        struct param q = params[i]; /* one tensor (slice) at a time: the shard takes its overlap */
-        q.data = xmalloc(sizeof(float) * (size_t)q.numel);
-        rc = tp_read_param(w, q.name, &q);
-        if (rc == 0) memcpy(shard + (a - lo), q.data + (a - off), sizeof(float) * (size_t)(b - a));
-        free(q.data);
+        if (a < b) rc = tp_read_param_range(w, params[i].name, &params[i], a - off, b - a, shard + (a - lo));
     }
     safetensors_close(w);
     return rc;

@@ -241,13 +241,8 @@ static int shard_fill(struct zspace *s, const char *dir) {
             }
             continue;
         }
-        if (p->tp_dim >= 0) { /* a tensor-parallel slice: read whole (one tensor at a time), keep the overlap */
-            struct param q = *p;
-            q.data = xmalloc(sizeof(float) * (size_t)q.numel);
-            rc = tp_read_param(st, q.name, &q);
-            if (rc == 0) memcpy(out, q.data + (a - off), sizeof(float) * (size_t)(b - a));
-            free(q.data);
-            if (rc) err_wrap("%s", dir);
+        if (p->tp_dim >= 0) { /* a tensor-parallel slice */
+            if ((rc = tp_read_param_range(st, p->name, p, a - off, b - a, out))) err_wrap("%s", dir);
             continue;
         }
         const struct st_tensor *t = safetensors_find(st, p->name);
